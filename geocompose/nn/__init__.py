@@ -1,0 +1,13 @@
+"""Modules: graph builders, bases, interactions, readouts, strategies.
+
+Importing this package registers every built-in knob.
+"""
+
+from geocompose.nn.embedding import envelope, radial, species  # noqa: F401
+from geocompose.nn.graph import complete, knn, radius  # noqa: F401
+from geocompose.nn.interaction import schnet  # noqa: F401
+from geocompose.nn.readout import gradient, pooling  # noqa: F401
+from geocompose.nn.symmetry import builtin  # noqa: F401
+from geocompose.nn.model import GeometricModel
+
+__all__ = ["GeometricModel"]

@@ -1,0 +1,80 @@
+"""The block protocol every pipeline stage follows.
+
+A block is an ``nn.Module`` with a params model and a pure typing rule::
+
+    signature(params, upstream, ctx) -> Signature | TypeRefusal
+
+that runs before any weights exist (so the compiler and the search type-check without
+building modules). A built block stores ``irreps_in``/``irreps_out`` keyed by field, and
+its ``forward`` takes the model state (field name → tensor) and returns only the fields
+it writes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+from torch import nn
+
+from geocompose.registry.core import Entry, KnobModel
+from geocompose.types.signature import FieldTypes, Signature, TypeRefusal
+
+State = Mapping[str, torch.Tensor]
+"""The model state between blocks: declared field name → tensor."""
+
+
+@dataclass(frozen=True)
+class BuildContext:
+    """Facts from elsewhere in the blueprint that a block may need.
+
+    Args:
+        species: chemical symbols, in the blueprint's order (index = species id).
+        cutoff: the graph's cutoff radius in Å (None for graphs without one).
+        knob: the blueprint path of the block being built, for messages.
+        output: for readouts, the output name (the key under ``readout:``).
+    """
+
+    species: tuple[str, ...]
+    cutoff: float | None
+    knob: str = ""
+    output: str = ""
+
+
+class Block(nn.Module):
+    """Base of every stage: typed reads and writes, one ``forward(state) -> writes``."""
+
+    Params: ClassVar[type[KnobModel]]
+    entry: ClassVar[Entry]
+
+    @classmethod
+    def signature(
+        cls, params: KnobModel, upstream: FieldTypes, ctx: BuildContext
+    ) -> Signature | TypeRefusal:
+        raise NotImplementedError
+
+    def __init__(self, params: KnobModel, upstream: FieldTypes, ctx: BuildContext):
+        super().__init__()
+        sig = self.signature(params, upstream, ctx)
+        if isinstance(sig, TypeRefusal):
+            # The compiler checks signatures first; reaching here is a programming error.
+            raise TypeError(f"{type(self).__name__} built against refused types: {sig.render()}")
+        self.params = params
+        self.sig = sig
+        self.irreps_in = {name: t.irreps for name, t in sig.reads.items()}
+        self.irreps_out = {name: t.irreps for name, t in sig.writes.items()}
+
+    def forward(self, state: State) -> dict[str, torch.Tensor]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def extra_repr(self) -> str:
+        def fmt(types: Mapping) -> str:
+            return ", ".join(f"{k}: {v}" for k, v in types.items())
+
+        weights = sum(p.numel() for p in self.parameters())
+        return (
+            f"reads {{{fmt(self.sig.reads)}}} -> writes {{{fmt(self.sig.writes)}}}, "
+            f"guarantee={self.sig.guarantee.value}, weights={weights}"
+        )

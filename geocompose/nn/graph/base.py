@@ -1,0 +1,102 @@
+"""What every graph builder shares: topology from a neighbour list, geometry in torch.
+
+Topology (who is whose neighbour, through which lattice shift) is discrete, computed
+on detached float64 coordinates and cached on the Batch, so it is built once per batch
+and reused across layers, epochs and the verifier's checks. Geometry (edge vectors and
+lengths) is recomputed in torch from positions and cell, so forces and stress come out
+of autograd through the shift vectors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+from geocompose.nn.block import Block, BuildContext, State
+from geocompose.types import FieldType, Level, Signature, TypeRefusal, discrete, require, scalars
+from geocompose.types import fields as F
+from geocompose.types.group import Group
+from geocompose.types.irreps import parse_irreps
+
+Pairs = tuple[np.ndarray, np.ndarray, np.ndarray]  # receivers (E,), senders (E,), shifts (E, 3)
+
+
+class GraphBuilder(Block):
+    """Base of graph builders; a subclass defines :meth:`pairs` for one structure."""
+
+    @classmethod
+    def signature(cls, params, upstream, ctx: BuildContext) -> Signature | TypeRefusal:
+        reads = {}
+        for name in (F.POSITIONS, F.CELL, F.PBC, F.BATCH):
+            found = require(upstream, name, f"the '{params.type}' graph builder")
+            if isinstance(found, TypeRefusal):
+                return found
+            reads[name] = found
+        return Signature(
+            reads=reads,
+            writes={
+                F.EDGE_INDEX: discrete(Level.EDGE),
+                F.EDGE_SHIFTS: discrete(Level.EDGE),
+                F.EDGE_VECTORS: FieldType(parse_irreps("1o"), Level.EDGE),
+                F.EDGE_LENGTHS: scalars(1, Level.EDGE),
+            },
+            guarantee=Group.O3,
+        )
+
+    def pairs(self, positions: np.ndarray, cell: np.ndarray, pbc: np.ndarray) -> Pairs:
+        """Neighbour pairs of one structure (float64 numpy in, int64 numpy out)."""
+        raise NotImplementedError
+
+    @property
+    def cache_key(self) -> tuple:
+        """Two builders with equal keys produce the same topology for the same batch."""
+        return (type(self).__name__, self.params.model_dump_json())
+
+    def topology(self, batch) -> dict[str, torch.Tensor]:
+        """Edge index and shifts for a whole batch, cached on the batch."""
+        return batch.cached(self.cache_key, lambda: self._topology(batch))
+
+    def _topology(self, batch) -> dict[str, torch.Tensor]:
+        receivers, senders, shifts = [], [], []
+        for s, (start, stop) in enumerate(batch.ranges()):
+            pos = batch.positions[start:stop].detach().cpu().double().numpy()
+            cell = batch.cell[s].detach().cpu().double().numpy()
+            pbc = batch.pbc[s].cpu().numpy()
+            r, j, sh = self.pairs(pos, cell, pbc)
+            receivers.append(torch.from_numpy(np.asarray(r, dtype=np.int64)) + start)
+            senders.append(torch.from_numpy(np.asarray(j, dtype=np.int64)) + start)
+            shifts.append(torch.from_numpy(np.asarray(sh, dtype=np.int64).reshape(-1, 3)))
+        device = batch.positions.device
+        if receivers:
+            edge_index = torch.stack([torch.cat(senders), torch.cat(receivers)]).to(device)
+            edge_shifts = torch.cat(shifts).to(device)
+        else:
+            edge_index = torch.zeros((2, 0), dtype=torch.int64, device=device)
+            edge_shifts = torch.zeros((0, 3), dtype=torch.int64, device=device)
+        return {F.EDGE_INDEX: edge_index, F.EDGE_SHIFTS: edge_shifts}
+
+    def forward(self, state: State) -> dict[str, torch.Tensor]:
+        positions, cell = state[F.POSITIONS], state[F.CELL]
+        senders, receivers = state[F.EDGE_INDEX]
+        shifts = state[F.EDGE_SHIFTS].to(positions.dtype)
+        # x_j - x_i + n @ cell_b: differentiable in positions and in the cell (stress).
+        offsets = torch.einsum("ek,ekc->ec", shifts, cell[state[F.BATCH][receivers]])
+        vectors = positions[senders] - positions[receivers] + offsets
+        return {
+            F.EDGE_INDEX: state[F.EDGE_INDEX],
+            F.EDGE_SHIFTS: state[F.EDGE_SHIFTS],
+            F.EDGE_VECTORS: vectors,
+            F.EDGE_LENGTHS: safe_norm(vectors),
+        }
+
+
+def safe_norm(vectors: torch.Tensor) -> torch.Tensor:
+    """(E, 3) → (E, 1) lengths whose gradient is 0, not NaN, for a zero vector."""
+    squared = (vectors * vectors).sum(dim=-1, keepdim=True)
+    nonzero = squared > 0
+    return torch.where(nonzero, torch.sqrt(torch.where(nonzero, squared, 1.0)), 0.0)
+
+
+PairFunction = Callable[..., Pairs]

@@ -1,0 +1,41 @@
+"""Complete graph: every ordered pair of atoms of a molecule."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from geocompose.errors import StructureError
+from geocompose.nn.graph.base import GraphBuilder
+from geocompose.nn.graph.neighbours import complete_pairs
+from geocompose.registry import Kind, KnobModel, register
+
+
+class CompleteGraphParams(KnobModel):
+    type: Literal["complete"] = "complete"
+    cutoff: float = Field(
+        default=10.0,
+        gt=0.0,
+        allow_inf_nan=False,
+        description="range of the radial basis and envelope (Å); pairs are never dropped",
+    )
+
+
+@register(Kind.GRAPH, periodic=False, smooth=True)
+class CompleteGraph(GraphBuilder):
+    """All pairs i != j of each structure (EGNN on small molecules). Open boundaries only:
+    a periodic cell has no finite complete graph, so it is refused.
+
+    YAML: ``graph: {type: complete}``
+    """
+
+    Params = CompleteGraphParams
+
+    def pairs(self, positions, cell, pbc):
+        if pbc.any():
+            raise StructureError(
+                "the 'complete' graph builder takes molecules only; this structure is "
+                "periodic — use graph type 'radius' for periodic cells"
+            )
+        return complete_pairs(len(positions))

@@ -1,0 +1,39 @@
+"""What every interaction block shares: ``repeat`` and the message-passing loop.
+
+An interaction computes per-edge messages (``message``), the one primitive in
+``nn.ops.message`` aggregates them, and ``update`` turns the aggregate into the fields
+the block writes. No interaction writes its own scatter loop.
+"""
+
+from __future__ import annotations
+
+import torch
+from pydantic import PositiveInt
+
+from geocompose.nn.block import Block, State
+from geocompose.nn.ops.message import EdgeView, aggregate
+from geocompose.registry import KnobModel
+
+
+class InteractionParams(KnobModel):
+    """Params every interaction has."""
+
+    repeat: PositiveInt = 1  # that many copies in a row, each with its own weights
+
+
+class MessagePassingInteraction(Block):
+    """An interaction written as message → aggregate → update."""
+
+    reduce = "sum"
+
+    def message(self, state: State, edges: EdgeView) -> torch.Tensor:
+        """(E, ...) per-edge messages from sender j to receiver i."""
+        raise NotImplementedError
+
+    def update(self, state: State, aggregated: torch.Tensor) -> dict[str, torch.Tensor]:
+        """New values of the fields this block writes."""
+        raise NotImplementedError
+
+    def forward(self, state: State) -> dict[str, torch.Tensor]:
+        edges = EdgeView.from_state(state)
+        return self.update(state, aggregate(self.message(state, edges), edges, self.reduce))

@@ -1,0 +1,125 @@
+"""The compiled model: blocks in pipeline order over one shared, typed state."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from contextlib import nullcontext
+
+import ase.data
+import torch
+from torch import nn
+
+from geocompose.data.batch import Batch
+from geocompose.errors import StructureError
+from geocompose.nn.block import Block
+from geocompose.nn.graph.base import GraphBuilder
+from geocompose.types import FieldType
+from geocompose.types import fields as F
+from geocompose.types.group import Group
+
+
+class GeometricModel(nn.Module):
+    """A geometric GNN compiled from a blueprint.
+
+    Calling it on a :class:`~geocompose.Batch` returns a mapping from output name to
+    tensor, each of shape ``(rows, irreps.dim)`` with rows per atom or per structure as
+    ``outputs[name]`` declares (energy is ``(B, 1)``, forces ``(N, 3)``).
+
+    Attributes:
+        name: the blueprint's name.
+        species: chemical symbols the model accepts.
+        symmetry: the group the blueprint *claims* (what the verifier holds it to).
+        derived_symmetry: the group the compiler derived from the blocks.
+        smooth: whether the energy is claimed continuous across the cutoff.
+        outputs: output name → declared FieldType (irreps and level).
+        trace: the type trace (``geocompose info`` prints it).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        species: Sequence[str],
+        blocks: Sequence[Block],
+        outputs: Mapping[str, FieldType],
+        symmetry: Group,
+        derived_symmetry: Group,
+        smooth: bool,
+        trace=None,
+    ):
+        super().__init__()
+        self.name = name
+        self.species = tuple(species)
+        if not blocks or not isinstance(blocks[0], GraphBuilder):
+            raise TypeError("the first block of a model must be its graph builder")
+        self.blocks = nn.ModuleList(blocks)
+        self.outputs = dict(outputs)
+        self.symmetry = symmetry
+        self.derived_symmetry = derived_symmetry
+        self.smooth = smooth
+        self.trace = trace
+        self.needs_position_grad = any(
+            getattr(b, "entry", None) is not None and b.entry.derivative for b in blocks
+        )
+        table = torch.full((len(ase.data.chemical_symbols),), -1, dtype=torch.long)
+        for index, symbol in enumerate(self.species):
+            table[ase.data.atomic_numbers[symbol]] = index
+        self.register_buffer("species_of_z", table, persistent=False)
+
+    @property
+    def graph(self) -> GraphBuilder:
+        return self.blocks[0]
+
+    @property
+    def irreps_out(self) -> dict[str, object]:
+        return {name: t.irreps for name, t in self.outputs.items()}
+
+    @property
+    def dtype(self) -> torch.dtype:
+        for p in self.parameters():
+            return p.dtype
+        return torch.get_default_dtype()
+
+    def species_index(self, atomic_numbers: torch.Tensor) -> torch.Tensor:
+        """(N,) atomic numbers → (N,) index into ``species``; unknown species refused."""
+        if atomic_numbers.numel() and (
+            atomic_numbers.min() < 0 or atomic_numbers.max() >= len(self.species_of_z)
+        ):
+            raise StructureError(f"atomic numbers out of range: {atomic_numbers.unique().tolist()}")
+        index = self.species_of_z[atomic_numbers]
+        unknown = (index < 0).nonzero().flatten()
+        if unknown.numel():
+            atom = int(unknown[0])
+            symbol = ase.data.chemical_symbols[int(atomic_numbers[atom])]
+            raise StructureError(
+                f"atom {atom} is {symbol}, which model '{self.name}' does not know "
+                f"(its species: {', '.join(self.species)})"
+            )
+        return index
+
+    def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
+        with torch.enable_grad() if self.needs_position_grad else nullcontext():
+            positions = batch.positions
+            if self.needs_position_grad and not positions.requires_grad:
+                # A leaf copy, so forces are d/d(this call's positions) and the caller's
+                # tensor is untouched.
+                positions = positions.detach().requires_grad_(True)
+            state: dict[str, torch.Tensor] = {
+                F.POSITIONS: positions,
+                F.ATOMIC_NUMBERS: batch.atomic_numbers,
+                F.SPECIES: self.species_index(batch.atomic_numbers),
+                F.BATCH: batch.batch,
+                F.CELL: batch.cell,
+                F.PBC: batch.pbc,
+            }
+            state.update(self.graph.topology(batch))
+            for block in self.blocks:
+                state.update(block(state))
+            return {name: state[name] for name in self.outputs}
+
+    def extra_repr(self) -> str:
+        weights = sum(p.numel() for p in self.parameters())
+        outs = ", ".join(f"{k}: {v}" for k, v in self.outputs.items())
+        return (
+            f"name={self.name}, species={list(self.species)}, claim={self.symmetry.value}, "
+            f"derived={self.derived_symmetry.value}, outputs={{{outs}}}, weights={weights}"
+        )

@@ -1,0 +1,63 @@
+"""Conservative forces: ``F = -dE/dx`` by autograd."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from pydantic import Field
+
+from geocompose.nn.block import Block, BuildContext, State
+from geocompose.nn.readout.pooling import structure_scalar
+from geocompose.registry import Kind, KnobModel, register
+from geocompose.types import FieldType, Level, Signature, TypeRefusal, require
+from geocompose.types import fields as F
+from geocompose.types.group import Group
+from geocompose.types.irreps import parse_irreps
+
+
+class GradientForcesParams(KnobModel):
+    type: Literal["gradient"] = "gradient"
+    of: str = Field(default="energy", description="the per-structure energy to differentiate")
+
+
+@register(Kind.READOUT, derivative=True)
+class GradientForces(Block):
+    """Forces as the negative gradient of an energy output, ``F_i = -dE/dx_i``.
+
+    Conservative by construction and equivariant whenever the energy is invariant
+    (the gradient of an invariant is a ``1o`` field). The model turns on gradients
+    for positions before its first block when any derivative readout is present.
+
+    YAML: ``forces: {type: gradient, of: energy}``
+    """
+
+    Params = GradientForcesParams
+
+    @classmethod
+    def signature(cls, params, upstream, ctx: BuildContext):
+        reader = f"readout '{ctx.output}'"
+        energy = structure_scalar(upstream, params.of, reader)
+        if isinstance(energy, TypeRefusal):
+            return energy
+        positions = require(upstream, F.POSITIONS, reader)
+        return Signature(
+            reads={params.of: energy, F.POSITIONS: positions},
+            writes={ctx.output: FieldType(parse_irreps("1o"), Level.NODE)},
+            guarantee=Group.O3,
+        )
+
+    def __init__(self, params: GradientForcesParams, upstream, ctx: BuildContext):
+        super().__init__(params, upstream, ctx)
+        self.output = ctx.output
+
+    def forward(self, state: State) -> dict[str, torch.Tensor]:
+        positions = state[F.POSITIONS]
+        (grad,) = torch.autograd.grad(
+            state[self.params.of].sum(),
+            positions,
+            create_graph=self.training,  # training on forces needs second derivatives
+            retain_graph=True,  # other derivative readouts may follow
+            allow_unused=True,  # an energy that ignores geometry has zero forces
+        )
+        return {self.output: -grad if grad is not None else torch.zeros_like(positions)}

@@ -1,0 +1,187 @@
+"""One registry for every knob kind.
+
+An entry is a params model (pydantic, ``extra="forbid"``), a builder (the class that
+makes the module), a typing rule (``signature``) and typed metadata. Built-in blocks
+and user blocks register the same way, with :func:`register`::
+
+    @register(Kind.INTERACTION, family=Family.INVARIANT, body_order=2, group=Group.O3)
+    class SchNetInteraction(Block[SchNetParams]): ...
+
+The knob's name is written once, in the params model's ``type: Literal["schnet"]``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+import typing
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict
+
+from geocompose.registry.kinds import Family, Group, Kind
+
+__all__ = ["Entry", "KnobModel", "REGISTRY", "Registry", "RegistryError", "register"]
+
+
+class KnobModel(BaseModel):
+    """Base of every knob's params: unknown keys refused, values immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+P = TypeVar("P", bound=KnobModel)
+
+
+class RegistryError(Exception):
+    """A mistake in *registering* a knob (a programming error, raised at import)."""
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One registered knob choice.
+
+    Args:
+        name: the YAML ``type`` value, read from the params model's Literal.
+        kind: which pipeline slot it fills.
+        params: the pydantic params model.
+        builder: the class that builds the module from params.
+        family: the survey family (interactions) or ``component``.
+        group: the group it guarantees when its inputs transform correctly.
+        body_order: geometric body order of its scalarisation (interactions).
+        smooth: envelopes and graph builders: whether it goes to zero smoothly at the cutoff.
+        periodic: graph builders: whether it handles periodic cells.
+        derivative: readouts: computed by autograd from another output (forces, stress).
+        exact: strategies: whether the symmetry they give is exact or approximate.
+    """
+
+    name: str
+    kind: Kind
+    params: type[KnobModel]
+    builder: type
+    family: Family
+    group: Group
+    body_order: int | None = None
+    smooth: bool | None = None
+    periodic: bool | None = None
+    derivative: bool = False
+    exact: bool | None = None
+
+    @property
+    def doc(self) -> str:
+        return inspect.getdoc(self.builder) or ""
+
+    @property
+    def source(self) -> str:
+        """``file:line`` of the builder, as catalogue's ``find`` gives."""
+        try:
+            file = inspect.getsourcefile(self.builder)
+            _, line = inspect.getsourcelines(self.builder)
+        except (OSError, TypeError):
+            return "<unknown>"
+        return f"{file}:{line}"
+
+
+def knob_name(params: type[KnobModel]) -> str:
+    """The single Literal value of a params model's ``type`` field."""
+    field = params.model_fields.get("type")
+    args = typing.get_args(field.annotation) if field is not None else ()
+    if field is None or typing.get_origin(field.annotation) is not Literal or len(args) != 1:
+        raise RegistryError(
+            f"{params.__name__} needs a field `type: Literal['<name>'] = '<name>'` naming the knob"
+        )
+    return args[0]
+
+
+class Registry:
+    """Every registered knob, by kind and name."""
+
+    def __init__(self) -> None:
+        self._entries: dict[Kind, dict[str, Entry]] = {kind: {} for kind in Kind}
+        self.version = 0  # bumped on every registration, so derived schemas know to rebuild
+
+    def add(self, entry: Entry) -> Entry:
+        existing = self._entries[entry.kind].get(entry.name)
+        if existing is not None and existing.builder is not entry.builder:
+            raise RegistryError(
+                f"{entry.kind.value} '{entry.name}' is already registered by "
+                f"{existing.builder.__qualname__} ({existing.source}); a change in numerics "
+                f"gets a new name, e.g. '{entry.name}.v2'"
+            )
+        self._entries[entry.kind][entry.name] = entry
+        self.version += 1
+        return entry
+
+    def remove(self, kind: Kind, name: str) -> None:
+        """Unregister (used by tests that plant temporary blocks)."""
+        self._entries[kind].pop(name, None)
+        self.version += 1
+
+    def get(self, kind: Kind, name: str) -> Entry:
+        try:
+            return self._entries[kind][name]
+        except KeyError:
+            names = self.names(kind)
+            close = difflib.get_close_matches(name, names, n=1)
+            hint = f" — did you mean '{close[0]}'?" if close else ""
+            raise KeyError(
+                f"no {kind.value} named '{name}'{hint} (choose from: {', '.join(names)})"
+            ) from None
+
+    def names(self, kind: Kind) -> list[str]:
+        return sorted(self._entries[kind])
+
+    def entries(self, kind: Kind | None = None) -> Iterator[Entry]:
+        kinds = [kind] if kind is not None else list(Kind)
+        for k in kinds:
+            yield from (self._entries[k][name] for name in sorted(self._entries[k]))
+
+    def for_params(self, params: KnobModel, kind: Kind) -> Entry:
+        return self.get(kind, params.type)  # type: ignore[attr-defined]
+
+
+REGISTRY = Registry()
+
+
+def register(
+    kind: Kind,
+    *,
+    family: Family = Family.COMPONENT,
+    group: Group = Group.O3,
+    body_order: int | None = None,
+    smooth: bool | None = None,
+    periodic: bool | None = None,
+    derivative: bool = False,
+    exact: bool | None = None,
+    registry: Registry | None = None,
+) -> Callable[[type], type]:
+    """Class decorator that registers a block; reads the params model from ``Params``.
+
+    The decorated class must name its params model in a class attribute ``Params``.
+    """
+
+    def decorate(builder: type) -> type:
+        params = getattr(builder, "Params", None)
+        if not (isinstance(params, type) and issubclass(params, KnobModel)):
+            raise RegistryError(f"{builder.__qualname__} needs `Params = <a KnobModel subclass>`")
+        entry = Entry(
+            name=knob_name(params),
+            kind=kind,
+            params=params,
+            builder=builder,
+            family=family,
+            group=group,
+            body_order=body_order,
+            smooth=smooth,
+            periodic=periodic,
+            derivative=derivative,
+            exact=exact,
+        )
+        (registry or REGISTRY).add(entry)
+        builder.entry = entry
+        return builder
+
+    return decorate
+

@@ -1,0 +1,31 @@
+"""Typed metadata of registry entries: what kind of knob, which family, which group."""
+
+from __future__ import annotations
+
+import enum
+
+from geocompose.types.group import Group
+
+__all__ = ["Family", "Group", "Kind"]
+
+
+class Kind(str, enum.Enum):
+    """Where in the pipeline a knob choice plugs in; one blueprint section each."""
+
+    GRAPH = "graph"
+    NODE_EMBEDDING = "node_embedding"
+    RADIAL = "radial"
+    ENVELOPE = "envelope"
+    INTERACTION = "interaction"
+    READOUT = "readout"
+    STRATEGY = "strategy"
+
+
+class Family(str, enum.Enum):
+    """The survey's taxonomy of geometric GNNs (plus 'component' for non-interactions)."""
+
+    INVARIANT = "invariant"  # scalarise geometry first (SchNet, DimeNet, GemNet)
+    CARTESIAN = "cartesian"  # scalar + vector features (EGNN, PaiNN, GVP)
+    SPHERICAL = "spherical"  # irreps and tensor products (TFN, NequIP, MACE)
+    UNCONSTRAINED = "unconstrained"  # symmetry from outside (FAENet)
+    COMPONENT = "component"  # graph builders, bases, envelopes, readouts

@@ -1,0 +1,43 @@
+"""Field names: the only place field-name strings are written.
+
+A model's state between blocks is a mapping from these names to tensors; each block
+declares, through its ``Signature``, which of them it reads and writes and with which
+``FieldType``. Shapes use N atoms, E edges, B structures.
+"""
+
+from __future__ import annotations
+
+from geocompose.types.irreps import FieldType, Level, discrete
+from e3nn import o3
+
+# Inputs, filled from a Batch.
+POSITIONS = "positions"  # (N, 3) float, 1o, translates
+SPECIES = "species"  # (N,) int64, index into the blueprint's species list
+ATOMIC_NUMBERS = "atomic_numbers"  # (N,) int64
+BATCH = "batch"  # (N,) int64, structure index of each atom
+CELL = "cell"  # (B, 3, 3) float, rows are lattice vectors (each a 1o)
+PBC = "pbc"  # (B, 3) bool, periodic along each lattice vector
+
+# Written by graph builders.
+EDGE_INDEX = "edge_index"  # (2, E) int64, rows (sender j, receiver i); sorted by receiver
+EDGE_SHIFTS = "edge_shifts"  # (E, 3) float, integer lattice shifts of the sender image
+EDGE_VECTORS = "edge_vectors"  # (E, 3) float, x_j - x_i + shift @ cell; 1o
+EDGE_LENGTHS = "edge_lengths"  # (E, 1) float, |edge_vectors|; 0e
+
+# Written by the edge embedding.
+EDGE_RADIAL = "edge_radial"  # (E, num_basis) float, radial basis of the length; 0e
+EDGE_ENVELOPE = "edge_envelope"  # (E, 1) float, smooth cutoff envelope in [0, 1]; 0e
+EDGE_ANGULAR = "edge_angular"  # (E, (l_max+1)^2) float, spherical harmonics of the direction
+
+# Node state carried through the interactions.
+NODE_FEATURES = "node_features"  # (N, irreps.dim) float
+
+INPUT_TYPES: dict[str, FieldType] = {
+    POSITIONS: FieldType(o3.Irreps("1o"), Level.NODE, translates=True),
+    SPECIES: discrete(Level.NODE),
+    ATOMIC_NUMBERS: discrete(Level.NODE),
+    BATCH: discrete(Level.NODE),
+    CELL: FieldType(o3.Irreps("3x1o"), Level.STRUCTURE),
+    PBC: discrete(Level.STRUCTURE),
+}
+"""What every model starts with, before the first block."""

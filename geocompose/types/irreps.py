@@ -1,0 +1,108 @@
+"""The one feature type: e3nn ``Irreps``, plus ``Discrete`` for index-valued fields.
+
+Blueprints spell irreps in e3nn syntax (``"64x0e + 16x1o"``). One pydantic type parses
+them with e3nn's own parser and prints the canonical, simplified form, so parity is
+always explicit in traces (``y`` parity, e.g. ``1y``, is resolved to ``1o`` for odd l).
+
+For l = 1, e3nn's component order is Cartesian ``(x, y, z)`` and
+``Irreps("1o").D_from_matrix(R) == R`` (checked in ``tests/unit/types``), so Cartesian
+vectors (forces, dipoles, EGNN coordinates) *are* ``1o`` irreps with no reordering.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from e3nn import o3
+from pydantic import BeforeValidator, PlainSerializer, WithJsonSchema
+
+
+def parse_irreps(value: Any) -> o3.Irreps:
+    """Parse e3nn irreps syntax; ``"y"`` parity becomes explicit ``e``/``o``."""
+    if isinstance(value, o3.Irreps):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        # A bare channel count means that many scalars: `features: 128` is `128x0e`.
+        if value <= 0:
+            raise ValueError(f"a channel count must be positive; got {value}")
+        return o3.Irreps(f"{value}x0e")
+    if not isinstance(value, str):
+        raise ValueError(f"irreps must be a string like '64x0e + 16x1o'; got {type(value).__name__}")
+    try:
+        irreps = o3.Irreps(value)
+    except (ValueError, AssertionError, TypeError) as err:
+        raise ValueError(
+            f"'{value}' is not valid irreps syntax; write e.g. '64x0e + 16x1o + 8x2e' ({err})"
+        ) from None
+    if irreps.dim == 0:
+        raise ValueError(f"irreps '{value}' are empty")
+    return irreps
+
+
+IrrepsField = Annotated[
+    o3.Irreps,
+    BeforeValidator(parse_irreps),
+    PlainSerializer(lambda irreps: str(irreps), return_type=str),
+    WithJsonSchema({"type": "string", "description": "e3nn irreps, e.g. '64x0e + 16x1o'"}),
+]
+"""Pydantic field type for irreps written in a blueprint."""
+
+
+class Level(str, enum.Enum):
+    """What one row of a field belongs to; tells the verifier how a permutation acts."""
+
+    NODE = "node"  # one row per atom
+    EDGE = "edge"  # one row per directed edge
+    STRUCTURE = "structure"  # one row per structure in the batch
+
+
+@dataclass(frozen=True)
+class FieldType:
+    """The declared type of one named field.
+
+    Args:
+        irreps: e3nn irreps of the last dimension, or ``None`` for a ``Discrete`` field
+            (species, indices) that no group element acts on.
+        level: what one row is (atom, edge, structure).
+        translates: True for fields that move with the atoms (positions, updated
+            positions); they shift under translation, every other field does not.
+    """
+
+    irreps: o3.Irreps | None
+    level: Level
+    translates: bool = False
+
+    @property
+    def is_discrete(self) -> bool:
+        return self.irreps is None
+
+    @property
+    def is_scalar(self) -> bool:
+        return self.irreps is not None and all(ir.l == 0 and ir.p == 1 for _, ir in self.irreps)
+
+    def __str__(self) -> str:
+        kind = "discrete" if self.irreps is None else str(self.irreps)
+        return f"{kind} per {self.level.value}"
+
+
+def scalars(n: int, level: Level) -> FieldType:
+    """``n x 0e`` at ``level``."""
+    return FieldType(o3.Irreps(f"{n}x0e"), level)
+
+
+def discrete(level: Level) -> FieldType:
+    """An index-valued field (no group acts on it)."""
+    return FieldType(None, level)
+
+
+def scalar_part(irreps: o3.Irreps) -> o3.Irreps:
+    """The ``0e`` channels of ``irreps`` (invariant under O(3))."""
+    return o3.Irreps([(mul, ir) for mul, ir in irreps if ir.l == 0 and ir.p == 1]).simplify()
+
+
+def is_subset(sub: o3.Irreps, sup: o3.Irreps) -> bool:
+    """True when every irrep of ``sub`` appears in ``sup`` with at least that multiplicity."""
+    have = {ir: mul for mul, ir in sup.simplify()}
+    return all(have.get(ir, 0) >= mul for mul, ir in sub.simplify())

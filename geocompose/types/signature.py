@@ -1,0 +1,60 @@
+"""Typing rules: what a block reads and writes, decided before any weights exist."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+from geocompose.types.group import Group
+from geocompose.types.irreps import FieldType
+
+FieldTypes = Mapping[str, FieldType]
+"""The fields available at some point of a model, with their declared types."""
+
+
+@dataclass(frozen=True)
+class Signature:
+    """A block's contract.
+
+    Args:
+        reads: fields the block consumes, with the types it accepts them as.
+        writes: fields the block produces (or overwrites), with their types.
+        guarantee: the group the block is equivariant under when its reads are.
+    """
+
+    reads: Mapping[str, FieldType]
+    writes: Mapping[str, FieldType]
+    guarantee: Group
+    notes: tuple[str, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "reads", MappingProxyType(dict(self.reads)))
+        object.__setattr__(self, "writes", MappingProxyType(dict(self.writes)))
+
+
+@dataclass(frozen=True)
+class TypeRefusal:
+    """A typed 'no': the block cannot consume what upstream provides.
+
+    Args:
+        message: what is wrong, naming the field and both types.
+        hint: what would be valid instead.
+    """
+
+    message: str
+    hint: str = ""
+
+    def render(self) -> str:
+        return f"{self.message}; {self.hint}" if self.hint else self.message
+
+
+def require(upstream: FieldTypes, name: str, reader: str) -> FieldType | TypeRefusal:
+    """Look up a field a block needs, or refuse naming the reader."""
+    if name not in upstream:
+        available = ", ".join(sorted(upstream)) or "nothing"
+        return TypeRefusal(
+            f"{reader} reads `{name}`, which no earlier block writes",
+            f"fields available here: {available}",
+        )
+    return upstream[name]
