@@ -29,7 +29,7 @@ __all__ = ["Entry", "KnobModel", "REGISTRY", "Registry", "RegistryError", "regis
 class KnobModel(BaseModel):
     """Base of every knob's params: unknown keys refused, values immutable."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
 
 
 P = TypeVar("P", bound=KnobModel)

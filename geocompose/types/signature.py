@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from types import MappingProxyType
 
 from geocompose.types.group import Group
 from geocompose.types.irreps import FieldType
@@ -29,8 +28,8 @@ class Signature:
     notes: tuple[str, ...] = field(default=())
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "reads", MappingProxyType(dict(self.reads)))
-        object.__setattr__(self, "writes", MappingProxyType(dict(self.writes)))
+        object.__setattr__(self, "reads", dict(self.reads))
+        object.__setattr__(self, "writes", dict(self.writes))
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,85 @@
+"""Small structures for verification and tests: molecules, periodic cells, edge cases.
+
+Every generator takes a numpy Generator, so samples are reproducible from a seed.
+"""
+
+from __future__ import annotations
+
+import ase
+import numpy as np
+from ase.build import bulk
+from ase.geometry import cellpar_to_cell
+
+MIN_DISTANCE = 0.9  # Å; closer atoms are legal but not the generic case we sample
+
+
+def _place(rng: np.random.Generator, count: int, box: np.ndarray, periodic: bool) -> np.ndarray:
+    """Rejection-sample ``count`` points in a box (3, 3) at least MIN_DISTANCE apart."""
+    points: list[np.ndarray] = []
+    for _ in range(2000):
+        if len(points) == count:
+            break
+        candidate = rng.random(3) @ box
+        if periodic:
+            ok = all(_min_image(candidate - p, box) >= MIN_DISTANCE for p in points)
+        else:
+            ok = all(np.linalg.norm(candidate - p) >= MIN_DISTANCE for p in points)
+        if ok:
+            points.append(candidate)
+    return np.array(points).reshape(-1, 3)
+
+
+def _min_image(d: np.ndarray, box: np.ndarray) -> float:
+    frac = np.linalg.solve(box.T, d)
+    frac -= np.round(frac)
+    return float(np.linalg.norm(frac @ box))
+
+
+def random_molecule(rng: np.random.Generator, species: list[str], cutoff: float, max_atoms: int = 7) -> ase.Atoms:
+    """3..max_atoms atoms in a cube of side ~0.6 x cutoff, so most pairs are edges."""
+    count = int(rng.integers(3, max_atoms + 1))
+    side = max(2.0, 0.6 * cutoff)
+    positions = _place(rng, count, np.eye(3) * side, periodic=False)
+    symbols = list(rng.choice(species, size=len(positions)))
+    return ase.Atoms(symbols=symbols, positions=positions + rng.normal(size=3) * 3.0)
+
+
+def random_cell(rng: np.random.Generator, species: list[str], max_atoms: int = 5, pbc=(True, True, True)) -> ase.Atoms:
+    """A triclinic cell (edges 3–6 Å, angles 60–120°) with 1..max_atoms atoms."""
+    lengths = rng.uniform(3.0, 6.0, size=3)
+    angles = rng.uniform(65.0, 115.0, size=3)
+    cell = cellpar_to_cell(np.concatenate([lengths, angles]))
+    count = int(rng.integers(1, max_atoms + 1))
+    positions = _place(rng, count, cell, periodic=True)
+    symbols = list(rng.choice(species, size=len(positions)))
+    atoms = ase.Atoms(symbols=symbols, positions=positions, cell=cell, pbc=pbc)
+    return atoms
+
+
+def random_slab(rng: np.random.Generator, species: list[str]) -> ase.Atoms:
+    """A cell periodic along two lattice vectors only (partial pbc)."""
+    return random_cell(rng, species, pbc=(True, True, False))
+
+
+def metal_bulk(symbol: str, repeat: int = 2) -> ase.Atoms:
+    """An fcc/bcc crystal of ``symbol`` when ASE knows its structure (lattice ties on purpose)."""
+    return bulk(symbol, cubic=True).repeat(repeat)
+
+
+def single_atom(species: list[str]) -> ase.Atoms:
+    return ase.Atoms(symbols=[species[0]], positions=[[0.1, -0.2, 0.3]])
+
+
+def with_isolated_atom(rng: np.random.Generator, species: list[str], cutoff: float) -> ase.Atoms:
+    """A molecule plus one atom far beyond the cutoff from everything."""
+    atoms = random_molecule(rng, species, cutoff)
+    far = atoms.positions.mean(axis=0) + np.array([4.0 * cutoff + 10.0, 0.0, 0.0])
+    atoms += ase.Atoms(symbols=[species[-1]], positions=[far])
+    return atoms
+
+
+def dimer(symbol: str, distance: float) -> ase.Atoms:
+    """Two atoms ``distance`` apart along a generic direction."""
+    direction = np.array([0.48, -0.6, 0.64])
+    direction /= np.linalg.norm(direction)
+    return ase.Atoms(symbols=[symbol, symbol], positions=[[0.0, 0.0, 0.0], distance * direction])

@@ -1,0 +1,168 @@
+"""The checks: each runs the model on transformed inputs and measures a relative error.
+
+Every check returns the largest error over the sampled structures, with the output
+and structure that gave it, so a failing report says where to look.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import torch
+
+from geocompose.data.batch import Batch
+from geocompose.data.structures import dimer
+from geocompose.types import FieldType, Level
+from geocompose.verify import actions, groups, tolerances
+
+Outputs = Mapping[str, torch.Tensor]
+
+
+@dataclass(frozen=True)
+class Measured:
+    """Largest and mean per-structure relative error, and where the largest was."""
+
+    worst: float
+    mean: float
+    where: str
+
+
+def compare(
+    observed: Outputs, expected: Outputs, types: Mapping[str, FieldType], batch: Batch, labels: list[str]
+) -> Measured:
+    """Per-structure relative errors over all outputs.
+
+    The scale of an output is its largest expected magnitude over the whole batch,
+    floored at ``SCALE_FLOOR``, so a structure whose output is ~0 is not divided by ~0.
+    """
+    per_structure = torch.zeros(batch.num_structures, dtype=torch.float64)
+    worst_output = [""] * batch.num_structures
+    for name, exp in expected.items():
+        obs = observed[name]
+        if types[name].irreps is None or exp.numel() == 0:
+            continue
+        scale = max(float(exp.abs().max()), tolerances.SCALE_FLOOR)
+        err = (obs - exp).abs().reshape(exp.shape[0], -1).max(dim=1).values.double() / scale
+        err = torch.where(torch.isfinite(err), err, torch.full_like(err, float("inf")))
+        if types[name].level is Level.NODE:
+            row_structure = batch.batch
+        else:
+            row_structure = torch.arange(batch.num_structures)
+        structure_err = torch.zeros(batch.num_structures, dtype=torch.float64).index_reduce_(
+            0, row_structure, err, "amax", include_self=True
+        )
+        for s in range(batch.num_structures):
+            if structure_err[s] > per_structure[s]:
+                per_structure[s] = structure_err[s]
+                worst_output[s] = name
+    if batch.num_structures == 0:
+        return Measured(0.0, 0.0, "")
+    s = int(per_structure.argmax())
+    where = f"{worst_output[s] or '-'} on {labels[s]}"
+    return Measured(float(per_structure.max()), float(per_structure.mean()), where)
+
+
+def detached(outputs: Outputs) -> dict[str, torch.Tensor]:
+    return {k: v.detach() for k, v in outputs.items()}
+
+
+def rotation_check(model, batch, labels, gen, improper: bool) -> Measured:
+    rotation = groups.improper_rotation(gen) if improper else groups.haar_rotation(gen)
+    return _equivariance(model, batch, labels, rotation, None)
+
+
+def translation_check(model, batch, labels, gen) -> Measured:
+    return _equivariance(model, batch, labels, torch.eye(3, dtype=torch.float64), groups.translation(gen))
+
+
+def _equivariance(model, batch, labels, rotation, shift) -> Measured:
+    base = detached(model(batch))
+    moved = detached(model(actions.transform_batch(batch, rotation, shift)))
+    expected = actions.transform_outputs(base, model.outputs, rotation, shift)
+    return compare(moved, expected, model.outputs, batch, labels)
+
+
+def permutation_check(model, batch, labels, gen) -> Measured:
+    perm = groups.permutation_within(batch.batch, gen)
+    base = detached(model(batch))
+    moved = detached(model(actions.permute_batch(batch, perm)))
+    return compare(moved, actions.permute_outputs(base, model.outputs, perm), model.outputs, batch, labels)
+
+
+def periodic_check(model, batch, labels) -> Measured:
+    """Wrapping atoms into an equivalent cell (an integer, determinant-1 change of
+    lattice vectors) must change nothing but position-like outputs."""
+    change = torch.stack([groups.unimodular_cell_change(pbc) for pbc in batch.pbc])
+    base = detached(model(batch))
+    wrapped, displacement = actions.wrap_batch(batch, change)
+    moved = detached(model(wrapped))
+    expected = {
+        name: value + displacement if model.outputs[name].translates else value
+        for name, value in base.items()
+    }
+    return compare(moved, expected, model.outputs, batch, labels)
+
+
+def batch_independence_check(model, batch, labels) -> Measured:
+    """Each structure's outputs alone must equal its outputs inside the batch."""
+    together = detached(model(batch))
+    alone = [detached(model(batch.structure(s))) for s in range(batch.num_structures)]
+    joined = {name: torch.cat([a[name] for a in alone]) for name in together}
+    return compare(together, joined, model.outputs, batch, labels)
+
+
+def conservative_check(model, batch, labels, gen, force: str, energy: str) -> Measured:
+    """``-F . d`` against a central difference of E along random unit displacements d."""
+    base = model(batch)
+    forces = base[force].detach()
+    direction = torch.randn(batch.positions.shape, generator=gen, dtype=torch.float64)
+    direction = direction / direction.norm(dim=1, keepdim=True).clamp(min=1e-12)
+    h = tolerances.FD_STEP
+    plus = model(batch.replace(positions=batch.positions + h * direction))[energy].detach()
+    minus = model(batch.replace(positions=batch.positions - h * direction))[energy].detach()
+    numeric = ((plus - minus) / (2 * h)).reshape(-1)  # (B,)
+    predicted = -torch.zeros(batch.num_structures, dtype=torch.float64).index_add_(
+        0, batch.batch, (forces * direction).sum(dim=1)
+    )
+    scale = max(float(forces.abs().max()) if forces.numel() else 0.0, tolerances.SCALE_FLOOR)
+    err = (numeric - predicted).abs() / scale
+    s = int(err.argmax())
+    return Measured(float(err.max()), float(err.mean()), f"{force} vs dE/dx on {labels[s]}")
+
+
+def continuity_check(model, symbol: str, cutoff: float, energy_names: list[str]) -> Measured:
+    """Energy of a dimer just inside vs just outside the cutoff."""
+    delta = tolerances.CUTOFF_DELTA
+    inside = Batch.from_ase([dimer(symbol, cutoff - delta)])
+    outside = Batch.from_ase([dimer(symbol, cutoff + delta)])
+    reference = Batch.from_ase([dimer(symbol, 0.6 * cutoff)])
+    e_in, e_out, e_ref = (detached(model(b)) for b in (inside, outside, reference))
+    worst, where = 0.0, ""
+    for name in energy_names:
+        scale = max(float((e_ref[name] - e_out[name]).abs().max()), float(e_out[name].abs().max()), tolerances.SCALE_FLOOR)
+        err = float((e_in[name] - e_out[name]).abs().max()) / scale
+        if err >= worst:
+            worst, where = err, f"{name}: {symbol}2 at cutoff ± {delta:g} Å"
+    return Measured(worst, worst, where)
+
+
+def finite_check(model, batches: list[tuple[str, Batch]]) -> Measured:
+    """Outputs and their gradients w.r.t. positions are finite on edge cases."""
+    bad = []
+    for label, batch in batches:
+        positions = batch.positions.detach().clone().requires_grad_(True)
+        outputs = model(batch.replace(positions=positions))
+        values = [v for v in outputs.values() if v.is_floating_point()]
+        if not all(torch.isfinite(v).all() for v in values):
+            bad.append(f"output on {label}")
+            continue
+        total = sum(v.sum() for v in values if v.requires_grad)
+        if isinstance(total, torch.Tensor) and total.requires_grad and positions.numel():
+            (grad,) = torch.autograd.grad(total, positions, allow_unused=True)
+            if grad is not None and not torch.isfinite(grad).all():
+                bad.append(f"gradient on {label}")
+    return Measured(float(len(bad)), float(len(bad)), ", ".join(bad) or f"{len(batches)} edge cases")
+
+
+CheckFunction = Callable[..., Measured]

@@ -1,0 +1,93 @@
+"""What the verifier measured: one row per check, one report per model."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+
+class Verdict(str, enum.Enum):
+    PASS = "pass"
+    FAIL = "FAIL"
+    MEASURED = "measured"  # not claimed: the figure is reported, not judged
+    SKIPPED = "skipped"
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """One check over all sampled structures.
+
+    Args:
+        name: e.g. ``rotation``, ``reflection``, ``conservative forces``.
+        error: the largest relative error measured (None when skipped).
+        tolerance: the bound a claimed check is held to.
+        verdict: pass / FAIL for claims, measured for what is only reported.
+        detail: which output and structure gave the largest error, or why skipped.
+        mean: mean error over samples, for approximate or unclaimed checks.
+    """
+
+    name: str
+    error: float | None
+    tolerance: float | None
+    verdict: Verdict
+    detail: str = ""
+    mean: float | None = None
+
+
+@dataclass
+class VerificationReport:
+    """Every check of one model, with what the model claims."""
+
+    name: str
+    weights: int
+    claim: str
+    derived: str
+    checks: list[CheckResult] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return all(c.verdict is not Verdict.FAIL for c in self.checks)
+
+    @property
+    def failures(self) -> list[CheckResult]:
+        return [c for c in self.checks if c.verdict is Verdict.FAIL]
+
+    def check(self, name: str) -> CheckResult:
+        for c in self.checks:
+            if c.name == name:
+                return c
+        raise KeyError(f"no check named '{name}' (have: {[c.name for c in self.checks]})")
+
+    def table(self):
+        """A rich Table: check, measured error, tolerance, verdict, detail."""
+        from rich.table import Table
+
+        verdict = "[green]verified[/]" if self.passed else "[red]claim violated[/]"
+        table = Table(
+            title=f"{self.name}: claim {self.claim} (derived {self.derived}), "
+            f"{self.weights:,} weights — {verdict}"
+        )
+        for column in ("check", "max error", "mean", "tolerance", "verdict", "detail"):
+            table.add_column(column)
+        style = {Verdict.PASS: "green", Verdict.FAIL: "red", Verdict.MEASURED: "yellow", Verdict.SKIPPED: "dim"}
+        for c in self.checks:
+            table.add_row(
+                c.name,
+                _fmt(c.error),
+                _fmt(c.mean),
+                _fmt(c.tolerance),
+                f"[{style[c.verdict]}]{c.verdict.value}[/]",
+                c.detail,
+            )
+        return table
+
+    def text(self) -> str:
+        """Plain-text rendering (for exceptions and logs)."""
+        lines = [f"{self.name}: claim {self.claim}, derived {self.derived}, {'verified' if self.passed else 'CLAIM VIOLATED'}"]
+        for c in self.checks:
+            lines.append(f"  {c.name:<24} {_fmt(c.error):>10}  tol {_fmt(c.tolerance):>8}  {c.verdict.value:<8} {c.detail}")
+        return "\n".join(lines)
+
+
+def _fmt(x: float | None) -> str:
+    return "—" if x is None else f"{x:.1e}"
