@@ -1,0 +1,121 @@
+"""PaiNN: polarizable atom interaction neural network (Cartesian scalar–vector family)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from torch import nn
+
+from geocompose.nn.activations import Activation, mlp
+from geocompose.nn.block import BuildContext, State
+from geocompose.nn.interaction.base import InteractionParams, MessagePassingInteraction
+from geocompose.nn.ops.cartesian import (
+    CartesianLayout,
+    VectorLinear,
+    cartesian_input,
+    cartesian_irreps,
+    require_all,
+    safe_unit,
+    vector_norm,
+)
+from geocompose.nn.ops.message import EdgeView
+from geocompose.registry import Family, Group, Kind, register
+from geocompose.types import FieldType, Level, Signature, TypeRefusal
+from geocompose.types import fields as F
+
+
+class PaiNNParams(InteractionParams):
+    type: Literal["painn"] = "painn"
+    activation: Activation = "silu"
+
+
+@register(Kind.INTERACTION, family=Family.CARTESIAN, body_order=3, group=Group.O3)
+class PaiNNInteraction(MessagePassingInteraction):
+    """One PaiNN message + update block (Schütt, Unke, Gastegger, ICML 2021, eqs. 7–12).
+
+    Node state: scalars ``s_i`` (F) and vectors ``v_i`` (F x 3), carried together in
+    ``node_features`` as ``"Fx0e + Fx1o"``. With ``x = phi(s_j) o W(r_ij)`` split in
+    three (``phi = Dense(act(Dense(s)))``, ``W = Dense(e(r_ij)) * u(r_ij)`` on the radial
+    basis ``e`` and the envelope ``u``)::
+
+        message (eqs. 7-8):  s_i += sum_j x^s_ij
+                             v_i += sum_j x^vv_ij * v_j + x^vs_ij * r_ij / |r_ij|
+        update (eqs. 9-12):  a = Dense(act(Dense([s_i, |V v_i|])))  split in a_vv, a_sv, a_ss
+                             v_i += a_vv * (U v_i)
+                             s_i += a_ss + a_sv * <U v_i, V v_i>
+
+    ``U`` and ``V`` mix vector channels without bias, every nonlinearity acts on
+    invariants, and vectors only ever meet scalars by products, so the block is
+    O(3)-equivariant. Norms are ``sqrt(v.v + eps)`` and the direction of a zero-length
+    edge is the zero vector, so coincident atoms and isolated atoms stay finite.
+
+    Signature: reads ``node_features: Fx0e`` (the vectors start at zero, as in PaiNN)
+    or ``Fx0e + Gx1o`` (G vector channels are mixed into F when G != F),
+    ``edge_radial``, ``edge_envelope``, ``edge_vectors``, ``edge_lengths`` → writes
+    ``node_features: Fx0e + Fx1o``.
+
+    YAML: ``{type: painn, repeat: 3}``
+    """
+
+    Params = PaiNNParams
+
+    @classmethod
+    def signature(cls, params, upstream, ctx: BuildContext):
+        names = (F.NODE_FEATURES, F.EDGE_RADIAL, F.EDGE_ENVELOPE, F.EDGE_VECTORS, F.EDGE_LENGTHS, F.EDGE_INDEX)
+        reads = require_all(upstream, names, "painn")
+        if isinstance(reads, TypeRefusal):
+            return reads
+        layout = cartesian_input(reads[F.NODE_FEATURES], "painn")
+        if isinstance(layout, TypeRefusal):
+            return layout
+        width = layout.num_scalars
+        writes = {F.NODE_FEATURES: FieldType(cartesian_irreps(width, width), Level.NODE)}
+        return Signature(reads=reads, writes=writes, guarantee=Group.O3)
+
+    def __init__(self, params: PaiNNParams, upstream, ctx: BuildContext):
+        super().__init__(params, upstream, ctx)
+        self.layout_in = CartesianLayout.of(self.irreps_in[F.NODE_FEATURES])
+        width = self.width = self.layout_in.num_scalars
+        self.layout = CartesianLayout.canonical(width, width)
+        vectors_in = self.layout_in.num_vectors
+        # Upstream vectors with another channel count are mixed into F channels (a linear
+        # map commutes with rotations); none at all means PaiNN's zero initialisation.
+        self.vectors_in = VectorLinear(vectors_in, width) if 0 < vectors_in != width else None
+        num_radial = self.irreps_in[F.EDGE_RADIAL].dim
+        self.phi = mlp([width, width, 3 * width], params.activation)
+        self.filter = nn.Linear(num_radial, 3 * width)
+        self.mix_u = VectorLinear(width, width)
+        self.mix_v = VectorLinear(width, width)
+        self.gate = mlp([2 * width, width, 3 * width], params.activation)
+
+    def node_state(self, state: State) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Scalars (N, F) and vectors (N, F, 3), or None where upstream had no vectors."""
+        s, v = self.layout_in.split(state[F.NODE_FEATURES])
+        if self.layout_in.num_vectors == 0:
+            return s, None
+        return s, (self.vectors_in(v) if self.vectors_in is not None else v)
+
+    def message(self, state: State, edges: EdgeView) -> torch.Tensor:
+        """(E, 4F): the messages of eqs. 7–8 as an ``Fx0e + Fx1o`` field per edge."""
+        s, v = self.node_state(state)
+        filters = self.filter(state[F.EDGE_RADIAL]) * state[F.EDGE_ENVELOPE]  # (E, 3F)
+        x = edges.gather_senders(self.phi(s)) * filters  # (E, 3F)
+        x_s, x_vv, x_vs = torch.split(x, self.width, dim=-1)  # (E, F) each
+        unit = safe_unit(state[F.EDGE_VECTORS], state[F.EDGE_LENGTHS])  # (E, 3)
+        dv = x_vs.unsqueeze(-1) * unit.unsqueeze(1)  # (E, F, 3)
+        if v is not None:  # the first block after a scalar embedding has v_j = 0
+            dv = dv + x_vv.unsqueeze(-1) * edges.gather_senders(v)
+        return self.layout.join(x_s, dv)
+
+    def update(self, state: State, aggregated: torch.Tensor) -> dict[str, torch.Tensor]:
+        s, v = self.node_state(state)
+        ds, dv = self.layout.split(aggregated)  # (N, F), (N, F, 3)
+        s = s + ds
+        v = dv if v is None else v + dv
+        uv, vv = self.mix_u(v), self.mix_v(v)  # (N, F, 3) each
+        a = self.gate(torch.cat([s, vector_norm(vv)], dim=-1))  # (N, 3F)
+        a_vv, a_sv, a_ss = torch.split(a, self.width, dim=-1)
+        s = s + a_ss + a_sv * (uv * vv).sum(dim=-1)
+        v = v + a_vv.unsqueeze(-1) * uv
+        return {F.NODE_FEATURES: self.layout.join(s, v)}
