@@ -85,7 +85,7 @@ def _build_schema(registry: Registry, version: int) -> type[KnobModel]:
         symmetry=(Symmetry, ...),
         graph=(knob_union(Kind.GRAPH, registry), ...),
         embedding=(Embedding, ...),
-        interactions=(list[Interaction], Field(min_length=1)),
+        interactions=(list[Interaction], Field(default_factory=list)),
         readout=(dict[Annotated[str, Field(pattern=OUTPUT_PATTERN)], Readout], Field(min_length=1)),
     )
 

@@ -39,6 +39,16 @@ def check(source) -> TypeTrace:
     return _trace(loaded, stages, signatures, weights=None)
 
 
+def interaction_upstream(source) -> dict:
+    """Field types after the graph, embeddings and interactions (before any readout);
+    what a block appended to ``interactions`` would receive. Used by search and by the
+    composition strategy to choose only blocks that type-check."""
+    loaded = load(source)
+    stages = [s for s in resolve(loaded.blueprint) if not s.knob.startswith("readout")]
+    _, upstream = typecheck(stages, loaded.locate)
+    return upstream
+
+
 def compile(source, *, dtype: torch.dtype = torch.float32, seed: int | None = None) -> GeometricModel:
     """Compile a blueprint into a runnable model.
 
