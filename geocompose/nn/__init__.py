@@ -8,6 +8,7 @@ from geocompose.nn.graph import complete, knn, radius  # noqa: F401
 from geocompose.nn.interaction import schnet  # noqa: F401
 from geocompose.nn.interaction import painn  # noqa: F401  (Cartesian family)
 from geocompose.nn.readout import gradient, pooling  # noqa: F401
+from geocompose.nn.readout import vector  # noqa: F401  (direct forces, dipole, moved positions)
 from geocompose.nn.symmetry import builtin  # noqa: F401
 from geocompose.nn.model import GeometricModel
 

@@ -31,6 +31,9 @@ EDGE_ANGULAR = "edge_angular"  # (E, (l_max+1)^2) float, spherical harmonics of 
 
 # Node state carried through the interactions.
 NODE_FEATURES = "node_features"  # (N, irreps.dim) float
+# Coordinates moved by a coordinate-updating interaction (EGNN); they transform as
+# positions do, rotating and translating with the atoms.
+UPDATED_POSITIONS = "updated_positions"  # (N, 3) float, 1o, translates
 
 INPUT_TYPES: dict[str, FieldType] = {
     POSITIONS: FieldType(o3.Irreps("1o"), Level.NODE, translates=True),

@@ -57,8 +57,14 @@ class CartesianLayout:
     vector_slices: tuple[slice, ...]
 
     @classmethod
-    def of(cls, irreps: o3.Irreps) -> CartesianLayout:
-        """The layout of ``irreps``; ``ValueError`` if it holds anything but 0e and 1o."""
+    def of(cls, irreps: o3.Irreps, *, skip_others: bool = False) -> CartesianLayout:
+        """The layout of ``irreps``.
+
+        Args:
+            irreps: e3nn irreps.
+            skip_others: read past irreps that are neither 0e nor 1o (a readout that
+                uses only scalars and vectors); otherwise they raise ``ValueError``.
+        """
         irreps = o3.Irreps(irreps)
         scalar, vector = [], []
         for sl, (mul, ir) in zip(irreps.slices(), irreps):
@@ -66,7 +72,7 @@ class CartesianLayout:
                 scalar.append(sl)
             elif ir == VECTOR:
                 vector.append(sl)
-            elif mul > 0:
+            elif mul > 0 and not skip_others:
                 raise ValueError(f"{irreps} holds {ir}, which is neither 0e nor 1o")
         return cls(irreps, tuple(scalar), tuple(vector))
 
