@@ -1,0 +1,17 @@
+"""The folder tree is the pipeline: imports flow one way (import-linter contract in
+pyproject.toml)."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).parents[1]
+
+
+def test_import_layers_are_kept():
+    result = subprocess.run(
+        [sys.executable, "-c", "import sys; from importlinter.cli import lint_imports_command; sys.argv=['lint-imports']; lint_imports_command()"],
+        cwd=ROOT, capture_output=True, text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
