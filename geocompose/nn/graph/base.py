@@ -9,12 +9,11 @@ of autograd through the shift vectors.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 import torch
 
 from geocompose.nn.block import Block, BuildContext, State
+from geocompose.nn.graph.neighbours import edge_vectors
 from geocompose.types import FieldType, Level, Signature, TypeRefusal, discrete, require, scalars
 from geocompose.types import fields as F
 from geocompose.types.group import Group
@@ -78,12 +77,15 @@ class GraphBuilder(Block):
         return {F.EDGE_INDEX: edge_index, F.EDGE_SHIFTS: edge_shifts}
 
     def forward(self, state: State) -> dict[str, torch.Tensor]:
-        positions, cell = state[F.POSITIONS], state[F.CELL]
         senders, receivers = state[F.EDGE_INDEX]
-        shifts = state[F.EDGE_SHIFTS].to(positions.dtype)
         # x_j - x_i + n @ cell_b: differentiable in positions and in the cell (stress).
-        offsets = torch.einsum("ek,ekc->ec", shifts, cell[state[F.BATCH][receivers]])
-        vectors = positions[senders] - positions[receivers] + offsets
+        vectors = edge_vectors(
+            state[F.POSITIONS],
+            state[F.CELL][state[F.BATCH][receivers]],
+            receivers,
+            senders,
+            state[F.EDGE_SHIFTS],
+        )
         return {
             F.EDGE_INDEX: state[F.EDGE_INDEX],
             F.EDGE_SHIFTS: state[F.EDGE_SHIFTS],
@@ -98,5 +100,3 @@ def safe_norm(vectors: torch.Tensor) -> torch.Tensor:
     nonzero = squared > 0
     return torch.where(nonzero, torch.sqrt(torch.where(nonzero, squared, 1.0)), 0.0)
 
-
-PairFunction = Callable[..., Pairs]
