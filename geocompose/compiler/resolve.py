@@ -47,10 +47,11 @@ def resolve(blueprint) -> list[Stage]:
     """The blueprint's blocks in pipeline order: graph, node embedding, edge embedding,
     interactions (repeats expanded), readouts (in the order written)."""
     species = tuple(blueprint.embedding.species)
-    cutoff = blueprint.graph.cutoff
+    cutoff = getattr(blueprint.graph, "cutoff", None)
+    long_range = getattr(blueprint.graph, "long_range_cutoff", None)
 
     def ctx(knob: str, output: str = "") -> BuildContext:
-        return BuildContext(species=species, cutoff=cutoff, knob=knob, output=output)
+        return BuildContext(species, cutoff, knob=knob, output=output, long_range_cutoff=long_range)
 
     stages = [
         registered_stage(Kind.GRAPH, blueprint.graph, ctx("graph"), "graph"),

@@ -35,12 +35,14 @@ class BuildContext:
         cutoff: the graph's cutoff radius in Å (None for graphs without one).
         knob: the blueprint path of the block being built, for messages.
         output: for readouts, the output name (the key under ``readout:``).
+        long_range_cutoff: radius of the graph's long-range edge set, if it has one.
     """
 
     species: tuple[str, ...]
     cutoff: float | None
     knob: str = ""
     output: str = ""
+    long_range_cutoff: float | None = None
 
 
 class Block(nn.Module):

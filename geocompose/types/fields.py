@@ -23,6 +23,11 @@ EDGE_INDEX = "edge_index"  # (2, E) int64, rows (sender j, receiver i); sorted b
 EDGE_SHIFTS = "edge_shifts"  # (E, 3) float, integer lattice shifts of the sender image
 EDGE_VECTORS = "edge_vectors"  # (E, 3) float, x_j - x_i + shift @ cell; 1o
 EDGE_LENGTHS = "edge_lengths"  # (E, 1) float, |edge_vectors|; 0e
+# A second, longer-range edge set beside the local one (same conventions, L edges).
+LONG_RANGE_EDGE_INDEX = "long_range_edge_index"  # (2, L) int64
+LONG_RANGE_EDGE_SHIFTS = "long_range_edge_shifts"  # (L, 3) int64
+LONG_RANGE_EDGE_VECTORS = "long_range_edge_vectors"  # (L, 3) float, 1o
+LONG_RANGE_EDGE_LENGTHS = "long_range_edge_lengths"  # (L, 1) float, 0e
 
 # Written by the edge embedding.
 EDGE_RADIAL = "edge_radial"  # (E, num_basis) float, radial basis of the length; 0e

@@ -55,15 +55,16 @@ class GraphBuilder(Block):
 
     def topology(self, batch) -> dict[str, torch.Tensor]:
         """Edge index and shifts for a whole batch, cached on the batch."""
-        return batch.cached(self.cache_key, lambda: self._topology(batch))
+        return batch.cached(self.cache_key, lambda: self._topology(batch, self.pairs))
 
-    def _topology(self, batch) -> dict[str, torch.Tensor]:
+    def _topology(self, batch, pairs) -> dict[str, torch.Tensor]:
+        """Run ``pairs(positions, cell, pbc)`` per structure and join the edge sets."""
         receivers, senders, shifts = [], [], []
         for s, (start, stop) in enumerate(batch.ranges()):
             pos = batch.positions[start:stop].detach().cpu().double().numpy()
             cell = batch.cell[s].detach().cpu().double().numpy()
             pbc = batch.pbc[s].cpu().numpy()
-            r, j, sh = self.pairs(pos, cell, pbc)
+            r, j, sh = pairs(pos, cell, pbc)
             receivers.append(torch.from_numpy(np.asarray(r, dtype=np.int64)) + start)
             senders.append(torch.from_numpy(np.asarray(j, dtype=np.int64)) + start)
             shifts.append(torch.from_numpy(np.asarray(sh, dtype=np.int64).reshape(-1, 3)))

@@ -13,6 +13,7 @@ from pydantic import PositiveInt
 from geocompose.nn.block import Block, State
 from geocompose.nn.ops.message import EdgeView, aggregate
 from geocompose.registry import KnobModel
+from geocompose.types import fields as F
 
 
 class InteractionParams(KnobModel):
@@ -25,6 +26,7 @@ class MessagePassingInteraction(Block):
     """An interaction written as message → aggregate → update."""
 
     reduce = "sum"
+    edge_index_field = F.EDGE_INDEX  # which edge set the messages travel on
 
     def message(self, state: State, edges: EdgeView) -> torch.Tensor:
         """(E, ...) per-edge messages from sender j to receiver i."""
@@ -35,5 +37,5 @@ class MessagePassingInteraction(Block):
         raise NotImplementedError
 
     def forward(self, state: State) -> dict[str, torch.Tensor]:
-        edges = EdgeView.from_state(state)
+        edges = EdgeView.from_state(state, self.edge_index_field)
         return self.update(state, aggregate(self.message(state, edges), edges, self.reduce))

@@ -29,8 +29,8 @@ class EdgeView:
     num_nodes: int
 
     @classmethod
-    def from_state(cls, state) -> EdgeView:
-        edge_index = state[F.EDGE_INDEX]
+    def from_state(cls, state, index_field: str = F.EDGE_INDEX) -> EdgeView:
+        edge_index = state[index_field]
         return cls(edge_index[0], edge_index[1], state[F.POSITIONS].shape[0])
 
     def gather_senders(self, node_rows: torch.Tensor) -> torch.Tensor:
