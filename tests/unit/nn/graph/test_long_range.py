@@ -64,3 +64,13 @@ def test_long_range_sees_beyond_the_local_cutoff():
     l1 = local(geocompose.Batch.from_ase([water + far]))["energy"]
     l2 = local(geocompose.Batch.from_ase([water + nearer]))["energy"]
     assert torch.allclose(l1, l2)
+
+
+def test_point_cloud_has_no_edges_and_a_model_still_runs():
+    bp = blueprint(long_range_cutoff=None, interactions=[{"type": "schnet", "filters": 4}])
+    bp["graph"] = {"type": "point_cloud"}
+    model = geocompose.compile(bp, dtype=torch.float64)
+    batch = geocompose.Batch.from_ase([molecule("H2O")])
+    assert model.graph.topology(batch)[F.EDGE_INDEX].shape == (2, 0)
+    out = model(batch)
+    assert torch.isfinite(out["energy"]).all() and torch.equal(out["forces"], torch.zeros(3, 3, dtype=torch.float64))

@@ -1,0 +1,34 @@
+"""A bare point cloud: no edges at all."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+from pydantic import Field
+
+from geocompose.nn.graph.base import GraphBuilder
+from geocompose.registry import Kind, KnobModel, register
+
+
+class PointCloudParams(KnobModel):
+    type: Literal["point_cloud"] = "point_cloud"
+    cutoff: float = Field(
+        default=5.0, gt=0.0, allow_inf_nan=False, description="range of the radial basis (Å); no edges are built"
+    )
+
+
+@register(Kind.GRAPH, periodic=True, smooth=True)
+class PointCloud(GraphBuilder):
+    """Atoms as a set of points with no graph: message-passing blocks see no edges, so
+    only blocks that read positions directly (unconstrained networks under a symmetry
+    strategy) or per-atom readouts do anything.
+
+    YAML: ``graph: {type: point_cloud}``
+    """
+
+    Params = PointCloudParams
+
+    def pairs(self, positions, cell, pbc):
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty, np.zeros((0, 3), dtype=np.int64)
