@@ -47,6 +47,17 @@ def structures(draw, species: list[str] = SPECIES, cutoff: float = 4.0, periodic
     return Batch.from_ase(atoms)
 
 
+@st.composite
+def graphs(draw, cutoff: float) -> dict:
+    """A graph section: radius (sometimes with a long-range edge set), kNN or complete."""
+    kind = draw(st.sampled_from(["radius", "radius", "radius_long_range", "knn", "complete"]))
+    if kind == "radius_long_range":
+        return {"type": "radius", "cutoff": cutoff, "long_range_cutoff": cutoff + draw(st.sampled_from([2.0, 4.0]))}
+    if kind == "knn":
+        return {"type": "knn", "k": draw(st.integers(2, 8)), "cutoff": cutoff}
+    return {"type": kind, "cutoff": cutoff}
+
+
 def _accepts(entry, params: dict, upstream: dict, species: list[str], cutoff: float) -> bool:
     try:
         model = entry.params.model_validate({"type": entry.name, **params})
@@ -80,7 +91,7 @@ def compositions(
     blueprint = {
         "name": "drawn",
         "symmetry": {"group": "O(3)", "strategy": "built_in"},
-        "graph": {"type": "radius", "cutoff": cutoff},
+        "graph": draw(graphs(cutoff)),
         "embedding": embedding,
         "interactions": [],
         "readout": {"energy": {"type": "sum", "hidden": [4]}, "forces": {"type": "gradient"}},
