@@ -30,10 +30,8 @@ from geocompose.types import FieldType, TypeRefusal, require
 
 SCALAR = o3.Irrep("0e")
 VECTOR = o3.Irrep("1o")
-NORM_EPS = 1e-8
-"""Added under the square root of a squared norm: ``|v| = sqrt(v.v + eps)`` is smooth at
-``v = 0`` with gradient exactly 0 there (and bounded second derivatives, which training
-on gradient forces needs). The value at zero, ``sqrt(eps)``, is an invariant constant."""
+NORM_SCALE = 1.0
+"""Where :func:`vector_norm` turns from quadratic to linear (features are unitless)."""
 
 
 def cartesian_irreps(num_scalars: int, num_vectors: int) -> o3.Irreps:
@@ -166,9 +164,22 @@ def require_all(upstream, names, reader: str) -> dict[str, FieldType] | TypeRefu
     return reads
 
 
-def vector_norm(v: torch.Tensor, eps: float = NORM_EPS) -> torch.Tensor:
-    """``(..., 3)`` → ``(...)``: ``sqrt(v.v + eps)``, finite with gradient 0 at ``v = 0``."""
-    return torch.sqrt((v * v).sum(dim=-1) + eps)
+def vector_norm(v: torch.Tensor, scale: float = NORM_SCALE) -> torch.Tensor:
+    """``(..., 3)`` → ``(...)``: a norm that is smooth at ``v = 0``.
+
+    ``n(v) = sqrt(|v|^2 + a^2) - a`` (``a = scale``), written as
+    ``|v|^2 / (sqrt(|v|^2 + a^2) + a)`` to avoid cancellation: ``|v|^2 / 2a`` near
+    zero, ``|v| - a`` far from it, every derivative finite everywhere.
+
+    Why not ``sqrt(|v|^2 + 1e-8)``: vector features vanish exactly wherever a site is
+    inversion-symmetric (every atom of a perfect fcc crystal, an isolated atom), and
+    a tiny epsilon leaves a cusp 1e-4 wide there: forces jump over 1e-4 Å and the
+    Hessian (phonons, finite-difference checks) is ~1e4 times too large. A unit
+    scale keeps the energy surface as smooth at those sites as anywhere else; the
+    learned vector mixings set the effective scale.
+    """
+    squared = (v * v).sum(dim=-1)
+    return squared / (torch.sqrt(squared + scale * scale) + scale)
 
 
 def safe_unit(vectors: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:

@@ -86,12 +86,12 @@ def test_matches_a_transcription_of_the_paper_equations():
     s, v = s + ds, v + dv
     uv = torch.einsum("kc,ncx->nkx", block.mix_u.weight, v)
     vv = torch.einsum("kc,ncx->nkx", block.mix_v.weight, v)
-    a_vv, a_sv, a_ss = block.gate(torch.cat([s, vv.norm(dim=-1)], -1)).split(3, dim=-1)
+    smooth_norm = (vv.pow(2).sum(-1) + 1).sqrt() - 1  # sqrt(|V v|^2 + 1) - 1
+    a_vv, a_sv, a_ss = block.gate(torch.cat([s, smooth_norm], -1)).split(3, dim=-1)
     s = s + a_ss + a_sv * (uv * vv).sum(-1)
     v = v + a_vv[..., None] * uv
     out_s, out_v = to_cartesian(block(state)[F.NODE_FEATURES], o3.Irreps("3x0e + 3x1o"))
-    # |V v| vs sqrt(|V v|^2 + 1e-8): agree to ~1e-8 / |V v|.
-    assert torch.allclose(out_s, s, atol=1e-6) and torch.allclose(out_v, v, atol=1e-6)
+    assert torch.allclose(out_s, s, atol=1e-12) and torch.allclose(out_v, v, atol=1e-12)
 
 
 @pytest.mark.parametrize("features", ["8x0e", "8x0e + 8x1o"])

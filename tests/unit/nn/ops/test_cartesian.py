@@ -113,6 +113,13 @@ def test_norm_and_unit_are_finite_with_gradients_at_zero():
     (second,) = torch.autograd.grad(grad.sum(), v)
     assert torch.isfinite(second).all()
 
+    # Smooth, not a 1e-4-wide cusp: the Hessian at zero is the identity (n ~ |v|^2 / 2),
+    # and far from zero n(v) = sqrt(|v|^2 + 1) - 1.
+    hessian = torch.autograd.functional.hessian(lambda u: vector_norm(u), torch.zeros(3, dtype=torch.float64))
+    assert torch.allclose(hessian, torch.eye(3, dtype=torch.float64))
+    far = torch.tensor([3.0, 0.0, 4.0], dtype=torch.float64)
+    assert torch.isclose(vector_norm(far), torch.tensor(26.0, dtype=torch.float64).sqrt() - 1)
+
     vectors = torch.tensor([[0.0, 0.0, 0.0], [3.0, 0.0, 4.0]], dtype=torch.float64, requires_grad=True)
     lengths = vectors.norm(dim=-1, keepdim=True)
     unit = safe_unit(vectors, lengths.detach())
