@@ -39,6 +39,8 @@ NODE_FEATURES = "node_features"  # (N, irreps.dim) float
 # Coordinates moved by a coordinate-updating interaction (EGNN); they transform as
 # positions do, rotating and translating with the atoms.
 UPDATED_POSITIONS = "updated_positions"  # (N, 3) float, 1o, translates
+# Edge state of directional message passing (DimeNet, GemNet): one message per edge j->i.
+EDGE_FEATURES = "edge_features"  # (E, irreps.dim) float, n x 0e (invariant messages)
 
 INPUT_TYPES: dict[str, FieldType] = {
     POSITIONS: FieldType(o3.Irreps("1o"), Level.NODE, translates=True),
