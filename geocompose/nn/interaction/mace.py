@@ -1,0 +1,258 @@
+"""MACE (Batatia et al., NeurIPS 2022): higher-order messages by a symmetric contraction.
+
+One layer::
+
+    A_i      = W_A sum_j TP_uvu(W_up h_j, Y(r_ij); MLP(e(r_ij)) * u(r_ij)) / avg_neighbours
+    B_i,k,LM = sum_{nu=1}^{correlation} sum_{eta} W^{nu}_{z_i,k,eta} (A_i,k (x) ... (x) A_i,k)^{nu}_{eta,LM}
+    h_i'     = W_out B_i + SC_{z_i}(h_i)
+
+``A`` is the one-particle basis (channels ``k`` x the harmonics' irreps), ``B`` the
+many-body basis: every ``nu``-fold channel-wise Clebsch–Gordan product of ``A`` with
+itself coupled to each written irrep, with weights per species ``z``, channel ``k`` and
+coupling path ``eta``. The products are built with e3nn ``o3.TensorProduct`` in ``uuu``
+mode, one order at a time (``P^nu = P^{nu-1} (x) A``), pruning couplings that can no
+longer reach a written irrep and, at ``nu = 2``, the duplicates and the antisymmetric
+couplings of ``A_k (x) A_k`` that vanish identically. The basis is therefore
+overcomplete for ``nu >= 3`` (MACE's generalised Clebsch–Gordan ``U`` tensors are
+not used): exact and equivariant, but with more weights than mace-torch for the same
+hyperparameters.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from e3nn import o3
+from pydantic import Field
+from torch import nn
+
+from geocompose.nn.block import BuildContext, State
+from geocompose.nn.interaction.base import MessagePassingInteraction
+from geocompose.nn.interaction.spherical import (
+    EdgeTensorProduct,
+    SelfConnection,
+    SphericalParams,
+    describe_plan,
+    edge_plan,
+    exact_constants,
+    self_connection,
+    sorted_features,
+    spherical_inputs,
+)
+from geocompose.nn.ops.message import EdgeView
+from geocompose.registry import Family, Group, Kind, register
+from geocompose.types import FieldType, Level, Signature, TypeRefusal
+from geocompose.types import fields as F
+from geocompose.types.irreps import IrrepsField
+
+
+@dataclass(frozen=True)
+class ContractionLevel:
+    """The products of order ``nu``: ``irreps`` (each segment ``K x ir``) and, for
+    ``nu >= 2``, the ``(i_prev, i_a, i_out)`` couplings that make them from order
+    ``nu - 1`` and ``A``."""
+
+    irreps: o3.Irreps
+    couplings: tuple[tuple[int, int, int], ...] = ()
+
+
+def contraction_levels(irreps_a: o3.Irreps, targets: list[o3.Irrep], correlation: int) -> list[ContractionLevel]:
+    """Products of ``A`` with itself up to ``correlation``, pruned to what can reach ``targets``.
+
+    A segment of order ``nu`` is kept if it is a target irrep or can still reach one in
+    the ``correlation - nu`` products left (``|l - l_t| <= l_max(A) * left``).
+    """
+    k = irreps_a[0].mul
+    a_lmax = irreps_a.lmax
+    target_ls = {ir.l for ir in targets}
+
+    def useful(ir: o3.Irrep, left: int) -> bool:
+        return ir in targets or (left > 0 and any(abs(ir.l - lt) <= a_lmax * left for lt in target_ls))
+
+    levels = [ContractionLevel(irreps_a)]  # order 1 is A itself (also every right factor)
+    for nu in range(2, correlation + 1):
+        prev = levels[-1].irreps
+        out, couplings = [], []
+        for i1, (_, ir1) in enumerate(prev):
+            for i2, (_, ir2) in enumerate(irreps_a):
+                for ir3 in ir1 * ir2:
+                    if not useful(ir3, correlation - nu):
+                        continue
+                    # A_k (x) A_k: (l2 x l1) repeats (l1 x l2); for l1 = l2 the part odd
+                    # under exchange, (-1)^(l1 + l2 + l3) = -1, is identically zero.
+                    if nu == 2 and (i2 < i1 or (i2 == i1 and (ir1.l + ir2.l + ir3.l) % 2)):
+                        continue
+                    couplings.append((i1, i2, len(out)))
+                    out.append((k, ir3))
+        levels.append(ContractionLevel(o3.Irreps(out), tuple(couplings)))
+    return levels
+
+
+class SymmetricContraction(nn.Module):
+    """``A`` (N, K x irreps_a) and species (N,) → ``B`` (N, K x targets), see the module doc.
+
+    Args:
+        irreps_a: the one-particle basis, one segment ``K x ir`` per irrep.
+        irreps_out: the written irreps, all with multiplicity ``K``.
+        correlation: the highest order ``nu`` (body order ``nu + 1``).
+        num_species: rows of the per-species weights.
+    """
+
+    def __init__(self, irreps_a: o3.Irreps, irreps_out: o3.Irreps, correlation: int, num_species: int):
+        super().__init__()
+        self.k = irreps_a[0].mul
+        self.irreps_out = irreps_out
+        targets = [ir for _, ir in irreps_out]
+        self.levels = contraction_levels(irreps_a, targets, correlation)
+        self.products = nn.ModuleList()
+        for prev, level in zip(self.levels[:-1], self.levels[1:]):
+            instructions = [(i1, i2, i3, "uuu", False) for i1, i2, i3 in level.couplings]
+            self.products.append(o3.TensorProduct(prev.irreps, irreps_a, level.irreps, instructions))
+        # Which segments of each order feed each target, as index buffers into (N, K, n, 2l+1).
+        self.terms: list[list[tuple[int, list[slice]]]] = []
+        self.weights = nn.ParameterList()
+        counts = [sum(ir == t for lev in self.levels for _, ir in lev.irreps) for t in targets]
+        for nu, level in enumerate(self.levels):
+            terms = []
+            for t, target in enumerate(targets):
+                slices = [sl for sl, (_, ir) in zip(level.irreps.slices(), level.irreps) if ir == target]
+                if slices:
+                    self.weights.append(
+                        nn.Parameter(torch.randn(num_species, self.k, len(slices)) / counts[t] ** 0.5)
+                    )
+                    terms.append((t, slices))
+            self.terms.append(terms)
+
+    def forward(self, a: torch.Tensor, species: torch.Tensor) -> torch.Tensor:
+        n = a.shape[0]
+        out = [a.new_zeros(n, self.k, ir.dim) for _, ir in self.irreps_out]
+        product = a
+        w = iter(self.weights)
+        for nu, terms in enumerate(self.terms):
+            if nu > 0:
+                product = self.products[nu - 1](product, a)  # (N, level.irreps.dim)
+            for t, slices in terms:
+                d = self.irreps_out[t].ir.dim
+                segments = torch.stack([product[:, sl].view(n, self.k, d) for sl in slices], dim=2)
+                weight = next(w)[species]  # (N, K, paths)
+                out[t] = out[t] + torch.einsum("nkp,nkpd->nkd", weight, segments)
+        return torch.cat([o.reshape(n, self.k * o.shape[-1]) for o in out], dim=-1)
+
+    def extra_repr(self) -> str:
+        sizes = ", ".join(f"nu={nu + 1}: {len(lev.irreps)} couplings" for nu, lev in enumerate(self.levels))
+        return f"K={self.k}, out={self.irreps_out}, {sizes}"
+
+
+class MACEParams(SphericalParams):
+    """Knobs of the MACE layer.
+
+    Args:
+        features: written irreps; every irrep needs the same multiplicity ``K`` (channels).
+        correlation: order ``nu`` of the symmetric contraction, 1..4 (body order ``nu + 1``).
+        self_connection: ``species`` (MACE's element-dependent skip), ``linear`` or ``none``.
+    """
+
+    type: Literal["mace"] = "mace"
+    features: IrrepsField = Field(default="16x0e + 16x1o", validate_default=True)
+    correlation: int = Field(default=3, ge=1, le=4)
+    self_connection: SelfConnection = "species"
+
+
+@register(Kind.INTERACTION, family=Family.SPHERICAL, group=Group.O3)
+class MACEInteraction(MessagePassingInteraction):
+    """MACE layer: A-basis by a uvu edge tensor product, B-basis by a symmetric contraction
+    of order ``correlation`` with per-species weights, linear update plus self-connection.
+
+    ``h_i' = W_out sum_nu W^nu_{z_i} (A_i (x) ... (x) A_i)^nu + SC_{z_i} h_i``
+
+    Body order ``correlation + 1`` per layer. Signature: reads ``node_features`` (any
+    irreps), ``edge_angular`` (needs ``embedding.angular``), ``edge_radial``,
+    ``edge_envelope``, ``edge_index``, ``species`` → writes ``node_features: features``
+    (uniform multiplicity). O(3)-equivariant.
+
+    YAML::
+
+        - {type: mace, features: "32x0e + 32x1o", correlation: 3, repeat: 2,
+           tensor_product: {l_max: 2}}
+    """
+
+    Params = MACEParams
+
+    @staticmethod
+    def plan(params: MACEParams, upstream, reader: str):
+        """(inputs, target, irreps_a, edge plan, levels) or a refusal; pure."""
+        inputs = spherical_inputs(params, upstream, reader)
+        if isinstance(inputs, TypeRefusal):
+            return inputs
+        target = sorted_features(params.features)
+        muls = {mul for mul, _ in target}
+        if len(muls) != 1:
+            return TypeRefusal(
+                f"{reader} contracts channel by channel, so every irrep of features needs the same "
+                f"multiplicity; got {target}",
+                "write e.g. features: '32x0e + 32x1o'",
+            )
+        k = muls.pop()
+        irreps_a = o3.Irreps([(k, ir) for _, ir in inputs.irreps_sh]).simplify()
+        plan = edge_plan(params, inputs.irreps_node, inputs.irreps_sh, irreps_a)
+        if isinstance(plan, TypeRefusal):
+            return TypeRefusal(f"{reader}: {plan.message}", plan.hint)
+        # The A-basis holds only the irreps the edge product reaches.
+        reached = {p.ir_out for p in plan.paths}
+        irreps_a = o3.Irreps([(mul, ir) for mul, ir in irreps_a if ir in reached])
+        levels = contraction_levels(irreps_a, [ir for _, ir in target], params.correlation)
+        made = {ir for lev in levels for _, ir in lev.irreps}
+        missing = [str(ir) for _, ir in target if ir not in made]
+        if missing:
+            return TypeRefusal(
+                f"{reader} writes {', '.join(missing)}, which no product of A = {irreps_a.simplify()} "
+                f"up to correlation {params.correlation} reaches",
+                "raise correlation (A_k (x) A_k is symmetric, so 1o x 1o -> 1e vanishes: 1e and 0o need "
+                "correlation 3), raise tensor_product.l_max, or drop those irreps",
+            )
+        return inputs, target, irreps_a, plan
+
+    @classmethod
+    def signature(cls, params: MACEParams, upstream, ctx: BuildContext):
+        reader = f"mace ({ctx.knob})" if ctx.knob else "mace"
+        planned = cls.plan(params, upstream, reader)
+        if isinstance(planned, TypeRefusal):
+            return planned
+        inputs, target, irreps_a, plan = planned
+        return Signature(
+            reads=inputs.reads,
+            writes={F.NODE_FEATURES: FieldType(target, Level.NODE)},
+            guarantee=Group.O3,
+            notes=describe_plan(plan) + (f"A-basis {irreps_a}, correlation {params.correlation}",),
+        )
+
+    def __init__(self, params: MACEParams, upstream, ctx: BuildContext):
+        super().__init__(params, upstream, ctx)
+        inputs, target, irreps_a, plan = self.plan(params, upstream, "mace")
+        with exact_constants():  # float64 Clebsch–Gordan constants; compile casts the model
+            irreps_in = inputs.irreps_node
+            num_species = len(ctx.species)
+            self.linear_up = o3.Linear(irreps_in, irreps_in)
+            self.conv = EdgeTensorProduct(
+                plan, self.irreps_in[F.EDGE_RADIAL].dim, list(params.radial_hidden), params.radial_activation
+            )
+            self.linear_a = o3.Linear(plan.irreps_out, irreps_a)
+            self.contraction = SymmetricContraction(irreps_a, target, params.correlation, num_species)
+            self.linear_out = o3.Linear(target, target)
+            self.sc = self_connection(params.self_connection, irreps_in, target, num_species)
+        self.norm = 1.0 / params.avg_neighbours
+
+    def message(self, state: State, edges: EdgeView) -> torch.Tensor:
+        senders = edges.gather_senders(self.linear_up(state[F.NODE_FEATURES]))  # (E, irreps_in.dim)
+        return self.conv(senders, state[F.EDGE_ANGULAR], state[F.EDGE_RADIAL], state[F.EDGE_ENVELOPE])
+
+    def update(self, state: State, aggregated: torch.Tensor) -> dict[str, torch.Tensor]:
+        x, species = state[F.NODE_FEATURES], state[F.SPECIES]
+        a = self.linear_a(aggregated * self.norm)  # (N, irreps_a.dim): the A-basis
+        b = self.contraction(a, species)  # (N, features.dim): the B-basis
+        h = self.linear_out(b)
+        if self.sc is not None:
+            h = h + self.sc(x, species)
+        return {F.NODE_FEATURES: h}

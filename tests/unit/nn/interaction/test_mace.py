@@ -1,0 +1,146 @@
+"""MACE: A-basis, symmetric contraction (correlation order), typing and direct O(3) checks."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from e3nn import o3
+from spherical_cases import assert_block_equivariant, ctx, positions, rotation, state_for, upstream
+
+from geocompose.nn.interaction.mace import (
+    MACEInteraction,
+    MACEParams,
+    SymmetricContraction,
+    contraction_levels,
+)
+from geocompose.nn.interaction.spherical import exact_constants
+from geocompose.types import TypeRefusal
+from geocompose.types import fields as F
+from geocompose.types.irreps import wigner_d
+
+
+def build(features_in: str, l_max: int = 2, seed: int = 0, **params):
+    torch.manual_seed(seed)
+    types = upstream(features_in, l_max)
+    return MACEInteraction(MACEParams(**params), types, ctx()).double(), types
+
+
+def contraction(correlation: int, k: int = 3, l_max: int = 2, out: str = "0e + 1o", seed: int = 0):
+    torch.manual_seed(seed)
+    irreps_a = o3.Irreps([(k, ir) for _, ir in o3.Irreps.spherical_harmonics(l_max)])
+    irreps_out = o3.Irreps([(k, ir) for _, ir in o3.Irreps(out)])
+    with exact_constants():
+        sc = SymmetricContraction(irreps_a, irreps_out, correlation, num_species=2)
+    return sc, irreps_a, irreps_out
+
+
+@pytest.mark.parametrize("correlation", [1, 2, 3, 4])
+def test_contraction_is_a_polynomial_of_exactly_that_degree(correlation):
+    """B(tA) is a polynomial in t of degree `correlation`: its (c+1)-th finite difference
+    vanishes and its c-th does not (no constant term: B(0) = 0)."""
+    sc, irreps_a, _ = contraction(correlation, l_max=1 if correlation == 4 else 2)
+    a = torch.randn(4, irreps_a.dim, dtype=torch.float64)
+    species = torch.tensor([0, 1, 1, 0])
+    with torch.no_grad():
+        values = [sc(t * a, species) for t in range(correlation + 2)]
+    assert values[0].abs().max() == 0
+
+    def difference(order: int) -> torch.Tensor:
+        from math import comb
+
+        return sum((-1) ** (order - i) * comb(order, i) * values[i] for i in range(order + 1))
+
+    scale = max(float(v.abs().max()) for v in values)
+    assert difference(correlation + 1).abs().max() < 1e-9 * scale
+    assert difference(correlation).abs().max() > 1e-6 * scale
+
+
+@pytest.mark.parametrize("correlation", [1, 2, 3])
+def test_contraction_is_equivariant_with_species_weights(correlation):
+    sc, irreps_a, irreps_out = contraction(correlation, out="0e + 0o + 1o + 1e + 2e + 2o")
+    a = torch.randn(5, irreps_a.dim, dtype=torch.float64)
+    species = torch.tensor([0, 1, 0, 1, 1])
+    with torch.no_grad():
+        for improper in (False, True):
+            R = rotation(correlation, improper)
+            moved = sc(a @ wigner_d(irreps_a, R).T, species)
+            expected = sc(a, species) @ wigner_d(irreps_out, R).T
+            assert (moved - expected).abs().max() < 1e-11 * max(1.0, float(expected.abs().max()))
+
+
+def test_species_weights_differ_per_element():
+    sc, irreps_a, _ = contraction(2)
+    a = torch.randn(1, irreps_a.dim, dtype=torch.float64).repeat(2, 1)
+    with torch.no_grad():
+        out = sc(a, torch.tensor([0, 1]))
+    assert (out[0] - out[1]).abs().max() > 1e-6
+
+
+def test_pruned_self_couplings_vanish_identically():
+    """The pruning at order 2 drops A_k (x) A_k couplings odd under exchange, e.g.
+    1o x 1o -> 1e (a cross product of a vector with itself), 2e x 2e -> 1e, 3e: check they are 0."""
+    irreps = o3.Irreps("3x1o + 3x2e")
+    with exact_constants():
+        tp = o3.TensorProduct(
+            irreps, irreps, "3x1e + 3x1e + 3x3e",
+            [(0, 0, 0, "uuu", False), (1, 1, 1, "uuu", False), (1, 1, 2, "uuu", False)],
+        )
+    a = torch.randn(4, irreps.dim, dtype=torch.float64)
+    assert tp(a, a).abs().max() < 1e-12
+    kept = {(i1, i2) for i1, i2, _ in contraction_levels(o3.Irreps("3x0e + 3x1o + 3x2e"), [o3.Irrep("1e")], 2)[1].couplings}
+    assert all(i1 <= i2 for i1, i2 in kept)  # (l2 x l1) duplicates of (l1 x l2) are dropped
+
+
+@pytest.mark.parametrize(
+    ("features_in", "features", "correlation"),
+    [
+        ("5x0e", "4x0e + 4x1o", 3),  # first layer
+        ("4x0e + 4x1o", "4x0e + 4x1o", 2),
+        ("2x0e + 2x0o + 2x1o + 2x1e + 2x2o", "2x0e + 2x0o + 2x1e + 2x2o", 3),  # odd parities
+    ],
+)
+def test_block_is_equivariant_under_rotation_and_reflection(features_in, features, correlation):
+    block, types = build(features_in, features=features, correlation=correlation)
+    assert_block_equivariant(block, state_for(positions(1, n=6), types), types, seed=2)
+
+
+def test_shapes_and_signature():
+    block, types = build("5x0e", features="4x0e + 4x1o", correlation=3)
+    assert block.sig.writes[F.NODE_FEATURES].irreps == o3.Irreps("4x0e + 4x1o")
+    assert any("A-basis" in note for note in block.sig.notes)
+    state = state_for(positions(2, n=5), types)
+    out = block(state)[F.NODE_FEATURES]
+    assert out.shape == (5, 16) and torch.isfinite(out).all()
+
+
+def test_empty_batch_gives_empty_features():
+    block, types = build("5x0e", features="4x0e + 4x1o", correlation=2)
+    state = state_for(positions(2, n=1), types)
+    empty = {k: v[:0] if k != F.EDGE_INDEX else v[:, :0] for k, v in state.items() if k not in (F.CELL, F.PBC)}
+    out = block(empty)[F.NODE_FEATURES]
+    assert out.shape == (0, 16)
+
+
+def test_refuses_mixed_multiplicities():
+    refusal = MACEInteraction.signature(MACEParams(features="8x0e + 4x1o"), upstream("8x0e"), ctx())
+    assert isinstance(refusal, TypeRefusal) and "multiplicity" in refusal.message
+
+
+def test_refuses_irreps_no_product_reaches():
+    """A_k (x) A_k is symmetric, so a pseudo-vector (1o x 1o -> 1e) first appears at order 3."""
+    for correlation in (1, 2):
+        params = MACEParams(features="4x0e + 4x1e", correlation=correlation)
+        refusal = MACEInteraction.signature(params, upstream("8x0e"), ctx())
+        assert isinstance(refusal, TypeRefusal) and "1e" in refusal.message and "correlation" in refusal.hint
+    params = MACEParams(features="4x0e + 4x1e", correlation=3)
+    assert not isinstance(MACEInteraction.signature(params, upstream("8x0e"), ctx()), TypeRefusal)
+
+
+def test_refuses_without_edge_harmonics_with_the_fix():
+    refusal = MACEInteraction.signature(MACEParams(), upstream("8x0e", l_max=None), ctx())
+    assert isinstance(refusal, TypeRefusal) and "embedding.angular.l_max" in refusal.hint
+
+
+def test_correlation_is_bounded():
+    with pytest.raises(ValueError):
+        MACEParams(correlation=5)
