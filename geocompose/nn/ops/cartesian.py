@@ -202,8 +202,10 @@ class VectorLinear(nn.Module):
     def __init__(self, in_channels: int, out_channels: int):
         super().__init__()
         self.in_channels, self.out_channels = in_channels, out_channels
-        # Same scale as nn.Linear's default (uniform in ±1/sqrt(fan_in)).
-        bound = 1.0 / math.sqrt(max(in_channels, 1))
+        # Variance 1/fan_in (uniform in ±sqrt(3/fan_in)): the norm of a vector channel is
+        # preserved on average, as Xavier init does for a square map (nn.Linear's default
+        # shrinks it by sqrt(3) per layer, and stacked GVPs would start ~1e-3 small).
+        bound = math.sqrt(3.0 / max(in_channels, 1))
         self.weight = nn.Parameter(torch.empty(out_channels, in_channels).uniform_(-bound, bound))
 
     def forward(self, v: torch.Tensor) -> torch.Tensor:
