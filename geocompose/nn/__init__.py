@@ -7,7 +7,7 @@ from geocompose.nn.embedding import envelope, radial, species  # noqa: F401
 from geocompose.nn.graph import complete, knn, point_cloud, radius  # noqa: F401
 from geocompose.nn.interaction import long_range, schnet  # noqa: F401
 from geocompose.nn.interaction import cgcnn, dimenet, gemnet  # noqa: F401  (invariant family)
-from geocompose.nn.interaction import egnn, gvp, painn  # noqa: F401  (Cartesian family)
+from geocompose.nn.interaction import egnn, gvp, painn, project  # noqa: F401  (Cartesian family; projections)
 from geocompose.nn.interaction import mace, nequip, tfn  # noqa: F401  (spherical family)
 from geocompose.nn.readout import gradient, pooling  # noqa: F401
 from geocompose.nn.readout import vector  # noqa: F401  (direct forces, dipole, moved positions)
