@@ -62,6 +62,16 @@ def _build_schema(registry: Registry, version: int) -> type[KnobModel]:
         __doc__="What the blueprint claims, and how it is obtained.",
         group=(Group, Field(description="claimed group: O(3), SO(3) or none")),
         strategy=(knob_union(Kind.STRATEGY, registry), Field(default={"type": "built_in"})),
+        tolerance=(
+            float | None,
+            Field(
+                default=None,
+                gt=0.0,
+                allow_inf_nan=False,
+                description="for approximate strategies: the relative equivariance error the "
+                "verifier holds the claim to (otherwise it only reports measured figures)",
+            ),
+        ),
     )
     Embedding = create_model(
         "Embedding",

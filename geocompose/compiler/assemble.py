@@ -73,6 +73,9 @@ def compile(source, *, dtype: torch.dtype = torch.float32, seed: int | None = No
             blocks.append(stage.build(upstream))
             upstream.update(sig.writes)
     trace = _trace(loaded, stages, signatures, weights=[sum(p.numel() for p in b.parameters()) for b in blocks])
+    symmetry = loaded.blueprint.symmetry
+    strategy_entry = REGISTRY.get(Kind.STRATEGY, symmetry.strategy.type)
+    strategy = strategy_entry.builder(symmetry.strategy, symmetry.group)
     model = GeometricModel(
         name=loaded.blueprint.name,
         species=loaded.blueprint.embedding.species,
@@ -81,6 +84,9 @@ def compile(source, *, dtype: torch.dtype = torch.float32, seed: int | None = No
         symmetry=trace.claim,
         derived_symmetry=trace.derived,
         smooth=trace.smooth,
+        strategy=strategy,
+        symmetry_exact=trace.exact,
+        symmetry_tolerance=symmetry.tolerance,
         trace=trace,
     )
     return model.to(dtype)
@@ -90,7 +96,7 @@ def _trace(loaded: LoadedBlueprint, stages, signatures, weights) -> TypeTrace:
     bp = loaded.blueprint
     block_group = Group.weakest(sig.guarantee for sig in signatures)
     strategy = REGISTRY.get(Kind.STRATEGY, bp.symmetry.strategy.type)
-    derived = strategy.builder.derive(block_group)
+    derived, exact = strategy.builder.derive(bp.symmetry.strategy, block_group, bp.symmetry.group)
     smooth = all(e.smooth is not False for e in smooth_entries(bp))
     outputs = {}
     for name in bp.readout:
@@ -112,5 +118,12 @@ def _trace(loaded: LoadedBlueprint, stages, signatures, weights) -> TypeTrace:
         for i, (stage, sig) in enumerate(zip(stages, signatures))
     ]
     return TypeTrace(
-        name=bp.name, rows=rows, claim=bp.symmetry.group, derived=derived, smooth=smooth, outputs=outputs
+        name=bp.name,
+        rows=rows,
+        claim=bp.symmetry.group,
+        derived=derived,
+        exact=exact,
+        strategy=strategy.name,
+        smooth=smooth,
+        outputs=outputs,
     )

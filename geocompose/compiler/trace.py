@@ -30,6 +30,8 @@ class TypeTrace:
     rows: list[TraceRow] = field(default_factory=list)
     claim: Group = Group.O3
     derived: Group = Group.O3
+    exact: bool = True
+    strategy: str = "built_in"
     smooth: bool = True
     outputs: dict[str, FieldType] = field(default_factory=dict)
 
@@ -58,8 +60,9 @@ class TypeTrace:
     def summary(self) -> str:
         outs = ", ".join(f"{k}: {v}" for k, v in self.outputs.items())
         verdict = "" if self.derived.covers(self.claim) else "  (claim exceeds derived guarantee)"
+        kind = "exact" if self.exact else "approximate"
         return (
-            f"claim {self.claim.value}; derived {self.derived.value}{verdict}; "
+            f"claim {self.claim.value} ({kind}, via {self.strategy}); derived {self.derived.value}{verdict}; "
             f"smooth={self.smooth}; weights {self.weights:,}; outputs {{{outs}}}"
         )
 

@@ -83,3 +83,20 @@ def dimer(symbol: str, distance: float) -> ase.Atoms:
     direction = np.array([0.48, -0.6, 0.64])
     direction /= np.linalg.norm(direction)
     return ase.Atoms(symbols=[symbol, symbol], positions=[[0.0, 0.0, 0.0], distance * direction])
+
+
+def degenerate_frame_structures(species: list[str]) -> list[tuple[str, ase.Atoms]]:
+    """Structures whose PCA covariance has repeated eigenvalues, on purpose.
+
+    A tetrahedron (methane-like: isotropic), a cube (isotropic) and a planar hexagonal
+    ring (two equal eigenvalues), in the model's own species.
+    """
+    a, b = species[0], species[-1]
+    tetrahedron = ase.Atoms(
+        symbols=[a] + [b] * 4,
+        positions=[[0, 0, 0], [0.63, 0.63, 0.63], [-0.63, -0.63, 0.63], [-0.63, 0.63, -0.63], [0.63, -0.63, -0.63]],
+    )
+    cube = ase.Atoms(symbols=[a] * 8, positions=[[x, y, z] for x in (0, 1.6) for y in (0, 1.6) for z in (0, 1.6)])
+    angles = np.arange(6) * np.pi / 3
+    ring = ase.Atoms(symbols=[a] * 6, positions=np.stack([1.4 * np.cos(angles), 1.4 * np.sin(angles), 0 * angles], 1))
+    return [("tetrahedron", tetrahedron), ("cube", cube), ("planar ring", ring)]

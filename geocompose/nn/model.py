@@ -29,6 +29,9 @@ class GeometricModel(nn.Module):
         name: the blueprint's name.
         species: chemical symbols the model accepts.
         symmetry: the group the blueprint *claims* (what the verifier holds it to).
+        symmetry_exact: whether that claim is exact, or approximate (stochastic frames,
+            augmentation), in which case ``symmetry_tolerance`` is the bound stated.
+        strategy: the symmetry strategy wrapping the inner pipeline.
         derived_symmetry: the group the compiler derived from the blocks.
         smooth: whether the energy is claimed continuous across the cutoff.
         outputs: output name → declared FieldType (irreps and level).
@@ -44,6 +47,9 @@ class GeometricModel(nn.Module):
         symmetry: Group,
         derived_symmetry: Group,
         smooth: bool,
+        strategy: nn.Module,
+        symmetry_exact: bool = True,
+        symmetry_tolerance: float | None = None,
         trace=None,
     ):
         super().__init__()
@@ -56,10 +62,21 @@ class GeometricModel(nn.Module):
         self.symmetry = symmetry
         self.derived_symmetry = derived_symmetry
         self.smooth = smooth
+        self.strategy = strategy
+        self.symmetry_exact = symmetry_exact
+        self.symmetry_tolerance = symmetry_tolerance
         self.trace = trace
-        self.needs_position_grad = any(
-            getattr(b, "entry", None) is not None and b.entry.derivative for b in blocks
-        )
+        for block in blocks:
+            entry = getattr(block, "entry", None)
+            block.entry_is_derivative = bool(entry is not None and entry.derivative)
+        derived_outputs = {name for b in blocks if b.entry_is_derivative for name in b.irreps_out}
+        self.inner_outputs = [name for name in outputs if name not in derived_outputs]
+        derivatives = [
+            b for b in blocks if getattr(b, "entry", None) is not None and b.entry.derivative
+        ]
+        self.needs_position_grad = bool(derivatives)
+        # With several derivative readouts each later one differentiates the same graph.
+        self.derivatives_share_graph = len(derivatives) > 1
         table = torch.full((len(ase.data.chemical_symbols),), -1, dtype=torch.long)
         for index, symbol in enumerate(self.species):
             table[ase.data.atomic_numbers[symbol]] = index
@@ -96,7 +113,28 @@ class GeometricModel(nn.Module):
             )
         return index
 
+    def _run_inner(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Graph geometry → embeddings → interactions → non-derivative readouts."""
+        state = dict(state)
+        for block in self.blocks:
+            if not block.entry_is_derivative:
+                state.update(block(state))
+        return {name: state[name] for name in self.inner_outputs}
+
     def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
+        """Outputs of one batch.
+
+        With derivative readouts (forces) the outputs stay differentiable when training,
+        or when the caller's positions or cell require grad; otherwise the autograd
+        graph is freed during the forces' backward pass and the outputs are detached.
+        """
+        # The caller will differentiate the outputs: derivative readouts keep the graph.
+        keep = (
+            self.training
+            or self.derivatives_share_graph
+            or batch.positions.requires_grad
+            or batch.cell.requires_grad
+        )
         with torch.enable_grad() if self.needs_position_grad else nullcontext():
             positions = batch.positions
             if self.needs_position_grad and not positions.requires_grad:
@@ -112,14 +150,21 @@ class GeometricModel(nn.Module):
                 F.PBC: batch.pbc,
             }
             state.update(self.graph.topology(batch))
+            # The strategy wraps everything but derivative readouts, so forces are the
+            # gradient of the symmetrised energy.
+            state.update(self.strategy(self._run_inner, state, self.outputs, self.graph))
             for block in self.blocks:
-                state.update(block(state))
-            return {name: state[name] for name in self.outputs}
+                if block.entry_is_derivative:
+                    state.update(block(state, keep_graph=keep))
+        if self.needs_position_grad and not keep:
+            # The graph behind them is gone: plain tensors, not a backward() that fails.
+            return {name: state[name].detach() for name in self.outputs}
+        return {name: state[name] for name in self.outputs}
 
     def extra_repr(self) -> str:
         weights = sum(p.numel() for p in self.parameters())
         outs = ", ".join(f"{k}: {v}" for k, v in self.outputs.items())
         return (
             f"name={self.name}, species={list(self.species)}, claim={self.symmetry.value}, "
-            f"derived={self.derived_symmetry.value}, outputs={{{outs}}}, weights={weights}"
+            f"derived={self.derived_symmetry.value}, strategy={self.strategy.entry.name}, outputs={{{outs}}}, weights={weights}"
         )

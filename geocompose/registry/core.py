@@ -55,6 +55,8 @@ class Entry:
         periodic: graph builders: whether it handles periodic cells.
         derivative: readouts: computed by autograd from another output (forces, stress).
         exact: strategies: whether the symmetry they give is exact or approximate.
+        frames: strategies: whether they build frames from the geometry (the verifier
+            then also samples structures whose frames are degenerate).
     """
 
     name: str
@@ -68,6 +70,7 @@ class Entry:
     periodic: bool | None = None
     derivative: bool = False
     exact: bool | None = None
+    frames: bool = False
 
     @property
     def doc(self) -> str:
@@ -155,6 +158,7 @@ def register(
     periodic: bool | None = None,
     derivative: bool = False,
     exact: bool | None = None,
+    frames: bool = False,
     registry: Registry | None = None,
 ) -> Callable[[type], type]:
     """Class decorator that registers a block; reads the params model from ``Params``.
@@ -178,6 +182,7 @@ def register(
             periodic=periodic,
             derivative=derivative,
             exact=exact,
+            frames=frames,
         )
         (registry or REGISTRY).add(entry)
         builder.entry = entry

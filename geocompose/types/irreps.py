@@ -146,3 +146,35 @@ def _sample_points():
 
     generator = torch.Generator().manual_seed(12345)
     return torch.randn(64, 3, generator=generator, dtype=torch.float64)
+
+
+def rotate_rows(values, irreps: o3.Irreps, rotations, row_structure):
+    """Apply ``D(R_b)`` to each row, R_b the rotation of the row's structure.
+
+    Args:
+        values: (R, irreps.dim) rows (atoms or structures).
+        irreps: their irreps.
+        rotations: (B, 3, 3) orthogonal matrices, one per structure.
+        row_structure: (R,) structure index of each row.
+
+    Differentiable in ``rotations`` for l <= 1 (what forces through frames need);
+    higher l use :func:`wigner_d` per structure.
+    """
+    import torch
+
+    det = torch.det(rotations)  # (B,)
+    proper = rotations * det.sign().view(-1, 1, 1)
+    out = []
+    for (mul, ir), sl in zip(irreps, irreps.slices()):
+        block = values[:, sl].reshape(-1, mul, ir.dim)  # (R, mul, 2l+1)
+        parity = torch.where(det < 0, float(ir.p), 1.0)[row_structure].view(-1, 1, 1)
+        if ir.l == 0:
+            rotated = block
+        elif ir.l == 1:
+            rotated = torch.einsum("rij,rmj->rmi", proper[row_structure], block)
+        else:
+            single = o3.Irreps([(1, (ir.l, 1))])
+            d = torch.stack([wigner_d(single, r) for r in proper.detach()])  # (B, 2l+1, 2l+1)
+            rotated = torch.einsum("rij,rmj->rmi", d[row_structure].to(values.dtype), block)
+        out.append((parity * rotated).reshape(values.shape[0], mul * ir.dim))
+    return torch.cat(out, dim=1) if out else values

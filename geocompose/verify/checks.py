@@ -67,19 +67,23 @@ def detached(outputs: Outputs) -> dict[str, torch.Tensor]:
     return {k: v.detach() for k, v in outputs.items()}
 
 
-def rotation_check(model, batch, labels, gen, improper: bool) -> Measured:
+def rotation_check(model, batch, labels, gen, improper: bool, level: Level | None = None) -> Measured:
+    """Outputs under a Haar-random rotation (or rotation-reflection); ``level`` limits the
+    comparison to per-structure or per-atom outputs."""
     rotation = groups.improper_rotation(gen) if improper else groups.haar_rotation(gen)
-    return _equivariance(model, batch, labels, rotation, None)
+    return _equivariance(model, batch, labels, rotation, None, level)
 
 
 def translation_check(model, batch, labels, gen) -> Measured:
     return _equivariance(model, batch, labels, torch.eye(3, dtype=torch.float64), groups.translation(gen))
 
 
-def _equivariance(model, batch, labels, rotation, shift) -> Measured:
+def _equivariance(model, batch, labels, rotation, shift, level: Level | None = None) -> Measured:
     base = detached(model(batch))
     moved = detached(model(actions.transform_batch(batch, rotation, shift)))
     expected = actions.transform_outputs(base, model.outputs, rotation, shift)
+    if level is not None:
+        expected = {k: v for k, v in expected.items() if model.outputs[k].level is level}
     return compare(moved, expected, model.outputs, batch, labels)
 
 

@@ -42,6 +42,7 @@ class VerificationReport:
     weights: int
     claim: str
     derived: str
+    strategy: str = "built_in"
     checks: list[CheckResult] = field(default_factory=list)
 
     @property
@@ -64,7 +65,7 @@ class VerificationReport:
 
         verdict = "[green]verified[/]" if self.passed else "[red]claim violated[/]"
         table = Table(
-            title=f"{self.name}: claim {self.claim} (derived {self.derived}), "
+            title=f"{self.name}: claim {self.claim} via {self.strategy} (derived {self.derived}), "
             f"{self.weights:,} weights — {verdict}"
         )
         for column in ("check", "max error", "mean", "tolerance", "verdict", "detail"):
@@ -83,7 +84,8 @@ class VerificationReport:
 
     def text(self) -> str:
         """Plain-text rendering (for exceptions and logs)."""
-        lines = [f"{self.name}: claim {self.claim}, derived {self.derived}, {'verified' if self.passed else 'CLAIM VIOLATED'}"]
+        verdict = "verified" if self.passed else "CLAIM VIOLATED"
+        lines = [f"{self.name}: claim {self.claim} via {self.strategy}, derived {self.derived}, {verdict}"]
         for c in self.checks:
             lines.append(f"  {c.name:<24} {_fmt(c.error):>10}  tol {_fmt(c.tolerance):>8}  {c.verdict.value:<8} {c.detail}")
         return "\n".join(lines)

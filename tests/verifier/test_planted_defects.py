@@ -107,7 +107,7 @@ class CurlForces(Block):
         super().__init__(params, upstream, ctx)
         self.output = ctx.output
 
-    def forward(self, state):
+    def forward(self, state, keep_graph=True):
         positions = state[F.POSITIONS]
         (grad,) = torch.autograd.grad(state[self.params.of].sum(), positions, retain_graph=True)
         # Equivariant but not a gradient: each atom's offset from its structure's centre,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Literal
 
+from geocompose.nn.symmetry.base import Strategy
 from geocompose.registry import Kind, KnobModel, register
-from geocompose.types.group import Group
 
 
 class BuiltInParams(KnobModel):
@@ -13,7 +13,7 @@ class BuiltInParams(KnobModel):
 
 
 @register(Kind.STRATEGY, exact=True)
-class BuiltIn:
+class BuiltIn(Strategy):
     """The blocks guarantee the symmetry by construction; the model's guarantee is the
     weakest of its blocks' guarantees.
 
@@ -22,24 +22,17 @@ class BuiltIn:
 
     Params = BuiltInParams
 
-    @staticmethod
-    def derive(blocks_group: Group) -> Group:
-        return blocks_group
-
 
 class NoStrategyParams(KnobModel):
     type: Literal["none"] = "none"
 
 
 @register(Kind.STRATEGY, exact=True)
-class NoStrategy:
-    """No symmetry is enforced or claimed beyond what the blocks happen to give.
+class NoStrategy(Strategy):
+    """Nothing is enforced: the model has whatever its blocks give (often nothing). A
+    claim beyond that is what the verifier exists to refute.
 
     YAML: ``symmetry: {group: none, strategy: none}``
     """
 
     Params = NoStrategyParams
-
-    @staticmethod
-    def derive(blocks_group: Group) -> Group:
-        return blocks_group

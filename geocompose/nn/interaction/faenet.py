@@ -1,0 +1,116 @@
+"""Unconstrained blocks: they read raw Cartesian components, so symmetry must come from
+a strategy around the model (frame averaging, canonicalisation, augmentation)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from pydantic import PositiveInt
+from torch import nn
+
+from geocompose.nn.activations import Activation, mlp
+from geocompose.nn.block import Block, BuildContext, State
+from geocompose.nn.interaction.base import InteractionParams, MessagePassingInteraction
+from geocompose.nn.ops.message import EdgeView
+from geocompose.registry import Family, Group, Kind, register
+from geocompose.types import Signature, TypeRefusal, require
+from geocompose.types import fields as F
+
+
+def _scalar_reads(upstream, names, reader):
+    reads = {}
+    for name in names:
+        found = require(upstream, name, reader)
+        if isinstance(found, TypeRefusal):
+            return found
+        reads[name] = found
+    if not reads[F.NODE_FEATURES].is_scalar:
+        return TypeRefusal(
+            f"{reader} reads {F.NODE_FEATURES} as 0e channels; upstream gives {reads[F.NODE_FEATURES].irreps}",
+            "place it before equivariant blocks, or project to scalars first",
+        )
+    return reads
+
+
+class FAENetParams(InteractionParams):
+    type: Literal["faenet"] = "faenet"
+    hidden: PositiveInt = 64
+    activation: Activation = "silu"
+
+
+@register(Kind.INTERACTION, family=Family.UNCONSTRAINED, body_order=2, group=Group.NONE)
+class FAENetInteraction(MessagePassingInteraction):
+    """FAENet's message passing (Duval et al., ICML 2023): the edge embedding is an MLP
+    of the radial basis *and the raw relative position vector* r_ij (its three Cartesian
+    components as plain numbers), so the block is free of architectural constraints::
+
+        e_ij = MLP_e([e(r_ij), r_ij]),   m_ij = MLP_m(h_j) * e_ij * u(r_ij),
+        h_i <- h_i + MLP_u(sum_j m_ij)
+
+    It guarantees nothing (group ``none``); wrapped in frame averaging it is exactly
+    O(3)/SO(3)-equivariant, under stochastic frame averaging approximately.
+
+    YAML: ``{type: faenet, hidden: 64, repeat: 3}`` with ``strategy: frame_averaging``
+    """
+
+    Params = FAENetParams
+
+    @classmethod
+    def signature(cls, params, upstream, ctx: BuildContext):
+        reads = _scalar_reads(
+            upstream, (F.NODE_FEATURES, F.EDGE_INDEX, F.EDGE_VECTORS, F.EDGE_RADIAL, F.EDGE_ENVELOPE), "faenet"
+        )
+        if isinstance(reads, TypeRefusal):
+            return reads
+        return Signature(reads=reads, writes={F.NODE_FEATURES: reads[F.NODE_FEATURES]}, guarantee=Group.NONE)
+
+    def __init__(self, params: FAENetParams, upstream, ctx: BuildContext):
+        super().__init__(params, upstream, ctx)
+        width = self.irreps_in[F.NODE_FEATURES].dim
+        radial = self.irreps_in[F.EDGE_RADIAL].dim
+        self.edge = mlp([radial + 3, params.hidden, params.hidden], params.activation)
+        self.node = nn.Linear(width, params.hidden)
+        self.update_mlp = mlp([params.hidden, width, width], params.activation)
+
+    def message(self, state: State, edges: EdgeView) -> torch.Tensor:
+        edge = self.edge(torch.cat([state[F.EDGE_RADIAL], state[F.EDGE_VECTORS]], dim=-1))
+        return edges.gather_senders(self.node(state[F.NODE_FEATURES])) * edge * state[F.EDGE_ENVELOPE]
+
+    def update(self, state: State, aggregated: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {F.NODE_FEATURES: state[F.NODE_FEATURES] + self.update_mlp(aggregated)}
+
+
+class CoordinateMLPParams(InteractionParams):
+    type: Literal["coordinate_mlp"] = "coordinate_mlp"
+    hidden: PositiveInt = 32
+    activation: Activation = "silu"
+
+
+@register(Kind.INTERACTION, family=Family.UNCONSTRAINED, body_order=1, group=Group.NONE)
+class CoordinateMLP(Block):
+    """The plainest unconstrained network: ``h_i <- h_i + MLP([h_i, x_i])`` on each atom's
+    raw Cartesian coordinates. No symmetry at all, not even translation — the test case
+    for "any network, made symmetric" by a strategy. Periodic images are out of reach of
+    a network that reads absolute positions, so pair it with a molecular graph.
+
+    YAML: ``{type: coordinate_mlp, hidden: 32}``
+    """
+
+    Params = CoordinateMLPParams
+
+    @classmethod
+    def signature(cls, params, upstream, ctx: BuildContext):
+        reads = _scalar_reads(upstream, (F.NODE_FEATURES, F.POSITIONS), "coordinate_mlp")
+        if isinstance(reads, TypeRefusal):
+            return reads
+        return Signature(reads=reads, writes={F.NODE_FEATURES: reads[F.NODE_FEATURES]}, guarantee=Group.NONE)
+
+    def __init__(self, params: CoordinateMLPParams, upstream, ctx: BuildContext):
+        super().__init__(params, upstream, ctx)
+        width = self.irreps_in[F.NODE_FEATURES].dim
+        self.net = mlp([width + 3, params.hidden, width], params.activation)
+
+    def forward(self, state: State) -> dict[str, torch.Tensor]:
+        h = state[F.NODE_FEATURES]
+        return {F.NODE_FEATURES: h + self.net(torch.cat([h, state[F.POSITIONS]], dim=-1))}

@@ -1,0 +1,47 @@
+"""Data augmentation as a strategy: random group elements in training, nothing after."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+
+from geocompose.nn.ops.scatter import scatter_mean
+from geocompose.nn.symmetry.base import Strategy, average_over_frames
+from geocompose.registry import Kind, KnobModel, register
+from geocompose.types import fields as F
+from geocompose.types.group import Group
+
+
+class AugmentationParams(KnobModel):
+    type: Literal["augmentation"] = "augmentation"
+
+
+@register(Kind.STRATEGY, exact=False)
+class Augmentation(Strategy):
+    """Each training call sees every structure under a random rotation (and, for an
+    O(3) claim, a random reflection half of the time), with outputs mapped back — the
+    same as rotating the inputs and the targets. In evaluation the network runs as it
+    is: no guarantee, so the verifier reports the measured error, not a verdict on an
+    exact claim.
+
+    YAML: ``symmetry: {group: O(3), strategy: augmentation}``
+    """
+
+    Params = AugmentationParams
+
+    @classmethod
+    def derive(cls, params, blocks: Group, claim: Group) -> tuple[Group, bool]:
+        return claim, blocks.covers(claim)
+
+    def forward(self, run, state, types, graph):
+        if not self.training:
+            return run(state)
+        positions, batch = state[F.POSITIONS], state[F.BATCH]
+        count = state[F.CELL].shape[0]
+        q, r = torch.linalg.qr(torch.randn(count, 3, 3, dtype=positions.dtype, device=positions.device))
+        q = q * torch.sign(torch.diagonal(r, dim1=-2, dim2=-1)).unsqueeze(-2)  # Haar
+        if self.claim is Group.SO3:
+            q = q * torch.det(q).sign().view(-1, 1, 1)
+        centroid = scatter_mean(positions, batch, count)
+        return average_over_frames(run, state, types, q.unsqueeze(1), centroid)

@@ -1,0 +1,120 @@
+"""Frame averaging, its stochastic version, and canonicalisation (PCA frames)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from pydantic import PositiveInt
+
+from geocompose.nn.symmetry.base import Strategy, average_over_frames
+from geocompose.nn.symmetry.frames import covariance, frames, principal_axes
+from geocompose.registry import Kind, KnobModel, register
+from geocompose.types import fields as F
+from geocompose.types.group import Group
+
+
+class FrameStrategy(Strategy):
+    """Shared body: PCA frames from edge vectors, then a subclass picks which to average."""
+
+    def select(self, all_frames: torch.Tensor, axes: torch.Tensor, state) -> torch.Tensor:
+        """(B, K, 3, 3) all sign choices → (B, K', 3, 3) the frames to average."""
+        return all_frames
+
+    @classmethod
+    def derive(cls, params, blocks: Group, claim: Group) -> tuple[Group, bool]:
+        return (claim if claim is not Group.NONE else blocks), True
+
+    def forward(self, run, state, types, graph):
+        geometry = graph(state)
+        receivers = state[F.EDGE_INDEX][1]
+        cov, centroid = covariance(
+            geometry[F.EDGE_VECTORS], receivers, state[F.POSITIONS], state[F.BATCH], state[F.CELL].shape[0]
+        )
+        _, axes = principal_axes(cov)
+        all_frames = frames(axes, proper_only=self.claim is Group.SO3)
+        chosen = self.select(all_frames, axes, {**state, **geometry})
+        return average_over_frames(run, state, types, chosen, centroid)
+
+
+class FrameAveragingParams(KnobModel):
+    type: Literal["frame_averaging"] = "frame_averaging"
+
+
+@register(Kind.STRATEGY, exact=True, frames=True)
+class FrameAveraging(FrameStrategy):
+    """Average over all PCA frames: 8 for O(3), 4 for SO(3) (Puny et al., ICLR 2022).
+
+    Exact for structures whose covariance has distinct eigenvalues; at repeated
+    eigenvalues (methane, cubes, planar rings) the frame is ill-defined and the verifier
+    reports those structures separately.
+
+    YAML: ``symmetry: {group: O(3), strategy: frame_averaging}``
+    """
+
+    Params = FrameAveragingParams
+
+
+class StochasticFrameAveragingParams(KnobModel):
+    type: Literal["stochastic_frame_averaging"] = "stochastic_frame_averaging"
+    eval_frames: PositiveInt | Literal["all"] = 1
+
+
+@register(Kind.STRATEGY, exact=False, frames=True)
+class StochasticFrameAveraging(FrameStrategy):
+    """One random frame per structure per call in training (FAENet's SFA, Duval et al.,
+    ICML 2023). In evaluation the first ``eval_frames`` frames (deterministic), or all of
+    them: exact only with ``eval_frames: all``; otherwise approximate, and the verifier
+    reports measured error figures instead of passing or failing an exact claim.
+
+    YAML: ``strategy: {type: stochastic_frame_averaging, eval_frames: 1}``
+    """
+
+    Params = StochasticFrameAveragingParams
+
+    @classmethod
+    def derive(cls, params, blocks: Group, claim: Group) -> tuple[Group, bool]:
+        group, _ = super().derive(params, blocks, claim)
+        return group, params.eval_frames == "all"
+
+    def select(self, all_frames, axes, state):
+        count = all_frames.shape[1]
+        if self.training:
+            pick = torch.randint(count, (all_frames.shape[0],), device=all_frames.device)
+            return all_frames[torch.arange(all_frames.shape[0]), pick].unsqueeze(1)
+        if self.params.eval_frames == "all":
+            return all_frames
+        return all_frames[:, : min(self.params.eval_frames, count)]
+
+
+class CanonicalisationParams(KnobModel):
+    type: Literal["canonicalisation"] = "canonicalisation"
+
+
+@register(Kind.STRATEGY, exact=True, frames=True)
+class Canonicalisation(FrameStrategy):
+    """A single canonical frame: PCA axes with signs fixed by the third moment of each
+    atom's neighbour-vector sum, ``s_k = sign(sum_i (m_i . v_k)^3)``, ``m_i = sum_j r_ij``
+    (translation, wrapping and cell choice leave the m_i unchanged). One network call
+    instead of 8; exact where the moments and eigenvalues are non-degenerate.
+
+    YAML: ``strategy: canonicalisation``
+    """
+
+    Params = CanonicalisationParams
+
+    def select(self, all_frames, axes, state):
+        edges = state[F.EDGE_INDEX]
+        batch = state[F.BATCH]
+        num_structures = state[F.CELL].shape[0]
+        vectors = state[F.EDGE_VECTORS]
+        sums = torch.zeros_like(state[F.POSITIONS]).index_add_(0, edges[1], vectors)  # (N, 3) m_i
+        projected = torch.einsum("ni,nij->nj", sums, axes[batch])  # (N, 3) m_i . v_k
+        moment = torch.zeros(num_structures, 3, dtype=sums.dtype, device=sums.device)
+        moment = moment.index_add_(0, batch, projected**3)
+        signs = torch.where(moment >= 0, 1.0, -1.0).to(axes.dtype)  # (B, 3)
+        chosen = axes * signs.unsqueeze(1)
+        if self.claim is Group.SO3:
+            flip = torch.det(chosen).sign()
+            chosen = chosen * torch.stack([torch.ones_like(flip), torch.ones_like(flip), flip], -1).unsqueeze(1)
+        return chosen.unsqueeze(1)

@@ -1,0 +1,104 @@
+"""PCA frames of a structure, equivariant by construction, with a safe eigen-solver.
+
+The covariance is built from *edge vectors*, ``C_b = sum_{e in b} r_e r_e^T``, not from
+positions: it is then invariant to translations, to wrapping atoms across periodic
+boundaries and to the choice of cell, and it rotates as ``R C R^T`` (for a complete
+graph of a molecule it is 2N times the usual centred-position covariance). A structure
+with no edges falls back to its centred positions.
+
+The eigenvectors ``V`` fix a frame up to the sign of each axis; frame averaging uses
+all ``2^3 = 8`` sign choices for O(3) and the 4 with ``det = +1`` for SO(3) (Puny et al.,
+ICLR 2022; Duval et al., FAENet, ICML 2023).
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import torch
+
+from geocompose.nn.ops.scatter import scatter_mean, scatter_sum
+
+# Below this relative gap between eigenvalues a frame is ill-defined (reported by the
+# verifier as a degenerate structure).
+DEGENERATE_GAP = 1e-6
+
+
+class SafeEigh(torch.autograd.Function):
+    """``torch.linalg.eigh`` whose backward stays finite at repeated eigenvalues.
+
+    The exact backward divides by ``lambda_j - lambda_i``; at (near-)degenerate
+    eigenvalues that is inf/NaN. Here ``1/d`` becomes ``d / (d^2 + eps^2)``: exact away
+    from degeneracy, finite (and documented as unreliable) at it.
+    """
+
+    EPS = 1e-12
+
+    @staticmethod
+    def forward(ctx, matrix: torch.Tensor):
+        values, vectors = torch.linalg.eigh(matrix)
+        ctx.save_for_backward(values, vectors)
+        return values, vectors
+
+    @staticmethod
+    def backward(ctx, grad_values, grad_vectors):
+        values, vectors = ctx.saved_tensors
+        vt = vectors.transpose(-1, -2)
+        inner = torch.zeros_like(vectors)
+        if grad_vectors is not None:
+            gap = values.unsqueeze(-2) - values.unsqueeze(-1)  # (.., i, j) = lambda_j - lambda_i
+            scale = values.abs().amax(dim=-1, keepdim=True).unsqueeze(-1).clamp(min=1.0)
+            eps = SafeEigh.EPS * scale
+            f = gap / (gap**2 + eps**2)
+            f = f * (1 - torch.eye(values.shape[-1], dtype=values.dtype, device=values.device))
+            inner = f * (vt @ grad_vectors)
+        if grad_values is not None:
+            inner = inner + torch.diag_embed(grad_values)
+        grad = vectors @ inner @ vt
+        return 0.5 * (grad + grad.transpose(-1, -2))
+
+
+def covariance(edge_vectors, edge_receivers, positions, batch, num_structures):
+    """(B, 3, 3) covariance per structure and (B, 3) centroids."""
+    centroid = scatter_mean(positions, batch, num_structures)  # (B, 3)
+    structure_of_edge = batch[edge_receivers]
+    outer = edge_vectors.unsqueeze(-1) * edge_vectors.unsqueeze(-2)  # (E, 3, 3)
+    cov = scatter_sum(outer, structure_of_edge, num_structures)
+    # Structures without edges: centred positions instead.
+    centred = positions - centroid[batch]
+    fallback = scatter_sum(centred.unsqueeze(-1) * centred.unsqueeze(-2), batch, num_structures)
+    edges_per_structure = torch.bincount(structure_of_edge, minlength=num_structures)
+    cov = torch.where((edges_per_structure > 0).view(-1, 1, 1), cov, fallback)
+    return cov, centroid
+
+
+def principal_axes(cov: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Eigenvalues (B, 3) ascending and eigenvectors (B, 3, 3) as columns."""
+    return SafeEigh.apply(cov)
+
+
+def sign_patterns(proper_only: bool, dtype, device) -> torch.Tensor:
+    """(K, 3) sign choices: 8 for O(3), the 4 that keep handedness for SO(3)."""
+    patterns = torch.tensor(list(itertools.product([1.0, -1.0], repeat=3)), dtype=dtype, device=device)
+    if proper_only:
+        patterns = patterns[patterns.prod(dim=1) > 0]
+    return patterns
+
+
+def frames(axes: torch.Tensor, proper_only: bool) -> torch.Tensor:
+    """(B, K, 3, 3) frames ``V diag(s)``; for SO(3) each is made a proper rotation."""
+    patterns = sign_patterns(proper_only, axes.dtype, axes.device)  # (K, 3)
+    frames_ = axes.unsqueeze(1) * patterns.view(1, -1, 1, 3)  # scale columns
+    if proper_only:
+        # The 4 patterns keep det(V diag(s)) = det(V); flip the last axis where det(V) = -1.
+        flip = torch.det(axes).sign()  # (B,)
+        last_axis = torch.stack([torch.ones_like(flip), torch.ones_like(flip), flip], dim=-1)
+        frames_ = frames_ * last_axis.view(-1, 1, 1, 3)
+    return frames_
+
+
+def degeneracy(values: torch.Tensor) -> torch.Tensor:
+    """(B,) smallest relative gap between eigenvalues (0 = degenerate frame)."""
+    scale = values.abs().amax(dim=-1).clamp(min=1e-30)
+    gaps = (values[:, 1:] - values[:, :-1]).abs().amin(dim=-1)
+    return gaps / scale
