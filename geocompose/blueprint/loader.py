@@ -78,7 +78,7 @@ class _GuardedLoader(yaml.SafeLoader):
         self._open_anchors: set[str] = set()
         self._sizes: dict[int, int] = {}
 
-    def compose_node(self, parent: Node | None, index: object) -> Node:  # noqa: D102
+    def compose_node(self, parent: Node | None, index: object) -> Node:
         event = self.peek_event()
         if isinstance(event, yaml.AliasEvent):
             self._check_alias(event)

@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict
 
 from geocompose.registry.kinds import Family, Group, Kind
 
-__all__ = ["Entry", "KnobModel", "REGISTRY", "Registry", "RegistryError", "register"]
+__all__ = ["REGISTRY", "Entry", "KnobModel", "Registry", "RegistryError", "register"]
 
 
 class KnobModel(BaseModel):

@@ -21,7 +21,6 @@ from geocompose.errors import BlueprintError
 from geocompose.nn.block import BuildContext
 from geocompose.registry import REGISTRY, Kind
 from geocompose.testing.params import params_strategy
-from geocompose.types import fields as F
 from geocompose.types.signature import TypeRefusal
 from geocompose.verify import groups
 

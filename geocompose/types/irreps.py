@@ -15,6 +15,7 @@ import enum
 from dataclasses import dataclass
 from typing import Annotated, Any
 
+import torch
 from e3nn import o3
 from pydantic import PlainSerializer, PlainValidator, WithJsonSchema
 
@@ -108,7 +109,7 @@ def is_subset(sub: o3.Irreps, sup: o3.Irreps) -> bool:
     return all(have.get(ir, 0) >= mul for mul, ir in sub.simplify())
 
 
-def wigner_d(irreps: o3.Irreps, rotation) -> "torch.Tensor":
+def wigner_d(irreps: o3.Irreps, rotation) -> torch.Tensor:
     """The representation matrix ``D(R)`` of ``irreps`` for an orthogonal ``R`` (3, 3).
 
     e3nn's ``D_from_matrix`` goes through Euler angles and loses ~1e-7 of accuracy near
@@ -117,8 +118,6 @@ def wigner_d(irreps: o3.Irreps, rotation) -> "torch.Tensor":
     well-spread points instead (error ~1e-15 in float64). The parity factor ``p`` enters
     for improper R, as in e3nn: ``D(R) = p^[det R < 0] D(det(R) R)``.
     """
-    import torch
-
     rotation = torch.as_tensor(rotation)
     dtype = rotation.dtype
     det = torch.det(rotation.double())
@@ -141,9 +140,7 @@ def wigner_d(irreps: o3.Irreps, rotation) -> "torch.Tensor":
     return torch.block_diag(*blocks).to(dtype)
 
 
-def _sample_points():
-    import torch
-
+def _sample_points() -> torch.Tensor:
     generator = torch.Generator().manual_seed(12345)
     return torch.randn(64, 3, generator=generator, dtype=torch.float64)
 
@@ -160,8 +157,6 @@ def rotate_rows(values, irreps: o3.Irreps, rotations, row_structure):
     Differentiable in ``rotations`` for l <= 1 (what forces through frames need);
     higher l use :func:`wigner_d` per structure.
     """
-    import torch
-
     det = torch.det(rotations)  # (B,)
     proper = rotations * det.sign().view(-1, 1, 1)
     out = []
