@@ -1,0 +1,6 @@
+"""Architecture search: spaces of blueprints, type-checked before they cost a trial."""
+
+from geocompose.search.sampler import RandomSuggester, SpaceReport, refusal_reason, survey
+from geocompose.search.space import Choice, Range, Space, read_space
+
+__all__ = ["Choice", "Range", "RandomSuggester", "Space", "SpaceReport", "read_space", "refusal_reason", "survey"]
