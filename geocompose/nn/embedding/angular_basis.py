@@ -33,6 +33,7 @@ __all__ = [
     "safe_atan2",
     "spherical_bessel_roots",
     "spherical_jn",
+    "spherical_jn_orders",
     "torsion_harmonics",
     "unit",
 ]
@@ -175,10 +176,40 @@ class SphericalBesselRadial(nn.Module):
 
     def forward(self, lengths: torch.Tensor) -> torch.Tensor:
         """(E, 1) lengths → (E, L, n) basis values (no envelope applied)."""
-        x = lengths / self.cutoff  # (E, 1)
-        roots, norms = self.roots.to(x.dtype), self.norms.to(x.dtype)
-        rows = [spherical_jn(l, x * roots[l]) * norms[l] for l in range(self.num_spherical)]
-        return torch.stack(rows, dim=1)  # (E, L, n)
+        x = (lengths / self.cutoff)[:, :, None] * self.roots.to(lengths.dtype)  # (E, L, n)
+        return spherical_jn_orders(x) * self.norms.to(lengths.dtype)
+
+
+def spherical_jn_orders(x: torch.Tensor) -> torch.Tensor:
+    """``j_l(x[..., l, :])`` for every order l at once, x of shape (..., L, n), x >= 0.
+
+    The same two branches as :func:`spherical_jn`, vectorised over l (a few dozen
+    whole-tensor operations instead of a few per order, which dominates on molecules).
+    """
+    num_l = x.shape[-2]
+    l = torch.arange(num_l, dtype=x.dtype, device=x.device)[:, None]  # (L, 1)
+    small = x < l + 1.0
+    xs = torch.where(small, x, torch.zeros_like(x))
+    xl = torch.where(small, (l + 1.0).expand_as(x), x)
+    half_sq = -0.5 * xs * xs
+    term = torch.ones_like(xs)
+    total = torch.ones_like(xs)
+    for k in range(1, 16 + 2 * num_l):
+        term = term * half_sq / (k * (2.0 * l + 2 * k + 1))
+        total = total + term
+    power = torch.ones_like(xs)  # x^l, built by products (pow's gradient at 0^0 is NaN)
+    double_factorial = torch.ones_like(l)
+    for m in range(1, num_l):
+        power = torch.where(l >= m, power * xs, power)
+        double_factorial = torch.where(l >= m, double_factorial * (2 * m + 1), double_factorial)
+    series = power / double_factorial * total
+    sin, cos = torch.sin(xl), torch.cos(xl)
+    prev, cur = sin / xl, sin / (xl * xl) - cos / xl  # j_0, j_1
+    out = torch.where(l == 0, prev, cur)
+    for m in range(1, num_l - 1):
+        prev, cur = cur, (2 * m + 1) / xl * cur - prev
+        out = torch.where(l == m + 1, cur, out)
+    return torch.where(small, series, out)
 
 
 def torsion_harmonics(

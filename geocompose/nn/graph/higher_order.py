@@ -232,10 +232,12 @@ class TripletLayout:
     kj: torch.Tensor  # (T,)
     ji: torch.Tensor  # (T,)
     num_edges: int
-    in_index: torch.Tensor | None = None  # (N, K_in) edge id per incoming slot; E = empty
-    out_index: torch.Tensor | None = None  # (N, K_out) edge id per outgoing slot; E = empty
+    # Empty slots point at edge 0: whatever they gather is multiplied by a zero basis.
+    in_index: torch.Tensor | None = None  # (N, K_in) edge id per incoming slot
+    out_index: torch.Tensor | None = None  # (N, K_out) edge id per outgoing slot
     out_position: torch.Tensor | None = None  # (E,) flat slot j * K_out + o of each edge
     mask: torch.Tensor | None = None  # (N, K_out, K_in) bool, a real triplet
+    in_is_view: bool = False  # in_index is arange(E): every atom has K_in edges (crystals)
 
     @property
     def dense(self) -> bool:
@@ -246,9 +248,15 @@ class TripletLayout:
         u = unit(edge_vectors)  # (E, 3), u_e points from receiver to sender
         if not self.dense:
             return -(u[self.kj] * u[self.ji]).sum(-1)
-        padded = torch.cat([u, u.new_zeros(1, 3)])
         # x_i - x_j is -v_ji; x_k - x_j is v_kj: cos = (-u_ji) . u_kj, all pairs per atom.
-        return -torch.bmm(padded[self.out_index], padded[self.in_index].transpose(1, 2))
+        return -torch.bmm(u[self.out_index], self._gather_in(u).transpose(1, 2))
+
+    def _gather_in(self, values: torch.Tensor) -> torch.Tensor:
+        """(E, ...) → (N, K_in, ...) rows of each atom's incoming edges; a free view when
+        every atom has the same number of receiver-sorted edges."""
+        if self.in_is_view:
+            return values.view(self.in_index.shape + values.shape[1:])
+        return values[self.in_index]
 
     def harmonics(self, edge_vectors: torch.Tensor, num_orders: int) -> torch.Tensor:
         """``Y_l^0(angle k-j-i)`` for l < ``num_orders``, zero on masked slots:
@@ -269,11 +277,11 @@ class TripletLayout:
             values: (E, L, C) per edge.
             per_order: keep the order axis l, (E, L, C); else sum it, (E, C).
         """
-        num, orders, channels = values.shape
+        _, orders, channels = values.shape
         if not self.dense:
             return self._contract_sparse(basis, values, per_order)
         n, k_out, k_in = self.mask.shape
-        padded = torch.cat([values, values.new_zeros(1, orders, channels)])[self.in_index]  # (N, K_in, L, C)
+        padded = self._gather_in(values)  # (N, K_in, L, C)
         if per_order:
             a = basis.permute(0, 3, 1, 2).reshape(n * orders, k_out, k_in)
             b = padded.permute(0, 2, 1, 3).reshape(n * orders, k_in, channels)
@@ -320,17 +328,19 @@ def _build_layout(edge_index, edge_shifts, num_nodes) -> TripletLayout:
     by_sender = torch.sort(senders, stable=True).indices
     in_atom, in_slot = _segments(deg_in, num_edges)
     out_atom, out_slot = _segments(deg_out, num_edges)
-    in_index = torch.full((num_nodes, k_in), num_edges, dtype=torch.int64, device=device)
+    in_index = torch.full((num_nodes, k_in), -1, dtype=torch.int64, device=device)
     in_index[in_atom, in_slot] = by_receiver
-    out_index = torch.full((num_nodes, k_out), num_edges, dtype=torch.int64, device=device)
+    out_index = torch.full((num_nodes, k_out), -1, dtype=torch.int64, device=device)
     out_index[out_atom, out_slot] = by_sender
     out_position = torch.empty(num_edges, dtype=torch.int64, device=device)
     out_position[by_sender] = out_atom * k_out + out_slot
     in_position = torch.empty(num_edges, dtype=torch.int64, device=device)
     in_position[by_receiver] = in_slot
-    valid = (out_index < num_edges)[:, :, None] & (in_index < num_edges)[:, None, :]  # (N, K_out, K_in)
+    valid = (out_index >= 0)[:, :, None] & (in_index >= 0)[:, None, :]  # (N, K_out, K_in)
     back = reverse[by_sender] >= 0  # outgoing edges with a reverse: clear its slot
     flat = valid.view(-1)
     e = by_sender[back]
     flat[out_position[e] * k_in + in_position[reverse[e]]] = False
-    return TripletLayout(kj, ji, num_edges, in_index, out_index, out_position, valid)
+    in_is_view = in_index.numel() == num_edges and bool((in_index.flatten() == torch.arange(num_edges, device=device)).all())
+    in_index, out_index = in_index.clamp(min=0), out_index.clamp(min=0)
+    return TripletLayout(kj, ji, num_edges, in_index, out_index, out_position, valid, in_is_view)

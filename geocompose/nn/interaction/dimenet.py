@@ -13,7 +13,7 @@ import torch
 from pydantic import Field, NonNegativeInt, PositiveInt
 from torch import nn
 
-from geocompose.nn.activations import Activation, activation, mlp
+from geocompose.nn.activations import Activation, activation
 from geocompose.nn.block import Block, BuildContext, State
 from geocompose.nn.embedding.angular_basis import SphericalBesselRadial
 from geocompose.nn.graph.higher_order import TripletLayout, memo, triplet_layout
@@ -68,7 +68,7 @@ def rbf(state: State) -> torch.Tensor:
 def spherical_radial(basis: SphericalBesselRadial, state: State) -> torch.Tensor:
     """(E, L, n) ``j_l(z_ln d/c)`` times the envelope, shared by all layers of a forward."""
     key = ("spherical_radial", basis.num_spherical, basis.num_radial, basis.cutoff)
-    compute = lambda: basis(state[F.EDGE_LENGTHS]) * state[F.EDGE_ENVELOPE][:, :, None]  # noqa: E731
+    compute = lambda: basis(state[F.EDGE_LENGTHS]) * state[F.EDGE_ENVELOPE][:, :, None]
     return memo(state[F.EDGE_VECTORS], key, compute)
 
 
@@ -197,7 +197,7 @@ class DimeNetPPInteraction(Block):
         self.before = nn.Sequential(*[ResidualLayer(p.hidden, act) for _ in range(p.num_before_skip)])
         self.skip = nn.Sequential(nn.Linear(p.hidden, p.hidden), activation(act))
         self.after = nn.Sequential(*[ResidualLayer(p.hidden, act) for _ in range(p.num_after_skip)])
-        make_output = lambda: OutputBlock(num_rbf, p.hidden, p.out_emb, p.num_output_layers, node_dim, act)  # noqa: E731
+        make_output = lambda: OutputBlock(num_rbf, p.hidden, p.out_emb, p.num_output_layers, node_dim, act)
         self.output = make_output()
         self.first_output = make_output() if self.edge_state.embed else None
 

@@ -40,7 +40,12 @@ from torch import nn
 
 from geocompose.nn.activations import Activation, activation
 from geocompose.nn.block import Block, BuildContext, State
-from geocompose.nn.embedding.angular_basis import SphericalBesselRadial, legendre, torsion_harmonics, unit
+from geocompose.nn.embedding.angular_basis import (
+    SphericalBesselRadial,
+    legendre,
+    torsion_harmonics,
+    unit,
+)
 from geocompose.nn.embedding.envelope import PolynomialEnvelope, PolynomialEnvelopeParams
 from geocompose.nn.graph.higher_order import memo, quadruplet_index, reverse_edges
 from geocompose.nn.interaction.base import InteractionParams

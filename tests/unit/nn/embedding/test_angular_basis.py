@@ -127,7 +127,7 @@ def test_degenerate_torsions_are_finite_with_finite_gradients():
     assert torch.isfinite(values).all()
     assert math.isclose(float(values[0]), 0.0, abs_tol=1e-15) and math.isclose(abs(float(values[1])), math.pi)
     for signed in (True, False):
-        for g in grad_of(lambda *v: A.dihedral(*v, signed=signed), b1, b2, b3):
+        for g in grad_of(lambda *v, signed=signed: A.dihedral(*v, signed=signed), b1, b2, b3):
             assert torch.isfinite(g).all()
     for g in grad_of(lambda *v: A.torsion_harmonics(*(A.unit(t) for t in v), 3, True), b1, b2, b3):
         assert torch.isfinite(g).all()

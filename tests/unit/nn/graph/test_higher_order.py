@@ -123,7 +123,7 @@ def test_unsorted_edges_give_the_same_triplets():
 
 def test_counts_are_exact_and_budget_refuses_before_allocating():
     atoms = ase.build.bulk("Cu", "fcc", a=3.61, cubic=True).repeat(2)
-    edge_index, shifts, vectors = graph(atoms, 3.0)  # first shell: 12 neighbours
+    edge_index, shifts, _ = graph(atoms, 3.0)  # first shell: 12 neighbours
     counts = H.count_higher_order(edge_index, len(atoms))
     triplets = H.triplet_index(edge_index, shifts, len(atoms))
     assert counts["triplets_raw"] == triplets.shape[1] + edge_index.shape[1] == 32 * 12 * 12

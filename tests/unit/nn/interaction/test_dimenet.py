@@ -17,7 +17,8 @@ from geocompose.nn.interaction.dimenet import DimeNetPPInteraction, DimeNetPPPar
 from geocompose.nn.ops.message import EdgeView
 from geocompose.nn.ops.scatter import scatter_sum
 from geocompose.registry import REGISTRY, Group, Kind
-from geocompose.types import FieldType, Level, TypeRefusal, fields as F
+from geocompose.types import FieldType, Level, TypeRefusal
+from geocompose.types import fields as F
 from geocompose.types.irreps import parse_irreps
 
 

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import ase
 import numpy as np
 import pytest
 import torch
+import yaml
 
 import geocompose
+from geocompose.cli.main import main
 from geocompose.registry import REGISTRY, Group, Kind
 from geocompose.verify import Verdict, verify
 
@@ -83,21 +87,24 @@ def test_quadruplet_term_itself_is_odd_or_even_under_reflection():
         quad = next(b for b in model.blocks if hasattr(b, "quadruplet")).quadruplet
         seen = []
         forward = quad.forward
-        quad.forward = lambda state, m, f=forward: seen.append(f(state, m)) or seen[-1]
+        quad.forward = lambda state, m, f=forward, seen=seen: seen.append(f(state, m)) or seen[-1]
         energies(model, [bromochlorofluoromethane()])
         energies(model, [bromochlorofluoromethane(mirror=True)])
         outputs[block] = (seen[0] - seen[1]).abs().max() / seen[0].abs().max()
     assert outputs["gemnet_q"] > 1e-2 and outputs["gemnet_q_unsigned"] < 1e-14
 
 
-def test_verifier_refuses_an_o3_claim_for_signed_torsions_and_accepts_so3():
-    wrong = verify(blueprint("gemnet_q", "O(3)", repeat=1), samples=1, seed=0)
-    reflection = next(c for c in wrong.checks if c.name == "reflection")
-    assert not wrong.passed and reflection.verdict is Verdict.FAIL
+def test_verifier_refuses_an_o3_claim_for_signed_torsions_and_accepts_so3(tmp_path):
+    # The same blueprint, claiming O(3): `geocompose verify` exits 1 (claim violated) ...
+    claims_o3 = tmp_path / "q.yaml"
+    claims_o3.write_text(yaml.safe_dump(blueprint("gemnet_q", "O(3)", repeat=1)))
+    assert main(["verify", str(claims_o3), "--samples", "1", "--seed", "0"]) == 1
+    # ... and claiming SO(3) it verifies, with the reflection error measured, not hidden.
     right = verify(blueprint("gemnet_q", "SO(3)", repeat=1), samples=1, seed=0)
     checks = {c.name: c for c in right.checks}
     assert right.passed and checks["rotation"].verdict is Verdict.PASS
     assert checks["reflection"].verdict is Verdict.MEASURED and checks["reflection"].error > 1e-6
+    assert "group: SO(3)" in (Path(__file__).parents[4] / "blueprints" / "gemnet_q.yaml").read_text()
 
 
 def test_energy_is_continuous_where_an_edge_crosses_the_torsion_cutoff():
