@@ -70,7 +70,7 @@ def compile(source, *, dtype: torch.dtype = torch.float32, seed: int | None = No
         upstream = dict(F.INPUT_TYPES)
         blocks = []
         for stage, sig in zip(stages, signatures):
-            blocks.append(stage.build(upstream))
+            blocks.append(_build(stage, upstream, loaded))
             upstream.update(sig.writes)
     trace = _trace(loaded, stages, signatures, weights=[sum(p.numel() for p in b.parameters()) for b in blocks])
     symmetry = loaded.blueprint.symmetry
@@ -90,6 +90,22 @@ def compile(source, *, dtype: torch.dtype = torch.float32, seed: int | None = No
         trace=trace,
     )
     return model.to(dtype)
+
+
+def _build(stage, upstream, loaded: LoadedBlueprint):
+    """Build one block; a size the machine cannot allocate is the user's knob, located."""
+    try:
+        return stage.build(upstream)
+    except (MemoryError, RuntimeError) as err:
+        if not isinstance(err, MemoryError) and "alloc" not in str(err).lower():
+            raise
+        knob = stage.knob.split("#")[0]
+        raise BlueprintError(
+            f"cannot allocate the weights of '{stage.label}' ({str(err).splitlines()[0][:120]}); "
+            "reduce its sizes",
+            loaded.locate(knob),
+            knob,
+        ) from None
 
 
 def _trace(loaded: LoadedBlueprint, stages, signatures, weights) -> TypeTrace:

@@ -45,7 +45,7 @@ def registered_stage(kind: Kind, params, ctx: BuildContext, knob: str) -> Stage:
 
 def resolve(blueprint) -> list[Stage]:
     """The blueprint's blocks in pipeline order: graph, node embedding, edge embedding,
-    interactions (repeats expanded), readouts (in the order written)."""
+    interactions (repeats expanded), readouts (in the order written, derivative ones last)."""
     species = tuple(blueprint.embedding.species)
     cutoff = getattr(blueprint.graph, "cutoff", None)
     long_range = getattr(blueprint.graph, "long_range_cutoff", None)
@@ -62,9 +62,15 @@ def resolve(blueprint) -> list[Stage]:
         for copy in range(params.repeat):
             knob = f"interactions[{i}]" + (f"#{copy + 1}" if params.repeat > 1 else "")
             stages.append(registered_stage(Kind.INTERACTION, params, ctx(knob), knob))
-    for output, params in blueprint.readout.items():
-        knob = f"readout.{output}"
-        stages.append(registered_stage(Kind.READOUT, params, ctx(knob, output), knob))
+    # Derivative readouts (forces) run after every other readout, whatever the order in
+    # the file: they differentiate outputs of the symmetrised model.
+    readouts = list(blueprint.readout.items())
+    derivative = [REGISTRY.get(Kind.READOUT, params.type).derivative for _, params in readouts]
+    for is_derivative in (False, True):
+        for (output, params), flag in zip(readouts, derivative):
+            if flag is is_derivative:
+                knob = f"readout.{output}"
+                stages.append(registered_stage(Kind.READOUT, params, ctx(knob, output), knob))
     return stages
 
 

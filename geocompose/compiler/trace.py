@@ -45,7 +45,7 @@ class TypeTrace:
 
         table = Table(title=f"{self.name}: type trace", show_lines=True)
         for column in ("knob", "block", "reads", "writes", "weights", "guarantee"):
-            table.add_column(column)
+            table.add_column(column, no_wrap=column == "knob")
         for r in self.rows:
             table.add_row(
                 r.knob,

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, model_validator
 
 from geocompose.registry.kinds import Family, Group, Kind
 
@@ -27,9 +27,26 @@ __all__ = ["REGISTRY", "Entry", "KnobModel", "Registry", "RegistryError", "regis
 
 
 class KnobModel(BaseModel):
-    """Base of every knob's params: unknown keys refused, values immutable."""
+    """Base of every knob's params: unknown keys refused, values immutable, and no
+    YAML boolean silently read as a number (pydantic's lax mode takes `true` as 1)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_booleans_as_numbers(cls, data):
+        if isinstance(data, dict):
+            for name, value in data.items():
+                field = cls.model_fields.get(name)
+                if isinstance(value, bool) and field is not None:
+                    annotation = field.annotation
+                    if annotation is not bool and bool not in typing.get_args(annotation):
+                        raise ValueError(f"`{name}` expects {_describe(annotation)}, not the boolean {value!r}")
+        return data
+
+
+def _describe(annotation) -> str:
+    return getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "")
 
 
 P = TypeVar("P", bound=KnobModel)
@@ -170,6 +187,11 @@ def register(
         params = getattr(builder, "Params", None)
         if not (isinstance(params, type) and issubclass(params, KnobModel)):
             raise RegistryError(f"{builder.__qualname__} needs `Params = <a KnobModel subclass>`")
+        if kind is Kind.INTERACTION and "repeat" not in params.model_fields:
+            raise RegistryError(
+                f"{params.__name__} is an interaction's params and needs `repeat`: derive it "
+                "from geocompose.nn.interaction.base.InteractionParams"
+            )
         entry = Entry(
             name=knob_name(params),
             kind=kind,

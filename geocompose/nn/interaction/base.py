@@ -8,7 +8,7 @@ the block writes. No interaction writes its own scatter loop.
 from __future__ import annotations
 
 import torch
-from pydantic import PositiveInt
+from pydantic import Field, PositiveInt
 
 from geocompose.nn.block import Block, State
 from geocompose.nn.ops.message import EdgeView, aggregate
@@ -19,7 +19,8 @@ from geocompose.types import fields as F
 class InteractionParams(KnobModel):
     """Params every interaction has."""
 
-    repeat: PositiveInt = 1  # that many copies in a row, each with its own weights
+    # That many copies in a row, each with its own weights.
+    repeat: PositiveInt = Field(default=1, le=64)
 
 
 class MessagePassingInteraction(Block):
