@@ -51,3 +51,9 @@ INPUT_TYPES: dict[str, FieldType] = {
     PBC: discrete(Level.STRUCTURE),
 }
 """What every model starts with, before the first block."""
+
+# Reference targets a data set carries and the training loss compares outputs with
+# (output names of the usual readouts, so `outputs[ENERGY]` pairs with `targets[ENERGY]`).
+ENERGY = "energy"  # (B,) float target; (B, 1) model output, eV
+FORCES = "forces"  # (N, 3) float, eV/Å
+STRESS = "stress"  # (B, 3, 3) float, eV/Å^3, ASE's sign: (1/V) dE/d(strain)

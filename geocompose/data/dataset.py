@@ -1,0 +1,388 @@
+"""Reference data for training: any file ASE reads, checked, split and batched.
+
+A :class:`Dataset` holds one :class:`Record` per structure (plain numpy: positions,
+numbers, cell, pbc and the targets present: energy, forces, stress). It is built from
+a file (extxyz first; anything ``ase.io.read`` reads) or from ``Atoms``, refuses bad
+data naming the structure index, splits by seeded fractions or by index files, and
+groups structures into :class:`~geocompose.data.batch.Batch` objects of about a target
+number of atoms.
+
+Batches are built once and kept: a Batch caches its neighbour topology, so reusing the
+same batches every epoch (shuffling their *order*, not their composition) builds each
+neighbour list exactly once per training run.
+
+Example::
+
+    data = Dataset.from_file("cu.extxyz", species=["Cu"])
+    splits = data.split(valid=0.1, test=0.1, seed=0)
+    train = data.batches(splits.train, atoms_per_batch=256)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from geocompose.data.batch import Batch
+from geocompose.errors import StructureError
+from geocompose.types import fields as F
+
+__all__ = ["Dataset", "Record", "Splits", "read_index_file"]
+
+
+@dataclass(frozen=True)
+class Record:
+    """One structure as plain arrays.
+
+    Args:
+        positions: (n, 3) float64, Å.
+        numbers: (n,) int64 atomic numbers.
+        cell: (3, 3) float64, rows are lattice vectors (zeros for a molecule).
+        pbc: (3,) bool.
+        energy: total energy in eV, or None.
+        forces: (n, 3) float64 eV/Å, or None.
+        stress: (3, 3) float64 eV/Å^3 (ASE's sign), or None.
+    """
+
+    positions: np.ndarray
+    numbers: np.ndarray
+    cell: np.ndarray
+    pbc: np.ndarray
+    energy: float | None = None
+    forces: np.ndarray | None = None
+    stress: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.numbers)
+
+
+@dataclass(frozen=True)
+class Splits:
+    """Structure indices of each split (disjoint, each sorted)."""
+
+    train: list[int]
+    valid: list[int]
+    test: list[int] = field(default_factory=list)
+
+
+def _result(atoms, key: str):
+    """``key`` from the attached calculator's results, else ``info``/``arrays``."""
+    calc = atoms.calc
+    results = getattr(calc, "results", None) or {}
+    if key in results:
+        return results[key]
+    if key in atoms.info:
+        return atoms.info[key]
+    return atoms.arrays.get(key)
+
+
+def _stress_3x3(value, index: int) -> np.ndarray:
+    from ase.stress import voigt_6_to_full_3x3_stress
+
+    array = np.asarray(value, dtype=np.float64)
+    if array.shape == (6,):
+        return voigt_6_to_full_3x3_stress(array)
+    if array.shape == (9,):
+        return array.reshape(3, 3)
+    if array.shape == (3, 3):
+        return array
+    raise StructureError(f"structure {index}: stress has shape {array.shape}; expected 6 (Voigt), 9 or 3x3")
+
+
+def record_from_atoms(atoms, index: int, keys: tuple[str, str, str] = (F.ENERGY, F.FORCES, F.STRESS)) -> Record:
+    """A :class:`Record` of one ``Atoms``; targets looked up under ``keys``.
+
+    Raises:
+        StructureError: shapes that do not match the atom count, non-finite values.
+    """
+    n = len(atoms)
+    energy_key, forces_key, stress_key = keys
+    energy = _result(atoms, energy_key)
+    forces = _result(atoms, forces_key)
+    stress = _result(atoms, stress_key)
+    if energy is not None:
+        try:
+            energy = float(np.asarray(energy, dtype=np.float64).reshape(()))
+        except (TypeError, ValueError):
+            raise StructureError(f"structure {index}: '{energy_key}' is not one number: {energy!r}") from None
+    if forces is not None:
+        forces = np.asarray(forces, dtype=np.float64)
+        if forces.shape != (n, 3):
+            raise StructureError(
+                f"structure {index}: '{forces_key}' has shape {forces.shape} but the structure "
+                f"has {n} atoms; expected ({n}, 3)"
+            )
+    if stress is not None:
+        stress = _stress_3x3(stress, index)
+    return Record(
+        positions=np.asarray(atoms.positions, dtype=np.float64).copy(),
+        numbers=np.asarray(atoms.numbers, dtype=np.int64).copy(),
+        cell=np.asarray(atoms.cell.array, dtype=np.float64).copy(),
+        pbc=np.asarray(atoms.pbc, dtype=bool).copy(),
+        energy=energy,
+        forces=forces,
+        stress=stress,
+    )
+
+
+def read_index_file(path: str | Path) -> list[int]:
+    """Structure indices from a text file: whitespace- or comma-separated integers,
+    ``#`` starts a comment.
+
+    Raises:
+        StructureError: unreadable file or a token that is not a non-negative integer.
+    """
+    try:
+        text = Path(path).read_text()
+    except OSError as err:
+        raise StructureError(f"cannot read index file {path}: {err.strerror}") from None
+    indices = []
+    for line_no, line in enumerate(text.splitlines(), 1):
+        for token in line.split("#", 1)[0].replace(",", " ").split():
+            if not token.isdigit():
+                raise StructureError(f"{path}:{line_no}: {token!r} is not a structure index")
+            indices.append(int(token))
+    return indices
+
+
+class Dataset:
+    """Structures with reference targets, checked against a species list.
+
+    Args:
+        records: one :class:`Record` per structure.
+        source: where the records came from (used in messages).
+    """
+
+    def __init__(self, records: Sequence[Record], source: str = "<memory>"):
+        self.records = list(records)
+        self.source = source
+
+    # -- construction ---------------------------------------------------------------
+    @classmethod
+    def from_atoms(
+        cls,
+        structures: Iterable,
+        source: str = "<atoms>",
+        energy_key: str = F.ENERGY,
+        forces_key: str = F.FORCES,
+        stress_key: str = F.STRESS,
+    ) -> Dataset:
+        """From ``ase.Atoms`` with targets on their calculator or in ``info``/``arrays``."""
+        keys = (energy_key, forces_key, stress_key)
+        return cls([record_from_atoms(a, i, keys) for i, a in enumerate(structures)], source)
+
+    @classmethod
+    def from_file(
+        cls,
+        path: str | Path,
+        format: str | None = None,
+        index: str = ":",
+        **keys: str,
+    ) -> Dataset:
+        """Read every structure of a file ASE reads (extxyz, ASE db, VASP OUTCAR, ...).
+
+        Args:
+            path: the file.
+            format: ASE format name when the extension does not say it.
+            index: ASE index string (``":"`` is every frame).
+            keys: ``energy_key``, ``forces_key``, ``stress_key`` when the file names its
+                targets differently (e.g. ``energy_key="REF_energy"``).
+
+        Raises:
+            StructureError: the file is missing or ASE cannot parse it.
+        """
+        import ase.io
+
+        path = Path(path)
+        if not path.is_file():
+            raise StructureError(f"no data file {path}")
+        try:
+            structures = ase.io.read(path, index=index, format=format)
+        except Exception as err:  # ASE raises many types for a malformed file
+            raise StructureError(f"cannot read {path} with ASE: {type(err).__name__}: {err}") from None
+        if not isinstance(structures, list):
+            structures = [structures]
+        return cls.from_atoms(structures, source=str(path), **keys)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, index: int) -> Record:
+        return self.records[index]
+
+    def subset(self, indices: Sequence[int]) -> Dataset:
+        return Dataset([self.records[i] for i in indices], self.source)
+
+    @property
+    def num_atoms(self) -> int:
+        return sum(len(r) for r in self.records)
+
+    def has(self, target: str) -> bool:
+        """Whether every structure carries ``target`` (energy, forces or stress)."""
+        return bool(self.records) and all(getattr(r, target) is not None for r in self.records)
+
+    # -- checks ---------------------------------------------------------------------
+    def check(self, species: Sequence[str] | None = None, require: Sequence[str] = (F.ENERGY,)) -> None:
+        """Refuse data a model cannot train on, naming the first bad structure.
+
+        Args:
+            species: chemical symbols the model knows; other elements are refused.
+            require: targets every structure must have (``energy``, ``forces``, ``stress``).
+
+        Raises:
+            StructureError: empty data, a missing required target, a non-finite value,
+                an unknown element, or a degenerate periodic cell.
+        """
+        import ase.data
+
+        if not self.records:
+            raise StructureError(f"{self.source}: no structures")
+        known = None if species is None else {ase.data.atomic_numbers[s] for s in species}
+        for i, r in enumerate(self.records):
+            where = f"{self.source}: structure {i}"
+            if len(r) == 0:
+                raise StructureError(f"{where} has no atoms")
+            for name in require:
+                if getattr(r, name) is None:
+                    raise StructureError(f"{where} has no {name} (every structure needs one)")
+            for name, value in (("positions", r.positions), (F.ENERGY, r.energy), (F.FORCES, r.forces), (F.STRESS, r.stress)):
+                if value is not None and not np.isfinite(value).all():
+                    detail = ""
+                    if np.ndim(value) == 2 and name != F.STRESS:
+                        detail = f" (atom {int(np.flatnonzero(~np.isfinite(value).all(axis=1))[0])})"
+                    raise StructureError(f"{where} has a non-finite value in {name}{detail}")
+            if known is not None:
+                unknown = sorted({int(z) for z in r.numbers} - known)
+                if unknown:
+                    names = ", ".join(ase.data.chemical_symbols[z] for z in unknown)
+                    raise StructureError(
+                        f"{where} contains {names}, which the model does not know "
+                        f"(its species: {', '.join(species)})"
+                    )
+            if r.pbc.any() and np.linalg.matrix_rank(r.cell[r.pbc], tol=1e-8) < r.pbc.sum():
+                raise StructureError(f"{where} is periodic along {r.pbc.tolist()} with a degenerate cell")
+
+    # -- splits ---------------------------------------------------------------------
+    def split(self, valid: float = 0.1, test: float = 0.0, seed: int = 0) -> Splits:
+        """Seeded random split by fractions; train gets the rest (at least 1 each used).
+
+        Raises:
+            StructureError: fractions outside [0, 1) or leaving no training structure.
+        """
+        n = len(self)
+        if not (0 <= valid < 1 and 0 <= test < 1 and valid + test < 1):
+            raise StructureError(f"split fractions valid={valid}, test={test} must be in [0, 1) and sum below 1")
+        order = np.random.default_rng(seed).permutation(n)
+        n_valid = max(1, round(valid * n)) if valid > 0 else 0
+        n_test = max(1, round(test * n)) if test > 0 else 0
+        if n - n_valid - n_test < 1:
+            raise StructureError(f"{self.source}: {n} structures leave none for training after the split")
+        valid_idx = sorted(order[:n_valid].tolist())
+        test_idx = sorted(order[n_valid : n_valid + n_test].tolist())
+        train_idx = sorted(order[n_valid + n_test :].tolist())
+        return Splits(train_idx, valid_idx, test_idx)
+
+    def split_from_files(self, train: str | Path, valid: str | Path | None = None, test: str | Path | None = None) -> Splits:
+        """Splits given by index files (see :func:`read_index_file`).
+
+        Raises:
+            StructureError: an index out of range or in two splits.
+        """
+        parts = [read_index_file(p) if p is not None else [] for p in (train, valid, test)]
+        seen: dict[int, str] = {}
+        for name, indices, path in zip(("train", "valid", "test"), parts, (train, valid, test)):
+            for i in indices:
+                if i >= len(self):
+                    raise StructureError(f"{path}: index {i} is out of range ({len(self)} structures)")
+                if i in seen:
+                    raise StructureError(f"{path}: structure {i} is in both the {seen[i]} and {name} splits")
+                seen[i] = name
+        return Splits(*(sorted(p) for p in parts))
+
+    # -- batching -------------------------------------------------------------------
+    def batches(
+        self,
+        indices: Sequence[int] | None = None,
+        atoms_per_batch: int = 256,
+        dtype: torch.dtype = torch.float32,
+        seed: int | None = None,
+    ) -> list[Batch]:
+        """Group structures into batches of at most ``atoms_per_batch`` atoms (a larger
+        structure gets a batch of its own). Build once and reuse: each Batch caches its
+        neighbour topology.
+
+        Args:
+            indices: structures to batch (all when None), in this order unless ``seed``.
+            atoms_per_batch: target atom count per batch.
+            dtype: float dtype of positions, cell and targets.
+            seed: shuffle the structures before grouping (so batches mix temperatures
+                or trajectories); None keeps the given order.
+        """
+        if atoms_per_batch < 1:
+            raise StructureError(f"atoms_per_batch must be positive; got {atoms_per_batch}")
+        order = list(range(len(self))) if indices is None else list(indices)
+        if seed is not None:
+            order = [order[i] for i in np.random.default_rng(seed).permutation(len(order))]
+        groups: list[list[int]] = []
+        count = 0
+        for i in order:
+            size = len(self.records[i])
+            if groups and count + size <= atoms_per_batch:
+                groups[-1].append(i)
+                count += size
+            else:
+                groups.append([i])
+                count = size
+        return [self.collate(g, dtype) for g in groups]
+
+    def collate(self, indices: Sequence[int], dtype: torch.dtype = torch.float32) -> Batch:
+        """One Batch of the given structures, with every target all of them carry."""
+        records = [self.records[i] for i in indices]
+        if not records:
+            return Batch.empty(dtype)
+        batch = Batch(
+            torch.tensor(np.concatenate([r.positions for r in records]), dtype=dtype),
+            torch.from_numpy(np.concatenate([r.numbers for r in records])),
+            torch.from_numpy(np.concatenate([np.full(len(r), s, dtype=np.int64) for s, r in enumerate(records)])),
+            torch.tensor(np.stack([r.cell for r in records]), dtype=dtype),
+            torch.from_numpy(np.stack([r.pbc for r in records])),
+        )
+        if all(r.energy is not None for r in records):
+            batch.targets[F.ENERGY] = torch.tensor([r.energy for r in records], dtype=dtype)
+        if all(r.forces is not None for r in records):
+            batch.targets[F.FORCES] = torch.tensor(np.concatenate([r.forces for r in records]), dtype=dtype)
+        if all(r.stress is not None for r in records):
+            batch.targets[F.STRESS] = torch.tensor(np.stack([r.stress for r in records]), dtype=dtype)
+        return batch
+
+    def composition(self, species: Sequence[str]) -> np.ndarray:
+        """(S, len(species)) atom counts of each species per structure."""
+        import ase.data
+
+        column = {ase.data.atomic_numbers[s]: k for k, s in enumerate(species)}
+        counts = np.zeros((len(self), len(species)))
+        for i, r in enumerate(self.records):
+            for z, c in zip(*np.unique(r.numbers, return_counts=True)):
+                if int(z) in column:
+                    counts[i, column[int(z)]] = c
+        return counts
+
+    def to_atoms(self, index: int):
+        """Structure ``index`` as ``ase.Atoms`` (targets on a SinglePointCalculator)."""
+        import ase
+        from ase.calculators.singlepoint import SinglePointCalculator
+
+        r = self.records[index]
+        atoms = ase.Atoms(numbers=r.numbers, positions=r.positions, cell=r.cell, pbc=r.pbc)
+        results = {k: v for k, v in ((F.ENERGY, r.energy), (F.FORCES, r.forces)) if v is not None}
+        if r.stress is not None:
+            from ase.stress import full_3x3_to_voigt_6_stress
+
+            results[F.STRESS] = full_3x3_to_voigt_6_stress(r.stress)
+        if results:
+            atoms.calc = SinglePointCalculator(atoms, **results)
+        return atoms
