@@ -57,3 +57,21 @@ def require(upstream: FieldTypes, name: str, reader: str) -> FieldType | TypeRef
             f"fields available here: {available}",
         )
     return upstream[name]
+
+
+def require_all(upstream: FieldTypes, names, reader: str) -> dict[str, FieldType] | TypeRefusal:
+    """Look up several fields; the first missing one refuses."""
+    reads: dict[str, FieldType] = {}
+    for name in names:
+        found = require(upstream, name, reader)
+        if isinstance(found, TypeRefusal):
+            return found
+        reads[name] = found
+    return reads
+
+
+def require_scalar(reads: dict[str, FieldType], name: str, reader: str, hint: str) -> TypeRefusal | None:
+    """Refuse (naming both types) when ``reads[name]`` holds anything but 0e channels."""
+    if reads[name].is_scalar:
+        return None
+    return TypeRefusal(f"{reader} reads {name} as 0e only; upstream gives {reads[name].irreps}", hint)

@@ -15,6 +15,18 @@ from geocompose.types import fields as F
 from geocompose.types.group import Group
 
 
+def species_signature(upstream, features: int) -> Signature | TypeRefusal:
+    """Species in, ``features x 0e`` node features out."""
+    found = require(upstream, F.SPECIES, "the species embedding")
+    if isinstance(found, TypeRefusal):
+        return found
+    return Signature(
+        reads={F.SPECIES: found},
+        writes={F.NODE_FEATURES: scalars(features, Level.NODE)},
+        guarantee=Group.O3,
+    )
+
+
 class LearnedEmbeddingParams(KnobModel):
     type: Literal["learned"] = "learned"
     features: PositiveInt = 128
@@ -33,14 +45,7 @@ class LearnedEmbedding(Block):
 
     @classmethod
     def signature(cls, params, upstream, ctx: BuildContext):
-        found = require(upstream, F.SPECIES, "the species embedding")
-        if isinstance(found, TypeRefusal):
-            return found
-        return Signature(
-            reads={F.SPECIES: found},
-            writes={F.NODE_FEATURES: scalars(params.features, Level.NODE)},
-            guarantee=Group.O3,
-        )
+        return species_signature(upstream, params.features)
 
     def __init__(self, params: LearnedEmbeddingParams, upstream, ctx: BuildContext):
         super().__init__(params, upstream, ctx)
@@ -65,14 +70,7 @@ class OneHotEmbedding(Block):
 
     @classmethod
     def signature(cls, params, upstream, ctx: BuildContext):
-        found = require(upstream, F.SPECIES, "the species embedding")
-        if isinstance(found, TypeRefusal):
-            return found
-        return Signature(
-            reads={F.SPECIES: found},
-            writes={F.NODE_FEATURES: scalars(len(ctx.species), Level.NODE)},
-            guarantee=Group.O3,
-        )
+        return species_signature(upstream, len(ctx.species))
 
     def forward(self, state: State) -> dict[str, torch.Tensor]:
         species = state[F.SPECIES]

@@ -14,23 +14,17 @@ from geocompose.nn.block import Block, BuildContext, State
 from geocompose.nn.interaction.base import InteractionParams, MessagePassingInteraction
 from geocompose.nn.ops.message import EdgeView
 from geocompose.registry import Family, Group, Kind, register
-from geocompose.types import Signature, TypeRefusal, require
+from geocompose.types import Signature, TypeRefusal
 from geocompose.types import fields as F
+from geocompose.types.signature import require_all, require_scalar
 
 
 def _scalar_reads(upstream, names, reader):
-    reads = {}
-    for name in names:
-        found = require(upstream, name, reader)
-        if isinstance(found, TypeRefusal):
-            return found
-        reads[name] = found
-    if not reads[F.NODE_FEATURES].is_scalar:
-        return TypeRefusal(
-            f"{reader} reads {F.NODE_FEATURES} as 0e channels; upstream gives {reads[F.NODE_FEATURES].irreps}",
-            "place it before equivariant blocks, or project to scalars first",
-        )
-    return reads
+    reads = require_all(upstream, names, reader)
+    if isinstance(reads, TypeRefusal):
+        return reads
+    hint = "place it before equivariant blocks, or project to scalars first"
+    return require_scalar(reads, F.NODE_FEATURES, reader, hint) or reads
 
 
 class FAENetParams(InteractionParams):

@@ -14,8 +14,9 @@ from geocompose.nn.block import BuildContext, State
 from geocompose.nn.interaction.base import InteractionParams, MessagePassingInteraction
 from geocompose.nn.ops.message import EdgeView
 from geocompose.registry import Family, Group, Kind, register
-from geocompose.types import Signature, TypeRefusal, require
+from geocompose.types import Signature, TypeRefusal
 from geocompose.types import fields as F
+from geocompose.types.signature import require_all, require_scalar
 
 
 class LongRangeParams(InteractionParams):
@@ -43,19 +44,15 @@ class LongRangeInteraction(MessagePassingInteraction):
 
     @classmethod
     def signature(cls, params, upstream, ctx: BuildContext):
-        reads = {}
-        for name in (F.NODE_FEATURES, F.LONG_RANGE_EDGE_INDEX, F.LONG_RANGE_EDGE_LENGTHS):
-            found = require(upstream, name, "long_range")
-            if isinstance(found, TypeRefusal):
-                return TypeRefusal(found.message, "set graph.long_range_cutoff to build a long-range edge set")
-            reads[name] = found
-        features = reads[F.NODE_FEATURES]
-        if not features.is_scalar:
-            return TypeRefusal(
-                f"long_range reads {F.NODE_FEATURES} as 0e only; upstream gives {features.irreps}",
-                "put it before equivariant blocks, or project to scalars first",
-            )
-        return Signature(reads=reads, writes={F.NODE_FEATURES: features}, guarantee=Group.O3)
+        names = (F.NODE_FEATURES, F.LONG_RANGE_EDGE_INDEX, F.LONG_RANGE_EDGE_LENGTHS)
+        reads = require_all(upstream, names, "long_range")
+        if isinstance(reads, TypeRefusal):
+            return TypeRefusal(reads.message, "set graph.long_range_cutoff to build a long-range edge set")
+        hint = "put it before equivariant blocks, or project to scalars first"
+        refusal = require_scalar(reads, F.NODE_FEATURES, "long_range", hint)
+        if refusal is not None:
+            return refusal
+        return Signature(reads=reads, writes={F.NODE_FEATURES: reads[F.NODE_FEATURES]}, guarantee=Group.O3)
 
     def __init__(self, params: LongRangeParams, upstream, ctx: BuildContext):
         super().__init__(params, upstream, ctx)

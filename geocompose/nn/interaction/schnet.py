@@ -13,8 +13,9 @@ from geocompose.nn.block import BuildContext, State
 from geocompose.nn.interaction.base import InteractionParams, MessagePassingInteraction
 from geocompose.nn.ops.message import EdgeView
 from geocompose.registry import Family, Group, Kind, register
-from geocompose.types import Signature, TypeRefusal, require
+from geocompose.types import Signature, TypeRefusal
 from geocompose.types import fields as F
+from geocompose.types.signature import require_all, require_scalar
 
 
 class SchNetParams(InteractionParams):
@@ -41,19 +42,14 @@ class SchNetInteraction(MessagePassingInteraction):
 
     @classmethod
     def signature(cls, params, upstream, ctx: BuildContext):
-        reads = {}
-        for name in (F.NODE_FEATURES, F.EDGE_RADIAL, F.EDGE_ENVELOPE, F.EDGE_INDEX):
-            found = require(upstream, name, "schnet")
-            if isinstance(found, TypeRefusal):
-                return found
-            reads[name] = found
-        features = reads[F.NODE_FEATURES]
-        if not features.is_scalar:
-            return TypeRefusal(
-                f"schnet reads {F.NODE_FEATURES} as 0e only; upstream gives {features.irreps}",
-                "use an equivariant interaction, or an invariant projection before it",
-            )
-        return Signature(reads=reads, writes={F.NODE_FEATURES: features}, guarantee=Group.O3)
+        reads = require_all(upstream, (F.NODE_FEATURES, F.EDGE_RADIAL, F.EDGE_ENVELOPE, F.EDGE_INDEX), "schnet")
+        if isinstance(reads, TypeRefusal):
+            return reads
+        hint = "use an equivariant interaction, or an invariant projection before it"
+        refusal = require_scalar(reads, F.NODE_FEATURES, "schnet", hint)
+        if refusal is not None:
+            return refusal
+        return Signature(reads=reads, writes={F.NODE_FEATURES: reads[F.NODE_FEATURES]}, guarantee=Group.O3)
 
     def __init__(self, params: SchNetParams, upstream, ctx: BuildContext):
         super().__init__(params, upstream, ctx)
