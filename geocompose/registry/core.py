@@ -69,7 +69,8 @@ class Entry:
         group: the group it guarantees when its inputs transform correctly.
         body_order: geometric body order of its scalarisation (interactions).
         smooth: envelopes and graph builders: whether it goes to zero smoothly at the cutoff.
-        periodic: graph builders: whether it handles periodic cells.
+        periodic: graph builders: whether it handles periodic cells; other blocks: False
+            when they cannot be periodic (e.g. they read absolute coordinates).
         derivative: readouts: computed by autograd from another output (forces, stress).
         exact: strategies: whether the symmetry they give is exact or approximate.
         frames: strategies: whether they build frames from the geometry (the verifier

@@ -108,6 +108,8 @@ def compositions(
             break
         name, params = draw(st.sampled_from(candidates))
         blueprint["interactions"].append({"type": name, **params})
+    if any(REGISTRY.get(Kind.INTERACTION, i["type"]).periodic is False for i in blueprint["interactions"]):
+        blueprint["graph"] = {"type": "complete", "cutoff": cutoff}  # a molecules-only block
     try:
         trace = check(blueprint)  # the readout may still refuse (e.g. no 0e channels left)
     except BlueprintError:

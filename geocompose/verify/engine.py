@@ -64,7 +64,10 @@ def verify(
     gen = torch.Generator().manual_seed(seed)
     species = list(model.species)
     cutoff = float(getattr(model.graph.params, "cutoff", 5.0))
-    periodic = bool(model.graph.entry.periodic)
+    # Periodic samples only when the graph handles cells and no block rules them out
+    # (a block reading absolute coordinates cannot be invariant to wrapping).
+    entries = [b.entry for b in model.blocks if getattr(b, "entry", None) is not None]
+    periodic = bool(model.graph.entry.periodic) and all(e.periodic is not False for e in entries)
 
     strategy = getattr(model, "strategy", None)
     uses_frames = bool(strategy is not None and strategy.entry.frames)
@@ -132,7 +135,8 @@ def verify(
         sub = Batch.concatenate([batch.structure(i) for i in periodic_batch])
         add("periodic images", checks.periodic_check(model, sub, [labels[i] for i in periodic_batch]), True)
     else:
-        report.checks.append(CheckResult("periodic images", None, None, Verdict.SKIPPED, "graph builder is not periodic"))
+        reason = "the model is for molecules only (graph or block not periodic)"
+        report.checks.append(CheckResult("periodic images", None, None, Verdict.SKIPPED, reason))
     add("batch independence", checks.batch_independence_check(model, batch, labels), True)
 
     # Finite differences need a differentiable energy: a non-smooth graph (kNN) has kinks

@@ -15,7 +15,7 @@ INTERACTIONS = REGISTRY.names(Kind.INTERACTION)
 
 @pytest.mark.parametrize("name", INTERACTIONS)
 def test_interaction_block_verifies(name):
-    @settings(max_examples=3)
+    @settings(max_examples=2)
     @given(compositions(interactions=[name], max_interactions=1))
     def check(blueprint):
         assert blueprint["interactions"][0]["type"] == name

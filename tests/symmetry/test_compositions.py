@@ -7,7 +7,7 @@ from geocompose.testing import compositions
 from geocompose.verify import verify
 
 
-@settings(max_examples=8)
+@settings(max_examples=6)
 @given(compositions(max_interactions=3))
 def test_drawn_composition_type_checks_and_verifies(blueprint):
     trace = geocompose.check(blueprint)

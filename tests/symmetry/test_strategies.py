@@ -127,6 +127,7 @@ def test_safe_eigh_matches_autograd_away_from_degeneracy_and_is_finite_at_it():
     assert torch.isfinite(grad).all()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("strategy", ["frame_averaging", "canonicalisation"])
 def test_strategies_times_drawn_blocks(strategy):
     """Property test over strategies x blocks: any drawn composition, wrapped, is exact."""
@@ -135,6 +136,19 @@ def test_strategies_times_drawn_blocks(strategy):
     @given(compositions(max_interactions=2), st.sampled_from(["O(3)", "SO(3)"]))
     def check(blueprint, group):
         report = verify(with_strategy(blueprint, strategy, group=group), samples=1, seed=3)
+        assert report.check("rotation").verdict is Verdict.PASS, report.text()
+
+    check()
+
+
+@pytest.mark.parametrize("strategy", ["frame_averaging", "canonicalisation"])
+def test_strategies_times_one_drawn_composition(strategy):
+    """The quick version of the property test above (one drawn composition each)."""
+
+    @settings(max_examples=1)
+    @given(compositions(max_interactions=1))
+    def check(blueprint):
+        report = verify(with_strategy(blueprint, strategy), samples=1, seed=4)
         assert report.check("rotation").verdict is Verdict.PASS, report.text()
 
     check()

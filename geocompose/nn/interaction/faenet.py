@@ -81,7 +81,7 @@ class CoordinateMLPParams(InteractionParams):
     activation: Activation = "silu"
 
 
-@register(Kind.INTERACTION, family=Family.UNCONSTRAINED, body_order=1, group=Group.NONE)
+@register(Kind.INTERACTION, family=Family.UNCONSTRAINED, body_order=1, group=Group.NONE, periodic=False)
 class CoordinateMLP(Block):
     """The plainest unconstrained network: ``h_i <- h_i + MLP([h_i, x_i])`` on each atom's
     raw Cartesian coordinates. No symmetry at all, not even translation — the test case
