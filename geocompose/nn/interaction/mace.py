@@ -110,8 +110,9 @@ class SymmetricContraction(nn.Module):
         for prev, level in zip(self.levels[:-1], self.levels[1:]):
             instructions = [(i1, i2, i3, "uuu", False) for i1, i2, i3 in level.couplings]
             self.products.append(o3.TensorProduct(prev.irreps, irreps_a, level.irreps, instructions))
-        # Which segments of each order feed each target, as index buffers into (N, K, n, 2l+1).
-        self.terms: list[list[tuple[int, list[slice]]]] = []
+        # Per order and target: the columns of the matching segments (e3nn layout, so a
+        # segment is K x (2l+1) contiguous) gathered by ONE index_select, and W[z, k, path].
+        self.terms: list[list[tuple[int, int]]] = []  # (target, number of paths)
         self.weights = nn.ParameterList()
         counts = [sum(ir == t for lev in self.levels for _, ir in lev.irreps) for t in targets]
         for nu, level in enumerate(self.levels):
@@ -119,26 +120,29 @@ class SymmetricContraction(nn.Module):
             for t, target in enumerate(targets):
                 slices = [sl for sl, (_, ir) in zip(level.irreps.slices(), level.irreps) if ir == target]
                 if slices:
+                    columns = torch.cat([torch.arange(sl.start, sl.stop) for sl in slices])
+                    self.register_buffer(f"columns_{nu}_{t}", columns)
                     self.weights.append(
                         nn.Parameter(torch.randn(num_species, self.k, len(slices)) / counts[t] ** 0.5)
                     )
-                    terms.append((t, slices))
+                    terms.append((t, len(slices)))
             self.terms.append(terms)
 
     def forward(self, a: torch.Tensor, species: torch.Tensor) -> torch.Tensor:
-        n = a.shape[0]
-        out = [a.new_zeros(n, self.k, ir.dim) for _, ir in self.irreps_out]
+        n, k = a.shape[0], self.k
+        out = [a.new_zeros(n, k, ir.dim) for _, ir in self.irreps_out]
         product = a
         w = iter(self.weights)
         for nu, terms in enumerate(self.terms):
             if nu > 0:
                 product = self.products[nu - 1](product, a)  # (N, level.irreps.dim)
-            for t, slices in terms:
+            for t, paths in terms:
                 d = self.irreps_out[t].ir.dim
-                segments = torch.stack([product[:, sl].view(n, self.k, d) for sl in slices], dim=2)
-                weight = next(w)[species]  # (N, K, paths)
-                out[t] = out[t] + torch.einsum("nkp,nkpd->nkd", weight, segments)
-        return torch.cat([o.reshape(n, self.k * o.shape[-1]) for o in out], dim=-1)
+                # (N, paths, K, 2l+1): gathering, not slicing (a slice's backward zero-fills
+                # a full-size gradient per slice).
+                segments = product.index_select(-1, getattr(self, f"columns_{nu}_{t}")).view(n, paths, k, d)
+                out[t] = out[t] + torch.einsum("nkp,npkd->nkd", next(w)[species], segments)
+        return torch.cat([o.reshape(n, k * o.shape[-1]) for o in out], dim=-1)
 
     def extra_repr(self) -> str:
         sizes = ", ".join(f"nu={nu + 1}: {len(lev.irreps)} couplings" for nu, lev in enumerate(self.levels))

@@ -123,8 +123,78 @@ def exact_constants() -> Iterator[None]:
         torch.set_default_dtype(previous)
 
 
+class _SmallBatchedMatmul(torch.autograd.Function):
+    """``bmm`` of (E, mul, d1) by (E, d1, d3) with tiny d1, d3 (<= 7): PyTorch's own CPU
+    backward feeds transposed views to ``bmm`` and measured 2x slower than transposing
+    the small operands to contiguous copies first. Twice differentiable (training on
+    forces): the backward is made of differentiable ops."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(x, m)
+        return torch.bmm(x, m)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        x, m = ctx.saved_tensors
+        grad = grad.contiguous()
+        grad_x = torch.bmm(grad, m.transpose(1, 2).contiguous()) if ctx.needs_input_grad[0] else None
+        grad_m = torch.bmm(x.transpose(1, 2).contiguous(), grad) if ctx.needs_input_grad[1] else None
+        return grad_x, grad_m
+
+
+class ChannelwiseProduct(nn.Module):
+    """The ``uvu`` product of a :class:`PathPlan` whose second input has multiplicity 1
+    (edge harmonics), as one small batched matmul per path; same layout, weights and
+    normalisation as ``plan.tensor_product()`` (tested equal), faster on CPU.
+
+    Per path ``l1 x l2 -> l3`` and edge ``z``: ``M_z = sqrt(2 l3 + 1) Y_z^{l2} . C`` is a
+    ``(2 l1 + 1, 2 l3 + 1)`` matrix (``C`` e3nn's Wigner 3j), and the output is
+    ``(w_z,u x_z,u) @ M_z`` for every channel ``u``: the weight is applied to the
+    (smaller) input side and the ``(E, mul, 2 l3 + 1)`` blocks are written once, already
+    in e3nn's channel-major layout.
+    """
+
+    def __init__(self, plan: PathPlan):
+        super().__init__()
+        if plan.mode is not MixingMode.UVU or any(mul != 1 for mul, _ in plan.irreps_in2):
+            raise ValueError("ChannelwiseProduct needs a uvu plan whose second input has multiplicity 1")
+        self.plan = plan
+        # Inputs are cut with `split` (one cat in backward), never with per-path slices
+        # (each slice's backward zero-fills a full-size gradient: measured 20% of the
+        # forward+forces time of MACE on 512 Cu atoms).
+        self.sizes1 = [mul * ir.dim for mul, ir in plan.irreps_in1]
+        self.sizes2 = [mul * ir.dim for mul, ir in plan.irreps_in2]
+        ordered = sorted(plan.paths, key=lambda p: p.i_out)
+        self.weight_sizes = [p.weight_numel for p in ordered]
+        self.paths = []  # (i_in1, mul, d1, i_in2, d3), in output order
+        for i, path in enumerate(ordered):
+            cg = o3.wigner_3j(path.ir_in1.l, path.ir_in2.l, path.ir_out.l) * path.ir_out.dim**0.5
+            self.register_buffer(f"cg{i}", cg.reshape(path.ir_in1.dim, path.ir_in2.dim, path.ir_out.dim))
+            self.paths.append((path.i_in1, path.mul_in1, path.ir_in1.dim, path.i_in2, path.ir_out.dim))
+        self.weight_numel = sum(self.weight_sizes)
+
+    def forward(self, x1: torch.Tensor, x2: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        n = x1.shape[0]
+        segments1 = [
+            seg.reshape(n, mul, ir.dim) for seg, (mul, ir) in zip(x1.split(self.sizes1, -1), self.plan.irreps_in1)
+        ]
+        segments2 = x2.split(self.sizes2, -1)
+        weights = weight.split(self.weight_sizes, -1)
+        out = []
+        for i, (i1, mul, d1, i2, d3) in enumerate(self.paths):
+            cg = getattr(self, f"cg{i}")  # (d1, d2, d3)
+            m = torch.einsum("zj,ijk->zik", segments2[i2], cg)  # (E, d1, d3), per edge
+            x = segments1[i1] * weights[i].unsqueeze(-1)  # (E, mul, d1): weight on the small side
+            y = _SmallBatchedMatmul.apply(x, m)  # (E, mul, d3)
+            out.append(y.reshape(n, mul * d3))
+        return torch.cat(out, dim=-1)
+
+
 class EdgeTensorProduct(nn.Module):
     """``m_ij = TP(h_j, Y_ij; w = MLP(e(r_ij)) * u(r_ij))``: (E, plan.irreps_out.dim).
+
+    ``uvu`` plans run on :class:`ChannelwiseProduct`; ``uvw`` on e3nn's TensorProduct.
 
     Args:
         plan: the paths (from :func:`edge_plan`).
@@ -137,12 +207,15 @@ class EdgeTensorProduct(nn.Module):
         super().__init__()
         self.plan = plan
         self.sh_dim = plan.irreps_in2.dim
-        self.tp = plan.tensor_product(shared_weights=False)
+        uvu = plan.mode is MixingMode.UVU and all(mul == 1 for mul, _ in plan.irreps_in2)
+        self.tp = ChannelwiseProduct(plan) if uvu else plan.tensor_product(shared_weights=False)
         self.radial = mlp([num_radial, *hidden, plan.weight_numel], act)
 
     def forward(self, sender_features, angular, radial, envelope) -> torch.Tensor:
         weights = self.radial(radial) * envelope  # (E, weight_numel): smooth to 0 at the cutoff
-        return self.tp(sender_features, angular[:, : self.sh_dim], weights)
+        if angular.shape[-1] != self.sh_dim:  # a lower tensor_product.l_max than the embedding's
+            angular = angular[:, : self.sh_dim]
+        return self.tp(sender_features, angular, weights)
 
     def extra_repr(self) -> str:
         return "paths: " + "; ".join(self.plan.describe())
@@ -257,6 +330,7 @@ def describe_plan(plan: PathPlan) -> tuple[str, ...]:
 
 
 __all__ = [
+    "ChannelwiseProduct",
     "EdgeTensorProduct",
     "MixingMode",
     "Nonlinearity",

@@ -143,3 +143,37 @@ def test_lower_l_max_truncates_the_harmonics():
     block, types = build("nequip", "6x0e", l_max=2, features="4x0e + 2x1o", tensor_product={"l_max": 1})
     assert block.plan.irreps_in2 == o3.Irreps("1x0e + 1x1o")
     assert_block_equivariant(block, state_for(positions(6, n=5), types), types)
+
+
+@pytest.mark.parametrize("node", ["3x0e + 2x1o + 2x2e", odd_features(1)])
+def test_channelwise_product_equals_e3nn_tensor_product(node):
+    """The fast uvu kernel is e3nn's TensorProduct: same layout, weights, normalisation,
+    and gradients (the reference stays e3nn)."""
+    from geocompose.nn.interaction.spherical import ChannelwiseProduct, exact_constants
+    from geocompose.nn.ops.paths import enumerate_paths
+
+    plan = enumerate_paths(o3.Irreps(node), o3.Irreps.spherical_harmonics(3))
+    with exact_constants():
+        fast, reference = ChannelwiseProduct(plan), plan.tensor_product()
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(7, plan.irreps_in1.dim, generator=gen, dtype=torch.float64, requires_grad=True)
+    y = torch.randn(7, plan.irreps_in2.dim, generator=gen, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(7, plan.weight_numel, generator=gen, dtype=torch.float64, requires_grad=True)
+    out_fast, out_ref = fast(x, y, w), reference(x, y, w)
+    assert torch.allclose(out_fast, out_ref, atol=1e-12)
+    probe = torch.randn_like(out_ref)
+    grads_fast = torch.autograd.grad((out_fast * probe).sum(), (x, y, w))
+    grads_ref = torch.autograd.grad((out_ref * probe).sum(), (x, y, w))
+    for a, b in zip(grads_fast, grads_ref):
+        assert torch.allclose(a, b, atol=1e-12)
+
+
+def test_small_batched_matmul_is_twice_differentiable():
+    """Training on forces differentiates the backward again."""
+    from geocompose.nn.interaction.spherical import _SmallBatchedMatmul
+
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(4, 5, 3, generator=gen, dtype=torch.float64, requires_grad=True)
+    m = torch.randn(4, 3, 2, generator=gen, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(_SmallBatchedMatmul.apply, (x, m))
+    assert torch.autograd.gradgradcheck(_SmallBatchedMatmul.apply, (x, m))
