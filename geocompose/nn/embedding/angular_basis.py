@@ -183,33 +183,55 @@ class SphericalBesselRadial(nn.Module):
 def spherical_jn_orders(x: torch.Tensor) -> torch.Tensor:
     """``j_l(x[..., l, :])`` for every order l at once, x of shape (..., L, n), x >= 0.
 
-    The same two branches as :func:`spherical_jn`, vectorised over l (a few dozen
-    whole-tensor operations instead of a few per order, which dominates on molecules).
+    The same two branches as :func:`spherical_jn`: the upward recurrence on every
+    entry (order l's slice takes l steps), the power series only on the entries below
+    ``x = l + 1`` (gathered, then put back), a small fraction of a crystal's edges, so
+    it costs little forward and backward.
     """
     num_l = x.shape[-2]
     l = torch.arange(num_l, dtype=x.dtype, device=x.device)[:, None]  # (L, 1)
     small = x < l + 1.0
-    xs = torch.where(small, x, torch.zeros_like(x))
-    xl = torch.where(small, (l + 1.0).expand_as(x), x)
-    half_sq = -0.5 * xs * xs
-    term = torch.ones_like(xs)
-    total = torch.ones_like(xs)
-    for k in range(1, 16 + 2 * num_l):
-        term = term * half_sq / (k * (2.0 * l + 2 * k + 1))
-        total = total + term
-    power = torch.ones_like(xs)  # x^l, built by products (pow's gradient at 0^0 is NaN)
-    double_factorial = torch.ones_like(l)
+    xl = torch.where(small, (l + 1.0).expand_as(x), x)  # recurrence branch input, >= 1
+    rows = []
+    for lo in range(num_l):  # order l needs l recurrence steps, on its own slice only
+        xo = xl[..., lo, :]
+        sin = torch.sin(xo)
+        prev, cur = sin / xo, (sin / xo - torch.cos(xo)) / xo  # j_0, j_1
+        for m in range(1, lo):
+            prev, cur = cur, (2 * m + 1) / xo * cur - prev
+        rows.append(prev if lo == 0 else cur)
+    out = torch.stack(rows, dim=-2)
+    index = small.flatten().nonzero().flatten()  # (S,) entries for the series
+    if index.numel() == 0:
+        return out
+    order = l.expand_as(x).flatten()[index].long()  # (S,)
+    xs = x.flatten()[index]  # (S,)
+    ratios = _series_ratios(num_l).to(x.dtype).to(x.device)[order]  # (S, K)
+    squared = xs * xs
+    # Term by term (each term = previous * x^2 * ratio), not Horner: Horner's gradient
+    # multiplies ~x^(2K), which overflows float32 even where the terms underflow.
+    term = ratios[:, 0]  # 1 / (2l+1)!!
+    series = term
+    for k in range(1, ratios.shape[1]):
+        term = term * squared * ratios[:, k]
+        series = series + term
+    power = torch.ones_like(xs)  # x^l by products (pow's gradient at 0^0 is NaN)
     for m in range(1, num_l):
-        power = torch.where(l >= m, power * xs, power)
-        double_factorial = torch.where(l >= m, double_factorial * (2 * m + 1), double_factorial)
-    series = power / double_factorial * total
-    sin, cos = torch.sin(xl), torch.cos(xl)
-    prev, cur = sin / xl, sin / (xl * xl) - cos / xl  # j_0, j_1
-    out = torch.where(l == 0, prev, cur)
-    for m in range(1, num_l - 1):
-        prev, cur = cur, (2 * m + 1) / xl * cur - prev
-        out = torch.where(l == m + 1, cur, out)
-    return torch.where(small, series, out)
+        power = torch.where(order >= m, power * xs, power)
+    return out.flatten().index_put((index,), power * series).view_as(x)
+
+
+@functools.lru_cache(maxsize=8)
+def _series_ratios(num_l: int) -> torch.Tensor:
+    """(L, K): ``1/(2l+1)!!``, then the ratios ``-1 / (2k (2l+2k+1))`` of consecutive
+    terms of ``j_l(x) / x^l`` in powers of ``x^2``; K = 16 + 2L terms reach float64
+    round-off for x < l + 1."""
+    terms = 16 + 2 * num_l
+    out = np.zeros((num_l, terms))
+    for l in range(num_l):
+        out[l, 0] = 1.0 / np.prod(np.arange(2 * l + 1, 0, -2, dtype=np.float64))
+        out[l, 1:] = [-1.0 / (2 * k * (2 * l + 2 * k + 1)) for k in range(1, terms)]
+    return torch.tensor(out, dtype=torch.float64)
 
 
 def torsion_harmonics(

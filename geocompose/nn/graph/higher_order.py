@@ -258,22 +258,28 @@ class TripletLayout:
             return values.view(self.in_index.shape + values.shape[1:])
         return values[self.in_index]
 
-    def harmonics(self, edge_vectors: torch.Tensor, num_orders: int) -> torch.Tensor:
+    def harmonics(self, edge_vectors: torch.Tensor, num_orders: int, order_major: bool = False) -> torch.Tensor:
         """``Y_l^0(angle k-j-i)`` for l < ``num_orders``, zero on masked slots:
-        (N, K_out, K_in, L) dense or (T, L) sparse; once per forward pass (memoised
-        on ``edge_vectors``) however many layers read it."""
+        (N, K_out, K_in, L) dense — (N, L, K_out, K_in) with ``order_major``, the layout
+        ``contract(per_order=True)`` takes — or (T, L) sparse; once per forward pass
+        (memoised on ``edge_vectors``) however many layers read it."""
 
         def compute():
             y = spherical_harmonics_m0(num_orders - 1, self.cosines(edge_vectors))
-            return y * self.mask[..., None].to(y.dtype) if self.dense else y
+            if not self.dense:
+                return y
+            y = y * self.mask[..., None].to(y.dtype)
+            return y.permute(0, 3, 1, 2).contiguous() if order_major else y
 
-        return memo(edge_vectors, ("triplet_harmonics", num_orders), compute)
+        major = order_major and self.dense
+        return memo(edge_vectors, ("triplet_harmonics", num_orders, major), compute)
 
     def contract(self, basis: torch.Tensor, values: torch.Tensor, per_order: bool = False) -> torch.Tensor:
         """``out_ji[(l,) c] = sum_{kj} basis(kj, ji)[l] values_kj[l, c]``.
 
         Args:
-            basis: (N, K_out, K_in, L) dense (zero on masked slots) or (T, L) sparse.
+            basis: from :meth:`harmonics` (``order_major`` when ``per_order``): dense,
+                zero on masked slots, or (T, L) sparse.
             values: (E, L, C) per edge.
             per_order: keep the order axis l, (E, L, C); else sum it, (E, C).
         """
@@ -283,7 +289,7 @@ class TripletLayout:
         n, k_out, k_in = self.mask.shape
         padded = self._gather_in(values)  # (N, K_in, L, C)
         if per_order:
-            a = basis.permute(0, 3, 1, 2).reshape(n * orders, k_out, k_in)
+            a = basis.reshape(n * orders, k_out, k_in)  # order-major: (N, L, K_out, K_in)
             b = padded.permute(0, 2, 1, 3).reshape(n * orders, k_in, channels)
             out = torch.bmm(a, b).view(n, orders, k_out, channels).transpose(1, 2)
             return out.reshape(n * k_out, orders, channels)[self.out_position]

@@ -98,7 +98,7 @@ class TripletBilinear(nn.Module):
         x = self.down(self.kj(m) * self.rbf(rbf(state)))  # (E, int_emb), zero at the cutoff
         filters = torch.einsum("eln,lnc->elc", spherical_radial(self.basis, state), self.radial)  # (E, L, C)
         triplets = layout(state)
-        angular = triplets.harmonics(state[F.EDGE_VECTORS], self.num_spherical)
+        angular = triplets.harmonics(state[F.EDGE_VECTORS], self.num_spherical, order_major=True)
         summed = triplets.contract(angular, x[:, None, :] * filters, per_order=True)  # (E, L, C)
         return self.bilinear(summed.flatten(1))
 

@@ -154,3 +154,20 @@ def test_safe_atan2_at_origin():
     value = A.safe_atan2(y, x)
     value.backward()
     assert value.item() == 0.0 and torch.isfinite(y.grad).all() and torch.isfinite(x.grad).all()
+
+
+def test_orders_at_once_match_scipy_with_finite_second_derivatives():
+    x = torch.cat([torch.zeros(1, 9, 4), torch.rand(40, 9, 4) * 3, torch.rand(40, 9, 4) * 30]).to(D)
+    ref = np.stack([scipy_jn(l, x[:, l].numpy()) for l in range(9)], axis=1)
+    np.testing.assert_allclose(A.spherical_jn_orders(x).numpy(), ref, atol=1e-14)
+    leaf = x.clone().requires_grad_(True)
+    (g,) = torch.autograd.grad(A.spherical_jn_orders(leaf).sum(), leaf, create_graph=True)
+    (h,) = torch.autograd.grad(g.sum(), leaf)
+    assert torch.isfinite(g).all() and torch.isfinite(h).all()
+    assert (A.spherical_jn_orders(x[:, :, :1] * 0 + 50.0) != 0).all()  # no entry left to the series
+    # float32: values to 1e-6 and gradients finite (a Horner series overflows them)
+    leaf = x.float().requires_grad_(True)
+    values = A.spherical_jn_orders(leaf)
+    np.testing.assert_allclose(values.detach().double().numpy(), ref, atol=1e-6)
+    (g,) = torch.autograd.grad(values.sum(), leaf)
+    assert torch.isfinite(g).all()

@@ -157,7 +157,7 @@ def test_dense_and_sparse_contraction_agree_with_explicit_sum(per_order):
     assert layout.dense
     sparse = H.TripletLayout(layout.kj, layout.ji, layout.num_edges)
     values = torch.randn(edge_index.shape[1], 4, 3, dtype=torch.float64)
-    dense_out = layout.contract(layout.harmonics(vectors, 4), values, per_order)
+    dense_out = layout.contract(layout.harmonics(vectors, 4, order_major=per_order), values, per_order)
     sparse_out = sparse.contract(sparse.harmonics(vectors.clone(), 4), values, per_order)
     # Explicit: Y_l^0 of the angle at j between x_k - x_j and x_i - x_j.
     kj, ji = layout.kj, layout.ji
