@@ -61,9 +61,10 @@ def random_slab(rng: np.random.Generator, species: list[str]) -> ase.Atoms:
     return random_cell(rng, species, pbc=(True, True, False))
 
 
-def metal_bulk(symbol: str, repeat: int = 2) -> ase.Atoms:
-    """An fcc/bcc crystal of ``symbol`` when ASE knows its structure (lattice ties on purpose)."""
-    return bulk(symbol, cubic=True).repeat(repeat)
+def metal_bulk(symbol: str) -> ase.Atoms:
+    """The primitive cell of ``symbol``'s crystal (fcc, bcc, ...): every distance tied
+    with 11 or more others, on purpose; one atom, so cheap even for 4-body models."""
+    return bulk(symbol)
 
 
 def single_atom(species: list[str]) -> ase.Atoms:
