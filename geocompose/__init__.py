@@ -11,6 +11,7 @@ from geocompose.data import Batch
 from geocompose.errors import BlueprintError, GeocomposeError, StructureError, VerificationFailed
 from geocompose.nn.model import GeometricModel
 from geocompose.registry import REGISTRY, Family, Group, Kind, KnobModel, register
+from geocompose.verify.engine import verify  # the function; the package stays importable
 
 __all__ = [
     "REGISTRY",
@@ -28,5 +29,6 @@ __all__ = [
     "compile",
     "load",
     "register",
+    "verify",
 ]
 __version__ = "0.1.0"

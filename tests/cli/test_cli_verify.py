@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
+import importlib
 import pytest
 
 import geocompose.verify
@@ -72,7 +73,7 @@ class FakeVerifier:
 def fake(monkeypatch, tmp_path):
     def install(**outcomes):
         verifier = FakeVerifier(outcomes)
-        monkeypatch.setattr(geocompose.verify, "verify", verifier)
+        monkeypatch.setattr(importlib.import_module("geocompose.verify"), "verify", verifier)
         for stem in outcomes:
             (tmp_path / f"{stem}.yaml").write_text(f"name: {stem}\n")
         return verifier

@@ -60,7 +60,7 @@ class BesselRadial(nn.Module):
 
     ``e_n(r) = sqrt(2/c) sin(n pi r / c) / r`` — Gasteiger et al., ICLR 2020. Written
     through ``sinc`` so that r = 0 (coincident atoms) gives the finite limit
-    ``sqrt(2/c) n pi / c`` with a finite gradient, not 0/0.
+    ``sqrt(2/c) n pi / c`` with finite derivatives of every order, not 0/0.
 
     YAML: ``radial: {type: bessel, num: 8}``
     """
@@ -76,5 +76,16 @@ class BesselRadial(nn.Module):
 
     def forward(self, lengths: torch.Tensor) -> torch.Tensor:
         freqs = self.freqs.to(lengths.dtype)
-        # sin(w r) / r = w * sinc(w r / pi), with torch.sinc(x) = sin(pi x) / (pi x).
-        return self.prefactor * freqs * torch.sinc(lengths * freqs / math.pi)
+        # sin(w r) / r = w * sin(x) / x with x = w r, through a safe sin(x)/x.
+        return self.prefactor * freqs * sin_over_x(lengths * freqs)
+
+
+def sin_over_x(x: torch.Tensor) -> torch.Tensor:
+    """``sin(x) / x`` with its limit 1 at 0 and finite derivatives of every order there
+    (``torch.sinc``'s second derivative is NaN at 0, which breaks force training when
+    two atoms coincide): a Taylor series below |x| = 1e-2, the ratio above."""
+    small = x.abs() < 1e-2
+    safe = torch.where(small, torch.ones_like(x), x)
+    x2 = x * x
+    series = 1.0 - x2 / 6.0 + x2 * x2 / 120.0
+    return torch.where(small, series, torch.sin(safe) / safe)

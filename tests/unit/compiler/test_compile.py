@@ -131,3 +131,17 @@ def test_coincident_atoms_give_finite_outputs_and_gradients():
     atoms = Atoms("HHO", positions=[[0, 0, 0], [0, 0, 0], [0.9, 0.1, 0]])
     out = model(geocompose.Batch.from_ase([atoms]))
     assert torch.isfinite(out["energy"]).all() and torch.isfinite(out["forces"]).all()
+
+
+def test_force_training_through_coincident_atoms_has_finite_second_derivatives():
+    from ase import Atoms
+
+    model = compile_text(SCHNET.replace("gaussian, num: 6", "bessel, num: 6"), dtype=torch.float64)
+    model.train()
+    atoms = Atoms("HHO", positions=[[0, 0, 0], [0, 0, 0], [0.9, 0.1, 0]])
+    out = model(geocompose.Batch.from_ase([atoms]))
+    loss = out["forces"].pow(2).sum()
+    params = [p for p in model.parameters() if p.requires_grad]
+    grads = torch.autograd.grad(loss, params, allow_unused=True)  # the energy head's last bias has none
+    assert all(torch.isfinite(g).all() for g in grads if g is not None)
+    assert sum(g is not None for g in grads) > len(params) // 2
