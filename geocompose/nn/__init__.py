@@ -12,7 +12,7 @@ from geocompose.nn.interaction import mace, nequip, tfn  # noqa: F401  (spherica
 from geocompose.nn.readout import gradient, pooling  # noqa: F401
 from geocompose.nn.readout import vector  # noqa: F401  (direct forces, dipole, moved positions)
 from geocompose.nn.readout import tensor  # noqa: F401  (equivariant per-structure tensors)
-from geocompose.nn.symmetry import augmentation, builtin, frame_averaging  # noqa: F401
+from geocompose.nn.symmetry import augmentation, builtin, frame_averaging, local_frames  # noqa: F401
 from geocompose.nn.model import GeometricModel
 
 __all__ = ["GeometricModel"]

@@ -152,3 +152,10 @@ def test_strategies_times_one_drawn_composition(strategy):
         assert report.check("rotation").verdict is Verdict.PASS, report.text()
 
     check()
+
+
+def test_local_frames_are_exact_on_generic_molecules():
+    report = verify(with_strategy(MLP, "local_frames"), samples=2)
+    for name in ("rotation", "reflection", "translation", "permutation", "conservative forces"):
+        assert report.check(name).verdict is Verdict.PASS, report.text()
+    assert report.check("rotation, degenerate frames (structure)").verdict is Verdict.MEASURED

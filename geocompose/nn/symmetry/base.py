@@ -47,6 +47,7 @@ def average_over_frames(
     types: Mapping[str, FieldType],
     frames: torch.Tensor,
     centroid: torch.Tensor,
+    weights: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
     """Average outputs of ``run`` over frames, each mapped back by its output's irreps.
 
@@ -58,10 +59,15 @@ def average_over_frames(
     Args:
         frames: (B, K, 3, 3).
         centroid: (B, 3).
+        weights: (B, K) non-negative invariant weights (uniform when None); a row of
+            zeros leaves that structure's outputs at zero.
     """
     batch = state[F.BATCH]
     positions = state[F.POSITIONS]
     num_structures = state[F.CELL].shape[0]
+    if weights is None:
+        weights = torch.ones(frames.shape[:2], dtype=positions.dtype, device=positions.device)
+    weights = weights / weights.sum(dim=1, keepdim=True).clamp(min=torch.finfo(weights.dtype).tiny)
     total: dict[str, torch.Tensor] = {}
     for k in range(frames.shape[1]):
         q = frames[:, k]  # (B, 3, 3)
@@ -69,10 +75,11 @@ def average_over_frames(
         moved = {**state, F.POSITIONS: local, F.CELL: state[F.CELL] @ q}
         for name, value in run(moved).items():
             ftype = types[name]
+            rows = batch if ftype.level is Level.NODE else torch.arange(num_structures, device=value.device)
             if ftype.irreps is not None:
-                rows = batch if ftype.level is Level.NODE else torch.arange(num_structures, device=value.device)
                 value = rotate_rows(value, ftype.irreps, q, rows)
                 if ftype.translates:
                     value = value + centroid[batch]
+            value = value * weights[rows, k].view(-1, *([1] * (value.dim() - 1))).to(value.dtype)
             total[name] = total[name] + value if name in total else value
-    return {name: value / frames.shape[1] for name, value in total.items()}
+    return total
