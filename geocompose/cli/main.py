@@ -6,6 +6,8 @@
     geocompose knobs [NAME] [--kind KIND] [--markdown]  the registry: every knob and its params
     geocompose schema                                   JSON Schema of blueprints (for editors)
     geocompose verify PATH... [--samples N] [--seed S]  prove each blueprint's symmetry claims
+    geocompose space SPACE.yaml                         size of a search space, how much type-checks
+    geocompose search SPACE.yaml DATA --trials N [--workers K] [--best]  architecture search (Optuna)
 
 ``--import MODULE`` (repeatable, before the command) imports user code first, so the
 blocks it registers with ``@register`` are valid ``type:`` values for every command::
@@ -25,13 +27,13 @@ import sys
 from collections.abc import Sequence
 
 import geocompose
-from geocompose.cli import info, knobs, schema, verify
+from geocompose.cli import info, knobs, schema, search, space, verify
 from geocompose.cli.common import EXIT_INVALID, CommandError, exit_code, render
 from geocompose.errors import GeocomposeError
 
 __all__ = ["build_parser", "import_user_modules", "main"]
 
-COMMANDS = (info, knobs, schema, verify)
+COMMANDS = (info, knobs, schema, verify, space, search)
 """Command modules, in the order ``--help`` lists them."""
 
 

@@ -1,6 +1,19 @@
 """Architecture search: spaces of blueprints, type-checked before they cost a trial."""
 
+from geocompose.search.engine import OptunaSuggester, SearchConfig, run_search
 from geocompose.search.sampler import RandomSuggester, SpaceReport, refusal_reason, survey
 from geocompose.search.space import Choice, Range, Space, read_space
 
-__all__ = ["Choice", "Range", "RandomSuggester", "Space", "SpaceReport", "read_space", "refusal_reason", "survey"]
+__all__ = [
+    "Choice",
+    "OptunaSuggester",
+    "RandomSuggester",
+    "Range",
+    "SearchConfig",
+    "Space",
+    "SpaceReport",
+    "read_space",
+    "refusal_reason",
+    "run_search",
+    "survey",
+]

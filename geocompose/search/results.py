@@ -1,0 +1,170 @@
+"""What a search found: the Pareto front, a plot, every trial's blueprint, the best one.
+
+The front is computed over (validation error, parameter count, latency), all
+minimised, from the metrics every trained trial stores; refused (ill-typed), rejected
+(symmetry claim violated, training diverged) and early-pruned trials are never ranked.
+The chosen blueprint is the front's lowest validation error.
+
+Example::
+
+    rows = trial_rows(study)
+    front = pareto_front(rows)
+    export_blueprints(rows, "search/trials")
+    plot_front(rows, front, "search/pareto.png")
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+__all__ = ["TrialRow", "best", "export_blueprints", "pareto_front", "pareto_table", "plot_front", "summary", "trial_rows"]
+
+
+@dataclass
+class TrialRow:
+    """One trial as the results need it."""
+
+    number: int
+    state: str  # complete | refused | rejected | pruned | failed | running | waiting
+    blueprint: dict | None
+    valid_error: float | None = None
+    params: int | None = None
+    latency_ms: float | None = None
+    reason: str = ""
+    attrs: dict = field(default_factory=dict)
+
+    @property
+    def objectives(self) -> tuple[float, float, float]:
+        return (self.valid_error, self.params, self.latency_ms)
+
+    def describe(self) -> str:
+        """The interaction stack in a few words, e.g. ``painn x2 -> scalars``."""
+        stack = (self.blueprint or {}).get("interactions") or []
+        parts = []
+        for block in stack if isinstance(stack, list) else []:
+            repeat = block.get("repeat", 1) if isinstance(block, dict) else 1
+            name = block.get("type", "?") if isinstance(block, dict) else str(block)
+            parts.append(f"{name} x{repeat}" if repeat != 1 else name)
+        return " -> ".join(parts)
+
+
+def trial_rows(study) -> list[TrialRow]:
+    """Every trial of the study, classified."""
+    rows = []
+    for trial in study.get_trials(deepcopy=False):
+        attrs = trial.user_attrs
+        state = trial.state.name.lower()
+        reason = ""
+        if "refused" in attrs:
+            state, reason = "refused", attrs["refused"]
+        elif "rejected" in attrs and state == "pruned":
+            state, reason = "rejected", attrs["rejected"]
+        elif state == "pruned":
+            reason = f"median pruner after epoch {attrs.get('pruned_at', '?')}"
+        elif state == "fail":
+            state, reason = "failed", attrs.get("error", "interrupted")
+        row = TrialRow(trial.number, state, attrs.get("blueprint"), reason=reason, attrs=dict(attrs))
+        if state == "complete":
+            row.valid_error, row.params, row.latency_ms = attrs["valid_error"], attrs["params"], attrs["latency_ms"]
+        rows.append(row)
+    return rows
+
+
+def _dominates(a: TrialRow, b: TrialRow) -> bool:
+    return all(x <= y for x, y in zip(a.objectives, b.objectives)) and a.objectives != b.objectives
+
+
+def pareto_front(rows: list[TrialRow]) -> list[TrialRow]:
+    """Complete trials no other complete trial dominates, by validation error; a design
+    found twice (duplicate trials) appears once."""
+    done = [r for r in rows if r.state == "complete" and "duplicate_of" not in r.attrs]
+    front = [r for r in done if not any(_dominates(o, r) for o in done)]
+    return sorted(front, key=lambda r: r.valid_error)
+
+
+def best(rows: list[TrialRow]) -> TrialRow | None:
+    """The front's lowest validation error (None when nothing was trained)."""
+    front = pareto_front(rows)
+    return front[0] if front else None
+
+
+def summary(rows: list[TrialRow]) -> str:
+    """One line: how many trials ended how."""
+    counts = Counter(r.state for r in rows)
+    order = ("complete", "refused", "rejected", "pruned", "failed", "running", "waiting")
+    return ", ".join(f"{counts[s]} {s}" for s in order if counts[s])
+
+
+def pareto_table(rows: list[TrialRow], title: str = "Pareto front"):
+    """A rich table of the front (imported lazily: rich is only needed to print)."""
+    from rich.table import Table
+
+    table = Table(title=title)
+    for name, justify in (("trial", "right"), ("interactions", "left"), ("valid error", "right"),
+                          ("metric", "left"), ("params", "right"), ("latency ms", "right"),
+                          ("symmetry err", "right")):
+        table.add_column(name, justify=justify)
+    for row in pareto_front(rows):
+        table.add_row(
+            str(row.number), row.describe(), f"{row.valid_error:.4g}", row.attrs.get("error_metric", ""),
+            f"{row.params:,}", f"{row.latency_ms:.1f}", f"{row.attrs.get('symmetry_error', 0.0):.1e}",
+        )
+    return table
+
+
+def export_blueprints(rows: list[TrialRow], directory: str | Path) -> list[Path]:
+    """Each complete trial's blueprint as ``trial_NNNN.yaml`` (compiles on its own)."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for row in rows:
+        if row.state != "complete" or row.blueprint is None:
+            continue
+        path = directory / f"trial_{row.number:04d}.yaml"
+        header = (
+            f"# search trial {row.number}: {row.attrs.get('error_metric', 'valid error')} {row.valid_error:.6g}, "
+            f"{row.params:,} parameters, {row.latency_ms:.2f} ms per structure with forces\n"
+        )
+        path.write_text(header + blueprint_yaml(row.blueprint))
+        written.append(path)
+    return written
+
+
+def blueprint_yaml(blueprint: dict) -> str:
+    """A blueprint as block-style YAML in its own key order."""
+    return yaml.safe_dump(blueprint, sort_keys=False, default_flow_style=None)
+
+
+def plot_front(rows: list[TrialRow], path: str | Path, title: str = "") -> Path:
+    """Validation error against parameter count, the Pareto front highlighted (PNG)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    done = [r for r in rows if r.state == "complete"]
+    front = pareto_front(rows)
+    on_front = {r.number for r in front}
+    fig, ax = plt.subplots(figsize=(6, 4.2))
+    others = [r for r in done if r.number not in on_front]
+    ax.scatter([r.params for r in others], [r.valid_error for r in others], c="0.6", label="trained")
+    ax.scatter([r.params for r in front], [r.valid_error for r in front], c="tab:red", label="Pareto front (error, params, latency)", zorder=3)
+    for r in front:
+        ax.annotate(f"#{r.number} {r.describe()}", (r.params, r.valid_error), fontsize=7,
+                    xytext=(4, 4), textcoords="offset points")
+    ax.set_xscale("log")
+    metric = done[0].attrs.get("error_metric", "validation error") if done else "validation error"
+    ax.set_xlabel("parameters")
+    ax.set_ylabel(metric)
+    ax.set_title(title or f"{len(done)} trained trials")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

@@ -1,0 +1,96 @@
+"""``geocompose search`` and ``geocompose space`` through the command line.
+
+The verifier is stood in for (the engine's tests run the real one); training is real.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+import pytest
+import yaml
+
+import geocompose
+import geocompose.data.dataset
+from geocompose.cli.main import main
+from geocompose.verify.report import VerificationReport
+
+pytest.importorskip("optuna")
+pytest.importorskip("geocompose.train")  # the trainer may land separately
+
+ROOT = Path(__file__).parents[2]
+DATA = ROOT / "geocompose" / "data" / "examples" / "cu_emt_small.extxyz"
+
+SPACE = """\
+name: cli-search
+symmetry: {group: O(3), strategy: built_in}
+graph: {type: radius, cutoff: 3.0}
+embedding:
+  species: [Cu]
+  node: {type: learned, features: 4}
+  radial: {type: bessel, num: 4}
+  envelope: {type: polynomial, p: 6}
+interactions:
+  - {type: schnet, filters: 4, repeat: {range: [1, 2]}}
+readout:
+  energy: {type: sum, hidden: [4]}
+  forces: {type: gradient, of: energy}
+"""
+
+
+@pytest.fixture
+def passing_verifier(monkeypatch):
+    monkeypatch.setattr(importlib.import_module("geocompose.verify"), "verify", lambda *a, **k: VerificationReport("x", 0, "O(3)", "O(3)"))
+
+
+def test_search_writes_front_plot_blueprints_and_best(tmp_path, capsys, passing_verifier):
+    space = tmp_path / "space.yaml"
+    space.write_text(SPACE)
+    out = tmp_path / "out"
+    args = ["search", str(space), str(DATA), "--trials", "2", "--budget", "1", "--structures", "8", "--out", str(out)]
+    assert main(args) == 0
+    text = capsys.readouterr().out
+    assert "Pareto front" in text and "2 complete" in text
+    assert (out / "pareto.png").stat().st_size > 1000
+    exported = sorted((out / "trials").glob("trial_*.yaml"))
+    assert [p.name for p in exported] == ["trial_0000.yaml", "trial_0001.yaml"]
+
+    # The same command again: the study is finished, nothing is re-run; --best prints YAML only.
+    assert main([*args, "--best"]) == 0
+    captured = capsys.readouterr()
+    chosen = yaml.safe_load(captured.out)
+    assert chosen["interactions"][0]["repeat"] in (1, 2)
+    assert "nothing to run" not in captured.out  # progress stays off stdout with --best
+    model = geocompose.compile(chosen)
+    assert sum(p.numel() for p in model.parameters()) > 0
+    assert len(list((out / "runs").iterdir())) == 2
+
+
+def test_search_refuses_a_mismatched_study(tmp_path, passing_verifier):
+    space = tmp_path / "space.yaml"
+    space.write_text(SPACE)
+    args = ["search", str(space), str(DATA), "--trials", "1", "--budget", "1", "--structures", "8", "--out",
+            str(tmp_path / "out")]
+    assert main(args) == 0
+    assert main([*args, "--sampler", "tpe"]) == 2  # one objective cannot continue a three-objective study
+
+
+def test_tpe_reports_every_epoch_to_the_pruner(tmp_path, passing_verifier):
+    from geocompose.search.engine import SearchConfig, run_search
+
+    space = tmp_path / "space.yaml"
+    space.write_text(SPACE)
+    data = geocompose.data.dataset.Dataset.from_file(DATA).subset(range(8))
+    study = run_search(space, data, trials=2, out=tmp_path / "out", config=SearchConfig(budget_epochs=2, sampler="tpe"),
+                       echo=lambda *a: None)
+    assert len(study.directions) == 1
+    for trial in study.trials:
+        assert trial.state.name == "COMPLETE"
+        assert sorted(trial.intermediate_values) == [1, 2]
+        assert trial.value == trial.intermediate_values[2] == trial.user_attrs["valid_error"]
+
+
+def test_space_command_is_registered(capsys):
+    assert main(["space", str(ROOT / "examples" / "search-space.yaml")]) == 0
+    assert "type-check" in capsys.readouterr().out
