@@ -249,12 +249,13 @@ class MACEInteraction(MessagePassingInteraction):
         self.norm = 1.0 / params.avg_neighbours
 
     def message(self, state: State, edges: EdgeView) -> torch.Tensor:
-        senders = edges.gather_senders(self.linear_up(state[F.NODE_FEATURES]))  # (E, irreps_in.dim)
+        # Layout change at node level (N rows), before gathering onto E edges.
+        senders = edges.gather_senders(self.conv.prepare(self.linear_up(state[F.NODE_FEATURES])))
         return self.conv(senders, state[F.EDGE_ANGULAR], state[F.EDGE_RADIAL], state[F.EDGE_ENVELOPE])
 
     def update(self, state: State, aggregated: torch.Tensor) -> dict[str, torch.Tensor]:
         x, species = state[F.NODE_FEATURES], state[F.SPECIES]
-        a = self.linear_a(aggregated * self.norm)  # (N, irreps_a.dim): the A-basis
+        a = self.linear_a(self.conv.finish(aggregated) * self.norm)  # (N, irreps_a.dim): the A-basis
         b = self.contraction(a, species)  # (N, features.dim): the B-basis
         h = self.linear_out(b)
         if self.sc is not None:

@@ -105,12 +105,13 @@ class SphericalConvolution(MessagePassingInteraction):
         self.norm = 1.0 / math.sqrt(params.avg_neighbours)
 
     def message(self, state: State, edges: EdgeView) -> torch.Tensor:
-        senders = edges.gather_senders(self.linear_in(state[F.NODE_FEATURES]))  # (E, irreps_in.dim)
+        # Layout change at node level (N rows), before gathering onto E edges.
+        senders = edges.gather_senders(self.conv.prepare(self.linear_in(state[F.NODE_FEATURES])))
         return self.conv(senders, state[F.EDGE_ANGULAR], state[F.EDGE_RADIAL], state[F.EDGE_ENVELOPE])
 
     def update(self, state: State, aggregated: torch.Tensor) -> dict[str, torch.Tensor]:
         x = state[F.NODE_FEATURES]
-        y = self.linear_out(aggregated * self.norm)  # (N, irreps_pre.dim)
+        y = self.linear_out(self.conv.finish(aggregated) * self.norm)  # (N, irreps_pre.dim)
         if self.sc is not None:
             y = y + self.sc(x, state[F.SPECIES])
         y = self.act(y)  # (N, features.dim)

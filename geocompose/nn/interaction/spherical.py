@@ -143,16 +143,34 @@ class _SmallBatchedMatmul(torch.autograd.Function):
         return grad_x, grad_m
 
 
+def component_major(x: torch.Tensor, irreps: o3.Irreps) -> torch.Tensor:
+    """(R, dim) from e3nn's channel-major layout (each segment ``(mul, 2l+1)``) to the
+    component-major one (each segment ``(2l+1, mul)``) that :class:`ChannelwiseProduct` uses."""
+    n, parts = x.shape[0], x.split([mul * ir.dim for mul, ir in irreps], -1)
+    blocks = [p.reshape(n, mul, ir.dim).transpose(1, 2) for p, (mul, ir) in zip(parts, irreps)]
+    return torch.cat([b.reshape(n, b.shape[1] * b.shape[2]) for b in blocks], -1)
+
+
+def channel_major(x: torch.Tensor, irreps: o3.Irreps) -> torch.Tensor:
+    """The inverse of :func:`component_major`."""
+    n, parts = x.shape[0], x.split([mul * ir.dim for mul, ir in irreps], -1)
+    blocks = [p.reshape(n, ir.dim, mul).transpose(1, 2) for p, (mul, ir) in zip(parts, irreps)]
+    return torch.cat([b.reshape(n, b.shape[1] * b.shape[2]) for b in blocks], -1)
+
+
 class ChannelwiseProduct(nn.Module):
     """The ``uvu`` product of a :class:`PathPlan` whose second input has multiplicity 1
-    (edge harmonics), as one small batched matmul per path; same layout, weights and
-    normalisation as ``plan.tensor_product()`` (tested equal), faster on CPU.
+    (edge harmonics), one small batched matmul per path. Same weights and normalisation as
+    ``plan.tensor_product()``; inputs and output are *component-major* (see
+    :func:`component_major`), so that the matmul runs over the channels (tested equal to
+    e3nn, gradients included). Blocks convert at node level, before gathering senders and
+    after aggregating, where there are N rows instead of E.
 
-    Per path ``l1 x l2 -> l3`` and edge ``z``: ``M_z = sqrt(2 l3 + 1) Y_z^{l2} . C`` is a
-    ``(2 l1 + 1, 2 l3 + 1)`` matrix (``C`` e3nn's Wigner 3j), and the output is
-    ``(w_z,u x_z,u) @ M_z`` for every channel ``u``: the weight is applied to the
-    (smaller) input side and the ``(E, mul, 2 l3 + 1)`` blocks are written once, already
-    in e3nn's channel-major layout.
+    Per path ``l1 x l2 -> l3`` and edge ``z``: ``M_z = sqrt(2 l3 + 1) C . Y_z^{l2}`` is a
+    ``(2 l3 + 1, 2 l1 + 1)`` matrix (``C`` e3nn's Wigner 3j) and the output block is
+    ``M_z @ (x_z * w_z)`` with ``x_z`` ``(2 l1 + 1, mul)``: weights on the small input side.
+    Measured on 2,742 edges x 128 channels: 2-5x faster forward than the channel-major
+    ``(mul, 2l1+1) @ (2l1+1, 2l3+1)`` form, which is 1.3x faster than e3nn's.
     """
 
     def __init__(self, plan: PathPlan):
@@ -175,26 +193,29 @@ class ChannelwiseProduct(nn.Module):
         self.weight_numel = sum(self.weight_sizes)
 
     def forward(self, x1: torch.Tensor, x2: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        """x1 (E, in1.dim) component-major, x2 (E, in2.dim), weight (E, weight_numel) →
+        (E, out.dim) component-major."""
         n = x1.shape[0]
-        segments1 = [
-            seg.reshape(n, mul, ir.dim) for seg, (mul, ir) in zip(x1.split(self.sizes1, -1), self.plan.irreps_in1)
-        ]
+        sizes = zip(x1.split(self.sizes1, -1), self.plan.irreps_in1)
+        segments1 = [seg.reshape(n, ir.dim, mul) for seg, (mul, ir) in sizes]
         segments2 = x2.split(self.sizes2, -1)
         weights = weight.split(self.weight_sizes, -1)
         out = []
         for i, (i1, mul, d1, i2, d3) in enumerate(self.paths):
-            cg = getattr(self, f"cg{i}")  # (d1, d2, d3)
-            m = torch.einsum("zj,ijk->zik", segments2[i2], cg)  # (E, d1, d3), per edge
-            x = segments1[i1] * weights[i].unsqueeze(-1)  # (E, mul, d1): weight on the small side
-            y = _SmallBatchedMatmul.apply(x, m)  # (E, mul, d3)
-            out.append(y.reshape(n, mul * d3))
+            m = torch.einsum("zj,ijk->zki", segments2[i2], getattr(self, f"cg{i}"))  # (E, d3, d1)
+            x = segments1[i1] * weights[i].unsqueeze(1)  # (E, d1, mul)
+            # An outer product for scalar inputs; otherwise (d3, d1) @ (d1, mul) per edge.
+            y = m * x if d1 == 1 else _SmallBatchedMatmul.apply(m, x)  # (E, d3, mul)
+            out.append(y.reshape(n, d3 * mul))
         return torch.cat(out, dim=-1)
 
 
 class EdgeTensorProduct(nn.Module):
     """``m_ij = TP(h_j, Y_ij; w = MLP(e(r_ij)) * u(r_ij))``: (E, plan.irreps_out.dim).
 
-    ``uvu`` plans run on :class:`ChannelwiseProduct`; ``uvw`` on e3nn's TensorProduct.
+    ``uvu`` plans run on :class:`ChannelwiseProduct` (component-major layout: call
+    :meth:`prepare` on node features before gathering senders and :meth:`finish` on
+    the aggregate); ``uvw`` plans on e3nn's TensorProduct (both are then identities).
 
     Args:
         plan: the paths (from :func:`edge_plan`).
@@ -207,9 +228,17 @@ class EdgeTensorProduct(nn.Module):
         super().__init__()
         self.plan = plan
         self.sh_dim = plan.irreps_in2.dim
-        uvu = plan.mode is MixingMode.UVU and all(mul == 1 for mul, _ in plan.irreps_in2)
-        self.tp = ChannelwiseProduct(plan) if uvu else plan.tensor_product(shared_weights=False)
+        self.fast = plan.mode is MixingMode.UVU and all(mul == 1 for mul, _ in plan.irreps_in2)
+        self.tp = ChannelwiseProduct(plan) if self.fast else plan.tensor_product(shared_weights=False)
         self.radial = mlp([num_radial, *hidden, plan.weight_numel], act)
+
+    def prepare(self, node_features: torch.Tensor) -> torch.Tensor:
+        """(N, in1.dim) e3nn layout → the layout ``forward`` takes."""
+        return component_major(node_features, self.plan.irreps_in1) if self.fast else node_features
+
+    def finish(self, aggregated: torch.Tensor) -> torch.Tensor:
+        """(N, out.dim) aggregate of ``forward``'s output → e3nn layout."""
+        return channel_major(aggregated, self.plan.irreps_out) if self.fast else aggregated
 
     def forward(self, sender_features, angular, radial, envelope) -> torch.Tensor:
         weights = self.radial(radial) * envelope  # (E, weight_numel): smooth to 0 at the cutoff
@@ -331,6 +360,8 @@ def describe_plan(plan: PathPlan) -> tuple[str, ...]:
 
 __all__ = [
     "ChannelwiseProduct",
+    "channel_major",
+    "component_major",
     "EdgeTensorProduct",
     "MixingMode",
     "Nonlinearity",

@@ -149,7 +149,12 @@ def test_lower_l_max_truncates_the_harmonics():
 def test_channelwise_product_equals_e3nn_tensor_product(node):
     """The fast uvu kernel is e3nn's TensorProduct: same layout, weights, normalisation,
     and gradients (the reference stays e3nn)."""
-    from geocompose.nn.interaction.spherical import ChannelwiseProduct, exact_constants
+    from geocompose.nn.interaction.spherical import (
+        ChannelwiseProduct,
+        channel_major,
+        component_major,
+        exact_constants,
+    )
     from geocompose.nn.ops.paths import enumerate_paths
 
     plan = enumerate_paths(o3.Irreps(node), o3.Irreps.spherical_harmonics(3))
@@ -159,7 +164,9 @@ def test_channelwise_product_equals_e3nn_tensor_product(node):
     x = torch.randn(7, plan.irreps_in1.dim, generator=gen, dtype=torch.float64, requires_grad=True)
     y = torch.randn(7, plan.irreps_in2.dim, generator=gen, dtype=torch.float64, requires_grad=True)
     w = torch.randn(7, plan.weight_numel, generator=gen, dtype=torch.float64, requires_grad=True)
-    out_fast, out_ref = fast(x, y, w), reference(x, y, w)
+    assert torch.equal(channel_major(component_major(x, plan.irreps_in1), plan.irreps_in1), x)
+    out_fast = channel_major(fast(component_major(x, plan.irreps_in1), y, w), plan.irreps_out)
+    out_ref = reference(x, y, w)
     assert torch.allclose(out_fast, out_ref, atol=1e-12)
     probe = torch.randn_like(out_ref)
     grads_fast = torch.autograd.grad((out_fast * probe).sum(), (x, y, w))
