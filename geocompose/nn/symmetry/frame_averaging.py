@@ -8,7 +8,7 @@ import torch
 from pydantic import PositiveInt
 
 from geocompose.nn.symmetry.base import Strategy, average_over_frames
-from geocompose.nn.symmetry.frames import covariance, frames, principal_axes
+from geocompose.nn.symmetry.frames import covariance, frames, principal_axes, sign_patterns
 from geocompose.registry import Kind, KnobModel, register
 from geocompose.types import fields as F
 from geocompose.types.group import Group
@@ -91,30 +91,46 @@ class CanonicalisationParams(KnobModel):
     type: Literal["canonicalisation"] = "canonicalisation"
 
 
+# An axis whose third moment is below this fraction of the total is sign-ambiguous.
+AMBIGUOUS_MOMENT = 1e-8
+
+
 @register(Kind.STRATEGY, exact=True, frames=True)
 class Canonicalisation(FrameStrategy):
     """A single canonical frame: PCA axes with signs fixed by the third moment of each
     atom's neighbour-vector sum, ``s_k = sign(sum_i (m_i . v_k)^3)``, ``m_i = sum_j r_ij``
     (translation, wrapping and cell choice leave the m_i unchanged). One network call
-    instead of 8; exact where the moments and eigenvalues are non-degenerate.
+    per structure instead of 8. Where a moment vanishes (centrosymmetric structures, e.g.
+    any one-atom crystal, where every m_i is 0) that axis's sign is ambiguous, and both
+    signs are averaged, as frame averaging would: exact on every structure whose
+    covariance eigenvalues are distinct.
 
     YAML: ``strategy: canonicalisation``
     """
 
     Params = CanonicalisationParams
 
-    def select(self, all_frames, axes, state):
-        edges = state[F.EDGE_INDEX]
-        batch = state[F.BATCH]
+    def forward(self, run, state, types, graph):
+        geometry = graph(state)
+        edges, batch = state[F.EDGE_INDEX], state[F.BATCH]
         num_structures = state[F.CELL].shape[0]
-        vectors = state[F.EDGE_VECTORS]
-        sums = torch.zeros_like(state[F.POSITIONS]).index_add_(0, edges[1], vectors)  # (N, 3) m_i
-        projected = torch.einsum("ni,nij->nj", sums, axes[batch])  # (N, 3) m_i . v_k
-        moment = torch.zeros(num_structures, 3, dtype=sums.dtype, device=sums.device)
-        moment = moment.index_add_(0, batch, projected**3)
-        signs = torch.where(moment >= 0, 1.0, -1.0).to(axes.dtype)  # (B, 3)
-        chosen = axes * signs.unsqueeze(1)
-        if self.claim is Group.SO3:
-            flip = torch.det(chosen).sign()
-            chosen = chosen * torch.stack([torch.ones_like(flip), torch.ones_like(flip), flip], -1).unsqueeze(1)
-        return chosen.unsqueeze(1)
+        cov, centroid = covariance(geometry[F.EDGE_VECTORS], edges[1], state[F.POSITIONS], batch, num_structures)
+        _, axes = principal_axes(cov)
+        sums = torch.zeros_like(state[F.POSITIONS]).index_add_(0, edges[1], geometry[F.EDGE_VECTORS])  # m_i
+        projected = torch.einsum("ni,nij->nj", sums, axes[batch])  # (N, 3): m_i . v_k
+        moment = torch.zeros(num_structures, 3, dtype=sums.dtype, device=sums.device).index_add_(0, batch, projected**3)
+        size = torch.zeros_like(moment).index_add_(0, batch, projected.abs() ** 3).sum(dim=1, keepdim=True)
+        ambiguous = moment.abs() <= AMBIGUOUS_MOMENT * size.clamp(min=1e-300)  # (B, 3)
+        sign = torch.where(moment >= 0, 1.0, -1.0).to(axes.dtype)
+        proper = self.claim is Group.SO3
+        patterns = sign_patterns(proper, axes.dtype, axes.device)  # (K, 3)
+        # Weight 1 for every sign pattern that agrees with the moments on the decided axes.
+        agree = (patterns.unsqueeze(0) == sign.unsqueeze(1)) | ambiguous.unsqueeze(1)  # (B, K, 3)
+        if proper:
+            # With 4 proper patterns the last axis follows the other two: compare the free axes.
+            agree[..., 2] = True
+        weights = agree.all(dim=-1).to(axes.dtype)  # (B, K)
+        chosen = frames(axes, proper_only=proper)
+        used = weights.sum(dim=0) > 0  # run only patterns some structure needs
+        used[0] = used[0] or not used.any()  # an empty batch still produces (empty) outputs
+        return average_over_frames(run, state, types, chosen[:, used], centroid, weights[:, used])
