@@ -25,6 +25,7 @@ STRATEGIES = [
     "none",
     "frame_averaging",
     "canonicalisation",
+    "local_frames",
     {"type": "stochastic_frame_averaging", "eval_frames": 1},
     {"type": "stochastic_frame_averaging", "eval_frames": 2},
     "augmentation",
