@@ -7,9 +7,15 @@ import numpy as np
 import pytest
 import torch
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 import geocompose
 from geocompose.errors import BlueprintError
-from geocompose.verify import actions, groups
+from geocompose.registry import REGISTRY, Kind
+from geocompose.testing import exact_rtol, params_strategy
+from geocompose.testing import structures as drawn_batches
+from geocompose.verify import actions, checks, groups
 
 SPECIES = ["H", "C", "N", "O", "Cu"]
 
@@ -144,3 +150,44 @@ def test_finite_values_and_gradients_on_degenerate_structures():
     assert torch.equal(out["forces"][3], torch.zeros(3, dtype=torch.float64))  # isolated: no vectors
     empty = model(geocompose.Batch.empty())
     assert empty["forces"].shape == (0, 3) and empty["dipole"].shape == (0, 3)
+
+
+# --------------------------------------------------------------------------- property-based
+
+UPSTREAM = {
+    "direct_forces": [{"type": "painn"}, {"type": "gvp", "vectors": 3}],
+    "dipole": [{"type": "painn"}, {"type": "gvp", "vectors": 2}, {"type": "schnet", "filters": 4}],
+    "positions": [{"type": "egnn", "hidden": 4, "update_positions": True}],
+}
+
+
+@settings(max_examples=12, deadline=None)
+@given(data=st.data())
+def test_drawn_heads_transform_as_declared(data):
+    """Any head with drawn params after an upstream that accepts it: rotation, reflection,
+    translation, permutation and periodic images, on drawn molecules and cells."""
+    head = data.draw(st.sampled_from(sorted(UPSTREAM)), label="head")
+    params = {"type": head, **data.draw(params_strategy(REGISTRY.get(Kind.READOUT, head).params), label="params")}
+    interaction = data.draw(st.sampled_from(UPSTREAM[head]), label="interaction")
+    spec = blueprint({"out": params}, interactions=[interaction], features=data.draw(st.integers(1, 4)))
+    try:
+        model = geocompose.compile(spec, dtype=torch.float64, seed=data.draw(st.integers(0, 9)))
+    except BlueprintError as err:  # only the dipole with both terms off, or vectors after schnet
+        assert head == "dipole" and ("nothing" in err.message or "1o" in err.message), err.message
+        return
+    batch = data.draw(drawn_batches(species=SPECIES, cutoff=5.0), label="batch")
+    labels = [f"structure {i}" for i in range(batch.num_structures)]
+    gen = torch.Generator().manual_seed(data.draw(st.integers(0, 2**31 - 1)))
+    tol = exact_rtol(torch.float64)
+    measured = {
+        "rotation": checks.rotation_check(model, batch, labels, gen, improper=False),
+        "reflection": checks.rotation_check(model, batch, labels, gen, improper=True),
+        "translation": checks.translation_check(model, batch, labels, gen),
+        "permutation": checks.permutation_check(model, batch, labels, gen),
+    }
+    periodic = [i for i in range(batch.num_structures) if bool(batch.pbc[i].any())]
+    if periodic:
+        sub = geocompose.Batch.concatenate([batch.structure(i) for i in periodic])
+        measured["periodic images"] = checks.periodic_check(model, sub, [labels[i] for i in periodic])
+    for check, result in measured.items():
+        assert result.worst <= tol, f"{head} {params} after {interaction['type']}: {check} {result.worst:.1e} ({result.where})"
