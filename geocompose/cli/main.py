@@ -6,6 +6,7 @@
     geocompose knobs [NAME] [--kind KIND] [--markdown]  the registry: every knob and its params
     geocompose schema                                   JSON Schema of blueprints (for editors)
     geocompose verify PATH... [--samples N] [--seed S]  prove each blueprint's symmetry claims
+    geocompose expressivity BLUEPRINT... [--suite S] [--quick]  tell apart hard pairs of graphs
     geocompose space SPACE.yaml                         size of a search space, how much type-checks
     geocompose search SPACE.yaml DATA --trials N [--workers K] [--best]  architecture search (Optuna)
 
@@ -27,13 +28,13 @@ import sys
 from collections.abc import Sequence
 
 import geocompose
-from geocompose.cli import info, knobs, schema, search, space, verify
+from geocompose.cli import expressivity, info, knobs, schema, search, space, verify
 from geocompose.cli.common import EXIT_INVALID, CommandError, exit_code, render
 from geocompose.errors import GeocomposeError
 
 __all__ = ["build_parser", "import_user_modules", "main"]
 
-COMMANDS = (info, knobs, schema, verify, space, search)
+COMMANDS = (info, knobs, schema, verify, expressivity, space, search)
 """Command modules, in the order ``--help`` lists them."""
 
 
