@@ -42,6 +42,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--atoms-per-batch", type=int, default=256)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--expressivity", default="counterexamples", metavar="SUITE",
+                        help="expressivity suite scored per trial (quick protocol); 'none' skips it")
+    parser.add_argument("--rank-expressivity", action="store_true",
+                        help="make the expressivity score a 4th objective (maximised)")
     parser.add_argument("--best", action="store_true", help="print only the chosen blueprint (YAML)")
 
 
@@ -70,7 +74,9 @@ def run(args: argparse.Namespace) -> int:
     if args.structures:
         data = data.subset(range(min(args.structures, len(data))))
     config = SearchConfig(budget_epochs=args.budget, sampler=args.sampler, seed=args.seed,
-                          atoms_per_batch=args.atoms_per_batch, lr=args.lr)
+                          atoms_per_batch=args.atoms_per_batch, lr=args.lr,
+                          expressivity=None if args.expressivity == "none" else args.expressivity,
+                          expressivity_objective=args.rank_expressivity)
     start = time.perf_counter()
     study = run_search(space, data, args.trials, workers=args.workers, out=args.out, storage=args.storage,
                        config=config, echo=echo)

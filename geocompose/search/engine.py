@@ -38,20 +38,21 @@ import copy
 import math
 import multiprocessing
 import os
-import statistics
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from geocompose.errors import GeocomposeError
+from geocompose.search import objectives
+from geocompose.search.objectives import objective_names
 from geocompose.search.sampler import refusal_reason
 from geocompose.search.space import Space, read_space
 
 __all__ = ["OBJECTIVES", "OptunaSuggester", "SearchConfig", "SearchError", "assignments", "open_study", "run_search"]
 
 OBJECTIVES = ("valid_error", "params", "latency_ms")
-"""The objectives of a multi-objective study, in order; all minimised."""
+"""The objectives of a multi-objective study, in order, all minimised (plus
+``expressivity``, maximised, with ``SearchConfig.expressivity_objective``)."""
 
 FINISHED = ("COMPLETE", "PRUNED")
 
@@ -71,6 +72,8 @@ class SearchConfig:
     lr: float = 1e-3
     verify_samples: int = 1
     latency_repeats: int = 5
+    expressivity: str | None = "counterexamples"  # suite scored per trial; None: skip
+    expressivity_objective: bool = False  # rank by it too (a 4th objective, maximised)
 
 
 class OptunaSuggester:
@@ -150,11 +153,15 @@ def _study_name(space: Space) -> str:
     return name if isinstance(name, str) else Path(space.file).stem
 
 
-def open_study(space: Space, out: str | Path, storage: str | None = None, sampler: str = "nsga2", seed: int = 0):
+def open_study(space: Space, out: str | Path, storage: str | None = None, config: SearchConfig | None = None,
+               seed: int | None = None):
     """The study of ``space`` in ``storage`` (created when absent)."""
     import optuna
 
-    directions = ["minimize"] * (len(OBJECTIVES) if sampler == "nsga2" else 1)
+    config = config or SearchConfig()
+    sampler, seed = config.sampler, config.seed if seed is None else seed
+    names = objective_names(config)
+    directions = ["maximize" if name == "expressivity" else "minimize" for name in names]
     if sampler == "nsga2":
         chosen = optuna.samplers.NSGAIISampler(seed=seed)
     elif sampler == "tpe":
@@ -169,11 +176,13 @@ def open_study(space: Space, out: str | Path, storage: str | None = None, sample
     if len(study.directions) != len(directions):
         raise SearchError(
             f"the study '{study.study_name}' in {storage or Path(out) / 'search.journal'} has "
-            f"{len(study.directions)} objective(s); --sampler {sampler} needs {len(directions)} (use another --out)"
+            f"{len(study.directions)} objective(s); this search has {len(directions)}: {', '.join(names)} "
+            "(use another --out)"
         )
     if study.user_attrs.get("space") not in (None, space.template.__repr__()):
         raise SearchError(f"the study '{study.study_name}' was run on a different search space; use another --out")
     study.set_user_attr("space", space.template.__repr__())
+    study.set_user_attr("objectives", list(names))
     return study
 
 
@@ -208,11 +217,16 @@ def _objective(trial, space: Space, data, cfg: SearchConfig, out: Path):
         trial.set_user_attr("rejected", f"symmetry claim violated: {reason}")
         raise optuna.TrialPruned(reason)
 
-    error, params, latency = _train(trial, candidate, data, cfg, out)
-    trial.set_user_attr("valid_error", error)
-    trial.set_user_attr("params", params)
-    trial.set_user_attr("latency_ms", latency)
-    return (error, params, latency) if cfg.sampler == "nsga2" else error
+    error, params, latency = objectives.train_and_measure(trial, candidate, data, cfg, out)
+    values = {"valid_error": error, "params": params, "latency_ms": latency}
+    score = objectives.expressivity_score(candidate, cfg.expressivity) if cfg.expressivity else None
+    if score is not None:
+        values["expressivity"] = score
+    for key, value in values.items():
+        trial.set_user_attr(key, value)
+    if cfg.sampler == "tpe":
+        return error
+    return tuple(values[name] for name in objective_names(cfg))
 
 
 def _same_params(trial):
@@ -224,51 +238,6 @@ def _same_params(trial):
     return None
 
 
-def _error(valid: dict[str, float], best_loss: float) -> tuple[str, float]:
-    if "forces_mae" in valid and math.isfinite(valid["forces_mae"]):
-        return "forces_mae", float(valid["forces_mae"])
-    return "valid_loss", float(best_loss)
-
-
-def _train(trial, candidate: dict, data, cfg: SearchConfig, out: Path) -> tuple[float, int, float]:
-    import optuna
-    import torch
-
-    from geocompose.train import TrainConfig, Trainer, TrainingDiverged
-
-    config = TrainConfig(epochs=cfg.budget_epochs, atoms_per_batch=cfg.atoms_per_batch, lr=cfg.lr,
-                         seed=cfg.seed, patience=0)
-    run = out / "runs" / f"trial_{trial.number:04d}"
-    trainer = Trainer(candidate, data, config, out=run, progress=False, echo=lambda *a: None)
-    start = time.perf_counter()
-    try:
-        for epoch in range(1, cfg.budget_epochs + 1):
-            trainer.config.epochs = epoch  # one epoch per fit(); the schedule spans the budget
-            result = trainer.fit()
-            metric, error = _error(result.valid, result.best_loss)
-            if cfg.sampler == "tpe":
-                trial.report(error, epoch)
-                if trial.should_prune():
-                    trial.set_user_attr("pruned_at", epoch)
-                    raise optuna.TrialPruned(f"{metric} {error:.4g} after epoch {epoch}")
-    except TrainingDiverged as err:
-        trial.set_user_attr("rejected", f"training diverged: {err}")
-        raise optuna.TrialPruned(str(err)) from None
-    trial.set_user_attr("train_s", time.perf_counter() - start)
-    trial.set_user_attr("error_metric", metric)
-    trial.set_user_attr("metrics", {k: float(v) for k, v in result.valid.items()})
-    potential = trainer.potential.eval()
-    params = sum(p.numel() for p in potential.parameters())
-    reference = data.batches([0], atoms_per_batch=10**9, dtype=next(potential.parameters()).dtype)[0]
-    times = []
-    for _ in range(cfg.latency_repeats + 1):  # the first call warms caches; not counted
-        tic = time.perf_counter()
-        with torch.no_grad() if not potential.has_forces else torch.enable_grad():
-            potential(reference)
-        times.append(1000 * (time.perf_counter() - tic))
-    return error, params, statistics.median(times[1:])
-
-
 # -- workers --------------------------------------------------------------------------
 def _worker(space_file: str, space_text: str, data, cfg: SearchConfig, out: str, storage: str | None,
             n_trials: int, index: int, threads: int, sampler_seed: int) -> None:
@@ -278,7 +247,7 @@ def _worker(space_file: str, space_text: str, data, cfg: SearchConfig, out: str,
     torch.set_num_threads(threads)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     space = read_space(space_file, text=space_text)
-    study = open_study(space, out, storage, cfg.sampler, seed=sampler_seed + 1000 * index)
+    study = open_study(space, out, storage, cfg, seed=sampler_seed + 1000 * index)
     if isinstance(data, (str, Path)):
         from geocompose.data.dataset import Dataset
 
@@ -361,7 +330,7 @@ def run_search(space: Space | str | Path, data, trials: int, workers: int = 1, o
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = open_study(space, out, storage, cfg.sampler, seed=cfg.seed)
+    study = open_study(space, out, storage, cfg)
     retried = _recover(study, shared=storage is not None and not storage.endswith(".journal"))
     if retried:
         echo(f"marked {len(retried)} trial(s) a killed run left running as failed; re-sampling them: {retried}")
@@ -396,4 +365,4 @@ def run_search(space: Space | str | Path, data, trials: int, workers: int = 1, o
         bad = [p.exitcode for p in processes if p.exitcode != 0]
         if bad:
             echo(f"{len(bad)} worker(s) exited with codes {bad}; re-run the command to continue")
-    return open_study(space, out, storage, cfg.sampler, seed=cfg.seed)
+    return open_study(space, out, storage, cfg)

@@ -36,10 +36,15 @@ class TrialRow:
     latency_ms: float | None = None
     reason: str = ""
     attrs: dict = field(default_factory=dict)
+    names: tuple[str, ...] = ("valid_error", "params", "latency_ms")
 
     @property
-    def objectives(self) -> tuple[float, float, float]:
-        return (self.valid_error, self.params, self.latency_ms)
+    def objectives(self) -> tuple[float, ...]:
+        """What the front is computed on, each to minimise."""
+        values = [self.valid_error, self.params, self.latency_ms]
+        if "expressivity" in self.names:
+            values.append(-self.attrs.get("expressivity", 0.0))
+        return tuple(values)
 
     def describe(self) -> str:
         """The interaction stack in a few words, e.g. ``painn x2 -> scalars``."""
@@ -55,6 +60,7 @@ class TrialRow:
 def trial_rows(study) -> list[TrialRow]:
     """Every trial of the study, classified."""
     rows = []
+    names = tuple(study.user_attrs.get("objectives", ("valid_error", "params", "latency_ms")))
     for trial in study.get_trials(deepcopy=False):
         attrs = trial.user_attrs
         state = trial.state.name.lower()
@@ -67,7 +73,7 @@ def trial_rows(study) -> list[TrialRow]:
             reason = f"median pruner after epoch {attrs.get('pruned_at', '?')}"
         elif state == "fail":
             state, reason = "failed", attrs.get("error", "interrupted")
-        row = TrialRow(trial.number, state, attrs.get("blueprint"), reason=reason, attrs=dict(attrs))
+        row = TrialRow(trial.number, state, attrs.get("blueprint"), reason=reason, attrs=dict(attrs), names=names)
         if state == "complete":
             row.valid_error, row.params, row.latency_ms = attrs["valid_error"], attrs["params"], attrs["latency_ms"]
         rows.append(row)
@@ -106,12 +112,14 @@ def pareto_table(rows: list[TrialRow], title: str = "Pareto front"):
     table = Table(title=title)
     for name, justify in (("trial", "right"), ("interactions", "left"), ("valid error", "right"),
                           ("metric", "left"), ("params", "right"), ("latency ms", "right"),
-                          ("symmetry err", "right")):
+                          ("symmetry err", "right"), ("expressivity %", "right")):
         table.add_column(name, justify=justify)
     for row in pareto_front(rows):
+        score = row.attrs.get("expressivity")
         table.add_row(
             str(row.number), row.describe(), f"{row.valid_error:.4g}", row.attrs.get("error_metric", ""),
             f"{row.params:,}", f"{row.latency_ms:.1f}", f"{row.attrs.get('symmetry_error', 0.0):.1e}",
+            "-" if score is None else f"{score:.0f}",
         )
     return table
 

@@ -91,6 +91,22 @@ def test_tpe_reports_every_epoch_to_the_pruner(tmp_path, passing_verifier):
         assert trial.value == trial.intermediate_values[2] == trial.user_attrs["valid_error"]
 
 
+def test_expressivity_can_be_a_fourth_objective(tmp_path, passing_verifier):
+    pytest.importorskip("geocompose.expressivity")
+    space = tmp_path / "space.yaml"
+    space.write_text(SPACE)
+    args = ["search", str(space), str(DATA), "--trials", "1", "--budget", "1", "--structures", "8", "--out",
+            str(tmp_path / "out"), "--rank-expressivity"]
+    assert main(args) == 0
+    from geocompose.search.engine import SearchConfig, open_study
+    from geocompose.search.space import read_space
+
+    study = open_study(read_space(space), tmp_path / "out", config=SearchConfig(expressivity_objective=True))
+    assert [d.name for d in study.directions] == ["MINIMIZE"] * 3 + ["MAXIMIZE"]
+    (trial,) = study.trials
+    assert 0 <= trial.values[3] == trial.user_attrs["expressivity"] <= 100
+
+
 def test_space_command_is_registered(capsys):
     assert main(["space", str(ROOT / "examples" / "search-space.yaml")]) == 0
     assert "type-check" in capsys.readouterr().out

@@ -66,11 +66,11 @@ class _Killed(BaseException):
 def resumed(tmp_path_factory, data):
     """A 4-trial search killed in its third trial, a second trial left RUNNING by another
     killed worker, then the same command again."""
-    from geocompose.search import engine
+    from geocompose.search import objectives
 
     out = tmp_path_factory.mktemp("search")
     space = _space(out)
-    real, calls = engine._train, []
+    real, calls = objectives.train_and_measure, []
 
     def dies_third(*args):
         calls.append(1)
@@ -78,12 +78,12 @@ def resumed(tmp_path_factory, data):
             raise _Killed
         return real(*args)
 
-    engine._train = dies_third
+    objectives.train_and_measure = dies_third
     try:
         with pytest.raises(_Killed):
             run_search(space, data, trials=4, out=out / "run", config=CONFIG, echo=lambda *a: None)
     finally:
-        engine._train = real
+        objectives.train_and_measure = real
     study = open_study(space, out / "run")
     first = {t.number: t.state.name for t in study.trials}
     orphan = study.ask()  # as if another worker died mid-trial: RUNNING forever
