@@ -45,7 +45,7 @@ from geocompose.nn.interaction import painn as painn_module
 from geocompose.types import fields as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from schnet import interleaved_ms, machine_lines, structures  # noqa: E402  (shared helpers)
+from schnet import interleaved_ms, machine_lines, structures
 
 BLUEPRINT = Path(__file__).resolve().parents[1] / "blueprints" / "painn.yaml"
 FEATURES, INTERACTIONS, NUM_RBF, CUTOFF = 128, 3, 20, 5.0
@@ -91,7 +91,9 @@ class SchnetpackPaiNN(nn.Module):
         }
         q = self.representation(inputs)["scalar_representation"]
         atomic = self.head(q)
-        return torch.zeros(num_structures, 1, dtype=atomic.dtype).index_add_(0, batch, atomic).view(-1)
+        return (
+            torch.zeros(num_structures, 1, dtype=atomic.dtype).index_add_(0, batch, atomic).view(-1)
+        )
 
 
 def _reorder(weight: torch.Tensor, order: tuple[int, int, int]) -> torch.Tensor:
@@ -102,7 +104,12 @@ def _reorder(weight: torch.Tensor, order: tuple[int, int, int]) -> torch.Tensor:
 
 def copy_weights(model: geocompose.GeometricModel, theirs: SchnetpackPaiNN) -> None:
     """Our weights into schnetpack's modules (same function up to the norm)."""
-    embedding, edge, blocks, head = model.blocks[1], model.blocks[2], model.blocks[3:6], model.blocks[6]
+    embedding, edge, blocks, head = (
+        model.blocks[1],
+        model.blocks[2],
+        model.blocks[3:6],
+        model.blocks[6],
+    )
     rep = theirs.representation
     # Message chunks: ours (s, from v_j, from direction); schnetpack (s, direction, v_j).
     message = (0, 2, 1)
@@ -153,15 +160,26 @@ def same_function(atoms_by_name) -> list[str]:
             out = {k: v.detach() for k, v in model(batch).items()}
             topo = model.graph.topology(batch)
             positions = batch.positions.detach().requires_grad_(True)
-            energy = theirs(batch.atomic_numbers, positions, topo[F.EDGE_INDEX], topo[F.EDGE_SHIFTS].double(),
-                            batch.cell, batch.batch, 1)
+            energy = theirs(
+                batch.atomic_numbers,
+                positions,
+                topo[F.EDGE_INDEX],
+                topo[F.EDGE_SHIFTS].double(),
+                batch.cell,
+                batch.batch,
+                1,
+            )
             (grad,) = torch.autograd.grad(energy.sum(), positions)
             energy = energy.detach()
-            d_e = float((out["energy"].view(-1) - energy).abs().max() / energy.abs().max().clamp(min=1.0))
+            d_e = float(
+                (out["energy"].view(-1) - energy).abs().max() / energy.abs().max().clamp(min=1.0)
+            )
             d_f = float((out["forces"] + grad).abs().max())
             if d_e > 1e-10 or d_f > 1e-10:
                 raise SystemExit(f"{name}: not the same function (dE {d_e:.1e}, dF {d_f:.1e})")
-            lines.append(f"{name}: energy {float(energy):.4f}, max |dE|/|E| {d_e:.1e}, max |dF| {d_f:.1e}")
+            lines.append(
+                f"{name}: energy {float(energy):.4f}, max |dE|/|E| {d_e:.1e}, max |dF| {d_f:.1e}"
+            )
     finally:
         painn_module.vector_norm = reference_norm
     return lines
@@ -170,8 +188,15 @@ def same_function(atoms_by_name) -> list[str]:
 def run_case(name, atoms, model, energy_model, theirs, warmup, repeats):
     batch = geocompose.Batch.from_ase([atoms], dtype=torch.float32)
     topo = model.graph.topology(batch)
-    args = (batch.atomic_numbers, batch.positions, topo[F.EDGE_INDEX], topo[F.EDGE_SHIFTS].float(),
-            batch.cell, batch.batch, 1)
+    args = (
+        batch.atomic_numbers,
+        batch.positions,
+        topo[F.EDGE_INDEX],
+        topo[F.EDGE_SHIFTS].float(),
+        batch.cell,
+        batch.batch,
+        1,
+    )
 
     def theirs_forces():
         positions = batch.positions.detach().requires_grad_(True)
@@ -181,9 +206,13 @@ def run_case(name, atoms, model, energy_model, theirs, warmup, repeats):
 
     with torch.inference_mode():
         forward = interleaved_ms(
-            {"schnetpack": lambda: theirs(*args), "ours": lambda: energy_model(batch)["energy"]}, warmup, repeats
+            {"schnetpack": lambda: theirs(*args), "ours": lambda: energy_model(batch)["energy"]},
+            warmup,
+            repeats,
         )
-    forces = interleaved_ms({"schnetpack": theirs_forces, "ours": lambda: model(batch)}, warmup, repeats)
+    forces = interleaved_ms(
+        {"schnetpack": theirs_forces, "ours": lambda: model(batch)}, warmup, repeats
+    )
     return topo[F.EDGE_INDEX].shape[1], {"forward": forward, "forward+forces": forces}
 
 
@@ -205,7 +234,9 @@ def main(argv: list[str] | None = None) -> None:
     copy_weights(model, theirs)
 
     print("\n".join(machine_lines(torch.get_num_threads())))
-    print(f"float32; median of {args.repeats} interleaved calls after {args.warmup} warm-up calls\n")
+    print(
+        f"float32; median of {args.repeats} interleaved calls after {args.warmup} warm-up calls\n"
+    )
     header = (
         f"| {'structure':<24} | {'edges':>6} | {'pass':<14} | {'spk ms':>8} | {'ours ms':>8} "
         f"| {'ours/spk':>8} | {'CPU ours/spk':>12} |"
@@ -213,7 +244,9 @@ def main(argv: list[str] | None = None) -> None:
     print(header)
     print("|" + "|".join("-" * len(cell) for cell in header.split("|")[1:-1]) + "|")
     for name, atoms in cases.items():
-        edges, timings = run_case(name, atoms, model, energy_model, theirs, args.warmup, args.repeats)
+        edges, timings = run_case(
+            name, atoms, model, energy_model, theirs, args.warmup, args.repeats
+        )
         for kind, result in timings.items():
             (spk, spk_cpu), (ours, ours_cpu) = result["schnetpack"], result["ours"]
             print(

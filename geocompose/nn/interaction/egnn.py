@@ -11,12 +11,12 @@ from torch import nn
 from geocompose.nn.activations import Activation, activation, mlp
 from geocompose.nn.block import BuildContext, State
 from geocompose.nn.interaction.base import InteractionParams, MessagePassingInteraction
-from geocompose.nn.ops.cartesian import require_all
 from geocompose.nn.ops.message import EdgeView
 from geocompose.registry import Family, Group, Kind, register
 from geocompose.types import FieldType, Level, Signature, TypeRefusal
 from geocompose.types import fields as F
 from geocompose.types.irreps import parse_irreps
+from geocompose.types.signature import require_all, require_scalar
 
 UPDATED_POSITIONS_TYPE = FieldType(parse_irreps("1o"), Level.NODE, translates=True)
 
@@ -28,7 +28,9 @@ class EGNNParams(InteractionParams):
     update_positions: bool = Field(default=False, description="move the coordinates (eq. 4)")
     attention: bool = Field(default=False, description="gate messages by sigmoid(phi_inf(m_ij))")
     normalization: float = Field(
-        default=10.0, gt=0.0, allow_inf_nan=False,
+        default=10.0,
+        gt=0.0,
+        allow_inf_nan=False,
         description="C = 1/normalization in the coordinate update (a fixed 1/(M-1))",
     )
 
@@ -63,20 +65,28 @@ class EGNNInteraction(MessagePassingInteraction):
 
     @classmethod
     def signature(cls, params, upstream, ctx: BuildContext):
-        names = [F.NODE_FEATURES, F.EDGE_INDEX, F.EDGE_VECTORS, F.EDGE_RADIAL, F.EDGE_ENVELOPE, F.POSITIONS]
+        names = [
+            F.NODE_FEATURES,
+            F.EDGE_INDEX,
+            F.EDGE_VECTORS,
+            F.EDGE_RADIAL,
+            F.EDGE_ENVELOPE,
+            F.POSITIONS,
+        ]
         if F.UPDATED_POSITIONS in upstream:
             names.append(F.UPDATED_POSITIONS)
         reads = require_all(upstream, names, "egnn")
         if isinstance(reads, TypeRefusal):
             return reads
-        features = reads[F.NODE_FEATURES]
-        if not features.is_scalar:
-            return TypeRefusal(
-                f"egnn reads {F.NODE_FEATURES} as 0e only (its vectors are the coordinates); "
-                f"upstream gives {features.irreps}",
-                "put {type: scalars} before it to keep the invariant channels, or use painn/gvp",
-            )
-        writes = {F.NODE_FEATURES: features}
+        refusal = require_scalar(
+            reads,
+            F.NODE_FEATURES,
+            "egnn",
+            "its vectors are the coordinates: put {type: scalars} before it, or use painn/gvp",
+        )
+        if refusal is not None:
+            return refusal
+        writes = {F.NODE_FEATURES: reads[F.NODE_FEATURES]}
         if params.update_positions:
             writes[F.UPDATED_POSITIONS] = UPDATED_POSITIONS_TYPE
         return Signature(reads=reads, writes=writes, guarantee=Group.O3)
@@ -88,9 +98,13 @@ class EGNNInteraction(MessagePassingInteraction):
         hidden, act = params.hidden, params.activation
         self.moved_before = F.UPDATED_POSITIONS in self.irreps_in
         self.inverse_cutoff_sq = 1.0 / (ctx.cutoff or 1.0) ** 2
-        self.phi_e = nn.Sequential(mlp([2 * width + 1 + num_radial, hidden, hidden], act), activation(act))
+        self.phi_e = nn.Sequential(
+            mlp([2 * width + 1 + num_radial, hidden, hidden], act), activation(act)
+        )
         self.phi_inf = nn.Linear(hidden, 1) if params.attention else None
-        self.phi_x = mlp([hidden, hidden, 1], act, bias_last=False) if params.update_positions else None
+        self.phi_x = (
+            mlp([hidden, hidden, 1], act, bias_last=False) if params.update_positions else None
+        )
         self.phi_h = mlp([width + hidden, hidden, width], act)
         self.scale = 1.0 / params.normalization
 
@@ -107,7 +121,12 @@ class EGNNInteraction(MessagePassingInteraction):
         h = state[F.NODE_FEATURES]
         rel = self.relative(state, edges)  # (E, 3) = x_j - x_i
         distance_sq = (rel * rel).sum(dim=-1, keepdim=True) * self.inverse_cutoff_sq  # (E, 1)
-        inputs = [edges.gather_receivers(h), edges.gather_senders(h), distance_sq, state[F.EDGE_RADIAL]]
+        inputs = [
+            edges.gather_receivers(h),
+            edges.gather_senders(h),
+            distance_sq,
+            state[F.EDGE_RADIAL],
+        ]
         envelope = state[F.EDGE_ENVELOPE]  # (E, 1)
         m = self.phi_e(torch.cat(inputs, dim=-1)) * envelope  # (E, hidden)
         if self.phi_inf is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Literal
 
 import torch
@@ -17,7 +18,6 @@ from geocompose.nn.ops.cartesian import (
     VectorLinear,
     cartesian_input,
     cartesian_irreps,
-    require_all,
     safe_unit,
     vector_norm,
 )
@@ -25,6 +25,7 @@ from geocompose.nn.ops.message import EdgeView
 from geocompose.registry import Family, Group, Kind, register
 from geocompose.types import FieldType, Level, Signature, TypeRefusal
 from geocompose.types import fields as F
+from geocompose.types.signature import require_all
 
 
 class GVP(nn.Module):
@@ -39,7 +40,15 @@ class GVP(nn.Module):
     :func:`~geocompose.nn.ops.cartesian.vector_norm`.
     """
 
-    def __init__(self, s_in: int, v_in: int, s_out: int, v_out: int, act: Activation | None, vector_gate: bool):
+    def __init__(
+        self,
+        s_in: int,
+        v_in: int,
+        s_out: int,
+        v_out: int,
+        act: Activation | None,
+        vector_gate: bool,
+    ):
         super().__init__()
         self.v_in, self.v_out = v_in, v_out
         hidden = max(v_in, v_out) if v_in else 0
@@ -72,10 +81,12 @@ class GVPStack(nn.Sequential):
     """GVPs through the given ``(scalars, vectors)`` sizes; the last one is linear."""
 
     def __init__(self, sizes: list[tuple[int, int]], act: Activation, vector_gate: bool):
-        super().__init__(*(
-            GVP(*a, *b, act=None if i == len(sizes) - 2 else act, vector_gate=vector_gate)
-            for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:]))
-        ))
+        super().__init__(
+            *(
+                GVP(*a, *b, act=None if i == len(sizes) - 2 else act, vector_gate=vector_gate)
+                for i, (a, b) in enumerate(itertools.pairwise(sizes))
+            )
+        )
 
     def forward(self, s, v):
         for layer in self:
@@ -104,7 +115,9 @@ class GVPParams(InteractionParams):
     vector_gate: bool = True
     layer_norm: bool = True
     normalization: float = Field(
-        default=10.0, gt=0.0, allow_inf_nan=False,
+        default=10.0,
+        gt=0.0,
+        allow_inf_nan=False,
         description="messages are summed and divided by this (a fixed mean over neighbours)",
     )
 
@@ -136,7 +149,14 @@ class GVPInteraction(MessagePassingInteraction):
 
     @classmethod
     def signature(cls, params, upstream, ctx: BuildContext):
-        names = (F.NODE_FEATURES, F.EDGE_RADIAL, F.EDGE_ENVELOPE, F.EDGE_VECTORS, F.EDGE_LENGTHS, F.EDGE_INDEX)
+        names = (
+            F.NODE_FEATURES,
+            F.EDGE_RADIAL,
+            F.EDGE_ENVELOPE,
+            F.EDGE_VECTORS,
+            F.EDGE_LENGTHS,
+            F.EDGE_INDEX,
+        )
         reads = require_all(upstream, names, "gvp")
         if isinstance(reads, TypeRefusal):
             return reads
@@ -144,7 +164,9 @@ class GVPInteraction(MessagePassingInteraction):
         if isinstance(layout, TypeRefusal):
             return layout
         irreps = cartesian_irreps(layout.num_scalars, params.vectors)
-        return Signature(reads=reads, writes={F.NODE_FEATURES: FieldType(irreps, Level.NODE)}, guarantee=Group.O3)
+        return Signature(
+            reads=reads, writes={F.NODE_FEATURES: FieldType(irreps, Level.NODE)}, guarantee=Group.O3
+        )
 
     def __init__(self, params: GVPParams, upstream, ctx: BuildContext):
         super().__init__(params, upstream, ctx)
@@ -157,10 +179,18 @@ class GVPInteraction(MessagePassingInteraction):
         num_radial = self.irreps_in[F.EDGE_RADIAL].dim
         act, gate = params.activation, params.vector_gate
         self.message_gvps = GVPStack(
-            [(2 * scalars + num_radial, 2 * node_v + 1), (scalars, vectors), (scalars, vectors), (scalars, vectors)],
-            act, gate,
+            [
+                (2 * scalars + num_radial, 2 * node_v + 1),
+                (scalars, vectors),
+                (scalars, vectors),
+                (scalars, vectors),
+            ],
+            act,
+            gate,
         )
-        self.feedforward = GVPStack([(scalars, vectors), (4 * scalars, 2 * vectors), (scalars, vectors)], act, gate)
+        self.feedforward = GVPStack(
+            [(scalars, vectors), (4 * scalars, 2 * vectors), (scalars, vectors)], act, gate
+        )
         self.norm_message = VectorLayerNorm(scalars) if params.layer_norm else None
         self.norm_feedforward = VectorLayerNorm(scalars) if params.layer_norm else None
         self.scale = 1.0 / params.normalization
@@ -176,7 +206,9 @@ class GVPInteraction(MessagePassingInteraction):
         """(E, S + 3V): the message GVPs on [sender, edge, receiver], times the envelope."""
         s, v = self.node_state(state)
         unit = safe_unit(state[F.EDGE_VECTORS], state[F.EDGE_LENGTHS]).unsqueeze(1)  # (E, 1, 3)
-        s_e = torch.cat([edges.gather_senders(s), state[F.EDGE_RADIAL], edges.gather_receivers(s)], dim=-1)
+        s_e = torch.cat(
+            [edges.gather_senders(s), state[F.EDGE_RADIAL], edges.gather_receivers(s)], dim=-1
+        )
         if v is None:
             v_e = unit
         else:

@@ -15,7 +15,6 @@ from geocompose.nn.ops.cartesian import (
     VectorLinear,
     cartesian_input,
     cartesian_irreps,
-    require_all,
     safe_unit,
     vector_norm,
 )
@@ -23,6 +22,7 @@ from geocompose.nn.ops.message import EdgeView
 from geocompose.registry import Family, Group, Kind, register
 from geocompose.types import FieldType, Level, Signature, TypeRefusal
 from geocompose.types import fields as F
+from geocompose.types.signature import require_all
 
 
 class PaiNNParams(InteractionParams):
@@ -62,7 +62,14 @@ class PaiNNInteraction(MessagePassingInteraction):
 
     @classmethod
     def signature(cls, params, upstream, ctx: BuildContext):
-        names = (F.NODE_FEATURES, F.EDGE_RADIAL, F.EDGE_ENVELOPE, F.EDGE_VECTORS, F.EDGE_LENGTHS, F.EDGE_INDEX)
+        names = (
+            F.NODE_FEATURES,
+            F.EDGE_RADIAL,
+            F.EDGE_ENVELOPE,
+            F.EDGE_VECTORS,
+            F.EDGE_LENGTHS,
+            F.EDGE_INDEX,
+        )
         reads = require_all(upstream, names, "painn")
         if isinstance(reads, TypeRefusal):
             return reads

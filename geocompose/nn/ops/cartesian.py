@@ -26,7 +26,7 @@ import torch
 from e3nn import o3
 from torch import nn
 
-from geocompose.types import FieldType, TypeRefusal, require
+from geocompose.types import FieldType, TypeRefusal
 
 SCALAR = o3.Irrep("0e")
 VECTOR = o3.Irrep("1o")
@@ -151,17 +151,6 @@ def cartesian_input(found: FieldType, reader: str) -> CartesianLayout | TypeRefu
             "keep some scalar channels in the previous block",
         )
     return layout
-
-
-def require_all(upstream, names, reader: str) -> dict[str, FieldType] | TypeRefusal:
-    """The upstream types of ``names``, or the refusal for the first one missing."""
-    reads = {}
-    for name in names:
-        found = require(upstream, name, reader)
-        if isinstance(found, TypeRefusal):
-            return found
-        reads[name] = found
-    return reads
 
 
 def vector_norm(v: torch.Tensor, scale: float = NORM_SCALE) -> torch.Tensor:

@@ -14,6 +14,7 @@ spherical model, say) are ignored: a readout may use a subset of the channels.
 
 from __future__ import annotations
 
+import itertools
 from typing import Literal
 
 import torch
@@ -22,13 +23,14 @@ from torch import nn
 
 from geocompose.nn.activations import Activation, activation, mlp
 from geocompose.nn.block import Block, BuildContext, State
-from geocompose.nn.ops.cartesian import CartesianLayout, VectorLinear, require_all, vector_norm
+from geocompose.nn.ops.cartesian import CartesianLayout, VectorLinear, vector_norm
 from geocompose.nn.ops.scatter import scatter_mean, scatter_sum
 from geocompose.registry import Kind, KnobModel, register
 from geocompose.types import FieldType, Level, Signature, TypeRefusal
 from geocompose.types import fields as F
 from geocompose.types.group import Group
 from geocompose.types.irreps import parse_irreps
+from geocompose.types.signature import require_all
 
 VECTOR_PER_ATOM = FieldType(parse_irreps("1o"), Level.NODE)
 VECTOR_PER_STRUCTURE = FieldType(parse_irreps("1o"), Level.STRUCTURE)
@@ -44,7 +46,9 @@ class GatedEquivariant(nn.Module):
         final: the last block of a head: its scalar output is not activated.
     """
 
-    def __init__(self, scalars_in, vectors_in, scalars_out, vectors_out, act: Activation, final: bool):
+    def __init__(
+        self, scalars_in, vectors_in, scalars_out, vectors_out, act: Activation, final: bool
+    ):
         super().__init__()
         self.scalars_out, self.vectors_out = scalars_out, vectors_out
         self.norm_mix = VectorLinear(vectors_in, vectors_in) if vectors_in else None
@@ -55,7 +59,9 @@ class GatedEquivariant(nn.Module):
 
     def forward(self, s: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``s (N, S)``, ``v (N, V, 3)`` → ``(N, s_out)``, ``(N, v_out, 3)``."""
-        context = s if self.norm_mix is None else torch.cat([s, vector_norm(self.norm_mix(v))], dim=-1)
+        context = (
+            s if self.norm_mix is None else torch.cat([s, vector_norm(self.norm_mix(v))], dim=-1)
+        )
         s_out, gate = torch.split(self.gate(context), [self.scalars_out, self.vectors_out], dim=-1)
         if self.out_mix is None:  # no vectors to gate: the vector output is zero
             v_out = s.new_zeros(s.shape[0], self.vectors_out, 3)
@@ -64,18 +70,24 @@ class GatedEquivariant(nn.Module):
         return (s_out if self.act is None else self.act(s_out)), v_out
 
 
-def gated_stack(layout: CartesianLayout, hidden, scalars_out: int, vectors_out: int, act) -> nn.ModuleList:
+def gated_stack(
+    layout: CartesianLayout, hidden, scalars_out: int, vectors_out: int, act
+) -> nn.ModuleList:
     """Gated blocks through ``hidden`` (channels each, scalars and vectors) to the output."""
     with_vectors = layout.num_vectors > 0  # no vectors in: no vector channels to carry
-    sizes = [(layout.num_scalars, layout.num_vectors)] + [(h, h if with_vectors else 0) for h in hidden]
+    sizes = [(layout.num_scalars, layout.num_vectors)] + [
+        (h, h if with_vectors else 0) for h in hidden
+    ]
     sizes.append((scalars_out, vectors_out))
     return nn.ModuleList(
         GatedEquivariant(*a, *b, act=act, final=i == len(sizes) - 2)
-        for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:]))
+        for i, (a, b) in enumerate(itertools.pairwise(sizes))
     )
 
 
-def run_stack(stack: nn.ModuleList, s: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def run_stack(
+    stack: nn.ModuleList, s: torch.Tensor, v: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     for block in stack:
         s, v = block(s, v)
     return s, v
@@ -103,7 +115,9 @@ def cartesian_channels(upstream, ctx: BuildContext, reader: str, *, need_vectors
     irreps = reads[F.NODE_FEATURES].irreps
     layout = CartesianLayout.of(irreps, skip_others=True)
     if layout.num_scalars == 0:
-        return TypeRefusal(f"{reader} gates on the 0e channels of {F.NODE_FEATURES}; upstream gives {irreps}")
+        return TypeRefusal(
+            f"{reader} gates on the 0e channels of {F.NODE_FEATURES}; upstream gives {irreps}"
+        )
     if need_vectors and layout.num_vectors == 0:
         return TypeRefusal(
             f"{reader} reads the 1o (vector) channels of {F.NODE_FEATURES}, but upstream gives {irreps}",
@@ -162,8 +176,12 @@ class DirectForces(Block):
 
 class DipoleParams(HeadParams):
     type: Literal["dipole"] = "dipole"
-    charges: bool = Field(default=True, description="per-atom charges times positions from the centre")
-    vectors: bool = Field(default=True, description="plus a per-atom dipole from the vector channels")
+    charges: bool = Field(
+        default=True, description="per-atom charges times positions from the centre"
+    )
+    vectors: bool = Field(
+        default=True, description="plus a per-atom dipole from the vector channels"
+    )
 
 
 @register(Kind.READOUT)
@@ -191,15 +209,19 @@ class DipoleReadout(Block):
     def signature(cls, params, upstream, ctx: BuildContext):
         reader = f"readout '{ctx.output}' (dipole)"
         if not (params.charges or params.vectors):
-            return TypeRefusal(f"{reader} has charges: false and vectors: false, so it outputs nothing",
-                               "turn on at least one of them")
+            return TypeRefusal(
+                f"{reader} has charges: false and vectors: false, so it outputs nothing",
+                "turn on at least one of them",
+            )
         reads = cartesian_channels(upstream, ctx, reader, need_vectors=params.vectors)
         if isinstance(reads, TypeRefusal):
             return reads
         more = require_all(upstream, (F.POSITIONS, F.PBC), reader)
         if isinstance(more, TypeRefusal):
             return more
-        return Signature(reads={**reads, **more}, writes={ctx.output: VECTOR_PER_STRUCTURE}, guarantee=Group.O3)
+        return Signature(
+            reads={**reads, **more}, writes={ctx.output: VECTOR_PER_STRUCTURE}, guarantee=Group.O3
+        )
 
     def __init__(self, params: DipoleParams, upstream, ctx: BuildContext):
         super().__init__(params, upstream, ctx)
@@ -207,12 +229,16 @@ class DipoleReadout(Block):
         if not params.vectors:  # a pure charge model never reads the vector channels
             layout = CartesianLayout(layout.irreps, layout.scalar_slices, ())
         self.layout = layout
-        self.stack = gated_stack(layout, params.hidden, int(params.charges), int(params.vectors), params.activation)
+        self.stack = gated_stack(
+            layout, params.hidden, int(params.charges), int(params.vectors), params.activation
+        )
         self.output = ctx.output
 
     def forward(self, state: State) -> dict[str, torch.Tensor]:
         batch, num_structures = state[F.BATCH], state[F.CELL].shape[0]
-        q, mu = run_stack(self.stack, *self.layout.split(state[F.NODE_FEATURES]))  # (N, 0|1), (N, 0|1, 3)
+        q, mu = run_stack(
+            self.stack, *self.layout.split(state[F.NODE_FEATURES])
+        )  # (N, 0|1), (N, 0|1, 3)
         per_atom = mu.sum(dim=1)  # (N, 3); zeros without vector channels
         if self.params.charges:
             positions = state[F.POSITIONS]
@@ -254,7 +280,9 @@ class PositionsReadout(Block):
                 "add an interaction that moves atoms, e.g. {type: egnn, update_positions: true}",
             )
         found = upstream[F.UPDATED_POSITIONS]
-        return Signature(reads={F.UPDATED_POSITIONS: found}, writes={ctx.output: found}, guarantee=Group.O3)
+        return Signature(
+            reads={F.UPDATED_POSITIONS: found}, writes={ctx.output: found}, guarantee=Group.O3
+        )
 
     def __init__(self, params: PositionsReadoutParams, upstream, ctx: BuildContext):
         super().__init__(params, upstream, ctx)

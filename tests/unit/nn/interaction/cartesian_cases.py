@@ -58,18 +58,24 @@ def upstream(features: str, **extra: FieldType) -> dict[str, FieldType]:
     return {**edge_types(), F.NODE_FEATURES: FieldType(o3.Irreps(features), Level.NODE), **extra}
 
 
-def positions(seed: int, n: int = 6, *, coincident: bool = False, isolated: bool = False) -> torch.Tensor:
+def positions(
+    seed: int, n: int = 6, *, coincident: bool = False, isolated: bool = False
+) -> torch.Tensor:
     """(n, 3) random atoms in a 3 Å box; optionally a duplicate atom and a far one."""
     gen = torch.Generator().manual_seed(seed)
     x = 3.0 * torch.rand(n, 3, generator=gen, dtype=torch.float64)
     if coincident:
         x = torch.cat([x, x[:1]])  # atom n sits exactly on atom 0: a zero-length edge
     if isolated:
-        x = torch.cat([x, x.mean(0, keepdim=True) + torch.tensor([[40.0, 0.0, 0.0]], dtype=x.dtype)])
+        x = torch.cat(
+            [x, x.mean(0, keepdim=True) + torch.tensor([[40.0, 0.0, 0.0]], dtype=x.dtype)]
+        )
     return x
 
 
-def state_for(x: torch.Tensor, types: dict[str, FieldType], seed: int = 0) -> dict[str, torch.Tensor]:
+def state_for(
+    x: torch.Tensor, types: dict[str, FieldType], seed: int = 0
+) -> dict[str, torch.Tensor]:
     """A model state for one molecule at positions ``x`` with random node features."""
     n = x.shape[0]
     gen = torch.Generator().manual_seed(seed + 1)
@@ -108,7 +114,9 @@ def geometry(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     }
 
 
-def act(value: torch.Tensor, ftype: FieldType, R: torch.Tensor, t: torch.Tensor | None) -> torch.Tensor:
+def act(
+    value: torch.Tensor, ftype: FieldType, R: torch.Tensor, t: torch.Tensor | None
+) -> torch.Tensor:
     """``value`` transformed by ``x -> R x + t`` as its type says (exact for 0e/1o)."""
     if ftype.irreps is None:
         return value
@@ -128,7 +136,10 @@ def act(value: torch.Tensor, ftype: FieldType, R: torch.Tensor, t: torch.Tensor 
 
 def transform_state(state, types, R, t=None) -> dict[str, torch.Tensor]:
     """Inputs under the group element; geometry is recomputed from moved positions."""
-    moved = {name: act(value, types[name], R, t) if name in types else value for name, value in state.items()}
+    moved = {
+        name: act(value, types[name], R, t) if name in types else value
+        for name, value in state.items()
+    }
     moved.update(geometry(moved))
     return moved
 
@@ -142,7 +153,9 @@ def assert_block_equivariant(block, state, types, *, seed: int = 0) -> None:
 def _check_writes(block, state, types, seed: int) -> None:
     base = block(state)
     assert base, "the block wrote nothing"
-    for k, (improper, shift) in enumerate([(False, False), (True, False), (False, True), (True, True)]):
+    for k, (improper, shift) in enumerate(
+        [(False, False), (True, False), (False, True), (True, True)]
+    ):
         R = rotation(seed + k, improper)
         t = torch.tensor([1.5, -2.0, 0.7], dtype=torch.float64) if shift else None
         moved = block(transform_state(state, types, R, t))
@@ -151,7 +164,9 @@ def _check_writes(block, state, types, seed: int) -> None:
             expected = act(value, wtype, R, t)
             scale = max(float(expected.abs().max()) if expected.numel() else 0.0, 1.0)
             error = float((moved[name] - expected).abs().max()) / scale if value.numel() else 0.0
-            assert error < ATOL, f"{name} ({wtype}) breaks {'O(3)' if improper else 'SO(3)'}: {error:.2e}"
+            assert error < ATOL, (
+                f"{name} ({wtype}) breaks {'O(3)' if improper else 'SO(3)'}: {error:.2e}"
+            )
 
 
 def assert_finite_with_gradients(block, state) -> None:
@@ -164,4 +179,3 @@ def assert_finite_with_gradients(block, state) -> None:
     assert all(torch.isfinite(v).all() for v in out.values() if v.is_floating_point())
     (grad,) = torch.autograd.grad(total, x, allow_unused=True)
     assert grad is None or torch.isfinite(grad).all()
-

@@ -24,7 +24,9 @@ from geocompose.types import fields as F
 
 def build(features="6x0e", seed=0, moved_before=False, **params):
     torch.manual_seed(seed)
-    types = upstream(features, **({F.UPDATED_POSITIONS: UPDATED_POSITIONS_TYPE} if moved_before else {}))
+    types = upstream(
+        features, **({F.UPDATED_POSITIONS: UPDATED_POSITIONS_TYPE} if moved_before else {})
+    )
     return EGNNInteraction(EGNNParams(hidden=5, **params), types, ctx()).double(), types
 
 
@@ -32,7 +34,10 @@ def test_signature():
     sig = EGNNInteraction.signature(EGNNParams(), upstream("6x0e"), ctx())
     assert set(sig.writes) == {F.NODE_FEATURES}
     sig = EGNNInteraction.signature(EGNNParams(update_positions=True), upstream("6x0e"), ctx())
-    assert sig.writes[F.UPDATED_POSITIONS] == UPDATED_POSITIONS_TYPE and UPDATED_POSITIONS_TYPE.translates
+    assert (
+        sig.writes[F.UPDATED_POSITIONS] == UPDATED_POSITIONS_TYPE
+        and UPDATED_POSITIONS_TYPE.translates
+    )
     later = upstream("6x0e", **{F.UPDATED_POSITIONS: UPDATED_POSITIONS_TYPE})
     assert F.UPDATED_POSITIONS in EGNNInteraction.signature(EGNNParams(), later, ctx()).reads
     refusal = EGNNInteraction.signature(EGNNParams(), upstream("6x0e + 6x1o"), ctx())
@@ -40,14 +45,17 @@ def test_signature():
 
 
 @pytest.mark.parametrize(
-    ("update", "moved_before", "attention"), [(False, False, False), (True, False, True), (True, True, False), (False, True, True)]
+    ("update", "moved_before", "attention"),
+    [(False, False, False), (True, False, True), (True, True, False), (False, True, True)],
 )
 def test_equivariant_under_rotation_reflection_translation(update, moved_before, attention):
     block, types = build(update_positions=update, moved_before=moved_before, attention=attention)
     state = state_for(positions(1, n=7), types)
     out = block(state)
     if update:
-        assert (out[F.UPDATED_POSITIONS] - state[F.POSITIONS]).abs().max() > 1e-6, "atoms did not move"
+        assert (out[F.UPDATED_POSITIONS] - state[F.POSITIONS]).abs().max() > 1e-6, (
+            "atoms did not move"
+        )
     assert_block_equivariant(block, state, types, seed=5)
 
 
@@ -58,12 +66,21 @@ def test_matches_a_transcription_of_the_paper_equations():
     m_sum, dx = torch.zeros(4, 5, dtype=torch.float64), torch.zeros(4, 3, dtype=torch.float64)
     for e, (j, i) in enumerate(state[F.EDGE_INDEX].T.tolist()):
         u = 0.5 * (torch.cos((x0[j] - x0[i]).norm() * torch.pi / CUTOFF) + 1)
-        inputs = torch.cat([h[i], h[j], ((x[i] - x[j]).pow(2).sum() / CUTOFF**2).reshape(1), state[F.EDGE_RADIAL][e]])
+        inputs = torch.cat(
+            [
+                h[i],
+                h[j],
+                ((x[i] - x[j]).pow(2).sum() / CUTOFF**2).reshape(1),
+                state[F.EDGE_RADIAL][e],
+            ]
+        )
         m = block.phi_e(inputs) * u
         m_sum[i] += m
         dx[i] += (x[i] - x[j]) * block.phi_x(m) * u
     out = block(state)
-    assert torch.allclose(out[F.NODE_FEATURES], h + block.phi_h(torch.cat([h, m_sum], -1)), atol=1e-12)
+    assert torch.allclose(
+        out[F.NODE_FEATURES], h + block.phi_h(torch.cat([h, m_sum], -1)), atol=1e-12
+    )
     assert torch.allclose(out[F.UPDATED_POSITIONS], x + dx / 10.0, atol=1e-12)
 
 
@@ -89,7 +106,9 @@ def egnn_blueprint(**egnn) -> dict:
             "radial": {"type": "gaussian", "num": 4},
             "envelope": {"type": "polynomial", "p": 6},
         },
-        "interactions": [{"type": "egnn", "hidden": 4, "update_positions": True, "repeat": 2, **egnn}],
+        "interactions": [
+            {"type": "egnn", "hidden": 4, "update_positions": True, "repeat": 2, **egnn}
+        ],
         "readout": {"energy": {"type": "sum", "hidden": [4]}, "moved": {"type": "positions"}},
     }
 

@@ -28,7 +28,11 @@ def build(features: str, seed: int = 0, **params) -> GVPInteraction:
 
 @pytest.mark.parametrize(
     ("features", "vectors", "written"),
-    [("6x0e", 3, "6x0e + 3x1o"), ("6x0e + 3x1o", 3, "6x0e + 3x1o"), ("4x0e + 5x1o", 2, "4x0e + 2x1o")],
+    [
+        ("6x0e", 3, "6x0e + 3x1o"),
+        ("6x0e + 3x1o", 3, "6x0e + 3x1o"),
+        ("4x0e + 5x1o", 2, "4x0e + 2x1o"),
+    ],
 )
 def test_signature(features, vectors, written):
     sig = GVPInteraction.signature(GVPParams(vectors=vectors), upstream(features), ctx())
@@ -48,7 +52,9 @@ def test_gvp_is_equivariant_and_shaped(gate, act):
     for seed, improper in [(0, False), (1, True)]:
         R = rotation(seed, improper)
         s_rot, v_rot = gvp(s, v @ R.T)
-        assert torch.allclose(s_rot, s_out, atol=1e-13) and torch.allclose(v_rot, v_out @ R.T, atol=1e-13)
+        assert torch.allclose(s_rot, s_out, atol=1e-13) and torch.allclose(
+            v_rot, v_out @ R.T, atol=1e-13
+        )
     s_only, v_zero = GVP(4, 0, 5, 2, act=act, vector_gate=gate).double()(s, None)
     assert s_only.shape == (7, 5) and torch.equal(v_zero, torch.zeros(7, 2, 3, dtype=torch.float64))
 

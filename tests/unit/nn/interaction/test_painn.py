@@ -28,7 +28,12 @@ def build(features: str, seed: int = 0, **params) -> PaiNNInteraction:
 
 @pytest.mark.parametrize(
     ("features", "written"),
-    [("8x0e", "8x0e + 8x1o"), ("8x0e + 8x1o", "8x0e + 8x1o"), ("4x0e + 2x1o", "4x0e + 4x1o"), ("1x0e", "1x0e + 1x1o")],
+    [
+        ("8x0e", "8x0e + 8x1o"),
+        ("8x0e + 8x1o", "8x0e + 8x1o"),
+        ("4x0e + 2x1o", "4x0e + 4x1o"),
+        ("1x0e", "1x0e + 1x1o"),
+    ],
 )
 def test_signature_writes_scalars_and_vectors(features, written):
     sig = PaiNNInteraction.signature(PaiNNParams(), upstream(features), ctx())
@@ -62,7 +67,7 @@ def test_shapes_and_vectors_start_at_zero():
     state = state_for(positions(2, n=5, isolated=True), types)
     out = block(state)[F.NODE_FEATURES]
     assert out.shape == (6, 8 + 3 * 8)
-    s, v = to_cartesian(out, o3.Irreps("8x0e + 8x1o"))
+    _, v = to_cartesian(out, o3.Irreps("8x0e + 8x1o"))
     # The isolated atom (last) gets no message: its vectors stay exactly zero and its
     # scalars change only through its own update.
     assert torch.equal(v[-1], torch.zeros(8, 3, dtype=torch.float64))
@@ -108,7 +113,9 @@ def test_zero_vectors_give_finite_second_derivatives():
     block = build("4x0e + 4x1o")
     types = upstream("4x0e + 4x1o")
     state = state_for(positions(7, n=1), types)  # one atom: no edges at all
-    features = torch.cat([torch.randn(1, 4), torch.zeros(1, 12)], dim=-1).double().requires_grad_(True)
+    features = (
+        torch.cat([torch.randn(1, 4), torch.zeros(1, 12)], dim=-1).double().requires_grad_(True)
+    )
     out = block(dict(state, **{F.NODE_FEATURES: features}))[F.NODE_FEATURES]
     (grad,) = torch.autograd.grad(out.pow(2).sum(), features, create_graph=True)
     (second,) = torch.autograd.grad(grad.sum(), features)

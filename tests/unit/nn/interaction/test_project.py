@@ -81,12 +81,18 @@ def test_painn_then_scalars_then_schnet_type_checks_and_runs(tmp_path):
     assert model.derived_symmetry.value == "O(3)"
     import ase
 
-    out = model(geocompose.Batch.from_ase(ase.Atoms("CHHO", positions=[[0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1.2]])))
+    out = model(
+        geocompose.Batch.from_ase(
+            ase.Atoms("CHHO", positions=[[0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1.2]])
+        )
+    )
     assert torch.isfinite(out["energy"]).all() and out["forces"].shape == (4, 3)
 
 
 def test_dict_blueprint_with_projection_compiles():
-    spec = blueprint_dict({"type": "gvp", "vectors": 3}, {"type": "scalars"}, {"type": "egnn", "hidden": 4})
+    spec = blueprint_dict(
+        {"type": "gvp", "vectors": 3}, {"type": "scalars"}, {"type": "egnn", "hidden": 4}
+    )
     geocompose.check(spec)
     with pytest.raises(BlueprintError, match=r"egnn reads node_features as 0e only") as err:
         geocompose.check(blueprint_dict({"type": "gvp", "vectors": 3}, {"type": "egnn"}))
@@ -95,14 +101,21 @@ def test_dict_blueprint_with_projection_compiles():
 
 @pytest.mark.parametrize(
     ("irreps", "kept"),
-    [("3x0e + 2x1o", "3x0e"), ("1x1o + 2x0e + 1x2e + 1x0e", "3x0e"), ("4x0e", "4x0e"), ("2x0o + 1x0e + 1x1e", "1x0e")],
+    [
+        ("3x0e + 2x1o", "3x0e"),
+        ("1x1o + 2x0e + 1x2e + 1x0e", "3x0e"),
+        ("4x0e", "4x0e"),
+        ("2x0o + 1x0e + 1x1e", "1x0e"),
+    ],
 )
 def test_keeps_exactly_the_0e_channels(irreps, kept):
     block = ScalarProjection(ScalarsParams(), upstream(irreps), ctx())
     assert block.irreps_out[F.NODE_FEATURES] == o3.Irreps(kept)
     irreps = o3.Irreps(irreps)
     x = torch.arange(irreps.dim, dtype=torch.float64).unsqueeze(0)
-    expected = torch.cat([x[:, sl] for sl, (_, ir) in zip(irreps.slices(), irreps) if ir == o3.Irrep("0e")], -1)
+    expected = torch.cat(
+        [x[:, sl] for sl, (_, ir) in zip(irreps.slices(), irreps) if ir == o3.Irrep("0e")], -1
+    )
     assert torch.equal(block({F.NODE_FEATURES: x})[F.NODE_FEATURES], expected)
 
 

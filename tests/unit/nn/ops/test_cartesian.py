@@ -49,7 +49,9 @@ def test_e3nn_l1_basis_is_cartesian():
 
 @settings(max_examples=25, deadline=None)
 @given(
-    blocks=st.lists(st.tuples(st.integers(1, 4), st.sampled_from(["0e", "1o"])), min_size=1, max_size=4),
+    blocks=st.lists(
+        st.tuples(st.integers(1, 4), st.sampled_from(["0e", "1o"])), min_size=1, max_size=4
+    ),
     seed=st.integers(0, 2**16),
     improper=st.booleans(),
 )
@@ -57,7 +59,9 @@ def test_split_commutes_with_e3nn_rotation(blocks, seed, improper):
     """For any (unsimplified) 0e/1o irreps: split(D(R) x) == (s, v @ R.T)."""
     irreps = o3.Irreps([(mul, o3.Irrep(ir)) for mul, ir in blocks])
     layout = CartesianLayout.of(irreps)
-    x = torch.randn(5, irreps.dim, dtype=torch.float64, generator=torch.Generator().manual_seed(seed))
+    x = torch.randn(
+        5, irreps.dim, dtype=torch.float64, generator=torch.Generator().manual_seed(seed)
+    )
     R = rotation(seed, improper)
     s, v = layout.split(x)
     assert s.shape == (5, layout.num_scalars) and v.shape == (5, layout.num_vectors, 3)
@@ -102,7 +106,10 @@ def test_other_irreps_are_refused_by_type():
     refusal = cartesian_input(FieldType(o3.Irreps("2x1o"), Level.NODE), "painn")
     assert isinstance(refusal, TypeRefusal) and "0e" in refusal.message
     layout = cartesian_input(FieldType(o3.Irreps("4x0e + 2x1o"), Level.NODE), "painn")
-    assert isinstance(layout, CartesianLayout) and (layout.num_scalars, layout.num_vectors) == (4, 2)
+    assert isinstance(layout, CartesianLayout) and (layout.num_scalars, layout.num_vectors) == (
+        4,
+        2,
+    )
 
 
 def test_norm_and_unit_are_finite_with_gradients_at_zero():
@@ -115,12 +122,16 @@ def test_norm_and_unit_are_finite_with_gradients_at_zero():
 
     # Smooth, not a 1e-4-wide cusp: the Hessian at zero is the identity (n ~ |v|^2 / 2),
     # and far from zero n(v) = sqrt(|v|^2 + 1) - 1.
-    hessian = torch.autograd.functional.hessian(lambda u: vector_norm(u), torch.zeros(3, dtype=torch.float64))
+    hessian = torch.autograd.functional.hessian(
+        lambda u: vector_norm(u), torch.zeros(3, dtype=torch.float64)
+    )
     assert torch.allclose(hessian, torch.eye(3, dtype=torch.float64))
     far = torch.tensor([3.0, 0.0, 4.0], dtype=torch.float64)
     assert torch.isclose(vector_norm(far), torch.tensor(26.0, dtype=torch.float64).sqrt() - 1)
 
-    vectors = torch.tensor([[0.0, 0.0, 0.0], [3.0, 0.0, 4.0]], dtype=torch.float64, requires_grad=True)
+    vectors = torch.tensor(
+        [[0.0, 0.0, 0.0], [3.0, 0.0, 4.0]], dtype=torch.float64, requires_grad=True
+    )
     lengths = vectors.norm(dim=-1, keepdim=True)
     unit = safe_unit(vectors, lengths.detach())
     assert unit.tolist() == [[0.0, 0.0, 0.0], [0.6, 0.0, 0.8]]

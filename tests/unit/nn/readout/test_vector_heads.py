@@ -6,7 +6,6 @@ import ase
 import numpy as np
 import pytest
 import torch
-
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -38,9 +37,16 @@ def blueprint(readout: dict, interactions=None, features: int = 6) -> dict:
 
 def structures(seed: int = 0) -> geocompose.Batch:
     rng = np.random.default_rng(seed)
-    molecule = ase.Atoms(symbols=list(rng.choice(SPECIES, 6)), positions=3.0 * rng.random((6, 3)) + 7.0)
+    molecule = ase.Atoms(
+        symbols=list(rng.choice(SPECIES, 6)), positions=3.0 * rng.random((6, 3)) + 7.0
+    )
     cell = np.array([[4.0, 0.2, 0.0], [0.3, 4.5, 0.1], [0.0, -0.4, 5.0]])
-    crystal = ase.Atoms(symbols=list(rng.choice(SPECIES, 3)), positions=rng.random((3, 3)) @ cell, cell=cell, pbc=True)
+    crystal = ase.Atoms(
+        symbols=list(rng.choice(SPECIES, 3)),
+        positions=rng.random((3, 3)) @ cell,
+        cell=cell,
+        pbc=True,
+    )
     return geocompose.Batch.from_ase([molecule, crystal])
 
 
@@ -95,7 +101,9 @@ def test_charge_term_only_for_finite_systems():
 
 def test_charge_dipole_is_sum_of_charges_times_centred_positions():
     """sum_i q_i (x_i - c) with c the mean position, i.e. sum_i (q_i - mean q) x_i."""
-    model = geocompose.compile(blueprint({"mu": {"type": "dipole", "vectors": False}}), dtype=torch.float64, seed=2)
+    model = geocompose.compile(
+        blueprint({"mu": {"type": "dipole", "vectors": False}}), dtype=torch.float64, seed=2
+    )
     head = model.blocks[-1]
     batch = structures().structure(0)
     captured = {}
@@ -117,13 +125,17 @@ def test_direct_forces_after_scalars_only_is_refused():
 
 
 def test_pure_charge_dipole_works_after_scalars_only():
-    spec = blueprint({"mu": {"type": "dipole", "vectors": False}}, interactions=[{"type": "schnet"}])
+    spec = blueprint(
+        {"mu": {"type": "dipole", "vectors": False}}, interactions=[{"type": "schnet"}]
+    )
     model = geocompose.compile(spec, dtype=torch.float64, seed=0)
     assert model(structures())["mu"].shape == (2, 3)
     with pytest.raises(BlueprintError, match="1o"):
         geocompose.compile(blueprint({"mu": {"type": "dipole"}}, interactions=[{"type": "schnet"}]))
     with pytest.raises(BlueprintError, match="outputs nothing"):
-        geocompose.compile(blueprint({"mu": {"type": "dipole", "vectors": False, "charges": False}}))
+        geocompose.compile(
+            blueprint({"mu": {"type": "dipole", "vectors": False, "charges": False}})
+        )
 
 
 def test_output_named_like_a_field_is_refused():
@@ -139,7 +151,9 @@ def test_positions_readout_needs_moved_positions():
 
 def test_finite_values_and_gradients_on_degenerate_structures():
     model = geocompose.compile(blueprint(dict(HEADS)), dtype=torch.float64, seed=1)
-    atoms = ase.Atoms("CHOCu", positions=[[0, 0, 0], [0, 0, 0], [1.0, 0.3, 0], [60.0, 0, 0]])  # coincident + isolated
+    atoms = ase.Atoms(
+        "CHOCu", positions=[[0, 0, 0], [0, 0, 0], [1.0, 0.3, 0], [60.0, 0, 0]]
+    )  # coincident + isolated
     batch = geocompose.Batch.from_ase([atoms, ase.Atoms("H", positions=[[1.0, 2.0, 3.0]])])
     positions = batch.positions.clone().requires_grad_(True)
     out = model(batch.replace(positions=positions))
@@ -147,7 +161,9 @@ def test_finite_values_and_gradients_on_degenerate_structures():
         assert torch.isfinite(value).all(), name
     (grad,) = torch.autograd.grad(sum(v.sum() for v in out.values()), positions)
     assert torch.isfinite(grad).all()
-    assert torch.equal(out["forces"][3], torch.zeros(3, dtype=torch.float64))  # isolated: no vectors
+    assert torch.equal(
+        out["forces"][3], torch.zeros(3, dtype=torch.float64)
+    )  # isolated: no vectors
     empty = model(geocompose.Batch.empty())
     assert empty["forces"].shape == (0, 3) and empty["dipole"].shape == (0, 3)
 
@@ -167,9 +183,14 @@ def test_drawn_heads_transform_as_declared(data):
     """Any head with drawn params after an upstream that accepts it: rotation, reflection,
     translation, permutation and periodic images, on drawn molecules and cells."""
     head = data.draw(st.sampled_from(sorted(UPSTREAM)), label="head")
-    params = {"type": head, **data.draw(params_strategy(REGISTRY.get(Kind.READOUT, head).params), label="params")}
+    params = {
+        "type": head,
+        **data.draw(params_strategy(REGISTRY.get(Kind.READOUT, head).params), label="params"),
+    }
     interaction = data.draw(st.sampled_from(UPSTREAM[head]), label="interaction")
-    spec = blueprint({"out": params}, interactions=[interaction], features=data.draw(st.integers(1, 4)))
+    spec = blueprint(
+        {"out": params}, interactions=[interaction], features=data.draw(st.integers(1, 4))
+    )
     try:
         model = geocompose.compile(spec, dtype=torch.float64, seed=data.draw(st.integers(0, 9)))
     except BlueprintError as err:  # only the dipole with both terms off, or vectors after schnet
@@ -188,6 +209,10 @@ def test_drawn_heads_transform_as_declared(data):
     periodic = [i for i in range(batch.num_structures) if bool(batch.pbc[i].any())]
     if periodic:
         sub = geocompose.Batch.concatenate([batch.structure(i) for i in periodic])
-        measured["periodic images"] = checks.periodic_check(model, sub, [labels[i] for i in periodic])
+        measured["periodic images"] = checks.periodic_check(
+            model, sub, [labels[i] for i in periodic]
+        )
     for check, result in measured.items():
-        assert result.worst <= tol, f"{head} {params} after {interaction['type']}: {check} {result.worst:.1e} ({result.where})"
+        assert result.worst <= tol, (
+            f"{head} {params} after {interaction['type']}: {check} {result.worst:.1e} ({result.where})"
+        )
