@@ -19,7 +19,11 @@ validation error (the trainer is stepped one epoch at a time by raising its
 ``config.epochs``; its schedule still spans the whole budget).
 
 When the trials cover the space (``size <= trials``) the designs no trial has tried
-yet are enqueued first, so a small space is searched exhaustively and without repeats. Storage is an Optuna journal file
+yet are enqueued first, so a small space is searched exhaustively and without repeats;
+for a larger finite space the sampler's random start (NSGA-II's first population of 50,
+TPE's 10 startup trials) is drawn the same way, in a seeded random order. Later trials
+may still repeat a design: a repeat reuses the earlier verdict and costs no training,
+but counts as a trial. Storage is an Optuna journal file
 ``OUT/search.journal`` (K processes on one machine) or any RDB URL (many machines;
 heartbeats fail trials of dead workers). Re-running continues the study: finished
 trials (complete or pruned) are kept, trials a killed run left RUNNING are marked FAIL
@@ -35,9 +39,9 @@ Example::
 from __future__ import annotations
 
 import copy
-import math
 import multiprocessing
 import os
+import random
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,6 +59,8 @@ OBJECTIVES = ("valid_error", "params", "latency_ms")
 ``expressivity``, maximised, with ``SearchConfig.expressivity_objective``)."""
 
 FINISHED = ("COMPLETE", "PRUNED")
+ENUMERATE_UP_TO = 10_000
+"""Finite spaces up to this size are drawn without replacement (see :func:`run_search`)."""
 
 
 class SearchError(GeocomposeError):
@@ -287,13 +293,19 @@ def _params(trial) -> dict:
     return {**trial.system_attrs.get("fixed_params", {}), **trial.params}
 
 
-def _enqueue_untried(study, space: Space, limit: int) -> None:
-    """Enqueue up to ``limit`` designs of a finite space that no trial has tried or holds."""
+def _enqueue_untried(study, space: Space, limit: int, shuffle: int | None = None) -> None:
+    """Enqueue up to ``limit`` designs of a finite space that no trial has tried or holds
+    (in enumeration order, or a seeded random order with ``shuffle``)."""
     from optuna.trial import TrialState
 
+    if limit <= 0:
+        return
     held = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING)
     tried = {tuple(sorted(_params(t).items())) for t in study.get_trials(deepcopy=False, states=held)}
-    for params in assignments(space):
+    designs = list(assignments(space))
+    if shuffle is not None:
+        random.Random(shuffle).shuffle(designs)
+    for params in designs:
         if limit <= 0:
             return
         if tuple(sorted(params.items())) not in tried:
@@ -336,8 +348,12 @@ def run_search(space: Space | str | Path, data, trials: int, workers: int = 1, o
         echo(f"marked {len(retried)} trial(s) a killed run left running as failed; re-sampling them: {retried}")
     finished = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))
     todo = max(0, trials - finished)
-    if todo and not math.isinf(space.size) and space.size <= trials:
-        _enqueue_untried(study, space, todo)  # the budget covers the space: all of it, once
+    if todo and space.size <= ENUMERATE_UP_TO:
+        if space.size <= trials:  # the budget covers the space: all of it, once
+            _enqueue_untried(study, space, todo)
+        else:  # the sampler's random start, drawn without replacement
+            start = 50 if cfg.sampler == "nsga2" else 10  # NSGA-II population; TPE startup
+            _enqueue_untried(study, space, min(todo, start - len(study.trials)), shuffle=cfg.seed + finished)
     if todo == 0:
         echo(f"{finished} trial(s) already finished; nothing to run")
         return study

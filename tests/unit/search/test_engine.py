@@ -172,6 +172,16 @@ def test_ill_typed_candidates_are_pruned_before_any_weights(tmp_path, data):
     assert not (tmp_path / "run" / "runs").exists()  # nothing was trained
 
 
+def test_a_larger_finite_space_starts_without_repeats(tmp_path, data):
+    wide = ILL_TYPED.replace("features: 4}", "features: {choice: [2, 4, 8, 16]}}")
+    space = _space(tmp_path, wide)
+    assert space.size == 8
+    study = run_search(space, data, trials=5, out=tmp_path / "run", config=CONFIG, echo=lambda *a: None)
+    designs = [tuple(sorted(t.params.items())) for t in study.trials]
+    assert len(designs) == len(set(designs)) == 5  # NSGA-II alone repeats itself on 8 designs
+    assert all("refused" in t.user_attrs for t in study.trials)
+
+
 def test_failed_symmetry_claim_is_rejected_not_ranked(tmp_path, data, monkeypatch):
     verify_module = importlib.import_module("geocompose.verify")
     from geocompose.verify.report import CheckResult, Verdict, VerificationReport
