@@ -349,11 +349,12 @@ def run_search(space: Space | str | Path, data, trials: int, workers: int = 1, o
     finished = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))
     todo = max(0, trials - finished)
     if todo and space.size <= ENUMERATE_UP_TO:
+        fresh = todo - len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
         if space.size <= trials:  # the budget covers the space: all of it, once
-            _enqueue_untried(study, space, todo)
+            _enqueue_untried(study, space, fresh)
         else:  # the sampler's random start, drawn without replacement
             start = 50 if cfg.sampler == "nsga2" else 10  # NSGA-II population; TPE startup
-            _enqueue_untried(study, space, min(todo, start - len(study.trials)), shuffle=cfg.seed + finished)
+            _enqueue_untried(study, space, min(fresh, start - len(study.trials)), shuffle=cfg.seed + finished)
     if todo == 0:
         echo(f"{finished} trial(s) already finished; nothing to run")
         return study

@@ -47,14 +47,16 @@ class TrialRow:
         return tuple(values)
 
     def describe(self) -> str:
-        """The interaction stack in a few words, e.g. ``painn x2 -> scalars``."""
+        """The interaction stack in a few words, e.g. ``painn x2 -> scalars (16 ch)``."""
         stack = (self.blueprint or {}).get("interactions") or []
         parts = []
         for block in stack if isinstance(stack, list) else []:
             repeat = block.get("repeat", 1) if isinstance(block, dict) else 1
             name = block.get("type", "?") if isinstance(block, dict) else str(block)
             parts.append(f"{name} x{repeat}" if repeat != 1 else name)
-        return " -> ".join(parts)
+        node = ((self.blueprint or {}).get("embedding") or {}).get("node") or {}
+        width = f" ({node['features']} ch)" if isinstance(node, dict) and "features" in node else ""
+        return " -> ".join(parts) + width
 
 
 def trial_rows(study) -> list[TrialRow]:

@@ -124,6 +124,7 @@ def test_resume_keeps_finished_trials_and_resamples_the_killed_ones(resumed):
     assert states[2] == states[orphan] == "FAIL"
     assert sum(s in ("COMPLETE", "PRUNED") for s in states.values()) == 4  # what was asked, in total
     assert any("killed run" in m for m in messages)
+    assert "WAITING" not in states.values()  # nothing enqueued beyond what was asked
     numbers = [t.number for t in study.trials]
     assert len(numbers) == len(set(numbers))
     # Each of the four designs was trained exactly once: the killed ones were re-sampled.
@@ -147,8 +148,8 @@ def test_search_ranks_designs_on_a_pareto_front(resumed):
         assert (r in front) != dominated
     # Depth costs parameters, for both interaction types.
     params = {r.describe(): r.params for r in done}
-    assert params["schnet x2 -> scalars"] > params["schnet -> scalars"]
-    assert params["painn x2 -> scalars"] > params["painn -> scalars"]
+    assert params["schnet x2 -> scalars (4 ch)"] > params["schnet -> scalars (4 ch)"]
+    assert params["painn x2 -> scalars (4 ch)"] > params["painn -> scalars (4 ch)"]
     assert all(r.attrs["symmetry_error"] < 1e-6 for r in done)
     assert plot_front(rows, out / "pareto.png").stat().st_size > 1000
 
