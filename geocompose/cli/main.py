@@ -9,6 +9,8 @@
     geocompose expressivity BLUEPRINT... [--suite S] [--quick]  tell apart hard pairs of graphs
     geocompose space SPACE.yaml                         size of a search space, how much type-checks
     geocompose search SPACE.yaml DATA --trials N [--workers K] [--best]  architecture search (Optuna)
+    geocompose train BLUEPRINT DATA [--epochs N --out DIR]  fit to reference energies and forces
+    geocompose evaluate CHECKPOINT DATA [--plot FILE]   energy/force errors and a parity plot
 
 ``--import MODULE`` (repeatable, before the command) imports user code first, so the
 blocks it registers with ``@register`` are valid ``type:`` values for every command::
@@ -28,13 +30,13 @@ import sys
 from collections.abc import Sequence
 
 import geocompose
-from geocompose.cli import expressivity, info, knobs, schema, search, space, verify
+from geocompose.cli import evaluate, expressivity, info, knobs, schema, search, space, train, verify
 from geocompose.cli.common import EXIT_INVALID, CommandError, exit_code, render
 from geocompose.errors import GeocomposeError
 
 __all__ = ["build_parser", "import_user_modules", "main"]
 
-COMMANDS = (info, knobs, schema, verify, expressivity, space, search)
+COMMANDS = (info, knobs, schema, verify, expressivity, space, search, train, evaluate)
 """Command modules, in the order ``--help`` lists them."""
 
 

@@ -1,0 +1,327 @@
+"""The training loop: a blueprint and a data set in, checkpoints and logs out.
+
+One epoch visits every training batch once in a seeded order (the batches themselves
+are built once, so each neighbour list is built once per run), takes an AdamW step per
+batch on the weighted energy/force/stress loss with gradient clipping, folds the
+weights into an exponential moving average, then evaluates the averaged weights on the
+validation split. The best validation loss is kept in ``best.pt``, the latest state in
+``last.pt`` (what ``resume`` continues from); training stops early when the validation
+loss has not improved for ``patience`` epochs.
+
+Reproducible: the weights come from ``seed`` and the batch order of epoch ``e`` from
+``(seed, e)``, so a resumed run takes exactly the steps an uninterrupted one would.
+
+Example::
+
+    from geocompose.data.dataset import Dataset
+    from geocompose.train import TrainConfig, Trainer
+    data = Dataset.from_file("cu.extxyz")
+    result = Trainer("schnet.yaml", data, TrainConfig(epochs=50), out="runs/cu").fit()
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from geocompose.compiler import compile as compile_blueprint
+from geocompose.compiler import load as load_blueprint
+from geocompose.data.dataset import Dataset, Splits
+from geocompose.errors import GeocomposeError, StructureError
+from geocompose.train.checkpoint import DTYPES, CheckpointError, load_checkpoint, save_checkpoint
+from geocompose.train.ema import EMA
+from geocompose.train.logs import EpochLog
+from geocompose.train.loss import LossWeights, loss
+from geocompose.train.metrics import Metrics
+from geocompose.train.potential import Potential
+from geocompose.train.progress import Progress
+from geocompose.train.reference import fit_reference, force_scale
+from geocompose.train.schedule import Schedule
+from geocompose.types import fields as F
+
+__all__ = ["TrainConfig", "TrainResult", "Trainer", "TrainingDiverged", "evaluate"]
+
+
+class TrainingDiverged(GeocomposeError):
+    """The loss became NaN or infinite (usually: learning rate too high)."""
+
+
+@dataclass
+class TrainConfig:
+    """Everything that decides a training run (stored in every checkpoint)."""
+
+    epochs: int = 100
+    atoms_per_batch: int = 256
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    schedule: str = "cosine"
+    min_lr_ratio: float = 0.01
+    energy_weight: float = 1.0
+    forces_weight: float = 10.0
+    stress_weight: float = 0.0
+    ema_decay: float = 0.99  # 0 turns the average off
+    clip: float = 10.0  # max gradient norm; 0 turns clipping off
+    patience: int = 50  # epochs without improvement before stopping; 0 never stops
+    valid_fraction: float = 0.1
+    test_fraction: float = 0.0
+    seed: int = 0
+    dtype: str = "float32"
+    device: str = "cpu"
+
+    @property
+    def weights(self) -> LossWeights:
+        return LossWeights(self.energy_weight, self.forces_weight, self.stress_weight)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in known})
+
+
+@dataclass
+class TrainResult:
+    """What a finished run reports."""
+
+    epochs: int
+    best_epoch: int
+    best_loss: float
+    valid: dict[str, float]
+    stopped_early: bool
+    best: Path
+    last: Path
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+def evaluate(potential: Potential, batches, weights: LossWeights | None = None, keep: bool = False) -> tuple[Metrics, float]:
+    """Metrics (and the mean weighted loss when ``weights``) of ``potential`` in eval mode."""
+    was_training = potential.training
+    potential.eval()
+    metrics, total, count = Metrics(keep=keep), 0.0, 0
+    stress = weights is not None and weights.stress > 0
+    try:
+        for batch in batches:
+            with torch.no_grad():
+                pred = potential(batch, stress=stress or _wants_stress(batch))
+            metrics.update(pred, batch)
+            if weights is not None:
+                value, _ = loss(pred, batch, weights)
+                total += float(value) * batch.num_structures
+                count += batch.num_structures
+    finally:
+        potential.train(was_training)
+    return metrics, (total / count if count else math.nan)
+
+
+def _wants_stress(batch) -> bool:
+    return F.STRESS in batch.targets and bool(batch.pbc.all())
+
+
+class Trainer:
+    """Trains one blueprint on one data set, writing into ``out``.
+
+    Args:
+        blueprint: a YAML path, a dict or a validated blueprint.
+        data: the reference data.
+        config: the run's settings.
+        out: output directory (``best.pt``, ``last.pt``, ``metrics.csv``).
+        splits: explicit train/valid/test indices (else a seeded split by fractions).
+        progress: show a live progress bar (else one line per epoch).
+    """
+
+    def __init__(self, blueprint, data: Dataset, config: TrainConfig | None = None, out: str | Path = "run",
+                 splits: Splits | None = None, progress: bool = True, echo=print):
+        self.config = config or TrainConfig()
+        self.data = data
+        self.out = Path(out)
+        self.echo = echo
+        self.progress = progress
+        cfg = self.config
+        if cfg.dtype not in DTYPES:
+            raise StructureError(f"dtype must be one of {', '.join(DTYPES)}; got {cfg.dtype!r}")
+        self.blueprint = load_blueprint(blueprint).blueprint.model_dump(mode="json")
+        model = compile_blueprint(self.blueprint, dtype=DTYPES[cfg.dtype], seed=cfg.seed)
+        weights = cfg.weights
+        if weights.forces > 0 and F.FORCES not in model.outputs:
+            raise StructureError(f"model '{model.name}' has no '{F.FORCES}' output; set the forces weight to 0 or add a forces readout")
+        data.check(model.species, require=weights.targets())
+        if weights.stress > 0 and not all(r.pbc.all() for r in data.records):
+            raise StructureError("a stress loss needs every structure periodic in 3D")
+        self.splits = splits or data.split(cfg.valid_fraction, cfg.test_fraction, cfg.seed)
+        if not self.splits.train:
+            raise StructureError("the training split is empty")
+        species = list(model.species)
+        reference = fit_reference(data, self.splits.train, species)
+        scale = force_scale(data, self.splits.train, reference, species)
+        self.potential = Potential(model, torch.tensor(reference), scale).to(cfg.device)
+        dtype = DTYPES[cfg.dtype]
+        self.train_batches = [b.to(device=cfg.device) for b in data.batches(self.splits.train, cfg.atoms_per_batch, dtype, seed=cfg.seed)]
+        self.valid_batches = [b.to(device=cfg.device) for b in data.batches(self.splits.valid, cfg.atoms_per_batch, dtype)]
+        self.optimizer = torch.optim.AdamW(self.potential.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.schedule = Schedule(cfg.schedule, cfg.lr, cfg.epochs, cfg.min_lr_ratio, patience=max(cfg.patience // 4, 5))
+        self.ema = EMA(self.potential, cfg.ema_decay) if cfg.ema_decay > 0 else None
+        self.epoch = 0  # epochs completed
+        self.best_loss, self.best_epoch, self.bad_epochs = math.inf, 0, 0
+        self.metrics: dict[str, float] = {}
+
+    # -- resume ---------------------------------------------------------------------
+    @classmethod
+    def resume(cls, out: str | Path, data: Dataset, epochs: int | None = None, progress: bool = True, echo=print) -> Trainer:
+        """Continue the run in ``out`` from its ``last.pt`` (optionally to more epochs).
+
+        Raises:
+            CheckpointError: no ``last.pt``, or a data set that does not fit its splits.
+        """
+        state = load_checkpoint(Path(out) / "last.pt")
+        config = TrainConfig.from_dict(state["config"])
+        if epochs is not None:
+            config.epochs = epochs
+        splits = Splits(**{k: list(v) for k, v in state["splits"].items()})
+        needed = max([*splits.train, *splits.valid, *splits.test], default=-1) + 1
+        if len(data) < needed or len(data) != state.get("data_size", len(data)):
+            raise CheckpointError(
+                f"the checkpoint in {out} was trained on {state.get('data_size')} structures "
+                f"({state.get('data')}); this data set has {len(data)}"
+            )
+        trainer = cls(state["blueprint"], data, config, out, splits=splits, progress=progress, echo=echo)
+        trainer.potential.load_state_dict(state["weights"])
+        trainer.optimizer.load_state_dict(state["optimizer"])
+        trainer.schedule.load_state_dict(state["schedule"])
+        if trainer.ema is not None and state.get("ema") is not None:
+            trainer.ema.load_state_dict(state["ema"])
+        trainer.epoch = int(state["epoch"])
+        trainer.best_loss, trainer.best_epoch = float(state["best_loss"]), int(state["best_epoch"])
+        trainer.bad_epochs = int(state["bad_epochs"])
+        trainer.metrics = dict(state.get("metrics") or {})
+        return trainer
+
+    # -- the loop -------------------------------------------------------------------
+    def fit(self) -> TrainResult:
+        """Train until ``config.epochs`` or early stopping; returns the summary."""
+        cfg = self.config
+        self.out.mkdir(parents=True, exist_ok=True)
+        log = EpochLog(self.out)
+        history: list[dict[str, float]] = []
+        stopped = False
+        bar = Progress(enabled=self.progress, epochs=cfg.epochs, batches=len(self.train_batches), start=self.epoch)
+        try:
+            with bar:
+                while self.epoch < cfg.epochs:
+                    if cfg.patience and self.bad_epochs >= cfg.patience:
+                        stopped = True
+                        break
+                    row = self._epoch(bar)
+                    history.append(row)
+                    log.write(row)
+                    self._checkpoint(row)
+                    bar.epoch_done(row)
+                    if not self.progress:
+                        self.echo(_line(row))
+                if cfg.patience and self.bad_epochs >= cfg.patience and self.epoch < cfg.epochs:
+                    stopped = True
+        finally:
+            log.close()
+        if stopped:
+            self.echo(f"stopped early after epoch {self.epoch}: no improvement for {cfg.patience} epochs")
+        return TrainResult(self.epoch, self.best_epoch, self.best_loss, self.metrics, stopped,
+                           self.out / "best.pt", self.out / "last.pt", history)
+
+    def _epoch(self, bar: Progress) -> dict[str, float]:
+        cfg = self.config
+        lr = self.schedule.lr(self.epoch)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        order = np.random.default_rng([cfg.seed, self.epoch]).permutation(len(self.train_batches))
+        self.potential.train()
+        sums: dict[str, float] = {}
+        seen = 0
+        start = time.perf_counter()
+        for step, k in enumerate(order):
+            batch = self.train_batches[k]
+            pred = self.potential(batch, stress=cfg.stress_weight > 0)
+            total, parts = loss(pred, batch, cfg.weights)
+            if not torch.isfinite(total):
+                raise TrainingDiverged(
+                    f"the loss became {float(total.detach())} in epoch {self.epoch + 1} (learning rate {lr:g}); "
+                    "lower --lr or raise --clip"
+                )
+            self.optimizer.zero_grad(set_to_none=True)
+            total.backward()
+            if cfg.clip > 0:
+                torch.nn.utils.clip_grad_norm_(self.potential.parameters(), cfg.clip)
+            self.optimizer.step()
+            if self.ema is not None:
+                self.ema.update(self.potential)
+            n = batch.num_structures
+            seen += n
+            for key, value in {"loss": float(total.detach()), **parts}.items():
+                sums[key] = sums.get(key, 0.0) + value * n
+            bar.batch_done(step + 1, sums["loss"] / seen)
+        elapsed = time.perf_counter() - start
+        self.epoch += 1
+        row: dict[str, float] = {"epoch": self.epoch, "lr": lr, "time_s": elapsed,
+                                 "structures_per_s": seen / elapsed if elapsed > 0 else math.nan}
+        row.update({f"train_{k}": v / seen for k, v in sums.items()})
+        valid = self._validate()
+        row.update({f"valid_{k}": v for k, v in valid.items()})
+        return row
+
+    def _validate(self) -> dict[str, float]:
+        batches = self.valid_batches or self.train_batches  # no validation split: judge on train
+        if self.ema is not None:
+            with self.ema.applied(self.potential):
+                metrics, value = evaluate(self.potential, batches, self.config.weights)
+        else:
+            metrics, value = evaluate(self.potential, batches, self.config.weights)
+        self.schedule.observe(value)
+        self.metrics = {"loss": value, **metrics.compute()}
+        return self.metrics
+
+    def _checkpoint(self, row: dict[str, float]) -> None:
+        value = row["valid_loss"]
+        improved = value < self.best_loss
+        if improved:
+            self.best_loss, self.best_epoch, self.bad_epochs = value, self.epoch, 0
+        else:
+            self.bad_epochs += 1
+        state = self.state()
+        save_checkpoint(state, self.out / "last.pt")
+        if improved:
+            save_checkpoint(state, self.out / "best.pt")
+
+    def state(self) -> dict[str, Any]:
+        """The checkpoint contents (tensors and plain values only)."""
+        cpu = lambda d: {k: v.detach().cpu() for k, v in d.items()}  # noqa: E731
+        return {
+            "blueprint": self.blueprint,
+            "species": list(self.potential.species),
+            "dtype": self.config.dtype,
+            "weights": cpu(self.potential.state_dict()),
+            "ema": None if self.ema is None else {**self.ema.state_dict(), "shadow": cpu(self.ema.shadow)},
+            "optimizer": self.optimizer.state_dict(),
+            "schedule": self.schedule.state_dict(),
+            "epoch": self.epoch,
+            "best_loss": self.best_loss,
+            "best_epoch": self.best_epoch,
+            "bad_epochs": self.bad_epochs,
+            "config": asdict(self.config),
+            "splits": {"train": list(self.splits.train), "valid": list(self.splits.valid), "test": list(self.splits.test)},
+            "data": self.data.source,
+            "data_size": len(self.data),
+            "metrics": dict(self.metrics),
+        }
+
+
+def _line(row: dict[str, float]) -> str:
+    parts = [f"epoch {int(row['epoch'])}", f"lr {row['lr']:.2e}", f"train loss {row['train_loss']:.4g}",
+             f"valid loss {row['valid_loss']:.4g}"]
+    if "valid_energy_per_atom_mae" in row:
+        parts.append(f"E MAE {1000 * row['valid_energy_per_atom_mae']:.2f} meV/atom")
+    if "valid_forces_mae" in row:
+        parts.append(f"F MAE {1000 * row['valid_forces_mae']:.1f} meV/Å")
+    return ", ".join(parts)

@@ -1,0 +1,103 @@
+"""``geocompose train`` and ``geocompose evaluate`` end to end on a slice of the
+shipped sample: checkpoints, logs, resume, metrics, parity plot, and exit code 2 with
+the structure named for bad data."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from ase.io import read, write
+
+from geocompose.cli.main import main
+from geocompose.train import load_checkpoint
+
+SAMPLE = Path(__file__).parents[2] / "geocompose" / "data" / "examples" / "cu_emt_small.extxyz"
+
+TINY = """\
+name: tiny_cu
+symmetry: {group: O(3), strategy: built_in}
+graph: {type: radius, cutoff: 4.0}
+embedding:
+  species: [Cu]
+  node: {type: learned, features: 8}
+  radial: {type: gaussian, num: 8}
+  envelope: {type: cosine}
+interactions:
+  - {type: schnet, filters: 8}
+readout:
+  energy: {type: sum, hidden: [8]}
+  forces: {type: gradient, of: energy}
+"""
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    root = tmp_path_factory.mktemp("train")
+    (root / "tiny.yaml").write_text(TINY)
+    write(root / "cu.extxyz", read(SAMPLE, index=":20"), format="extxyz")
+    return root
+
+
+def test_train_resume_and_evaluate(files, tmp_path, capsys):
+    out = tmp_path / "run"
+    common = [str(files / "tiny.yaml"), str(files / "cu.extxyz"), "--out", str(out), "--batch-atoms", "96",
+              "--valid-fraction", "0.2", "--test-fraction", "0.1", "--lr", "5e-3", "--no-progress"]
+    assert main(["train", *common, "--epochs", "1"]) == 0
+    text = capsys.readouterr().out
+    assert "epoch 1" in text and "14 train / 4 valid / 2 test" in text
+    assert "energy per atom" in text and "forces (per component)" in text and "test (2 structures)" in text
+    assert main(["train", *common, "--epochs", "2", "--resume"]) == 0
+    text = capsys.readouterr().out
+    assert "resuming" in text and "after epoch 1 of 2" in text and "epoch 2" in text
+    with (out / "metrics.csv").open() as handle:
+        assert [r["epoch"] for r in csv.DictReader(handle)] == ["1", "2"]
+    assert load_checkpoint(out / "last.pt")["epoch"] == 2
+
+    plot = tmp_path / "parity.png"
+    report = tmp_path / "metrics.json"
+    assert main(["evaluate", str(out / "best.pt"), str(files / "cu.extxyz"), "--split", "test",
+                 "--plot", str(plot), "--json", str(report)]) == 0
+    text = capsys.readouterr().out
+    assert "test: 2 structures, averaged weights" in text
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    metrics = json.loads(report.read_text())
+    assert metrics["structures"] == 2
+    assert metrics["energy_per_atom_mae"] == pytest.approx(metrics["energy_mae"] / 32)
+    assert {"forces_mae", "forces_rmse", "energy_rmse", "stress_mae"} <= set(metrics)
+
+    assert main(["evaluate", str(out / "best.pt"), str(files / "cu.extxyz"), "--no-plot", "--raw"]) == 0
+    assert "all: 20 structures, raw weights" in capsys.readouterr().out
+    assert not (out / "best_parity.png").exists()
+
+
+def test_bad_data_names_the_structure(files, tmp_path, capsys):
+    frames = read(files / "cu.extxyz", index=":4")
+    frames[2].calc.results["forces"][5, 1] = np.nan
+    write(tmp_path / "bad.extxyz", frames, format="extxyz")
+    code = main(["train", str(files / "tiny.yaml"), str(tmp_path / "bad.extxyz"), "--out", str(tmp_path / "r")])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "structure 2 has a non-finite value in forces (atom 5)" in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["train", "{bp}", "{missing}"], "no data file"),
+        (["train", "{bp}", "{data}", "--epochs", "0"], "--epochs and --batch-atoms must be positive"),
+        (["train", "{bp}", "{data}", "--out", "{nowhere}", "--resume"], "no checkpoint"),
+        (["train", "{bp}", "{data}", "--split-files", "{data}"], "TRAIN VALID [TEST]"),
+        (["evaluate", "{missing}", "{data}"], "no checkpoint"),
+        (["evaluate", "{bp}", "{data}"], "cannot read checkpoint"),
+    ],
+)
+def test_user_mistakes_exit_2(files, tmp_path, capsys, argv, message):
+    names = {"bp": files / "tiny.yaml", "data": files / "cu.extxyz", "missing": tmp_path / "none.extxyz",
+             "nowhere": tmp_path / "empty"}
+    assert main([a.format(**names) for a in argv]) == 2
+    assert message in capsys.readouterr().err

@@ -1,0 +1,13 @@
+"""The shipped sample, shared by the training tests."""
+
+import pytest
+
+from geocompose.data.dataset import Dataset
+
+from train_cases import SAMPLE
+
+
+@pytest.fixture(scope="session")
+def sample() -> Dataset:
+    """The first 40 structures of the shipped EMT copper sample."""
+    return Dataset.from_file(SAMPLE, index=":40")
