@@ -112,3 +112,21 @@ def test_spherical_block_after_a_scalar_block_and_readout_after_spherical():
     bp["interactions"].append({"type": "schnet", "filters": 8})
     with pytest.raises(BlueprintError, match="schnet"):
         geocompose.check(bp)
+
+
+def test_cartesian_then_spherical_composes_and_stays_equivariant(batch):
+    """PaiNN writes Fx0e + Fx1o in node_features; NequIP reads any irreps: the types agree,
+    and the composed model is O(3)-equivariant (checked on ethanol under R and -R)."""
+    bp = raw("nequip")
+    bp["embedding"]["node"] = {"type": "learned", "features": 8}
+    bp["interactions"] = [{"type": "painn"}, bp["interactions"][0] | {"repeat": 1}]
+    bp["readout"]["dipole"] = {"type": "tensor", "irreps": "1x1o"}
+    model = geocompose.compile(bp, dtype=torch.float64, seed=0)
+    assert model.blocks[3].sig.writes["node_features"].irreps == o3.Irreps("8x0e + 8x1o")
+    mol = batch.structure(0)
+    out = {k: v.detach() for k, v in model(mol).items()}
+    for R in (o3.rand_matrix(dtype=torch.float64), -o3.rand_matrix(dtype=torch.float64)):
+        moved = model(mol.replace(positions=mol.positions @ R.T))
+        assert torch.allclose(moved["energy"], out["energy"], atol=1e-11)
+        assert torch.allclose(moved["dipole"], out["dipole"] @ wigner_d(o3.Irreps("1o"), R).T, atol=1e-11)
+        assert torch.allclose(moved["forces"], out["forces"] @ R.T, atol=1e-11)
