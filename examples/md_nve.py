@@ -42,7 +42,9 @@ except ImportError:  # older ASE
 SAMPLE = Path(__file__).parents[1] / "geocompose" / "data" / "examples" / "cu_emt_small.extxyz"
 
 
-def run_nve(calc, start, temperature: float, steps: int, dt_fs: float, seed: int, every: int = 10) -> dict:
+def run_nve(
+    calc, start, temperature: float, steps: int, dt_fs: float, seed: int, every: int = 10
+) -> dict:
     """Velocity-Verlet NVE from ``start``; total energy per atom sampled every ``every`` steps."""
     atoms = start.copy()
     atoms.calc = calc
@@ -76,10 +78,14 @@ def run_nve(calc, start, temperature: float, steps: int, dt_fs: float, seed: int
 
 
 def main(argv=None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("checkpoints", nargs="*", help="checkpoints written by `geocompose train`")
     parser.add_argument("--steps", type=int, default=2000)
-    parser.add_argument("--dt", type=float, default=2.0, help="time step in fs (default: %(default)s)")
+    parser.add_argument(
+        "--dt", type=float, default=2.0, help="time step in fs (default: %(default)s)"
+    )
     parser.add_argument("--temperature", type=float, default=600.0, help="initial temperature in K")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-emt", action="store_true", help="skip the EMT reference run")
@@ -94,13 +100,19 @@ def main(argv=None) -> dict:
         kind = "conservative" if calc.conservative else "direct forces"
         runs[f"{calc.potential.model.name} ({kind})"] = calc
     results = {}
-    print(f"NVE, {len(start)} Cu atoms, {args.steps} steps of {args.dt} fs from {args.temperature:.0f} K")
-    print(f"{'model':40s} {'drift meV/atom/ps':>18s} {'max |dE| meV/atom':>18s} {'<T> K':>7s} {'steps/s':>8s}")
+    print(
+        f"NVE, {len(start)} Cu atoms, {args.steps} steps of {args.dt} fs from {args.temperature:.0f} K"
+    )
+    print(
+        f"{'model':40s} {'drift meV/atom/ps':>18s} {'max |dE| meV/atom':>18s} {'<T> K':>7s} {'steps/s':>8s}"
+    )
     for name, calc in runs.items():
         r = run_nve(calc, start, args.temperature, args.steps, args.dt, args.seed)
         results[name] = r
-        print(f"{name:40s} {r['drift_mev_per_atom_per_ps']:18.3f} {r['max_excursion_mev_per_atom']:18.3f} "
-              f"{r['mean_temperature_K']:7.0f} {r['steps_per_s']:8.1f}")
+        print(
+            f"{name:40s} {r['drift_mev_per_atom_per_ps']:18.3f} {r['max_excursion_mev_per_atom']:18.3f} "
+            f"{r['mean_temperature_K']:7.0f} {r['steps_per_s']:8.1f}"
+        )
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
     return results

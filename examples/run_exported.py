@@ -30,8 +30,10 @@ def neighbours(atoms, cutoff: float):
         points=atoms.positions, box=box, periodic=periodic, quantities="ijS"
     )
     order = np.lexsort((j, i))
-    return (torch.from_numpy(np.stack([j[order], i[order]]).astype(np.int64)),
-            torch.from_numpy(np.asarray(shifts)[order].astype(np.int64)))
+    return (
+        torch.from_numpy(np.stack([j[order], i[order]]).astype(np.int64)),
+        torch.from_numpy(np.asarray(shifts)[order].astype(np.int64)),
+    )
 
 
 def evaluate(path: str, structures) -> list[tuple[float, np.ndarray]]:

@@ -15,6 +15,7 @@ derivative of the energy (see :mod:`geocompose.train.potential`).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import ClassVar
 
 import torch
 from ase.calculators.calculator import Calculator as _AseCalculator
@@ -38,11 +39,21 @@ class Calculator(_AseCalculator):
         averaged: use the checkpoint's averaged (EMA) weights when it has them.
     """
 
-    implemented_properties = ["energy", "free_energy", "forces", "stress"]
+    implemented_properties: ClassVar[list[str]] = ["energy", "free_energy", "forces", "stress"]
 
-    def __init__(self, checkpoint: str | Path | Potential, device: str = "cpu", averaged: bool = True, **kwargs):
+    def __init__(
+        self,
+        checkpoint: str | Path | Potential,
+        device: str = "cpu",
+        averaged: bool = True,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
-        potential = checkpoint if isinstance(checkpoint, Potential) else load_potential(checkpoint, averaged)
+        potential = (
+            checkpoint
+            if isinstance(checkpoint, Potential)
+            else load_potential(checkpoint, averaged)
+        )
         self.potential = potential.to(device).eval()
         self.device = device
         self.dtype = self.potential.model.dtype
@@ -68,7 +79,9 @@ class Calculator(_AseCalculator):
         if F.FORCES in out:
             self.results["forces"] = out[F.FORCES].detach().cpu().double().numpy()
         elif "forces" in properties:
-            raise PropertyNotImplementedError(f"model '{self.potential.model.name}' has no forces output")
+            raise PropertyNotImplementedError(
+                f"model '{self.potential.model.name}' has no forces output"
+            )
         if want_stress:
             stress = out[F.STRESS][0].detach().cpu().double().numpy()
             self.results["stress"] = full_3x3_to_voigt_6_stress(stress)

@@ -39,14 +39,23 @@ FULL = {"temperatures": [300, 600, 900, 1200], "strains": [-0.02, 0.0, 0.02], "s
 SMALL = {"temperatures": [300, 800, 1300], "strains": [-0.02, 0.0, 0.02], "snapshots": 23}
 
 
-def trajectory(temperature: float, strain: float, snapshots: int, every: int, rng: np.random.Generator, repeat: int):
+def trajectory(
+    temperature: float,
+    strain: float,
+    snapshots: int,
+    every: int,
+    rng: np.random.Generator,
+    repeat: int,
+):
     """``snapshots`` frames of Langevin MD at ``temperature`` K on a cell scaled by
     ``1 + strain``, one every ``every`` steps of 5 fs after ``every * 4`` steps of
     equilibration."""
     atoms = bulk("Cu", "fcc", a=3.6 * (1 + strain), cubic=True).repeat(repeat)
     atoms.calc = EMT()
     thermalize_momenta(atoms, temperature_K=temperature, rng=rng)
-    dyn = Langevin(atoms, 5 * units.fs, temperature_K=temperature, friction=0.02, fixcm=False, rng=rng)
+    dyn = Langevin(
+        atoms, 5 * units.fs, temperature_K=temperature, friction=0.02, fixcm=False, rng=rng
+    )
     dyn.run(every * 4)
     frames = []
     for _ in range(snapshots):
@@ -75,12 +84,18 @@ def generate(settings: dict, seed: int, every: int, repeat: int):
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--out", type=Path, default=Path("cu_emt.extxyz"))
-    parser.add_argument("--small", action="store_true", help="about 200 structures (the shipped sample)")
+    parser.add_argument(
+        "--small", action="store_true", help="about 200 structures (the shipped sample)"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--every", type=int, default=10, help="MD steps between snapshots")
-    parser.add_argument("--repeat", type=int, default=2, help="conventional cells per axis (2: 32 atoms)")
+    parser.add_argument(
+        "--repeat", type=int, default=2, help="conventional cells per axis (2: 32 atoms)"
+    )
     args = parser.parse_args(argv)
     settings = SMALL if args.small else FULL
     frames = generate(settings, args.seed, args.every, args.repeat)

@@ -27,15 +27,29 @@ __all__ = ["add_arguments", "run"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("checkpoint", metavar="CHECKPOINT", help="a checkpoint written by `geocompose train`")
-    parser.add_argument("data", metavar="DATA", help="reference data (extxyz, or any file ASE reads)")
-    parser.add_argument("--split", choices=("all", "train", "valid", "test"), default="all",
-                        help="structures to evaluate (default: %(default)s)")
-    parser.add_argument("--plot", metavar="FILE.png", help="parity plot path (default: <checkpoint>_parity.png)")
+    parser.add_argument(
+        "checkpoint", metavar="CHECKPOINT", help="a checkpoint written by `geocompose train`"
+    )
+    parser.add_argument(
+        "data", metavar="DATA", help="reference data (extxyz, or any file ASE reads)"
+    )
+    parser.add_argument(
+        "--split",
+        choices=("all", "train", "valid", "test"),
+        default="all",
+        help="structures to evaluate (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--plot", metavar="FILE.png", help="parity plot path (default: <checkpoint>_parity.png)"
+    )
     parser.add_argument("--no-plot", action="store_true", help="skip the parity plot")
     parser.add_argument("--json", metavar="FILE", help="also write the metrics as JSON")
-    parser.add_argument("--raw", action="store_true", help="use the last step's weights, not the averaged ones")
-    parser.add_argument("--batch-atoms", type=int, default=1024, help="atoms per batch (default: %(default)s)")
+    parser.add_argument(
+        "--raw", action="store_true", help="use the last step's weights, not the averaged ones"
+    )
+    parser.add_argument(
+        "--batch-atoms", type=int, default=1024, help="atoms per batch (default: %(default)s)"
+    )
     parser.add_argument("--device", default="cpu", help="torch device (default: %(default)s)")
     parser.add_argument("--energy-key", default="energy", help="name of the energy in the file")
     parser.add_argument("--forces-key", default="forces", help="name of the forces in the file")
@@ -46,8 +60,12 @@ def run(args: argparse.Namespace) -> int:
     out = console()
     state = load_checkpoint(args.checkpoint)
     potential = build_potential(state, averaged=not args.raw).to(args.device)
-    data = Dataset.from_file(args.data, energy_key=args.energy_key, forces_key=args.forces_key,
-                             stress_key=args.stress_key)
+    data = Dataset.from_file(
+        args.data,
+        energy_key=args.energy_key,
+        forces_key=args.forces_key,
+        stress_key=args.stress_key,
+    )
     indices = list(range(len(data)))
     if args.split != "all":
         if len(data) != state.get("data_size"):
@@ -64,16 +82,29 @@ def run(args: argparse.Namespace) -> int:
     metrics, _ = evaluate(potential, batches, keep=not args.no_plot)
     summary = metrics.compute()
     weights = "raw" if args.raw or state.get("ema") is None else "averaged"
-    title = f"{state['blueprint']['name']} on {args.data} ({args.split}: {len(indices)} structures, {weights} weights)"
-    out.print(metrics_table(title, summary))
+    # The description is a plain line: a table title would wrap a long path mid-word.
+    out.print(
+        f"{state['blueprint']['name']} on {args.data} "
+        f"({args.split}: {len(indices)} structures, {weights} weights)",
+        highlight=False,
+        soft_wrap=True,
+    )
+    out.print(metrics_table("errors", summary))
     if not args.no_plot:
-        path = Path(args.plot) if args.plot else Path(args.checkpoint).with_name(Path(args.checkpoint).stem + "_parity.png")
+        path = (
+            Path(args.plot)
+            if args.plot
+            else Path(args.checkpoint).with_name(Path(args.checkpoint).stem + "_parity.png")
+        )
         try:
             parity_plot(metrics, path, title=f"{state['blueprint']['name']} ({args.split})")
         except ImportError:
-            raise CommandError("the parity plot needs matplotlib (pip install matplotlib), or pass --no-plot") from None
+            raise CommandError(
+                "the parity plot needs matplotlib (pip install matplotlib), or pass --no-plot"
+            ) from None
         out.print(f"parity plot: {path}", highlight=False)
     if args.json:
-        Path(args.json).write_text(json.dumps({"structures": len(indices), **summary}, indent=2) + "\n")
+        Path(args.json).write_text(
+            json.dumps({"structures": len(indices), **summary}, indent=2) + "\n"
+        )
     return EXIT_OK
-

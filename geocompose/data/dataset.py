@@ -28,36 +28,11 @@ import numpy as np
 import torch
 
 from geocompose.data.batch import Batch
+from geocompose.data.records import Record, record_from_atoms
 from geocompose.errors import StructureError
 from geocompose.types import fields as F
 
 __all__ = ["Dataset", "Record", "Splits", "read_index_file"]
-
-
-@dataclass(frozen=True)
-class Record:
-    """One structure as plain arrays.
-
-    Args:
-        positions: (n, 3) float64, Å.
-        numbers: (n,) int64 atomic numbers.
-        cell: (3, 3) float64, rows are lattice vectors (zeros for a molecule).
-        pbc: (3,) bool.
-        energy: total energy in eV, or None.
-        forces: (n, 3) float64 eV/Å, or None.
-        stress: (3, 3) float64 eV/Å^3 (ASE's sign), or None.
-    """
-
-    positions: np.ndarray
-    numbers: np.ndarray
-    cell: np.ndarray
-    pbc: np.ndarray
-    energy: float | None = None
-    forces: np.ndarray | None = None
-    stress: np.ndarray | None = None
-
-    def __len__(self) -> int:
-        return len(self.numbers)
 
 
 @dataclass(frozen=True)
@@ -67,66 +42,6 @@ class Splits:
     train: list[int]
     valid: list[int]
     test: list[int] = field(default_factory=list)
-
-
-def _result(atoms, key: str):
-    """``key`` from the attached calculator's results, else ``info``/``arrays``."""
-    calc = atoms.calc
-    results = getattr(calc, "results", None) or {}
-    if key in results:
-        return results[key]
-    if key in atoms.info:
-        return atoms.info[key]
-    return atoms.arrays.get(key)
-
-
-def _stress_3x3(value, index: int) -> np.ndarray:
-    from ase.stress import voigt_6_to_full_3x3_stress
-
-    array = np.asarray(value, dtype=np.float64)
-    if array.shape == (6,):
-        return voigt_6_to_full_3x3_stress(array)
-    if array.shape == (9,):
-        return array.reshape(3, 3)
-    if array.shape == (3, 3):
-        return array
-    raise StructureError(f"structure {index}: stress has shape {array.shape}; expected 6 (Voigt), 9 or 3x3")
-
-
-def record_from_atoms(atoms, index: int, keys: tuple[str, str, str] = (F.ENERGY, F.FORCES, F.STRESS)) -> Record:
-    """A :class:`Record` of one ``Atoms``; targets looked up under ``keys``.
-
-    Raises:
-        StructureError: shapes that do not match the atom count, non-finite values.
-    """
-    n = len(atoms)
-    energy_key, forces_key, stress_key = keys
-    energy = _result(atoms, energy_key)
-    forces = _result(atoms, forces_key)
-    stress = _result(atoms, stress_key)
-    if energy is not None:
-        try:
-            energy = float(np.asarray(energy, dtype=np.float64).reshape(()))
-        except (TypeError, ValueError):
-            raise StructureError(f"structure {index}: '{energy_key}' is not one number: {energy!r}") from None
-    if forces is not None:
-        forces = np.asarray(forces, dtype=np.float64)
-        if forces.shape != (n, 3):
-            raise StructureError(
-                f"structure {index}: '{forces_key}' has shape {forces.shape} but the structure "
-                f"has {n} atoms; expected ({n}, 3)"
-            )
-    if stress is not None:
-        stress = _stress_3x3(stress, index)
-    return Record(
-        positions=np.asarray(atoms.positions, dtype=np.float64).copy(),
-        numbers=np.asarray(atoms.numbers, dtype=np.int64).copy(),
-        cell=np.asarray(atoms.cell.array, dtype=np.float64).copy(),
-        pbc=np.asarray(atoms.pbc, dtype=bool).copy(),
-        energy=energy,
-        forces=forces,
-        stress=stress,
-    )
 
 
 def read_index_file(path: str | Path) -> list[int]:
@@ -202,8 +117,10 @@ class Dataset:
             raise StructureError(f"no data file {path}")
         try:
             structures = ase.io.read(path, index=index, format=format)
-        except Exception as err:  # ASE raises many types for a malformed file
-            raise StructureError(f"cannot read {path} with ASE: {type(err).__name__}: {err}") from None
+        except Exception as err:  # noqa: BLE001 - ASE raises many types for a malformed file
+            raise StructureError(
+                f"cannot read {path} with ASE: {type(err).__name__}: {err}"
+            ) from None
         if not isinstance(structures, list):
             structures = [structures]
         return cls.from_atoms(structures, source=str(path), **keys)
@@ -226,7 +143,9 @@ class Dataset:
         return bool(self.records) and all(getattr(r, target) is not None for r in self.records)
 
     # -- checks ---------------------------------------------------------------------
-    def check(self, species: Sequence[str] | None = None, require: Sequence[str] = (F.ENERGY,)) -> None:
+    def check(
+        self, species: Sequence[str] | None = None, require: Sequence[str] = (F.ENERGY,)
+    ) -> None:
         """Refuse data a model cannot train on, naming the first bad structure.
 
         Args:
@@ -249,11 +168,18 @@ class Dataset:
             for name in require:
                 if getattr(r, name) is None:
                     raise StructureError(f"{where} has no {name} (every structure needs one)")
-            for name, value in (("positions", r.positions), (F.ENERGY, r.energy), (F.FORCES, r.forces), (F.STRESS, r.stress)):
+            for name, value in (
+                ("positions", r.positions),
+                (F.ENERGY, r.energy),
+                (F.FORCES, r.forces),
+                (F.STRESS, r.stress),
+            ):
                 if value is not None and not np.isfinite(value).all():
                     detail = ""
                     if np.ndim(value) == 2 and name != F.STRESS:
-                        detail = f" (atom {int(np.flatnonzero(~np.isfinite(value).all(axis=1))[0])})"
+                        detail = (
+                            f" (atom {int(np.flatnonzero(~np.isfinite(value).all(axis=1))[0])})"
+                        )
                     raise StructureError(f"{where} has a non-finite value in {name}{detail}")
             if known is not None:
                 unknown = sorted({int(z) for z in r.numbers} - known)
@@ -264,7 +190,9 @@ class Dataset:
                         f"(its species: {', '.join(species)})"
                     )
             if r.pbc.any() and np.linalg.matrix_rank(r.cell[r.pbc], tol=1e-8) < r.pbc.sum():
-                raise StructureError(f"{where} is periodic along {r.pbc.tolist()} with a degenerate cell")
+                raise StructureError(
+                    f"{where} is periodic along {r.pbc.tolist()} with a degenerate cell"
+                )
 
     # -- splits ---------------------------------------------------------------------
     def split(self, valid: float = 0.1, test: float = 0.0, seed: int = 0) -> Splits:
@@ -275,18 +203,24 @@ class Dataset:
         """
         n = len(self)
         if not (0 <= valid < 1 and 0 <= test < 1 and valid + test < 1):
-            raise StructureError(f"split fractions valid={valid}, test={test} must be in [0, 1) and sum below 1")
+            raise StructureError(
+                f"split fractions valid={valid}, test={test} must be in [0, 1) and sum below 1"
+            )
         order = np.random.default_rng(seed).permutation(n)
         n_valid = max(1, round(valid * n)) if valid > 0 else 0
         n_test = max(1, round(test * n)) if test > 0 else 0
         if n - n_valid - n_test < 1:
-            raise StructureError(f"{self.source}: {n} structures leave none for training after the split")
+            raise StructureError(
+                f"{self.source}: {n} structures leave none for training after the split"
+            )
         valid_idx = sorted(order[:n_valid].tolist())
         test_idx = sorted(order[n_valid : n_valid + n_test].tolist())
         train_idx = sorted(order[n_valid + n_test :].tolist())
         return Splits(train_idx, valid_idx, test_idx)
 
-    def split_from_files(self, train: str | Path, valid: str | Path | None = None, test: str | Path | None = None) -> Splits:
+    def split_from_files(
+        self, train: str | Path, valid: str | Path | None = None, test: str | Path | None = None
+    ) -> Splits:
         """Splits given by index files (see :func:`read_index_file`).
 
         Raises:
@@ -297,9 +231,13 @@ class Dataset:
         for name, indices, path in zip(("train", "valid", "test"), parts, (train, valid, test)):
             for i in indices:
                 if i >= len(self):
-                    raise StructureError(f"{path}: index {i} is out of range ({len(self)} structures)")
+                    raise StructureError(
+                        f"{path}: index {i} is out of range ({len(self)} structures)"
+                    )
                 if i in seen:
-                    raise StructureError(f"{path}: structure {i} is in both the {seen[i]} and {name} splits")
+                    raise StructureError(
+                        f"{path}: structure {i} is in both the {seen[i]} and {name} splits"
+                    )
                 seen[i] = name
         return Splits(*(sorted(p) for p in parts))
 
@@ -347,16 +285,22 @@ class Dataset:
         batch = Batch(
             torch.tensor(np.concatenate([r.positions for r in records]), dtype=dtype),
             torch.from_numpy(np.concatenate([r.numbers for r in records])),
-            torch.from_numpy(np.concatenate([np.full(len(r), s, dtype=np.int64) for s, r in enumerate(records)])),
+            torch.from_numpy(
+                np.concatenate([np.full(len(r), s, dtype=np.int64) for s, r in enumerate(records)])
+            ),
             torch.tensor(np.stack([r.cell for r in records]), dtype=dtype),
             torch.from_numpy(np.stack([r.pbc for r in records])),
         )
         if all(r.energy is not None for r in records):
             batch.targets[F.ENERGY] = torch.tensor([r.energy for r in records], dtype=dtype)
         if all(r.forces is not None for r in records):
-            batch.targets[F.FORCES] = torch.tensor(np.concatenate([r.forces for r in records]), dtype=dtype)
+            batch.targets[F.FORCES] = torch.tensor(
+                np.concatenate([r.forces for r in records]), dtype=dtype
+            )
         if all(r.stress is not None for r in records):
-            batch.targets[F.STRESS] = torch.tensor(np.stack([r.stress for r in records]), dtype=dtype)
+            batch.targets[F.STRESS] = torch.tensor(
+                np.stack([r.stress for r in records]), dtype=dtype
+            )
         return batch
 
     def composition(self, species: Sequence[str]) -> np.ndarray:

@@ -4,11 +4,16 @@ the training loop, evaluation metrics and export.
 Layered above ``verify`` and below ``cli`` (import-linter contract in pyproject.toml).
 """
 
-from geocompose.train.checkpoint import CheckpointError, load_checkpoint, load_potential, save_checkpoint
+from geocompose.train.checkpoint import (
+    CheckpointError,
+    load_checkpoint,
+    load_potential,
+    save_checkpoint,
+)
 from geocompose.train.loss import LossWeights
-from geocompose.train.metrics import Metrics, parity_plot
+from geocompose.train.metrics import Metrics, evaluate, parity_plot
 from geocompose.train.potential import Potential
-from geocompose.train.trainer import TrainConfig, Trainer, TrainingDiverged, TrainResult, evaluate
+from geocompose.train.trainer import TrainConfig, Trainer, TrainingDiverged, TrainResult
 
 __all__ = [
     "CheckpointError",

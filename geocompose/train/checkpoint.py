@@ -63,8 +63,10 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         raise CheckpointError(f"no checkpoint {path}")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises UnpicklingError, RuntimeError, EOFError...
-        raise CheckpointError(f"cannot read checkpoint {path}: {type(err).__name__}: {err}") from None
+    except Exception as err:  # noqa: BLE001 - torch raises UnpicklingError, RuntimeError, EOFError...
+        raise CheckpointError(
+            f"cannot read checkpoint {path}: {type(err).__name__}: {err}"
+        ) from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         found = state.get("format") if isinstance(state, dict) else type(state).__name__
         raise CheckpointError(f"{path} is not a {FORMAT} checkpoint (found {found!r})")
@@ -80,7 +82,9 @@ def build_potential(state: dict[str, Any], averaged: bool = True) -> Potential:
     """
     dtype = DTYPES[state["dtype"]]
     model = compile_blueprint(state["blueprint"], dtype=dtype)
-    potential = Potential(model, reference=state["weights"]["reference"], scale=float(state["weights"]["scale"]))
+    potential = Potential(
+        model, reference=state["weights"]["reference"], scale=float(state["weights"]["scale"])
+    )
     potential.load_state_dict(state["weights"])
     if averaged and state.get("ema") is not None:
         with torch.no_grad():

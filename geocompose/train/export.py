@@ -56,7 +56,9 @@ class _AfterNeighbours(nn.Module):
 
     def forward(self, positions, atomic_numbers, batch, cell, pbc, edge_index, edge_shifts):
         model = self.potential.model
-        species = self.species_of_z[atomic_numbers]  # (N,); unknown species are checked by the caller
+        species = self.species_of_z[
+            atomic_numbers
+        ]  # (N,); unknown species are checked by the caller
         state = {
             F.POSITIONS: positions,
             F.ATOMIC_NUMBERS: atomic_numbers,
@@ -83,11 +85,20 @@ def _inputs(potential: Potential, example: Batch) -> tuple:
             f"model '{potential.model.name}' uses extra graph topology ({', '.join(sorted(extra))}); "
             "export supports graphs of one edge set"
         )
-    return (example.positions, example.atomic_numbers, example.batch, example.cell, example.pbc,
-            topology[F.EDGE_INDEX], topology[F.EDGE_SHIFTS])
+    return (
+        example.positions,
+        example.atomic_numbers,
+        example.batch,
+        example.cell,
+        example.pbc,
+        topology[F.EDGE_INDEX],
+        topology[F.EDGE_SHIFTS],
+    )
 
 
-def export_potential(potential: Potential, path: str | Path, example: Batch, graph: dict | None = None) -> Path:
+def export_potential(
+    potential: Potential, path: str | Path, example: Batch, graph: dict | None = None
+) -> Path:
     """Export ``potential`` to a ``.pt2`` file (``torch.export``, dynamic sizes).
 
     Args:
@@ -105,15 +116,27 @@ def export_potential(potential: Potential, path: str | Path, example: Batch, gra
 
     potential = potential.eval()
     if example.num_structures < 2:
-        raise ExportError("export needs an example batch of at least 2 structures (so their count stays dynamic)")
+        raise ExportError(
+            "export needs an example batch of at least 2 structures (so their count stays dynamic)"
+        )
     core = _AfterNeighbours(potential).eval()
     args = _inputs(potential, example)
     atoms, edges, structures = Dim("atoms", min=1), Dim("edges", min=1), Dim("structures", min=1)
-    shapes = ({0: atoms}, {0: atoms}, {0: atoms}, {0: structures}, {0: structures}, {1: edges}, {0: edges})
+    shapes = (
+        {0: atoms},
+        {0: atoms},
+        {0: atoms},
+        {0: structures},
+        {0: structures},
+        {1: edges},
+        {0: edges},
+    )
     try:
         program = torch.export.export(core, args, dynamic_shapes=shapes, strict=False)
     except Exception as err:  # torch raises many kinds; the message is what matters
-        raise ExportError(f"torch.export failed for '{potential.model.name}': {type(err).__name__}: {err}") from err
+        raise ExportError(
+            f"torch.export failed for '{potential.model.name}': {type(err).__name__}: {err}"
+        ) from err
     metadata = {
         "format": FORMAT,
         "name": potential.model.name,
@@ -122,7 +145,15 @@ def export_potential(potential: Potential, path: str | Path, example: Batch, gra
         "conservative": potential.conservative,
         "direct_forces": core.direct,
         "graph": graph,
-        "inputs": ["positions", "atomic_numbers", "batch", "cell", "pbc", "edge_index", "edge_shifts"],
+        "inputs": [
+            "positions",
+            "atomic_numbers",
+            "batch",
+            "cell",
+            "pbc",
+            "edge_index",
+            "edge_shifts",
+        ],
     }
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -144,7 +175,17 @@ class ExportedPotential:
         self.metadata = json.loads(extra[METADATA])
         self.module = self.program.module()
 
-    def __call__(self, positions, atomic_numbers, batch, cell, pbc, edge_index, edge_shifts, stress: bool = False):
+    def __call__(
+        self,
+        positions,
+        atomic_numbers,
+        batch,
+        cell,
+        pbc,
+        edge_index,
+        edge_shifts,
+        stress: bool = False,
+    ):
         with torch.enable_grad():
             strain = None
             if stress:
@@ -158,7 +199,11 @@ class ExportedPotential:
             result = {"energy": outs[0]}
             if self.metadata["direct_forces"]:
                 result["forces"] = outs[1]
-            wrt = [t for t, wanted in ((positions, self.metadata["conservative"]), (strain, stress)) if wanted]
+            wrt = [
+                t
+                for t, wanted in ((positions, self.metadata["conservative"]), (strain, stress))
+                if wanted
+            ]
             if wrt:
                 grads = torch.autograd.grad(outs[0].sum(), wrt, allow_unused=True)
                 grads = [torch.zeros_like(t) if g is None else g for t, g in zip(wrt, grads)]

@@ -33,7 +33,9 @@ class LossWeights:
         return [name for name in (F.ENERGY, F.FORCES, F.STRESS) if getattr(self, name) > 0]
 
 
-def loss(pred: dict[str, torch.Tensor], batch: Batch, weights: LossWeights) -> tuple[torch.Tensor, dict[str, float]]:
+def loss(
+    pred: dict[str, torch.Tensor], batch: Batch, weights: LossWeights
+) -> tuple[torch.Tensor, dict[str, float]]:
     """Weighted loss of one batch and its unweighted terms (as floats, for logging)."""
     target = batch.targets
     total = pred[F.ENERGY].new_zeros(())

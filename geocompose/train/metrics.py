@@ -8,15 +8,18 @@ stress per tensor component (eV/Å^3).
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from geocompose.data.batch import Batch
+from geocompose.train.loss import LossWeights, loss
+from geocompose.train.potential import Potential
 from geocompose.types import fields as F
 
-__all__ = ["Metrics", "parity_plot"]
+__all__ = ["Metrics", "evaluate", "parity_plot"]
 
 
 class Metrics:
@@ -41,7 +44,10 @@ class Metrics:
     def _pair(self, name: str, pred: torch.Tensor, target: torch.Tensor) -> None:
         if self.keep:
             self.pairs.setdefault(name, []).append(
-                (pred.detach().double().reshape(-1).cpu().numpy(), target.detach().double().reshape(-1).cpu().numpy())
+                (
+                    pred.detach().double().reshape(-1).cpu().numpy(),
+                    target.detach().double().reshape(-1).cpu().numpy(),
+                )
             )
 
     def update(self, pred: dict[str, torch.Tensor], batch: Batch) -> None:
@@ -73,6 +79,42 @@ class Metrics:
         return np.concatenate([p for p, _ in pairs]), np.concatenate([t for _, t in pairs])
 
 
+def evaluate(
+    potential: Potential,
+    batches,
+    weights: LossWeights | None = None,
+    keep: bool = False,
+    stress: bool | None = None,
+) -> tuple[Metrics, float]:
+    """Metrics (and the mean weighted loss when ``weights``) of ``potential`` in eval mode.
+
+    Args:
+        stress: also predict stress (one more backward pass); None: wherever the batch
+            has stress targets and is periodic, or the loss weighs stress.
+    """
+    was_training = potential.training
+    potential.eval()
+    metrics, total, count = Metrics(keep=keep), 0.0, 0
+    weighted = weights is not None and weights.stress > 0
+    try:
+        for batch in batches:
+            wanted = weighted or (_wants_stress(batch) if stress is None else stress)
+            with torch.no_grad():
+                pred = potential(batch, stress=wanted)
+            metrics.update(pred, batch)
+            if weights is not None:
+                value, _ = loss(pred, batch, weights)
+                total += float(value) * batch.num_structures
+                count += batch.num_structures
+    finally:
+        potential.train(was_training)
+    return metrics, (total / count if count else math.nan)
+
+
+def _wants_stress(batch) -> bool:
+    return F.STRESS in batch.targets and bool(batch.pbc.all())
+
+
 UNITS = {"energy_per_atom": "eV/atom", F.FORCES: "eV/Å", F.STRESS: "eV/Å³"}
 
 
@@ -88,7 +130,9 @@ def parity_plot(metrics: Metrics, path: str | Path, title: str = "") -> Path:
 
     names = [n for n in ("energy_per_atom", F.FORCES, F.STRESS) if metrics.pairs.get(n)]
     summary = metrics.compute()
-    fig, axes = plt.subplots(1, max(len(names), 1), figsize=(4.2 * max(len(names), 1), 4.2), squeeze=False)
+    fig, axes = plt.subplots(
+        1, max(len(names), 1), figsize=(4.2 * max(len(names), 1), 4.2), squeeze=False
+    )
     for ax, name in zip(axes[0], names):
         pred, ref = metrics.arrays(name)
         low, high = float(min(pred.min(), ref.min())), float(max(pred.max(), ref.max()))
@@ -96,7 +140,9 @@ def parity_plot(metrics: Metrics, path: str | Path, title: str = "") -> Path:
         ax.scatter(ref, pred, s=3, alpha=0.4, lw=0)
         ax.set_xlabel(f"reference {name} ({UNITS[name]})")
         ax.set_ylabel(f"predicted ({UNITS[name]})")
-        ax.set_title(f"MAE {summary[name + '_mae']:.4g}, RMSE {summary[name + '_rmse']:.4g}", fontsize=9)
+        ax.set_title(
+            f"MAE {summary[name + '_mae']:.4g}, RMSE {summary[name + '_rmse']:.4g}", fontsize=9
+        )
         ax.set_aspect("equal", adjustable="datalim")
     if title:
         fig.suptitle(title)

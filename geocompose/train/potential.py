@@ -44,7 +44,9 @@ class Potential(nn.Module):
         scale: the network's energy unit in eV (forces in eV/Å).
     """
 
-    def __init__(self, model: GeometricModel, reference: torch.Tensor | None = None, scale: float = 1.0):
+    def __init__(
+        self, model: GeometricModel, reference: torch.Tensor | None = None, scale: float = 1.0
+    ):
         super().__init__()
         if F.ENERGY not in model.outputs:
             raise StructureError(
@@ -68,7 +70,11 @@ class Potential(nn.Module):
     @property
     def conservative(self) -> bool:
         """Whether forces are the gradient of the energy (a derivative readout)."""
-        return self.has_forces and self.model.needs_position_grad and F.FORCES not in self.model.inner_outputs
+        return (
+            self.has_forces
+            and self.model.needs_position_grad
+            and F.FORCES not in self.model.inner_outputs
+        )
 
     def forward(self, batch: Batch, stress: bool = False) -> dict[str, torch.Tensor]:
         """``energy`` (B,) eV, ``forces`` (N, 3) eV/Å when the model has them, and
@@ -92,7 +98,11 @@ class Potential(nn.Module):
                 result[F.FORCES] = self.scale * out[F.FORCES]
             if strain is not None:
                 (grad,) = torch.autograd.grad(
-                    energy.sum(), strain, create_graph=self.training, retain_graph=self.training, allow_unused=True
+                    energy.sum(),
+                    strain,
+                    create_graph=self.training,
+                    retain_graph=self.training,
+                    allow_unused=True,
                 )
                 if grad is None:
                     grad = torch.zeros_like(strain)
@@ -107,7 +117,9 @@ def _strained(batch: Batch) -> tuple[Batch, torch.Tensor]:
     """The batch deformed by a zero symmetric strain that requires grad, sharing the
     original's cached neighbour topology (the geometry is unchanged at zero strain)."""
     eps = torch.zeros_like(batch.cell, requires_grad=True)  # (B, 3, 3)
-    deform = torch.eye(3, dtype=batch.cell.dtype, device=batch.cell.device) + 0.5 * (eps + eps.transpose(1, 2))
+    deform = torch.eye(3, dtype=batch.cell.dtype, device=batch.cell.device) + 0.5 * (
+        eps + eps.transpose(1, 2)
+    )
     positions = torch.einsum("ni,nij->nj", batch.positions, deform[batch.batch])
     cell = torch.bmm(batch.cell, deform)
     strained = dataclasses.replace(batch, positions=positions, cell=cell, _cache=batch._cache)

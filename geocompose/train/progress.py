@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import rich.progress as rp
+from typing_extensions import Self
 
 __all__ = ["Progress"]
 
@@ -28,7 +29,7 @@ class Progress:
         self.epochs = self.bar.add_task("epochs", total=epochs, completed=start, info="")
         self.batch = self.bar.add_task("batches", total=batches, info="")
 
-    def __enter__(self) -> Progress:
+    def __enter__(self) -> Self:
         if self.enabled:
             self.bar.__enter__()
         return self

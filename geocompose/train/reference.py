@@ -31,14 +31,18 @@ def fit_reference(data: Dataset, indices: Sequence[int], species: Sequence[str])
     """
     subset = data.subset(indices)
     if not subset.has("energy"):
-        raise StructureError("fitting reference energies needs an energy on every training structure")
+        raise StructureError(
+            "fitting reference energies needs an energy on every training structure"
+        )
     counts = subset.composition(species)  # (S, K)
     energies = np.array([r.energy for r in subset.records])  # (S,)
     solution, *_ = np.linalg.lstsq(counts, energies, rcond=None)
     return solution
 
 
-def force_scale(data: Dataset, indices: Sequence[int], reference: np.ndarray, species: Sequence[str]) -> float:
+def force_scale(
+    data: Dataset, indices: Sequence[int], reference: np.ndarray, species: Sequence[str]
+) -> float:
     """The network's energy unit: RMS of the training forces (eV/Å, so one unit of
     network output per Å), or without forces the RMS per-atom residual energy; 1.0 when
     either is degenerate (zero)."""
@@ -47,7 +51,9 @@ def force_scale(data: Dataset, indices: Sequence[int], reference: np.ndarray, sp
         forces = np.concatenate([r.forces for r in subset.records])
         value = float(np.sqrt(np.mean(forces**2)))
     else:
-        residual = np.array([r.energy for r in subset.records]) - subset.composition(species) @ reference
+        residual = (
+            np.array([r.energy for r in subset.records]) - subset.composition(species) @ reference
+        )
         atoms = np.array([len(r) for r in subset.records])
         value = float(np.sqrt(np.mean((residual / atoms) ** 2)))
     return value if np.isfinite(value) and value > 1e-8 else 1.0

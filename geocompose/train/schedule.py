@@ -28,7 +28,15 @@ class Schedule:
         patience, factor: of the plateau schedule.
     """
 
-    def __init__(self, kind: str, lr: float, epochs: int, min_ratio: float = 0.01, patience: int = 10, factor: float = 0.5):
+    def __init__(
+        self,
+        kind: str,
+        lr: float,
+        epochs: int,
+        min_ratio: float = 0.01,
+        patience: int = 10,
+        factor: float = 0.5,
+    ):
         if kind not in SCHEDULES:
             raise ValueError(f"unknown schedule {kind!r}; choose from {', '.join(SCHEDULES)}")
         self.kind, self.base, self.epochs = kind, lr, max(epochs, 1)
@@ -41,7 +49,9 @@ class Schedule:
         """Learning rate for 0-based ``epoch``."""
         if self.kind == "cosine":
             progress = min(epoch / self.epochs, 1.0)
-            return self.base * (self.min_ratio + (1 - self.min_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
+            return self.base * (
+                self.min_ratio + (1 - self.min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+            )
         if self.kind == "plateau":
             return self.base * max(self.scale, self.min_ratio)
         return self.base
@@ -60,4 +70,8 @@ class Schedule:
         return {"scale": self.scale, "best": self.best, "bad": self.bad}
 
     def load_state_dict(self, state: dict) -> None:
-        self.scale, self.best, self.bad = float(state["scale"]), float(state["best"]), int(state["bad"])
+        self.scale, self.best, self.bad = (
+            float(state["scale"]),
+            float(state["best"]),
+            int(state["bad"]),
+        )

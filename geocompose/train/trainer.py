@@ -38,14 +38,14 @@ from geocompose.train.checkpoint import DTYPES, CheckpointError, load_checkpoint
 from geocompose.train.ema import EMA
 from geocompose.train.logs import EpochLog
 from geocompose.train.loss import LossWeights, loss
-from geocompose.train.metrics import Metrics
+from geocompose.train.metrics import evaluate
 from geocompose.train.potential import Potential
 from geocompose.train.progress import Progress
 from geocompose.train.reference import fit_reference, force_scale
 from geocompose.train.schedule import Schedule
 from geocompose.types import fields as F
 
-__all__ = ["TrainConfig", "TrainResult", "Trainer", "TrainingDiverged", "evaluate"]
+__all__ = ["TrainConfig", "TrainResult", "Trainer", "TrainingDiverged"]
 
 
 class TrainingDiverged(GeocomposeError):
@@ -98,30 +98,6 @@ class TrainResult:
     history: list[dict[str, float]] = field(default_factory=list)
 
 
-def evaluate(potential: Potential, batches, weights: LossWeights | None = None, keep: bool = False) -> tuple[Metrics, float]:
-    """Metrics (and the mean weighted loss when ``weights``) of ``potential`` in eval mode."""
-    was_training = potential.training
-    potential.eval()
-    metrics, total, count = Metrics(keep=keep), 0.0, 0
-    stress = weights is not None and weights.stress > 0
-    try:
-        for batch in batches:
-            with torch.no_grad():
-                pred = potential(batch, stress=stress or _wants_stress(batch))
-            metrics.update(pred, batch)
-            if weights is not None:
-                value, _ = loss(pred, batch, weights)
-                total += float(value) * batch.num_structures
-                count += batch.num_structures
-    finally:
-        potential.train(was_training)
-    return metrics, (total / count if count else math.nan)
-
-
-def _wants_stress(batch) -> bool:
-    return F.STRESS in batch.targets and bool(batch.pbc.all())
-
-
 class Trainer:
     """Trains one blueprint on one data set, writing into ``out``.
 
@@ -134,8 +110,16 @@ class Trainer:
         progress: show a live progress bar (else one line per epoch).
     """
 
-    def __init__(self, blueprint, data: Dataset, config: TrainConfig | None = None, out: str | Path = "run",
-                 splits: Splits | None = None, progress: bool = True, echo=print):
+    def __init__(
+        self,
+        blueprint,
+        data: Dataset,
+        config: TrainConfig | None = None,
+        out: str | Path = "run",
+        splits: Splits | None = None,
+        progress: bool = True,
+        echo=print,
+    ):
         self.config = config or TrainConfig()
         self.data = data
         self.out = Path(out)
@@ -148,7 +132,9 @@ class Trainer:
         model = compile_blueprint(self.blueprint, dtype=DTYPES[cfg.dtype], seed=cfg.seed)
         weights = cfg.weights
         if weights.forces > 0 and F.FORCES not in model.outputs:
-            raise StructureError(f"model '{model.name}' has no '{F.FORCES}' output; set the forces weight to 0 or add a forces readout")
+            raise StructureError(
+                f"model '{model.name}' has no '{F.FORCES}' output; set the forces weight to 0 or add a forces readout"
+            )
         data.check(model.species, require=weights.targets())
         if weights.stress > 0 and not all(r.pbc.all() for r in data.records):
             raise StructureError("a stress loss needs every structure periodic in 3D")
@@ -160,10 +146,20 @@ class Trainer:
         scale = force_scale(data, self.splits.train, reference, species)
         self.potential = Potential(model, torch.tensor(reference), scale).to(cfg.device)
         dtype = DTYPES[cfg.dtype]
-        self.train_batches = [b.to(device=cfg.device) for b in data.batches(self.splits.train, cfg.atoms_per_batch, dtype, seed=cfg.seed)]
-        self.valid_batches = [b.to(device=cfg.device) for b in data.batches(self.splits.valid, cfg.atoms_per_batch, dtype)]
-        self.optimizer = torch.optim.AdamW(self.potential.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-        self.schedule = Schedule(cfg.schedule, cfg.lr, cfg.epochs, cfg.min_lr_ratio, patience=max(cfg.patience // 4, 5))
+        self.train_batches = [
+            b.to(device=cfg.device)
+            for b in data.batches(self.splits.train, cfg.atoms_per_batch, dtype, seed=cfg.seed)
+        ]
+        self.valid_batches = [
+            b.to(device=cfg.device)
+            for b in data.batches(self.splits.valid, cfg.atoms_per_batch, dtype)
+        ]
+        self.optimizer = torch.optim.AdamW(
+            self.potential.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay
+        )
+        self.schedule = Schedule(
+            cfg.schedule, cfg.lr, cfg.epochs, cfg.min_lr_ratio, patience=max(cfg.patience // 4, 5)
+        )
         self.ema = EMA(self.potential, cfg.ema_decay) if cfg.ema_decay > 0 else None
         self.epoch = 0  # epochs completed
         self.best_loss, self.best_epoch, self.bad_epochs = math.inf, 0, 0
@@ -171,7 +167,14 @@ class Trainer:
 
     # -- resume ---------------------------------------------------------------------
     @classmethod
-    def resume(cls, out: str | Path, data: Dataset, epochs: int | None = None, progress: bool = True, echo=print) -> Trainer:
+    def resume(
+        cls,
+        out: str | Path,
+        data: Dataset,
+        epochs: int | None = None,
+        progress: bool = True,
+        echo=print,
+    ) -> Trainer:
         """Continue the run in ``out`` from its ``last.pt`` (optionally to more epochs).
 
         Raises:
@@ -188,7 +191,9 @@ class Trainer:
                 f"the checkpoint in {out} was trained on {state.get('data_size')} structures "
                 f"({state.get('data')}); this data set has {len(data)}"
             )
-        trainer = cls(state["blueprint"], data, config, out, splits=splits, progress=progress, echo=echo)
+        trainer = cls(
+            state["blueprint"], data, config, out, splits=splits, progress=progress, echo=echo
+        )
         trainer.potential.load_state_dict(state["weights"])
         trainer.optimizer.load_state_dict(state["optimizer"])
         trainer.schedule.load_state_dict(state["schedule"])
@@ -208,7 +213,12 @@ class Trainer:
         log = EpochLog(self.out)
         history: list[dict[str, float]] = []
         stopped = False
-        bar = Progress(enabled=self.progress, epochs=cfg.epochs, batches=len(self.train_batches), start=self.epoch)
+        bar = Progress(
+            enabled=self.progress,
+            epochs=cfg.epochs,
+            batches=len(self.train_batches),
+            start=self.epoch,
+        )
         try:
             with bar:
                 while self.epoch < cfg.epochs:
@@ -227,9 +237,19 @@ class Trainer:
         finally:
             log.close()
         if stopped:
-            self.echo(f"stopped early after epoch {self.epoch}: no improvement for {cfg.patience} epochs")
-        return TrainResult(self.epoch, self.best_epoch, self.best_loss, self.metrics, stopped,
-                           self.out / "best.pt", self.out / "last.pt", history)
+            self.echo(
+                f"stopped early after epoch {self.epoch}: no improvement for {cfg.patience} epochs"
+            )
+        return TrainResult(
+            self.epoch,
+            self.best_epoch,
+            self.best_loss,
+            self.metrics,
+            stopped,
+            self.out / "best.pt",
+            self.out / "last.pt",
+            history,
+        )
 
     def _epoch(self, bar: Progress) -> dict[str, float]:
         cfg = self.config
@@ -264,8 +284,12 @@ class Trainer:
             bar.batch_done(step + 1, sums["loss"] / seen)
         elapsed = time.perf_counter() - start
         self.epoch += 1
-        row: dict[str, float] = {"epoch": self.epoch, "lr": lr, "time_s": elapsed,
-                                 "structures_per_s": seen / elapsed if elapsed > 0 else math.nan}
+        row: dict[str, float] = {
+            "epoch": self.epoch,
+            "lr": lr,
+            "time_s": elapsed,
+            "structures_per_s": seen / elapsed if elapsed > 0 else math.nan,
+        }
         row.update({f"train_{k}": v / seen for k, v in sums.items()})
         valid = self._validate()
         row.update({f"valid_{k}": v for k, v in valid.items()})
@@ -273,11 +297,15 @@ class Trainer:
 
     def _validate(self) -> dict[str, float]:
         batches = self.valid_batches or self.train_batches  # no validation split: judge on train
+        # Stress only when the loss weighs it: its extra backward pass is not free.
+        stress = self.config.stress_weight > 0
         if self.ema is not None:
             with self.ema.applied(self.potential):
-                metrics, value = evaluate(self.potential, batches, self.config.weights)
+                metrics, value = evaluate(
+                    self.potential, batches, self.config.weights, stress=stress
+                )
         else:
-            metrics, value = evaluate(self.potential, batches, self.config.weights)
+            metrics, value = evaluate(self.potential, batches, self.config.weights, stress=stress)
         self.schedule.observe(value)
         self.metrics = {"loss": value, **metrics.compute()}
         return self.metrics
@@ -296,13 +324,15 @@ class Trainer:
 
     def state(self) -> dict[str, Any]:
         """The checkpoint contents (tensors and plain values only)."""
-        cpu = lambda d: {k: v.detach().cpu() for k, v in d.items()}  # noqa: E731
+        cpu = lambda d: {k: v.detach().cpu() for k, v in d.items()}
         return {
             "blueprint": self.blueprint,
             "species": list(self.potential.species),
             "dtype": self.config.dtype,
             "weights": cpu(self.potential.state_dict()),
-            "ema": None if self.ema is None else {**self.ema.state_dict(), "shadow": cpu(self.ema.shadow)},
+            "ema": None
+            if self.ema is None
+            else {**self.ema.state_dict(), "shadow": cpu(self.ema.shadow)},
             "optimizer": self.optimizer.state_dict(),
             "schedule": self.schedule.state_dict(),
             "epoch": self.epoch,
@@ -310,7 +340,11 @@ class Trainer:
             "best_epoch": self.best_epoch,
             "bad_epochs": self.bad_epochs,
             "config": asdict(self.config),
-            "splits": {"train": list(self.splits.train), "valid": list(self.splits.valid), "test": list(self.splits.test)},
+            "splits": {
+                "train": list(self.splits.train),
+                "valid": list(self.splits.valid),
+                "test": list(self.splits.test),
+            },
             "data": self.data.source,
             "data_size": len(self.data),
             "metrics": dict(self.metrics),
@@ -318,8 +352,12 @@ class Trainer:
 
 
 def _line(row: dict[str, float]) -> str:
-    parts = [f"epoch {int(row['epoch'])}", f"lr {row['lr']:.2e}", f"train loss {row['train_loss']:.4g}",
-             f"valid loss {row['valid_loss']:.4g}"]
+    parts = [
+        f"epoch {int(row['epoch'])}",
+        f"lr {row['lr']:.2e}",
+        f"train loss {row['train_loss']:.4g}",
+        f"valid loss {row['valid_loss']:.4g}",
+    ]
     if "valid_energy_per_atom_mae" in row:
         parts.append(f"E MAE {1000 * row['valid_energy_per_atom_mae']:.2f} meV/atom")
     if "valid_forces_mae" in row:

@@ -19,12 +19,14 @@ from geocompose.errors import StructureError
 from geocompose.train import Potential, save_checkpoint
 
 sys.path.insert(0, str(Path(__file__).parent / "train"))
-from train_cases import tiny_painn, tiny_schnet  # noqa: E402
+from train_cases import tiny_painn, tiny_schnet
 
 
 def _potential(blueprint):
     model = geocompose.compile(blueprint, dtype=torch.float64, seed=5)
-    return Potential(model, torch.full((len(model.species),), -3.0, dtype=torch.float64), scale=0.5).eval()
+    return Potential(
+        model, torch.full((len(model.species),), -3.0, dtype=torch.float64), scale=0.5
+    ).eval()
 
 
 def crystal():
@@ -37,8 +39,13 @@ def crystal():
 def test_calculator_from_a_checkpoint_matches_the_potential(tmp_path):
     blueprint = tiny_schnet()
     potential = _potential(blueprint)
-    state = {"blueprint": geocompose.load(blueprint).blueprint.model_dump(mode="json"), "species": ["Cu", "Au"],
-             "dtype": "float64", "weights": potential.state_dict(), "ema": None}
+    state = {
+        "blueprint": geocompose.load(blueprint).blueprint.model_dump(mode="json"),
+        "species": ["Cu", "Au"],
+        "dtype": "float64",
+        "weights": potential.state_dict(),
+        "ema": None,
+    }
     save_checkpoint(state, tmp_path / "c.pt")
     atoms = crystal()
     atoms.calc = Calculator(tmp_path / "c.pt")
@@ -46,7 +53,9 @@ def test_calculator_from_a_checkpoint_matches_the_potential(tmp_path):
     expected = potential(Batch.from_ase(atoms), stress=True)
     assert atoms.get_potential_energy() == pytest.approx(float(expected["energy"][0]), abs=1e-10)
     np.testing.assert_allclose(atoms.get_forces(), expected["forces"].numpy(), atol=1e-10)
-    np.testing.assert_allclose(atoms.get_stress(), full_3x3_to_voigt_6_stress(expected["stress"][0].numpy()), atol=1e-12)
+    np.testing.assert_allclose(
+        atoms.get_stress(), full_3x3_to_voigt_6_stress(expected["stress"][0].numpy()), atol=1e-12
+    )
     numeric = atoms.calc.calculate_numerical_stress(atoms, d=1e-6)
     np.testing.assert_allclose(atoms.get_stress(), numeric, atol=1e-8)
 
@@ -61,7 +70,9 @@ def test_molecules_get_energy_and_forces_but_no_stress():
         cluster.get_stress()
     water = molecule("H2O")
     water.calc = Calculator(_potential(tiny_schnet()))
-    with pytest.raises(StructureError, match="atom 0 is O, which model 'tiny_schnet' does not know"):
+    with pytest.raises(
+        StructureError, match="atom 0 is O, which model 'tiny_schnet' does not know"
+    ):
         water.get_potential_energy()
 
 
@@ -94,13 +105,30 @@ def test_the_nve_example_runs_and_reports_drift(tmp_path):
     blueprint = tiny_painn("direct_forces")
     blueprint["embedding"]["species"] = ["Cu"]
     potential = _potential(blueprint)
-    state = {"blueprint": geocompose.load(blueprint).blueprint.model_dump(mode="json"), "species": ["Cu"],
-             "dtype": "float64", "weights": potential.state_dict(), "ema": None}
+    state = {
+        "blueprint": geocompose.load(blueprint).blueprint.model_dump(mode="json"),
+        "species": ["Cu"],
+        "dtype": "float64",
+        "weights": potential.state_dict(),
+        "ema": None,
+    }
     save_checkpoint(state, tmp_path / "direct.pt")
-    spec = importlib.util.spec_from_file_location("md_nve", Path(__file__).parents[2] / "examples" / "md_nve.py")
+    spec = importlib.util.spec_from_file_location(
+        "md_nve", Path(__file__).parents[2] / "examples" / "md_nve.py"
+    )
     example = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(example)
-    results = example.main([str(tmp_path / "direct.pt"), "--steps", "10", "--dt", "1.0", "--json", str(tmp_path / "r.json")])
+    results = example.main(
+        [
+            str(tmp_path / "direct.pt"),
+            "--steps",
+            "10",
+            "--dt",
+            "1.0",
+            "--json",
+            str(tmp_path / "r.json"),
+        ]
+    )
     assert set(results) == {"EMT (reference)", "tiny_painn_direct_forces (direct forces)"}
     emt = results["EMT (reference)"]
     assert abs(emt["drift_mev_per_atom_per_ps"]) < 50 and emt["max_excursion_mev_per_atom"] < 5

@@ -55,8 +55,14 @@ def test_extxyz_round_trip_with_molecules_and_custom_keys(tmp_path):
     "bad, message",
     [
         (lambda a: labelled(a, energy=None), "structure 2 has no energy"),
-        (lambda a: labelled(a, forces=np.full((len(a), 3), np.nan)), "structure 2 has a non-finite value in forces (atom 0)"),
-        (lambda a: labelled(a, energy=float("inf")), "structure 2 has a non-finite value in energy"),
+        (
+            lambda a: labelled(a, forces=np.full((len(a), 3), np.nan)),
+            "structure 2 has a non-finite value in forces (atom 0)",
+        ),
+        (
+            lambda a: labelled(a, energy=float("inf")),
+            "structure 2 has a non-finite value in energy",
+        ),
         (lambda a: labelled(Atoms("Cu2Au", positions=np.eye(3) * 2)), "structure 2 contains Au"),
     ],
 )
@@ -75,7 +81,10 @@ def test_mismatched_force_length_is_refused_while_reading():
     wrong = atoms.copy()
     wrong.info["REF_forces"] = np.zeros((5, 3))  # found in info: 5 rows for 8 atoms
     del wrong.arrays["REF_forces"]
-    with pytest.raises(StructureError, match=r"structure 1: 'REF_forces' has shape \(5, 3\) but the structure has 8 atoms"):
+    with pytest.raises(
+        StructureError,
+        match=r"structure 1: 'REF_forces' has shape \(5, 3\) but the structure has 8 atoms",
+    ):
         Dataset.from_atoms([atoms, wrong], forces_key="REF_forces")
 
 
@@ -90,7 +99,11 @@ def test_unreadable_or_missing_file(tmp_path):
 
 def test_fraction_split_is_seeded_disjoint_and_complete():
     data = Dataset.from_atoms([labelled(bulk("Cu", "fcc", a=3.6 + 0.01 * i)) for i in range(50)])
-    a, b, c = data.split(0.2, 0.1, seed=3), data.split(0.2, 0.1, seed=3), data.split(0.2, 0.1, seed=4)
+    a, b, c = (
+        data.split(0.2, 0.1, seed=3),
+        data.split(0.2, 0.1, seed=3),
+        data.split(0.2, 0.1, seed=4),
+    )
     assert a == b and a != c
     assert (len(a.train), len(a.valid), len(a.test)) == (35, 10, 5)
     assert sorted(a.train + a.valid + a.test) == list(range(50))
@@ -117,8 +130,14 @@ def test_index_file_split(tmp_path):
 
 def test_batches_respect_the_atom_target_and_keep_targets_aligned():
     sizes = [1, 2, 4, 8, 3, 5, 1]
-    structures = [labelled(bulk("Cu", "sc", a=2.5).repeat((n, 1, 1)), energy=float(n),
-                           forces=np.full((n, 3), float(n))) for n in sizes]
+    structures = [
+        labelled(
+            bulk("Cu", "sc", a=2.5).repeat((n, 1, 1)),
+            energy=float(n),
+            forces=np.full((n, 3), float(n)),
+        )
+        for n in sizes
+    ]
     data = Dataset.from_atoms(structures)
     batches = data.batches(atoms_per_batch=6, dtype=torch.float64)
     assert [b.counts().tolist() for b in batches] == [[1, 2], [4], [8], [3], [5, 1]]
@@ -129,7 +148,9 @@ def test_batches_respect_the_atom_target_and_keep_targets_aligned():
         assert torch.equal(b.targets["forces"][:, 0], counts.repeat_interleave(b.counts()))
     shuffled = data.batches(atoms_per_batch=6, seed=1)
     assert sum(b.num_structures for b in shuffled) == len(sizes)
-    assert [b.counts().tolist() for b in shuffled] == [b.counts().tolist() for b in data.batches(atoms_per_batch=6, seed=1)]
+    assert [b.counts().tolist() for b in shuffled] == [
+        b.counts().tolist() for b in data.batches(atoms_per_batch=6, seed=1)
+    ]
 
 
 def test_to_atoms_keeps_targets():

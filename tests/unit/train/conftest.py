@@ -1,10 +1,9 @@
 """The shipped sample, shared by the training tests."""
 
 import pytest
+from train_cases import SAMPLE
 
 from geocompose.data.dataset import Dataset
-
-from train_cases import SAMPLE
 
 
 @pytest.fixture(scope="session")

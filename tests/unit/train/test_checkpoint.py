@@ -5,13 +5,18 @@ from pathlib import Path
 import pytest
 import torch
 from ase.build import bulk
+from train_cases import tiny_painn, tiny_schnet
 
 import geocompose
 from geocompose.data.batch import Batch
-from geocompose.train import CheckpointError, Potential, load_checkpoint, load_potential, save_checkpoint
+from geocompose.train import (
+    CheckpointError,
+    Potential,
+    load_checkpoint,
+    load_potential,
+    save_checkpoint,
+)
 from geocompose.train.checkpoint import build_potential
-
-from train_cases import tiny_painn, tiny_schnet
 
 BLUEPRINTS = sorted((Path(__file__).parents[3] / "blueprints").glob("*.yaml"))
 
@@ -53,8 +58,13 @@ def _state(blueprint, dtype="float64"):
         pytest.skip("no energy output")
     potential = Potential(model, torch.arange(len(model.species), dtype=model.dtype), scale=0.5)
     dump = geocompose.load(blueprint).blueprint.model_dump(mode="json")
-    return potential.eval(), {"blueprint": dump, "species": list(model.species), "dtype": dtype,
-                              "weights": potential.state_dict(), "ema": None}
+    return potential.eval(), {
+        "blueprint": dump,
+        "species": list(model.species),
+        "dtype": dtype,
+        "weights": potential.state_dict(),
+        "ema": None,
+    }
 
 
 def _round_trip(blueprint, tmp_path):
@@ -73,7 +83,9 @@ def _round_trip(blueprint, tmp_path):
         torch.testing.assert_close(got[name], expected[name])
 
 
-@pytest.mark.parametrize("blueprint", [tiny_schnet(), tiny_painn("direct_forces")], ids=["schnet", "painn"])
+@pytest.mark.parametrize(
+    "blueprint", [tiny_schnet(), tiny_painn("direct_forces")], ids=["schnet", "painn"]
+)
 def test_a_checkpoint_rebuilds_the_same_potential(blueprint, tmp_path):
     _round_trip(blueprint, tmp_path)
 

@@ -4,13 +4,12 @@ import numpy as np
 import pytest
 import torch
 from ase.build import bulk, molecule
+from train_cases import tiny_painn, tiny_schnet
 
 import geocompose
 from geocompose.data.batch import Batch
 from geocompose.errors import StructureError
 from geocompose.train import Potential
-
-from train_cases import tiny_painn, tiny_schnet
 
 
 def periodic_batch():
@@ -34,7 +33,9 @@ def test_shift_and_scale_are_applied_exactly():
 
 
 def test_stress_is_the_strain_derivative():
-    potential = Potential(geocompose.compile(tiny_schnet(), dtype=torch.float64, seed=1), scale=0.7).eval()
+    potential = Potential(
+        geocompose.compile(tiny_schnet(), dtype=torch.float64, seed=1), scale=0.7
+    ).eval()
     batch = periodic_batch()
     stress = potential(batch, stress=True)["stress"]  # (2, 3, 3)
     h = 1e-5
@@ -64,7 +65,9 @@ def test_stress_refused_for_molecules():
 
 
 def test_conservative_and_direct_forces_are_told_apart():
-    conservative = Potential(geocompose.compile(tiny_painn("gradient"), dtype=torch.float64, seed=0))
+    conservative = Potential(
+        geocompose.compile(tiny_painn("gradient"), dtype=torch.float64, seed=0)
+    )
     direct = Potential(geocompose.compile(tiny_painn("direct_forces"), dtype=torch.float64, seed=0))
     energy_only = Potential(geocompose.compile(tiny_schnet("none"), dtype=torch.float64, seed=0))
     assert conservative.conservative and conservative.has_forces

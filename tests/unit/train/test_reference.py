@@ -10,7 +10,9 @@ from geocompose.train.reference import fit_reference, force_scale
 
 
 def structure(n_cu: int, n_au: int, energy: float, force: float) -> Atoms:
-    atoms = Atoms("Cu" * n_cu + "Au" * n_au, positions=np.arange(3 * (n_cu + n_au)).reshape(-1, 3) * 1.1)
+    atoms = Atoms(
+        "Cu" * n_cu + "Au" * n_au, positions=np.arange(3 * (n_cu + n_au)).reshape(-1, 3) * 1.1
+    )
     atoms.calc = SinglePointCalculator(atoms, energy=energy, forces=np.full((len(atoms), 3), force))
     return atoms
 

@@ -40,6 +40,8 @@ def tiny_painn(forces: str) -> dict:
         "interactions": [{"type": "painn", "repeat": 1}],
         "readout": {
             "energy": {"type": "sum", "hidden": [8]},
-            "forces": {"type": forces} if forces == "direct_forces" else {"type": "gradient", "of": "energy"},
+            "forces": {"type": forces}
+            if forces == "direct_forces"
+            else {"type": "gradient", "of": "energy"},
         },
     }
