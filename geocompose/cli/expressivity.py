@@ -159,7 +159,7 @@ def run(args: argparse.Namespace) -> int:
             rows = run_suite(
                 files, spec.name, layers=layers, quick=args.quick, seeds=args.seeds, protocol=protocol,
                 k=args.k, folds=args.folds,
-                progress=lambda label, steps: bar.update(task, advance=steps, description=label),
+                progress=lambda label, steps, bar=bar, task=task: bar.update(task, advance=steps, description=label),
             )
         if args.quick:
             how = f"quick: separated at random init, {args.seeds or 3} seeds, float64"

@@ -22,7 +22,11 @@ from geocompose.expressivity.classifier import (
     compile_classifier,
     pair_batches,
 )
-from geocompose.expressivity.invariants import equal_under_identity, is_symmetric_under, node_invariants
+from geocompose.expressivity.invariants import (
+    equal_under_identity,
+    is_symmetric_under,
+    node_invariants,
+)
 from geocompose.expressivity.pairs import (
     PAIRS,
     GeometricPair,
@@ -31,7 +35,13 @@ from geocompose.expressivity.pairs import (
     three_body_pair,
     two_body_pair,
 )
-from geocompose.expressivity.protocol import Distinguished, Protocol, Trained, distinguish, train_pair
+from geocompose.expressivity.protocol import (
+    Distinguished,
+    Protocol,
+    Trained,
+    distinguish,
+    train_pair,
+)
 from geocompose.expressivity.suites import SUITES, Row, Suite, run_suite, suite_pairs
 
 __all__ = [

@@ -31,10 +31,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-import torch.nn.functional as functional
+from torch.nn import functional
 
 from geocompose.data import Batch
-from geocompose.expressivity.classifier import PairClassifier, graph_batch, model_cutoff, pair_batches
+from geocompose.expressivity.classifier import (
+    PairClassifier,
+    graph_batch,
+    model_cutoff,
+    pair_batches,
+)
 from geocompose.expressivity.pairs import PAPER_CUTOFF, GeometricPair, rotation_z
 
 __all__ = [

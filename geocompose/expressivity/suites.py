@@ -27,8 +27,19 @@ from pathlib import Path
 
 import torch
 
-from geocompose.expressivity.classifier import Head, blueprint_data, build_classifier, compile_classifier
-from geocompose.expressivity.pairs import GeometricPair, k_chains, rotsym_pair, three_body_pair, two_body_pair
+from geocompose.expressivity.classifier import (
+    Head,
+    blueprint_data,
+    build_classifier,
+    compile_classifier,
+)
+from geocompose.expressivity.pairs import (
+    GeometricPair,
+    k_chains,
+    rotsym_pair,
+    three_body_pair,
+    two_body_pair,
+)
 from geocompose.expressivity.protocol import (
     Distinguished,
     Protocol,
@@ -160,7 +171,7 @@ def run_suite(
                         if progress:
                             progress(label, 1)
                     else:
-                        tick = (lambda: progress(label, 1)) if progress else None
+                        tick = (lambda label=label: progress(label, 1)) if progress else None
                         result = train_pair(build, pair, protocol, on_epoch=tick)
                     rows.append(Row(name, pair.name, depth, classifier.readout_name, result))
     return rows

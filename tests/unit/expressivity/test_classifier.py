@@ -71,6 +71,6 @@ def test_blueprint_files_and_errors(tmp_path):
 
 def test_rotsym_stars_fit_inside_any_cutoff():
     model = compile_classifier(build_classifier(tiny("painn"), 1, Head.ORIENTATION), seed=0)
-    star, turned = pair_batches(model.model, rotsym_pair(5))
+    star, _ = pair_batches(model.model, rotsym_pair(5))
     assert star.positions.shape == (6, 3)
     assert torch.allclose(star.positions.norm(dim=-1)[1:], torch.tensor(0.5, dtype=torch.float64))
