@@ -7,8 +7,9 @@ declares, through its ``Signature``, which of them it reads and writes and with 
 
 from __future__ import annotations
 
-from geocompose.types.irreps import FieldType, Level, discrete
 from e3nn import o3
+
+from geocompose.types.irreps import FieldType, Level, discrete
 
 # Inputs, filled from a Batch.
 POSITIONS = "positions"  # (N, 3) float, 1o, translates
