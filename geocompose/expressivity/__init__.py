@@ -5,7 +5,8 @@ Expressive Power of Geometric Graph Neural Networks" (ICML 2023) for any bluepri
 k-chains (depth), counterexamples to 2- and 3-body descriptors (body order) and
 rotationally symmetric structures (tensor order). Two protocols: the paper's trained
 classifier (:func:`train_pair`) and a quick, deterministic random-init
-distinguishability test (:func:`distinguish`).
+distinguishability test (:func:`distinguish`); the IGWL and GWL tests as exact oracles
+(:mod:`geocompose.expressivity.wl`).
 
 >>> from geocompose.expressivity import run_suite
 >>> rows = run_suite(["blueprints/schnet.yaml"], "chains", layers=[3], quick=True)  # doctest: +SKIP
@@ -42,15 +43,31 @@ from geocompose.expressivity.protocol import (
     distinguish,
     train_pair,
 )
-from geocompose.expressivity.suites import SUITES, Row, Suite, run_suite, suite_pairs
+from geocompose.expressivity.suites import (
+    ORACLES,
+    SUITES,
+    Row,
+    Suite,
+    oracle_rows,
+    run_suite,
+    suite_pairs,
+)
+from geocompose.expressivity.wl import (
+    OracleResult,
+    first_separating_iteration,
+    gwl_separates,
+    igwl_separates,
+)
 
 __all__ = [
+    "ORACLES",
     "PAIRS",
     "SUITES",
     "Classifier",
     "Distinguished",
     "GeometricPair",
     "Head",
+    "OracleResult",
     "PairClassifier",
     "Protocol",
     "Row",
@@ -61,9 +78,13 @@ __all__ = [
     "compile_classifier",
     "distinguish",
     "equal_under_identity",
+    "first_separating_iteration",
+    "gwl_separates",
+    "igwl_separates",
     "is_symmetric_under",
     "k_chains",
     "node_invariants",
+    "oracle_rows",
     "pair_batches",
     "rotsym_pair",
     "run_suite",

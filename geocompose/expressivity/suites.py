@@ -25,6 +25,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from geocompose.expressivity.classifier import (
@@ -48,8 +49,9 @@ from geocompose.expressivity.protocol import (
     single_thread,
     train_pair,
 )
+from geocompose.expressivity.wl import OracleResult, oracle
 
-__all__ = ["SUITES", "Row", "Suite", "run_suite", "suite_pairs"]
+__all__ = ["ORACLES", "SUITES", "Row", "Suite", "oracle_rows", "run_suite", "suite_pairs"]
 
 
 @dataclass(frozen=True)
@@ -86,7 +88,9 @@ ALIASES = {"rotsym": "symmetric", "counterexample": "counterexamples", "kchains"
 DEFAULT_FOLDS = (2, 3, 5, 10)
 
 
-def suite_pairs(suite: str, k: int = 4, folds: Sequence[int] = DEFAULT_FOLDS) -> list[GeometricPair]:
+def suite_pairs(
+    suite: str, k: int = 4, folds: Sequence[int] = DEFAULT_FOLDS
+) -> list[GeometricPair]:
     """The pairs of a suite (``k`` for chains, ``folds`` for symmetric structures)."""
     name = ALIASES.get(suite, suite)
     if name == "chains":
@@ -106,7 +110,11 @@ class Row:
     pair: str
     layers: int
     readout: str
-    result: Trained | Distinguished
+    result: Trained | Distinguished | OracleResult
+
+    @property
+    def is_oracle(self) -> bool:
+        return isinstance(self.result, OracleResult)
 
     def cell(self) -> str:
         return self.result.cell()
@@ -115,6 +123,38 @@ class Row:
     def accuracy(self) -> float:
         """Mean accuracy (%): trained, or what a perfect head could reach at init."""
         return self.result.mean if isinstance(self.result, Trained) else self.result.accuracy
+
+    @property
+    def std(self) -> float:
+        """Population std (%) over seeds; 0 for an oracle."""
+        if isinstance(self.result, Distinguished):
+            return float(np.std([100.0 if s else 50.0 for s in self.result.separated]))
+        return self.result.std
+
+
+ORACLES = ("igwl", "gwl")
+ORACLE_SUITES = ("chains", "counterexamples")
+"""Suites whose pairs the invariant oracles speak to (the stars are congruent and need an
+orientation-sensitive output, so every invariant test is at 50 % on them by construction)."""
+
+
+def oracle_rows(
+    suite: str,
+    *,
+    layers: Sequence[int] | None = None,
+    k: int = 4,
+    folds: Sequence[int] = DEFAULT_FOLDS,
+) -> list[Row]:
+    """IGWL and GWL (O(3)) rows for a suite: iterations = layers, 100 where the test
+    separates the pair, else 50 (see :mod:`geocompose.expressivity.wl`)."""
+    spec = SUITES[ALIASES.get(suite, suite)]
+    layers = tuple(layers) if layers else spec.layers
+    rows = []
+    for kind in ORACLES:
+        for pair in suite_pairs(spec.name, k, folds):
+            for result in oracle(pair, kind, layers):
+                rows.append(Row(kind.upper(), pair.name, result.iterations, "oracle", result))
+    return rows
 
 
 def run_suite(
@@ -152,7 +192,9 @@ def run_suite(
     layers = tuple(layers) if layers else spec.layers
     protocol = protocol or Protocol()
     if seeds is not None:
-        protocol = Protocol(protocol.epochs, protocol.lr, seeds, protocol.warm_start, protocol.plateau)
+        protocol = Protocol(
+            protocol.epochs, protocol.lr, seeds, protocol.warm_start, protocol.plateau
+        )
     rows: list[Row] = []
     with single_thread():
         for source in blueprints:
