@@ -11,6 +11,11 @@ only the checkpoint::
         geocompose/data/examples/cu_emt_small.extxyz --epochs 20 --out runs/cu
     geocompose train examples/blueprints/schnet_small.yaml \\
         geocompose/data/examples/cu_emt_small.extxyz --epochs 40 --out runs/cu --resume
+
+Under ``torchrun`` it trains data-parallel, one process per GPU (or CPU processes over
+gloo); only rank 0 prints and writes::
+
+    torchrun --standalone --nproc_per_node 2 -m geocompose train BLUEPRINT DATA --device cuda
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from rich.table import Table
 from geocompose.cli.common import EXIT_OK, CommandError, console
 from geocompose.compiler import load as load_blueprint
 from geocompose.data.dataset import Dataset
-from geocompose.train import TrainConfig, Trainer, evaluate, load_potential
+from geocompose.train import TrainConfig, Trainer, distributed, evaluate, load_potential
 from geocompose.train.schedule import SCHEDULES
 
 __all__ = ["add_arguments", "metrics_table", "run"]
@@ -150,7 +155,17 @@ def metrics_table(title: str, metrics: dict[str, float]) -> Table:
 
 
 def run(args: argparse.Namespace) -> int:
+    # Under torchrun: join the process group first, so ranks other than 0 stay silent.
+    distributed.setup(args.device or DEFAULTS.device)
+    try:
+        return _train(args)
+    finally:
+        distributed.teardown()
+
+
+def _train(args: argparse.Namespace) -> int:
     out = console()
+    out.quiet = not distributed.is_main()  # errors still reach stderr from every rank
     data = read_data(args)
     echo = lambda line: out.print(line, highlight=False)
     progress = not args.no_progress and sys.stdout.isatty()
@@ -184,6 +199,8 @@ def run(args: argparse.Namespace) -> int:
         f"structures in {len(trainer.train_batches)} batches of <= {cfg.atoms_per_batch} atoms"
     )
     result = trainer.fit()
+    if not distributed.is_main():
+        return EXIT_OK
     echo(
         f"best epoch {result.best_epoch} of {result.epochs}; checkpoints {result.best} and {result.last}"
     )

@@ -13,11 +13,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+from torch import nn
 
 from geocompose.data.batch import Batch
 from geocompose.types import fields as F
 
-__all__ = ["LossWeights", "loss"]
+__all__ = ["LossWeights", "Objective", "loss"]
 
 
 @dataclass(frozen=True)
@@ -54,3 +55,21 @@ def loss(
         total = total + weights.stress * term
         parts[F.STRESS] = float(term.detach())
     return total, parts
+
+
+class Objective(nn.Module):
+    """A potential and its weighted loss as one module, ``batch -> (loss, terms)``.
+
+    What the trainer steps through, and what DDP wraps: with the loss as the only
+    output, a weight the loss never reaches (a direct-forces head under a zero force
+    weight) is one DDP can find unused.
+    """
+
+    def __init__(self, potential: nn.Module, weights: LossWeights, stress: bool = False):
+        super().__init__()
+        self.potential = potential
+        self.weights = weights
+        self.stress = stress
+
+    def forward(self, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
+        return loss(self.potential(batch, stress=self.stress), batch, self.weights)

@@ -11,6 +11,10 @@ loss has not improved for ``patience`` epochs.
 Reproducible: the weights come from ``seed`` and the batch order of epoch ``e`` from
 ``(seed, e)``, so a resumed run takes exactly the steps an uninterrupted one would.
 
+Under ``torchrun`` (several processes) each process takes its share of the epoch's
+order and DDP averages the gradients (:mod:`geocompose.train.distributed`); only rank 0
+writes checkpoints and logs and shows progress.
+
 Example::
 
     from geocompose.data.dataset import Dataset
@@ -34,10 +38,11 @@ from geocompose.compiler import compile as compile_blueprint
 from geocompose.compiler import load as load_blueprint
 from geocompose.data.dataset import Dataset, Splits
 from geocompose.errors import GeocomposeError, StructureError
+from geocompose.train import distributed as dist
 from geocompose.train.checkpoint import DTYPES, CheckpointError, load_checkpoint, save_checkpoint
 from geocompose.train.ema import EMA
 from geocompose.train.logs import EpochLog
-from geocompose.train.loss import LossWeights, loss
+from geocompose.train.loss import LossWeights, Objective
 from geocompose.train.metrics import evaluate
 from geocompose.train.potential import Potential
 from geocompose.train.progress import Progress
@@ -123,9 +128,12 @@ class Trainer:
         self.config = config or TrainConfig()
         self.data = data
         self.out = Path(out)
-        self.echo = echo
-        self.progress = progress
         cfg = self.config
+        dist.setup(cfg.device)  # joins torchrun's process group; nothing when run alone
+        self.device = dist.device(cfg.device)  # cuda:LOCAL_RANK under torchrun
+        self.main = dist.is_main()
+        self.echo = echo if self.main else lambda _: None  # other ranks print nothing
+        self.progress = progress and self.main
         if cfg.dtype not in DTYPES:
             raise StructureError(f"dtype must be one of {', '.join(DTYPES)}; got {cfg.dtype!r}")
         self.blueprint = load_blueprint(blueprint).blueprint.model_dump(mode="json")
@@ -144,14 +152,14 @@ class Trainer:
         species = list(model.species)
         reference = fit_reference(data, self.splits.train, species)
         scale = force_scale(data, self.splits.train, reference, species)
-        self.potential = Potential(model, torch.tensor(reference), scale).to(cfg.device)
+        self.potential = Potential(model, torch.tensor(reference), scale).to(self.device)
         dtype = DTYPES[cfg.dtype]
         self.train_batches = [
-            b.to(device=cfg.device)
+            b.to(device=self.device)
             for b in data.batches(self.splits.train, cfg.atoms_per_batch, dtype, seed=cfg.seed)
         ]
         self.valid_batches = [
-            b.to(device=cfg.device)
+            b.to(device=self.device)
             for b in data.batches(self.splits.valid, cfg.atoms_per_batch, dtype)
         ]
         self.optimizer = torch.optim.AdamW(
@@ -164,6 +172,7 @@ class Trainer:
         self.epoch = 0  # epochs completed
         self.best_loss, self.best_epoch, self.bad_epochs = math.inf, 0, 0
         self.metrics: dict[str, float] = {}
+        self.objective = Objective(self.potential, weights, stress=cfg.stress_weight > 0)
 
     # -- resume ---------------------------------------------------------------------
     @classmethod
@@ -210,13 +219,15 @@ class Trainer:
         """Train until ``config.epochs`` or early stopping; returns the summary."""
         cfg = self.config
         self.out.mkdir(parents=True, exist_ok=True)
-        log = EpochLog(self.out)
+        log = EpochLog(self.out) if self.main else None
         history: list[dict[str, float]] = []
         stopped = False
+        # Wrapped here, after a resume loaded its weights: DDP broadcasts rank 0's.
+        self.step_module = dist.wrap(self.objective, self.train_batches[0])
         bar = Progress(
             enabled=self.progress,
             epochs=cfg.epochs,
-            batches=len(self.train_batches),
+            batches=len(dist.shard(range(len(self.train_batches)))),
             start=self.epoch,
         )
         try:
@@ -227,7 +238,8 @@ class Trainer:
                         break
                     row = self._epoch(bar)
                     history.append(row)
-                    log.write(row)
+                    if log is not None:
+                        log.write(row)
                     self._checkpoint(row)
                     bar.epoch_done(row)
                     if not self.progress:
@@ -235,7 +247,8 @@ class Trainer:
                 if cfg.patience and self.bad_epochs >= cfg.patience and self.epoch < cfg.epochs:
                     stopped = True
         finally:
-            log.close()
+            if log is not None:
+                log.close()
         if stopped:
             self.echo(
                 f"stopped early after epoch {self.epoch}: no improvement for {cfg.patience} epochs"
@@ -257,23 +270,27 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         order = np.random.default_rng([cfg.seed, self.epoch]).permutation(len(self.train_batches))
+        order = dist.shard(order)  # this rank's share; the whole order when alone
         self.potential.train()
         sums: dict[str, float] = {}
         seen = 0
         start = time.perf_counter()
         for step, k in enumerate(order):
             batch = self.train_batches[k]
-            pred = self.potential(batch, stress=cfg.stress_weight > 0)
-            total, parts = loss(pred, batch, cfg.weights)
-            if not torch.isfinite(total):
+            total, parts = self.step_module(batch)
+            self.optimizer.zero_grad(set_to_none=True)
+            total.backward()  # under DDP, the gradients are averaged over the ranks here
+            # The norm of the averaged gradient is the same on every rank: if any rank's
+            # loss was not finite, every rank stops here (none is left waiting).
+            norm = torch.nn.utils.clip_grad_norm_(
+                self.potential.parameters(), cfg.clip if cfg.clip > 0 else math.inf
+            )
+            if not (torch.isfinite(total) and torch.isfinite(norm)):
                 raise TrainingDiverged(
-                    f"the loss became {float(total.detach())} in epoch {self.epoch + 1} (learning rate {lr:g}); "
+                    f"the loss became {float(total.detach())} (gradient norm {float(norm)}) "
+                    f"in epoch {self.epoch + 1} (learning rate {lr:g}); "
                     "lower --lr or raise --clip"
                 )
-            self.optimizer.zero_grad(set_to_none=True)
-            total.backward()
-            if cfg.clip > 0:
-                torch.nn.utils.clip_grad_norm_(self.potential.parameters(), cfg.clip)
             self.optimizer.step()
             if self.ema is not None:
                 self.ema.update(self.potential)
@@ -283,6 +300,8 @@ class Trainer:
                 sums[key] = sums.get(key, 0.0) + value * n
             bar.batch_done(step + 1, sums["loss"] / seen)
         elapsed = time.perf_counter() - start
+        sums = dist.sum_across({**sums, "_seen": seen})  # every rank's structures
+        seen = int(sums.pop("_seen"))
         self.epoch += 1
         row: dict[str, float] = {
             "epoch": self.epoch,
@@ -297,6 +316,9 @@ class Trainer:
 
     def _validate(self) -> dict[str, float]:
         batches = self.valid_batches or self.train_batches  # no validation split: judge on train
+        # Each rank evaluates every W-th batch; the sums are added over the ranks, so all
+        # of them take the same schedule, best-checkpoint and early-stopping decisions.
+        batches = batches[dist.rank() :: dist.world_size()]
         # Stress only when the loss weighs it: its extra backward pass is not free.
         stress = self.config.stress_weight > 0
         if self.ema is not None:
@@ -306,6 +328,7 @@ class Trainer:
                 )
         else:
             metrics, value = evaluate(self.potential, batches, self.config.weights, stress=stress)
+        value = dist.sum_metrics(metrics, value, sum(b.num_structures for b in batches))
         self.schedule.observe(value)
         self.metrics = {"loss": value, **metrics.compute()}
         return self.metrics
@@ -317,6 +340,8 @@ class Trainer:
             self.best_loss, self.best_epoch, self.bad_epochs = value, self.epoch, 0
         else:
             self.bad_epochs += 1
+        if not self.main:  # one writer; the other ranks only keep the counters
+            return
         state = self.state()
         save_checkpoint(state, self.out / "last.pt")
         if improved:
