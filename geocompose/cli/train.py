@@ -105,6 +105,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     other.add_argument("--device", help=f"torch device ({DEFAULTS.device})")
     other.add_argument(
+        "--autocast",
+        choices=("off", "bf16"),
+        help=f"mixed precision for the training steps ({DEFAULTS.autocast})",
+    )
+    other.add_argument(
         "--no-progress", action="store_true", help="one line per epoch instead of a live bar"
     )
 

@@ -77,6 +77,7 @@ class TrainConfig:
     test_fraction: float = 0.0
     seed: int = 0
     dtype: str = "float32"
+    autocast: str = "off"  # "bf16": forward and loss under torch.autocast (mixed precision)
     device: str = "cpu"
 
     @property
@@ -136,6 +137,11 @@ class Trainer:
         self.progress = progress and self.main
         if cfg.dtype not in DTYPES:
             raise StructureError(f"dtype must be one of {', '.join(DTYPES)}; got {cfg.dtype!r}")
+        if cfg.autocast not in ("off", "bf16"):
+            raise StructureError(f"autocast must be 'off' or 'bf16'; got {cfg.autocast!r}")
+        # Mixed precision is opt-in: bf16 keeps float32's range (no loss scaling needed)
+        # but rounds forces to ~3 significant digits; validation always runs unmixed.
+        self.autocast = cfg.autocast == "bf16"
         self.blueprint = load_blueprint(blueprint).blueprint.model_dump(mode="json")
         model = compile_blueprint(self.blueprint, dtype=DTYPES[cfg.dtype], seed=cfg.seed)
         weights = cfg.weights
@@ -277,7 +283,10 @@ class Trainer:
         start = time.perf_counter()
         for step, k in enumerate(order):
             batch = self.train_batches[k]
-            total, parts = self.step_module(batch)
+            with torch.autocast(
+                torch.device(self.device).type, torch.bfloat16, enabled=self.autocast
+            ):
+                total, parts = self.step_module(batch)
             self.optimizer.zero_grad(set_to_none=True)
             total.backward()  # under DDP, the gradients are averaged over the ranks here
             # The norm of the averaged gradient is the same on every rank: if any rank's

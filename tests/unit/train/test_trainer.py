@@ -139,3 +139,20 @@ def test_stress_loss_and_the_best_potential_loads(sample, tmp_path):
     assert out["stress"].shape == (2, 3, 3)
     raw = load_potential(result.best, averaged=False)
     assert any(not torch.equal(p, q) for p, q in zip(potential.parameters(), raw.parameters()))
+
+
+def test_bf16_autocast_is_opt_in_and_trains(sample, tmp_path):
+    quiet = {"progress": False, "echo": lambda _: None}
+    data = sample.subset(range(12))
+    runs = {}
+    for mode in ("off", "bf16"):
+        config = TrainConfig(epochs=1, autocast=mode, ema_decay=0, **FAST)
+        result = Trainer(tiny_schnet(), data, config, tmp_path / mode, **quiet).fit()
+        runs[mode] = result.history[0]["train_loss"]
+        assert math.isfinite(runs[mode])
+    # Same seed, same batches: only the rounding of the training steps differs, and it must
+    # show (a no-op autocast would give the float32 loss to the last digit).
+    assert runs["bf16"] != runs["off"]
+    assert abs(runs["bf16"] - runs["off"]) < 0.1 * runs["off"]
+    with pytest.raises(StructureError, match="autocast must be"):
+        Trainer(tiny_schnet(), data, TrainConfig(autocast="fp8"), tmp_path / "bad")
