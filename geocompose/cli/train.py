@@ -54,6 +54,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         help=f"atoms per batch ({DEFAULTS.atoms_per_batch})",
     )
+    run.add_argument(
+        "--batch-edges",
+        dest="edges_per_batch",
+        type=int,
+        help="also cap the edges per batch (neighbour-list pairs; default: no cap)",
+    )
     run.add_argument("--lr", type=float, help=f"initial learning rate, AdamW ({DEFAULTS.lr})")
     run.add_argument(
         "--weight-decay", type=float, help=f"AdamW weight decay ({DEFAULTS.weight_decay})"
@@ -130,8 +136,8 @@ def _config(args: argparse.Namespace) -> TrainConfig:
         if getattr(args, f.name, None) is not None
     }
     config = TrainConfig(**values)
-    if config.epochs < 1 or config.atoms_per_batch < 1:
-        raise CommandError("--epochs and --batch-atoms must be positive")
+    if config.epochs < 1 or config.atoms_per_batch < 1 or config.edges_per_batch < 0:
+        raise CommandError("--epochs, --batch-atoms and --batch-edges must be positive")
     if config.lr <= 0:
         raise CommandError(f"--lr must be positive; got {config.lr}")
     return config

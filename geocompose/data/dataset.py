@@ -20,7 +20,7 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -248,10 +248,12 @@ class Dataset:
         atoms_per_batch: int = 256,
         dtype: torch.dtype = torch.float32,
         seed: int | None = None,
+        edges_per_batch: int | None = None,
+        count_edges: Callable[[Batch], int] | None = None,
     ) -> list[Batch]:
-        """Group structures into batches of at most ``atoms_per_batch`` atoms (a larger
-        structure gets a batch of its own). Build once and reuse: each Batch caches its
-        neighbour topology.
+        """Group structures into batches of at most ``atoms_per_batch`` atoms, and at most
+        ``edges_per_batch`` edges when given (a structure over either limit gets a batch
+        of its own). Build once and reuse: each Batch caches its neighbour topology.
 
         Args:
             indices: structures to batch (all when None), in this order unless ``seed``.
@@ -259,22 +261,36 @@ class Dataset:
             dtype: float dtype of positions, cell and targets.
             seed: shuffle the structures before grouping (so batches mix temperatures
                 or trajectories); None keeps the given order.
+            edges_per_batch: target edge count per batch; the cost of message passing
+                grows with edges, so this evens out batches of dense and sparse
+                structures that atom counts alone would not.
+            count_edges: the model's edge count of a one-structure batch (the data
+                layer knows no graph builder); needed with ``edges_per_batch``.
         """
         if atoms_per_batch < 1:
             raise StructureError(f"atoms_per_batch must be positive; got {atoms_per_batch}")
+        if edges_per_batch is not None and (edges_per_batch < 1 or count_edges is None):
+            raise StructureError(
+                f"edges_per_batch must be positive and come with count_edges; got {edges_per_batch}"
+            )
         order = list(range(len(self))) if indices is None else list(indices)
         if seed is not None:
             order = [order[i] for i in np.random.default_rng(seed).permutation(len(order))]
+        edges = {i: count_edges(self.collate([i], dtype)) for i in order} if edges_per_batch else {}
         groups: list[list[int]] = []
-        count = 0
+        atoms = edge_total = 0
         for i in order:
-            size = len(self.records[i])
-            if groups and count + size <= atoms_per_batch:
+            size, links = len(self.records[i]), edges.get(i, 0)
+            fits = atoms + size <= atoms_per_batch
+            if edges_per_batch:
+                fits = fits and edge_total + links <= edges_per_batch
+            if groups and fits:
                 groups[-1].append(i)
-                count += size
+                atoms += size
+                edge_total += links
             else:
                 groups.append([i])
-                count = size
+                atoms, edge_total = size, links
         return [self.collate(g, dtype) for g in groups]
 
     def collate(self, indices: Sequence[int], dtype: torch.dtype = torch.float32) -> Batch:

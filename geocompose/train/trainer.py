@@ -63,6 +63,7 @@ class TrainConfig:
 
     epochs: int = 100
     atoms_per_batch: int = 256
+    edges_per_batch: int = 0  # 0: batches limited by atoms only
     lr: float = 1e-3
     weight_decay: float = 0.0
     schedule: str = "cosine"
@@ -139,9 +140,7 @@ class Trainer:
             raise StructureError(f"dtype must be one of {', '.join(DTYPES)}; got {cfg.dtype!r}")
         if cfg.autocast not in ("off", "bf16"):
             raise StructureError(f"autocast must be 'off' or 'bf16'; got {cfg.autocast!r}")
-        # Mixed precision is opt-in: bf16 keeps float32's range (no loss scaling needed)
-        # but rounds forces to ~3 significant digits; validation always runs unmixed.
-        self.autocast = cfg.autocast == "bf16"
+        self.autocast = cfg.autocast == "bf16"  # float32's range, no loss scaling; opt-in
         self.blueprint = load_blueprint(blueprint).blueprint.model_dump(mode="json")
         model = compile_blueprint(self.blueprint, dtype=DTYPES[cfg.dtype], seed=cfg.seed)
         weights = cfg.weights
@@ -159,15 +158,18 @@ class Trainer:
         reference = fit_reference(data, self.splits.train, species)
         scale = force_scale(data, self.splits.train, reference, species)
         self.potential = Potential(model, torch.tensor(reference), scale).to(self.device)
-        dtype = DTYPES[cfg.dtype]
+        train, valid = self.splits.train, self.splits.valid
+        sizes = {
+            "atoms_per_batch": cfg.atoms_per_batch,
+            "dtype": DTYPES[cfg.dtype],
+            "edges_per_batch": cfg.edges_per_batch or None,
+            "count_edges": lambda one: int(model.graph.topology(one)[F.EDGE_INDEX].shape[1]),
+        }
+        batches = data.batches  # built once: each batch caches its neighbour list
         self.train_batches = [
-            b.to(device=self.device)
-            for b in data.batches(self.splits.train, cfg.atoms_per_batch, dtype, seed=cfg.seed)
+            b.to(device=self.device) for b in batches(train, seed=cfg.seed, **sizes)
         ]
-        self.valid_batches = [
-            b.to(device=self.device)
-            for b in data.batches(self.splits.valid, cfg.atoms_per_batch, dtype)
-        ]
+        self.valid_batches = [b.to(device=self.device) for b in batches(valid, **sizes)]
         self.optimizer = torch.optim.AdamW(
             self.potential.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay
         )
@@ -375,9 +377,7 @@ class Trainer:
             "bad_epochs": self.bad_epochs,
             "config": asdict(self.config),
             "splits": {
-                "train": list(self.splits.train),
-                "valid": list(self.splits.valid),
-                "test": list(self.splits.test),
+                name: list(getattr(self.splits, name)) for name in ("train", "valid", "test")
             },
             "data": self.data.source,
             "data_size": len(self.data),

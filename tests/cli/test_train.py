@@ -133,7 +133,7 @@ def test_bad_data_names_the_structure(files, tmp_path, capsys):
         (["train", "{bp}", "{missing}"], "no data file"),
         (
             ["train", "{bp}", "{data}", "--epochs", "0"],
-            "--epochs and --batch-atoms must be positive",
+            "--epochs, --batch-atoms and --batch-edges must be positive",
         ),
         (["train", "{bp}", "{data}", "--out", "{nowhere}", "--resume"], "no checkpoint"),
         (["train", "{bp}", "{data}", "--split-files", "{data}"], "TRAIN VALID [TEST]"),

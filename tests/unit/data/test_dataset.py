@@ -153,6 +153,26 @@ def test_batches_respect_the_atom_target_and_keep_targets_aligned():
     ]
 
 
+def test_batches_can_also_cap_edges():
+    # Same atom counts, very different densities: a dense cell has many more edges.
+    dense = [labelled(bulk("Cu", "fcc", a=3.6, cubic=True)) for _ in range(3)]  # 4 atoms each
+    sparse = [labelled(Atoms("Cu4", positions=np.eye(4, 3) * 10.0)) for _ in range(3)]
+    data = Dataset.from_atoms([*dense, *sparse])
+
+    def count_edges(one) -> int:  # a stand-in graph: 10 edges per atom if periodic, else none
+        return 10 * one.num_atoms if bool(one.pbc.any()) else 0
+
+    by_atoms = data.batches(atoms_per_batch=12)
+    assert [b.num_structures for b in by_atoms] == [3, 3]
+    capped = data.batches(atoms_per_batch=12, edges_per_batch=80, count_edges=count_edges)
+    # 40 edges per dense cell: two fit under 80, the third starts a batch, and the
+    # edge-free sparse ones fill that batch up to the atom limit.
+    assert [b.num_structures for b in capped] == [2, 3, 1]
+    assert sum(b.num_structures for b in capped) == 6
+    with pytest.raises(StructureError, match="count_edges"):
+        data.batches(edges_per_batch=80)
+
+
 def test_to_atoms_keeps_targets():
     data = Dataset.from_file(SAMPLE, index=":3")
     atoms = data.to_atoms(2)

@@ -156,3 +156,26 @@ def test_bf16_autocast_is_opt_in_and_trains(sample, tmp_path):
     assert abs(runs["bf16"] - runs["off"]) < 0.1 * runs["off"]
     with pytest.raises(StructureError, match="autocast must be"):
         Trainer(tiny_schnet(), data, TrainConfig(autocast="fp8"), tmp_path / "bad")
+
+
+def test_edge_cap_splits_batches_by_the_models_own_edge_count(sample, tmp_path):
+    data = sample.subset(range(8))
+    quiet = {"progress": False, "echo": lambda _: None}
+    plain = Trainer(tiny_schnet(), data, TrainConfig(atoms_per_batch=128), tmp_path, **quiet)
+    edges = [
+        plain.potential.model.graph.topology(b)["edge_index"].shape[1] for b in plain.train_batches
+    ]
+    per_structure = max(edges) // max(b.num_structures for b in plain.train_batches)
+    capped = Trainer(
+        tiny_schnet(),
+        data,
+        TrainConfig(atoms_per_batch=128, edges_per_batch=2 * per_structure + 1),
+        tmp_path,
+        **quiet,
+    )
+    assert max(b.num_structures for b in plain.train_batches) == 4  # 128 atoms
+    assert max(b.num_structures for b in capped.train_batches) <= 2  # the edge cap binds
+    for b in capped.train_batches:
+        assert (
+            capped.potential.model.graph.topology(b)["edge_index"].shape[1] <= 2 * per_structure + 1
+        )
