@@ -6,7 +6,7 @@ import math
 
 import pytest
 import torch
-from train_cases import tiny_schnet
+from train_cases import SAMPLE, tiny_schnet
 
 from geocompose.data.dataset import Dataset
 from geocompose.errors import StructureError
@@ -179,3 +179,16 @@ def test_edge_cap_splits_batches_by_the_models_own_edge_count(sample, tmp_path):
         assert (
             capped.potential.model.graph.topology(b)["edge_index"].shape[1] <= 2 * per_structure + 1
         )
+
+
+def test_molecules_from_the_shipped_xtb_sample_train(tmp_path):
+    # GFN2-xTB ethanol (scripts/generate_xtb_molecule.py --small): non-periodic, 3 elements.
+    data = Dataset.from_file(SAMPLE.with_name("ethanol_xtb_small.extxyz"), index=":30")
+    assert len(data) == 30 and not any(r.pbc.any() for r in data.records)
+    blueprint = tiny_schnet()
+    blueprint["embedding"]["species"] = ["H", "C", "O"]
+    config = TrainConfig(epochs=3, atoms_per_batch=36, valid_fraction=0.2, lr=5e-3)
+    result = Trainer(blueprint, data, config, tmp_path, progress=False, echo=lambda _: None).fit()
+    losses = [row["train_loss"] for row in result.history]
+    assert all(math.isfinite(v) for v in losses) and losses[-1] < losses[0], losses
+    assert load_checkpoint(tmp_path / "best.pt")["species"] == ["H", "C", "O"]
