@@ -13,7 +13,7 @@ from geocompose.nn.activations import Activation, activation
 from geocompose.nn.block import BuildContext, State
 from geocompose.nn.interaction.base import InteractionParams, MessagePassingInteraction
 from geocompose.nn.ops.cartesian import (
-    NORM_SCALE,
+    NORM_EPSILON,
     CartesianLayout,
     VectorLinear,
     cartesian_input,
@@ -37,7 +37,7 @@ class GVP(nn.Module):
 
     with ``h = max(v_in, v_out)`` hidden vector channels. ``act=None`` makes the layer
     linear in ``s_m`` (the last GVP of a stack). Norms are the smooth
-    :func:`~geocompose.nn.ops.cartesian.vector_norm`.
+    :func:`~geocompose.nn.ops.cartesian.vector_norm` with ``eps = norm_epsilon``.
     """
 
     def __init__(
@@ -48,9 +48,11 @@ class GVP(nn.Module):
         v_out: int,
         act: Activation | None,
         vector_gate: bool,
+        norm_epsilon: float = NORM_EPSILON,
     ):
         super().__init__()
         self.v_in, self.v_out = v_in, v_out
+        self.norm_scale = norm_epsilon**0.5
         hidden = max(v_in, v_out) if v_in else 0
         self.w_h = VectorLinear(v_in, hidden) if v_in else None
         self.w_mu = VectorLinear(hidden, v_out) if v_in and v_out else None
@@ -62,7 +64,7 @@ class GVP(nn.Module):
         """``s (R, s_in)``, ``v (R, v_in, 3)`` (None when v_in = 0) → ``(R, s_out)``, ``(R, v_out, 3)``."""
         if self.w_h is not None:
             v_h = self.w_h(v)  # (R, h, 3)
-            s = torch.cat([s, vector_norm(v_h)], dim=-1)
+            s = torch.cat([s, vector_norm(v_h, self.norm_scale)], dim=-1)
         s_m = self.w_m(s)
         s_out = self.act(s_m) if self.act is not None else s_m
         if self.w_mu is None:  # no vector input: nothing to gate, V' = 0
@@ -71,7 +73,7 @@ class GVP(nn.Module):
         if self.w_g is not None:
             gate = torch.sigmoid(self.w_g(s_out))  # (R, v_out)
         elif self.act is not None:
-            gate = torch.sigmoid(vector_norm(v_mu))
+            gate = torch.sigmoid(vector_norm(v_mu, self.norm_scale))
         else:
             return s_out, v_mu
         return s_out, gate.unsqueeze(-1) * v_mu
@@ -80,10 +82,22 @@ class GVP(nn.Module):
 class GVPStack(nn.Sequential):
     """GVPs through the given ``(scalars, vectors)`` sizes; the last one is linear."""
 
-    def __init__(self, sizes: list[tuple[int, int]], act: Activation, vector_gate: bool):
+    def __init__(
+        self,
+        sizes: list[tuple[int, int]],
+        act: Activation,
+        vector_gate: bool,
+        norm_epsilon: float = NORM_EPSILON,
+    ):
         super().__init__(
             *(
-                GVP(*a, *b, act=None if i == len(sizes) - 2 else act, vector_gate=vector_gate)
+                GVP(
+                    *a,
+                    *b,
+                    act=None if i == len(sizes) - 2 else act,
+                    vector_gate=vector_gate,
+                    norm_epsilon=norm_epsilon,
+                )
                 for i, (a, b) in enumerate(itertools.pairwise(sizes))
             )
         )
@@ -96,16 +110,18 @@ class GVPStack(nn.Sequential):
 
 class VectorLayerNorm(nn.Module):
     """LayerNorm on scalars, and a soft RMS normalisation of vectors,
-    ``V / sqrt(mean_c |v_c|^2 + a^2)`` (GVP-GNN's vector LayerNorm with ``a`` = 1 instead
-    of 1e-8, so vanishing vectors give no cusp; see ``vector_norm``)."""
+    ``V / sqrt(mean_c |v_c|^2 + eps)``. GVP-GNN's vector LayerNorm has eps = 1e-8
+    (unit-RMS vectors); the default eps = 1 gives vanishing vectors no cusp (see
+    ``vector_norm``) but leaves small vectors small."""
 
-    def __init__(self, scalars: int):
+    def __init__(self, scalars: int, norm_epsilon: float = NORM_EPSILON):
         super().__init__()
         self.scalar = nn.LayerNorm(scalars)
+        self.epsilon = norm_epsilon
 
     def forward(self, s: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         mean_sq = (v * v).sum(dim=-1).mean(dim=-1, keepdim=True)  # (N, 1)
-        return self.scalar(s), v / torch.sqrt(mean_sq + NORM_SCALE**2).unsqueeze(-1)
+        return self.scalar(s), v / torch.sqrt(mean_sq + self.epsilon).unsqueeze(-1)
 
 
 class GVPParams(InteractionParams):
@@ -119,6 +135,16 @@ class GVPParams(InteractionParams):
         gt=0.0,
         allow_inf_nan=False,
         description="messages are summed and divided by this (a fixed mean over neighbours)",
+    )
+    norm_epsilon: float = Field(
+        default=NORM_EPSILON,
+        gt=0.0,
+        allow_inf_nan=False,
+        description=(
+            "eps of the vector norms sqrt(|v|^2 + eps) - sqrt(eps) and of the vector "
+            "LayerNorm V / sqrt(mean |v|^2 + eps): 1 keeps the energy smooth where vectors "
+            "vanish but leaves small vectors small; GVP-GNN's code uses 1e-8 (unit-RMS vectors)"
+        ),
     )
 
 
@@ -177,7 +203,7 @@ class GVPInteraction(MessagePassingInteraction):
         self.vectors_in = VectorLinear(vectors_in, vectors) if 0 < vectors_in != vectors else None
         node_v = vectors if vectors_in else 0  # vector channels of each node in a message
         num_radial = self.irreps_in[F.EDGE_RADIAL].dim
-        act, gate = params.activation, params.vector_gate
+        act, gate, eps = params.activation, params.vector_gate, params.norm_epsilon
         self.message_gvps = GVPStack(
             [
                 (2 * scalars + num_radial, 2 * node_v + 1),
@@ -187,12 +213,13 @@ class GVPInteraction(MessagePassingInteraction):
             ],
             act,
             gate,
+            eps,
         )
         self.feedforward = GVPStack(
-            [(scalars, vectors), (4 * scalars, 2 * vectors), (scalars, vectors)], act, gate
+            [(scalars, vectors), (4 * scalars, 2 * vectors), (scalars, vectors)], act, gate, eps
         )
-        self.norm_message = VectorLayerNorm(scalars) if params.layer_norm else None
-        self.norm_feedforward = VectorLayerNorm(scalars) if params.layer_norm else None
+        self.norm_message = VectorLayerNorm(scalars, eps) if params.layer_norm else None
+        self.norm_feedforward = VectorLayerNorm(scalars, eps) if params.layer_norm else None
         self.scale = 1.0 / params.normalization
 
     def node_state(self, state: State) -> tuple[torch.Tensor, torch.Tensor | None]:

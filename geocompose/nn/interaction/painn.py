@@ -5,12 +5,14 @@ from __future__ import annotations
 from typing import Literal
 
 import torch
+from pydantic import Field
 from torch import nn
 
 from geocompose.nn.activations import Activation, mlp
 from geocompose.nn.block import BuildContext, State
 from geocompose.nn.interaction.base import InteractionParams, MessagePassingInteraction
 from geocompose.nn.ops.cartesian import (
+    NORM_EPSILON,
     CartesianLayout,
     VectorLinear,
     cartesian_input,
@@ -28,6 +30,16 @@ from geocompose.types.signature import require_all
 class PaiNNParams(InteractionParams):
     type: Literal["painn"] = "painn"
     activation: Activation = "silu"
+    norm_epsilon: float = Field(
+        default=NORM_EPSILON,
+        gt=0.0,
+        allow_inf_nan=False,
+        description=(
+            "eps of the gate's vector norm sqrt(|v|^2 + eps) - sqrt(eps): 1 keeps the energy "
+            "smooth where vectors vanish; PaiNN's reference code uses 1e-8 (a plain norm "
+            "for any vector above 1e-4)"
+        ),
+    )
 
 
 @register(Kind.INTERACTION, family=Family.CARTESIAN, body_order=3, group=Group.O3)
@@ -47,8 +59,10 @@ class PaiNNInteraction(MessagePassingInteraction):
 
     ``U`` and ``V`` mix vector channels without bias, every nonlinearity acts on
     invariants, and vectors only ever meet scalars by products, so the block is
-    O(3)-equivariant. Norms are ``sqrt(v.v + eps)`` and the direction of a zero-length
-    edge is the zero vector, so coincident atoms and isolated atoms stay finite.
+    O(3)-equivariant. Norms are ``sqrt(v.v + eps) - sqrt(eps)`` with ``eps =
+    norm_epsilon`` (1 by default, smooth where vectors vanish; 1e-8 in the reference
+    code; see :func:`~geocompose.nn.ops.cartesian.vector_norm`), and the direction of a
+    zero-length edge is the zero vector, so coincident and isolated atoms stay finite.
 
     Signature: reads ``node_features: Fx0e`` (the vectors start at zero, as in PaiNN)
     or ``Fx0e + Gx1o`` (G vector channels are mixed into F when G != F),
@@ -95,6 +109,7 @@ class PaiNNInteraction(MessagePassingInteraction):
         self.mix_u = VectorLinear(width, width)
         self.mix_v = VectorLinear(width, width)
         self.gate = mlp([2 * width, width, 3 * width], params.activation)
+        self.norm_scale = params.norm_epsilon**0.5
 
     def node_state(self, state: State) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Scalars (N, F) and vectors (N, F, 3), or None where upstream had no vectors."""
@@ -121,7 +136,7 @@ class PaiNNInteraction(MessagePassingInteraction):
         s = s + ds
         v = dv if v is None else v + dv
         uv, vv = self.mix_u(v), self.mix_v(v)  # (N, F, 3) each
-        a = self.gate(torch.cat([s, vector_norm(vv)], dim=-1))  # (N, 3F)
+        a = self.gate(torch.cat([s, vector_norm(vv, self.norm_scale)], dim=-1))  # (N, 3F)
         a_vv, a_sv, a_ss = torch.split(a, self.width, dim=-1)
         s = s + a_ss + a_sv * (uv * vv).sum(dim=-1)
         v = v + a_vv.unsqueeze(-1) * uv

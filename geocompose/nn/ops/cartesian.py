@@ -32,6 +32,8 @@ SCALAR = o3.Irrep("0e")
 VECTOR = o3.Irrep("1o")
 NORM_SCALE = 1.0
 """Where :func:`vector_norm` turns from quadratic to linear (features are unitless)."""
+NORM_EPSILON = NORM_SCALE**2
+"""The default ``norm_epsilon`` of the Cartesian blocks: ``eps = scale^2`` under the root."""
 
 
 def cartesian_irreps(num_scalars: int, num_vectors: int) -> o3.Irreps:
