@@ -11,6 +11,7 @@
     geocompose search SPACE.yaml DATA --trials N [--workers K] [--best]  architecture search (Optuna)
     geocompose train BLUEPRINT DATA [--epochs N --out DIR]  fit to reference energies and forces
     geocompose evaluate CHECKPOINT DATA [--plot FILE]   energy/force errors and a parity plot
+    geocompose export CHECKPOINT OUT.pt2 DATA           torch.export file that runs without geocompose
 
 ``--import MODULE`` (repeatable, before the command) imports user code first, so the
 blocks it registers with ``@register`` are valid ``type:`` values for every command::
@@ -30,13 +31,24 @@ import sys
 from collections.abc import Sequence
 
 import geocompose
-from geocompose.cli import evaluate, expressivity, info, knobs, schema, search, space, train, verify
+from geocompose.cli import (
+    evaluate,
+    export,
+    expressivity,
+    info,
+    knobs,
+    schema,
+    search,
+    space,
+    train,
+    verify,
+)
 from geocompose.cli.common import EXIT_INVALID, CommandError, exit_code, render
 from geocompose.errors import GeocomposeError
 
 __all__ = ["build_parser", "import_user_modules", "main"]
 
-COMMANDS = (info, knobs, schema, verify, expressivity, space, search, train, evaluate)
+COMMANDS = (info, knobs, schema, verify, expressivity, space, search, train, evaluate, export)
 """Command modules, in the order ``--help`` lists them."""
 
 

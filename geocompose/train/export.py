@@ -34,7 +34,7 @@ from geocompose.nn.ops.scatter import scatter_sum
 from geocompose.train.potential import Potential
 from geocompose.types import fields as F
 
-__all__ = ["ExportError", "ExportedPotential", "export_potential"]
+__all__ = ["ExportError", "ExportedPotential", "export_deviation", "export_potential"]
 
 FORMAT = "geocompose.export/1"
 METADATA = "geocompose.json"
@@ -212,3 +212,15 @@ class ExportedPotential:
                 if stress:
                     result["stress"] = grads[-1] / torch.linalg.det(cell).abs().view(-1, 1, 1)
         return {k: v.detach() for k, v in result.items()}
+
+
+def export_deviation(potential: Potential, exported: ExportedPotential, batch: Batch) -> dict:
+    """Largest absolute difference of each output (energy, forces) between ``potential``
+    and its exported program on ``batch``: the check ``geocompose export`` prints."""
+    expected = potential(batch)
+    got = exported(*_inputs(potential, batch))
+    return {
+        name: float((got[name] - expected[name].detach()).abs().max())
+        for name in expected
+        if name in got
+    }

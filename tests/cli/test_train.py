@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from ase.build import molecule
 from ase.io import read, write
 
 from geocompose.cli.main import main
@@ -150,3 +151,21 @@ def test_user_mistakes_exit_2(files, tmp_path, capsys, argv, message):
     }
     assert main([a.format(**names) for a in argv]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_export_writes_a_file_that_matches_the_checkpoint(files, tmp_path, capsys):
+    run = tmp_path / "run"
+    argv = [str(files / "tiny.yaml"), str(files / "cu.extxyz"), "--out", str(run)]
+    assert main(["train", *argv, "--epochs", "1", "--no-progress", "--dtype", "float64"]) == 0
+    capsys.readouterr()
+    pt2 = tmp_path / "tiny.pt2"
+    assert main(["export", str(run / "best.pt"), str(pt2), str(files / "cu.extxyz")]) == 0
+    printed = capsys.readouterr().out
+    assert pt2.is_file() and "compared on 4 structures" in printed
+    largest = printed.split("largest difference")[1].replace(",", " ").split()
+    values = dict(zip(largest[::2], map(float, largest[1::2])))
+    assert set(values) == {"energy", "forces"} and max(values.values()) < 1e-9, printed
+    # A user's mistake is one line and exit 2: a structure of an element the model lacks.
+    write(tmp_path / "h2.extxyz", [molecule("H2"), molecule("H2")], format="extxyz")
+    assert main(["export", str(run / "best.pt"), str(pt2), str(tmp_path / "h2.extxyz")]) == 2
+    assert "structure 0 contains H" in capsys.readouterr().err
