@@ -16,8 +16,8 @@ from geocompose.nn.ops.cartesian import (
     NORM_EPSILON,
     CartesianLayout,
     VectorLinear,
-    cartesian_input,
     cartesian_irreps,
+    cartesian_reads,
     safe_unit,
     vector_norm,
 )
@@ -25,7 +25,6 @@ from geocompose.nn.ops.message import EdgeView
 from geocompose.registry import Family, Group, Kind, register
 from geocompose.types import FieldType, Level, Signature, TypeRefusal
 from geocompose.types import fields as F
-from geocompose.types.signature import require_all
 
 
 class GVP(nn.Module):
@@ -175,20 +174,10 @@ class GVPInteraction(MessagePassingInteraction):
 
     @classmethod
     def signature(cls, params, upstream, ctx: BuildContext):
-        names = (
-            F.NODE_FEATURES,
-            F.EDGE_RADIAL,
-            F.EDGE_ENVELOPE,
-            F.EDGE_VECTORS,
-            F.EDGE_LENGTHS,
-            F.EDGE_INDEX,
-        )
-        reads = require_all(upstream, names, "gvp")
-        if isinstance(reads, TypeRefusal):
-            return reads
-        layout = cartesian_input(reads[F.NODE_FEATURES], "gvp")
-        if isinstance(layout, TypeRefusal):
-            return layout
+        found = cartesian_reads(upstream, "gvp")
+        if isinstance(found, TypeRefusal):
+            return found
+        reads, layout = found
         irreps = cartesian_irreps(layout.num_scalars, params.vectors)
         return Signature(
             reads=reads, writes={F.NODE_FEATURES: FieldType(irreps, Level.NODE)}, guarantee=Group.O3

@@ -15,8 +15,8 @@ from geocompose.nn.ops.cartesian import (
     NORM_EPSILON,
     CartesianLayout,
     VectorLinear,
-    cartesian_input,
     cartesian_irreps,
+    cartesian_reads,
     safe_unit,
     vector_norm,
 )
@@ -24,7 +24,6 @@ from geocompose.nn.ops.message import EdgeView
 from geocompose.registry import Family, Group, Kind, register
 from geocompose.types import FieldType, Level, Signature, TypeRefusal
 from geocompose.types import fields as F
-from geocompose.types.signature import require_all
 
 
 class PaiNNParams(InteractionParams):
@@ -76,20 +75,10 @@ class PaiNNInteraction(MessagePassingInteraction):
 
     @classmethod
     def signature(cls, params, upstream, ctx: BuildContext):
-        names = (
-            F.NODE_FEATURES,
-            F.EDGE_RADIAL,
-            F.EDGE_ENVELOPE,
-            F.EDGE_VECTORS,
-            F.EDGE_LENGTHS,
-            F.EDGE_INDEX,
-        )
-        reads = require_all(upstream, names, "painn")
-        if isinstance(reads, TypeRefusal):
-            return reads
-        layout = cartesian_input(reads[F.NODE_FEATURES], "painn")
-        if isinstance(layout, TypeRefusal):
-            return layout
+        found = cartesian_reads(upstream, "painn")
+        if isinstance(found, TypeRefusal):
+            return found
+        reads, layout = found
         width = layout.num_scalars
         writes = {F.NODE_FEATURES: FieldType(cartesian_irreps(width, width), Level.NODE)}
         return Signature(reads=reads, writes=writes, guarantee=Group.O3)

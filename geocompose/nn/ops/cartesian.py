@@ -27,6 +27,8 @@ from e3nn import o3
 from torch import nn
 
 from geocompose.types import FieldType, TypeRefusal
+from geocompose.types import fields as F
+from geocompose.types.signature import require_all
 
 SCALAR = o3.Irrep("0e")
 VECTOR = o3.Irrep("1o")
@@ -153,6 +155,29 @@ def cartesian_input(found: FieldType, reader: str) -> CartesianLayout | TypeRefu
             "keep some scalar channels in the previous block",
         )
     return layout
+
+
+# What every Cartesian message-passing block (PaiNN, GVP) reads.
+CARTESIAN_READS = (
+    F.NODE_FEATURES,
+    F.EDGE_RADIAL,
+    F.EDGE_ENVELOPE,
+    F.EDGE_VECTORS,
+    F.EDGE_LENGTHS,
+    F.EDGE_INDEX,
+)
+
+
+def cartesian_reads(upstream, reader: str) -> tuple[dict, CartesianLayout] | TypeRefusal:
+    """The fields a Cartesian message-passing block reads (:data:`CARTESIAN_READS`) and
+    the layout of its node features, or the first typed refusal."""
+    reads = require_all(upstream, CARTESIAN_READS, reader)
+    if isinstance(reads, TypeRefusal):
+        return reads
+    layout = cartesian_input(reads[F.NODE_FEATURES], reader)
+    if isinstance(layout, TypeRefusal):
+        return layout
+    return reads, layout
 
 
 def vector_norm(v: torch.Tensor, scale: float = NORM_SCALE) -> torch.Tensor:
