@@ -6,6 +6,8 @@ One layer::
     B_i,k,LM = sum_{nu=1}^{correlation} sum_{eta} W^{nu}_{z_i,k,eta} (A_i,k (x) ... (x) A_i,k)^{nu}_{eta,LM}
     h_i'     = W_out B_i + SC_{z_i}(h_i)
 
+(with ``a_norm``, ``A_i`` is first normalised over its structure's atoms: StructureNorm)
+
 ``A`` is the one-particle basis (channels ``k`` x the harmonics' irreps), ``B`` the
 many-body basis: every ``nu``-fold channel-wise Clebsch–Gordan product of ``A`` with
 itself coupled to each written irrep, with weights per species ``z``, channel ``k`` and
@@ -42,8 +44,9 @@ from geocompose.nn.interaction.spherical import (
     spherical_inputs,
 )
 from geocompose.nn.ops.message import EdgeView
+from geocompose.nn.ops.scatter import scatter_mean
 from geocompose.registry import Family, Group, Kind, register
-from geocompose.types import FieldType, Level, Signature, TypeRefusal
+from geocompose.types import FieldType, Level, Signature, TypeRefusal, require
 from geocompose.types import fields as F
 from geocompose.types.irreps import IrrepsField
 
@@ -149,6 +152,47 @@ class SymmetricContraction(nn.Module):
         return f"K={self.k}, out={self.irreps_out}, {sizes}"
 
 
+class StructureNorm(nn.Module):
+    """Equivariant normalisation of ``A`` per structure and channel (``a_norm``)::
+
+        a_c <- w_c (a_c - [0e] mean(a_c)) / sqrt(mean(|a_c|^2 / (2l + 1)) + eps) + [0e] b_c
+
+    with means over the structure's atoms, ``w`` init 1, ``b`` init 0, eps 1e-5: the
+    statistics of e3nn's ``BatchNorm`` (component normalisation) that the paper's MACE
+    (Joshi et al., ICML 2023, geometric-gnn-dojo) applies after its convolution, taken
+    over one structure as its training (batch size 1) does. As FAENet's GraphNorm, each
+    atom's ``A`` then depends on all atoms of its structure (not a sum of local terms).
+
+    Args:
+        irreps: the A-basis.
+        eps: added to the mean square.
+    """
+
+    def __init__(self, irreps: o3.Irreps, eps: float = 1e-5):
+        super().__init__()
+        self.irreps, self.eps = irreps, eps
+        num_scalars = sum(mul for mul, ir in irreps if ir == o3.Irrep("0e"))
+        self.weight = nn.Parameter(torch.ones(irreps.num_irreps))
+        self.bias = nn.Parameter(torch.zeros(num_scalars))
+
+    def forward(self, x: torch.Tensor, batch: torch.Tensor, num_structures: int) -> torch.Tensor:
+        n, out, w, b = x.shape[0], [], 0, 0
+        for sl, (mul, ir) in zip(self.irreps.slices(), self.irreps):
+            f = x[:, sl].reshape(n, mul, ir.dim)  # (N, mul, 2l+1)
+            scalar = ir == o3.Irrep("0e")  # only true scalars are shifted (a 0o mean is odd)
+            if scalar:
+                mean = scatter_mean(f[..., 0], batch, num_structures)  # (B, mul)
+                f = f - mean[batch].unsqueeze(-1)
+            ms = scatter_mean(f.pow(2).mean(-1), batch, num_structures)[batch]  # (N, mul)
+            f = f * (self.weight[w : w + mul] / torch.sqrt(ms + self.eps)).unsqueeze(-1)
+            if scalar:
+                f = f + self.bias[b : b + mul].unsqueeze(-1)
+                b += mul
+            w += mul
+            out.append(f.reshape(n, mul * ir.dim))
+        return torch.cat(out, dim=-1)
+
+
 class MACEParams(SphericalParams):
     """Knobs of the MACE layer.
 
@@ -156,12 +200,21 @@ class MACEParams(SphericalParams):
         features: written irreps; every irrep needs the same multiplicity ``K`` (channels).
         correlation: order ``nu`` of the symmetric contraction, 1..4 (body order ``nu + 1``).
         self_connection: ``species`` (MACE's element-dependent skip), ``linear`` or ``none``.
+        a_norm: normalise ``A`` per structure (:class:`StructureNorm`), as the paper's
+            MACE does with e3nn BatchNorm; default off (mace-torch has none).
     """
 
     type: Literal["mace"] = "mace"
     features: IrrepsField = Field(default="16x0e + 16x1o", validate_default=True)
     correlation: int = Field(default=3, ge=1, le=4)
     self_connection: SelfConnection = "species"
+    a_norm: bool = Field(
+        False,
+        description="normalise the A-basis per structure and channel (e3nn BatchNorm "
+        "statistics over one structure), as Joshi et al.'s MACE; without it A is ~1e-3 and "
+        "the products of A's that separate k-chains are ~1e-12 of the features "
+        "(docs/expressivity.md)",
+    )
 
 
 @register(Kind.INTERACTION, family=Family.SPHERICAL, group=Group.O3)
@@ -173,8 +226,9 @@ class MACEInteraction(MessagePassingInteraction):
 
     Body order ``correlation + 1`` per layer. Signature: reads ``node_features`` (any
     irreps), ``edge_angular`` (needs ``embedding.angular``), ``edge_radial``,
-    ``edge_envelope``, ``edge_index``, ``species`` → writes ``node_features: features``
-    (uniform multiplicity). O(3)-equivariant.
+    ``edge_envelope``, ``edge_index``, ``species`` (and ``batch``, ``cell`` with
+    ``a_norm``) → writes ``node_features: features`` (uniform multiplicity).
+    O(3)-equivariant.
 
     YAML::
 
@@ -190,6 +244,12 @@ class MACEInteraction(MessagePassingInteraction):
         inputs = spherical_inputs(params, upstream, reader)
         if isinstance(inputs, TypeRefusal):
             return inputs
+        if params.a_norm:  # StructureNorm's statistics are per structure
+            for name in (F.BATCH, F.CELL):
+                found = require(upstream, name, reader)
+                if isinstance(found, TypeRefusal):
+                    return found
+                inputs.reads[name] = found
         target = sorted_features(params.features)
         muls = {mul for mul, _ in target}
         if len(muls) != 1:
@@ -246,6 +306,7 @@ class MACEInteraction(MessagePassingInteraction):
             self.contraction = SymmetricContraction(irreps_a, target, params.correlation, num_species)
             self.linear_out = o3.Linear(target, target)
             self.sc = self_connection(params.self_connection, irreps_in, target, num_species)
+            self.a_norm = StructureNorm(irreps_a) if params.a_norm else None
         self.norm = 1.0 / params.avg_neighbours
 
     def message(self, state: State, edges: EdgeView) -> torch.Tensor:
@@ -256,6 +317,8 @@ class MACEInteraction(MessagePassingInteraction):
     def update(self, state: State, aggregated: torch.Tensor) -> dict[str, torch.Tensor]:
         x, species = state[F.NODE_FEATURES], state[F.SPECIES]
         a = self.linear_a(self.conv.finish(aggregated) * self.norm)  # (N, irreps_a.dim): the A-basis
+        if self.a_norm is not None:  # (N, irreps_a.dim), unit size per structure and channel
+            a = self.a_norm(a, state[F.BATCH], state[F.CELL].shape[0])
         b = self.contraction(a, species)  # (N, features.dim): the B-basis
         h = self.linear_out(b)
         if self.sc is not None:
