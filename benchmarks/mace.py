@@ -102,11 +102,11 @@ def run_ours(atoms_by_name, repeats: int) -> dict:
         batch = geocompose.Batch.from_ase([atoms], dtype=torch.float32)
         edges = int(forward_model.graph.topology(batch)["edge_index"].shape[1])
 
-        def forward():
+        def forward(batch=batch):
             with torch.no_grad():
                 forward_model(batch)
 
-        def forward_forces():
+        def forward_forces(batch=batch):
             force_model(batch)["forces"].sum().item()
 
         out[name] = {"atoms": len(atoms), "edges": edges, "forward": timed(forward, repeats),
@@ -161,11 +161,11 @@ def run_reference(atoms_by_name, repeats: int) -> dict:
         batch = next(iter(loader)).to_dict()
         batch = {k: v.float() if torch.is_tensor(v) and v.is_floating_point() else v for k, v in batch.items()}
 
-        def forward():
+        def forward(batch=batch):
             with torch.no_grad():
                 model(batch, compute_force=False)
 
-        def forward_forces():
+        def forward_forces(batch=batch):
             model(batch, compute_force=True)["forces"].sum().item()
 
         out[name] = {"atoms": len(atoms), "edges": int(batch["edge_index"].shape[1]),

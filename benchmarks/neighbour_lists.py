@@ -83,10 +83,12 @@ def header() -> str:
     packages = ["numpy", "torch", "vesin", "ase", "matscipy"]
     return "\n".join(
         [
-            f"machine: {platform.platform()} | {platform.machine()} | "
-            f"{platform.processor() or 'cpu'} | {os.cpu_count()} CPUs ({cpus} usable), "
-            f"torch threads {torch.get_num_threads()}, load average "
-            f"{' '.join(f'{x:.1f}' for x in os.getloadavg())} (other work shares these cores)",
+            (
+                f"machine: {platform.platform()} | {platform.machine()} | "
+                f"{platform.processor() or 'cpu'} | {os.cpu_count()} CPUs ({cpus} usable), "
+                f"torch threads {torch.get_num_threads()}, load average "
+                f"{' '.join(f'{x:.1f}' for x in os.getloadavg())} (other work shares these cores)"
+            ),
             f"python {sys.version.split()[0]}; "
             + ", ".join(f"{name} {version(name)}" for name in packages),
         ]

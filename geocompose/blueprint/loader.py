@@ -65,7 +65,7 @@ class _GuardedLoader(yaml.SafeLoader):
     """
 
     # YAML 1.1 resolvers minus timestamps, plus exponent floats (see module docstring).
-    yaml_implicit_resolvers = {
+    yaml_implicit_resolvers = {  # noqa: RUF012 - PyYAML reads it as a class attribute
         first: [(tag, rx) for tag, rx in resolvers if tag != _TAG + "timestamp"]
         for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
     }

@@ -1,18 +1,31 @@
 """Modules: graph builders, bases, interactions, readouts, strategies.
 
-Importing this package registers every built-in knob.
+Importing this package registers every built-in knob. Interaction families: invariant
+(schnet, long_range, cgcnn, dimenet, gemnet), Cartesian (egnn, gvp, painn; project),
+spherical (mace, nequip, tfn), unconstrained (faenet). Readouts: pooling, gradient
+(forces, stress), vector (direct forces, dipole, moved positions), tensor (equivariant
+per-structure tensors).
 """
 
 from geocompose.nn.embedding import envelope, radial, species  # noqa: F401
 from geocompose.nn.graph import complete, knn, point_cloud, radius  # noqa: F401
-from geocompose.nn.interaction import faenet, long_range, schnet  # noqa: F401
-from geocompose.nn.interaction import cgcnn, dimenet, gemnet  # noqa: F401  (invariant family)
-from geocompose.nn.interaction import egnn, gvp, painn, project  # noqa: F401  (Cartesian family; projections)
-from geocompose.nn.interaction import mace, nequip, tfn  # noqa: F401  (spherical family)
-from geocompose.nn.readout import gradient, pooling  # noqa: F401
-from geocompose.nn.readout import vector  # noqa: F401  (direct forces, dipole, moved positions)
-from geocompose.nn.readout import tensor  # noqa: F401  (equivariant per-structure tensors)
-from geocompose.nn.symmetry import augmentation, builtin, frame_averaging, local_frames  # noqa: F401
+from geocompose.nn.interaction import (  # noqa: F401
+    cgcnn,
+    dimenet,
+    egnn,
+    faenet,
+    gemnet,
+    gvp,
+    long_range,
+    mace,
+    nequip,
+    painn,
+    project,
+    schnet,
+    tfn,
+)
 from geocompose.nn.model import GeometricModel
+from geocompose.nn.readout import gradient, pooling, tensor, vector  # noqa: F401
+from geocompose.nn.symmetry import augmentation, builtin, frame_averaging, local_frames  # noqa: F401
 
 __all__ = ["GeometricModel"]

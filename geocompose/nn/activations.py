@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from typing import Literal
@@ -26,7 +27,7 @@ def activation(name: Activation) -> nn.Module:
 def mlp(sizes: Sequence[int], act: Activation, *, bias_last: bool = True) -> nn.Sequential:
     """Linear layers of ``sizes`` with ``act`` between them (none after the last)."""
     layers: list[nn.Module] = []
-    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+    for i, (a, b) in enumerate(itertools.pairwise(sizes)):
         last = i == len(sizes) - 2
         layers.append(nn.Linear(a, b, bias=bias_last or not last))
         if not last:

@@ -24,7 +24,7 @@ class RandomSuggester:
 
     def integer(self, name: str, low: int, high: int, log: bool) -> int:
         if log:
-            return int(round(math.exp(self.rng.uniform(math.log(low), math.log(high)))))
+            return round(math.exp(self.rng.uniform(math.log(low), math.log(high))))
         return self.rng.randint(low, high)
 
     def real(self, name: str, low: float, high: float, log: bool) -> float:

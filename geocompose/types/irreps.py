@@ -29,8 +29,11 @@ def parse_irreps(value: Any) -> o3.Irreps:
         if value <= 0:
             raise ValueError(f"a channel count must be positive; got {value}")
         return o3.Irreps(f"{value}x0e")
+    # ValueError, not TypeError: pydantic reports a ValueError at the knob.
     if not isinstance(value, str):
-        raise ValueError(f"irreps must be a string like '64x0e + 16x1o'; got {type(value).__name__}")
+        raise ValueError(  # noqa: TRY004
+            f"irreps must be a string like '64x0e + 16x1o'; got {type(value).__name__}"
+        )
     try:
         irreps = o3.Irreps(value)
     except (ValueError, AssertionError, TypeError) as err:

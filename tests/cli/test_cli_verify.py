@@ -7,13 +7,12 @@ blueprint that holds its claim and on one with a planted block that breaks it.
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 from typing import Literal
 
-import importlib
 import pytest
 
-import geocompose.verify
 from geocompose.cli.main import main
 from geocompose.errors import BlueprintError, Location, VerificationFailed
 from geocompose.nn.block import Block

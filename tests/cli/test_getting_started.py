@@ -27,7 +27,7 @@ BLOCK_NAME = "distance_gate"
 
 
 def blocks(language: str) -> list[str]:
-    return re.findall(rf"^```{language}\n(.*?)^```", PAGE, flags=re.S | re.M)
+    return re.findall(rf"^```{language}\n(.*?)^```", PAGE, flags=re.DOTALL | re.MULTILINE)
 
 
 @pytest.fixture
@@ -45,7 +45,7 @@ def test_python_examples_run(clean_registry, capsys):
     namespace = {"__name__": "getting_started_example"}
     for source in code:
         # dont_inherit: this file's `from __future__ import annotations` must not leak in.
-        exec(compile(source, "docs/getting-started.md", "exec", dont_inherit=True), namespace)
+        exec(compile(source, "docs/getting-started.md", "exec", dont_inherit=True), namespace)  # noqa: S102
     assert REGISTRY.get(Kind.INTERACTION, BLOCK_NAME).builder.__name__ == "DistanceGateInteraction"
     assert namespace["report"].passed
     assert "derived O(3)" in capsys.readouterr().out  # the example prints the summary
@@ -66,7 +66,7 @@ def test_the_blueprint_on_the_page_compiles_and_its_error_is_as_shown(
 
     Path("tiny.yaml").write_text(tiny.replace("type: schnet", "type: shnet"))
     assert main(["verify", "tiny.yaml"]) == 2
-    shown = re.search(r"^(tiny\.yaml:\d+:\d+: .*? did you mean 'schnet'\?)", PAGE, flags=re.M)
+    shown = re.search(r"^(tiny\.yaml:\d+:\d+: .*? did you mean 'schnet'\?)", PAGE, flags=re.MULTILINE)
     assert shown, "the page shows the located error for `type: shnet`"
     assert capsys.readouterr().err.startswith(shown.group(1))
 

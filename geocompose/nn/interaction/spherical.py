@@ -360,14 +360,14 @@ def describe_plan(plan: PathPlan) -> tuple[str, ...]:
 
 __all__ = [
     "ChannelwiseProduct",
-    "channel_major",
-    "component_major",
     "EdgeTensorProduct",
     "MixingMode",
     "Nonlinearity",
     "SelfConnection",
     "SphericalInputs",
     "SphericalParams",
+    "channel_major",
+    "component_major",
     "edge_plan",
     "exact_constants",
     "nonlinearity",

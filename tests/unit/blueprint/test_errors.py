@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal
 
 import pytest
 from pydantic import BaseModel, ConfigDict, Field, FiniteFloat, PositiveInt, ValidationError
@@ -33,8 +33,8 @@ class RadiusGraph(Knobs):
     radius: PositiveInt = 5  # a key spelled like the tag value: must not confuse paths
 
 
-Interaction = Annotated[Union[SchNetParams, PaiNNParams], Field(discriminator="type")]
-Graph = Annotated[Union[RadiusGraph], Field(discriminator="builder")]
+Interaction = Annotated[SchNetParams | PaiNNParams, Field(discriminator="type")]
+Graph = Annotated[RadiusGraph, Field(discriminator="builder")]
 
 
 class Blueprint(Knobs):
