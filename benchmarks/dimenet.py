@@ -52,9 +52,19 @@ def pyg_model():
     from torch_geometric.nn.models import DimeNetPlusPlus
 
     return DimeNetPlusPlus(
-        hidden_channels=128, out_channels=1, num_blocks=4, int_emb_size=64, basis_emb_size=8,
-        out_emb_channels=256, num_spherical=7, num_radial=6, cutoff=5.0, envelope_exponent=5,
-        num_before_skip=1, num_after_skip=2, num_output_layers=3,
+        hidden_channels=128,
+        out_channels=1,
+        num_blocks=4,
+        int_emb_size=64,
+        basis_emb_size=8,
+        out_emb_channels=256,
+        num_spherical=7,
+        num_radial=6,
+        cutoff=5.0,
+        envelope_exponent=5,
+        num_before_skip=1,
+        num_after_skip=2,
+        num_output_layers=3,
     )
 
 
@@ -65,7 +75,9 @@ def pyg_energy(model, z, positions, topology):
     dist = vectors.norm(dim=-1)
     # PyG's DimeNet++ angle: pos_ij = x_i - x_j = -v_ji, pos_jk = x_j - x_k = -v_kj.
     pos_ij, pos_jk = -vectors[ji], -vectors[kj]
-    angle = torch.atan2(torch.cross(pos_ij, pos_jk, dim=1).norm(dim=-1), (pos_ij * pos_jk).sum(dim=-1))
+    angle = torch.atan2(
+        torch.cross(pos_ij, pos_jk, dim=1).norm(dim=-1), (pos_ij * pos_jk).sum(dim=-1)
+    )
     rbf = model.rbf(dist)
     sbf = model.sbf(dist, angle, kj)
     x = model.emb(z, rbf, receivers, senders)
@@ -134,11 +146,18 @@ def main() -> None:
     spec["readout"] = {"energy": spec["readout"]["energy"]}  # forward only: no forces readout
     ours_energy = geocompose.compile(spec, dtype=torch.float32, seed=0).to(device).eval()
     reference = pyg_model().to(device).eval()
-    weights = (sum(p.numel() for p in ours_full.parameters()), sum(p.numel() for p in reference.parameters()))
-    print(f"# DimeNet++ — geocompose vs PyG {__import__('torch_geometric').__version__}, torch {torch.__version__}, "
-          f"float32, {args.threads} threads, {device}, {platform.machine()}")
+    weights = (
+        sum(p.numel() for p in ours_full.parameters()),
+        sum(p.numel() for p in reference.parameters()),
+    )
+    print(
+        f"# DimeNet++ — geocompose vs PyG {__import__('torch_geometric').__version__}, torch {torch.__version__}, "
+        f"float32, {args.threads} threads, {device}, {platform.machine()}"
+    )
     print(f"weights: geocompose {weights[0]:,}, PyG {weights[1]:,}\n")
-    print("| structure | atoms | edges | triplets | pass | geocompose ms | PyG ms | PyG / geocompose |")
+    print(
+        "| structure | atoms | edges | triplets | pass | geocompose ms | PyG ms | PyG / geocompose |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     for label, atoms in structures().items():
         if args.only and label not in args.only:
@@ -153,8 +172,11 @@ def main() -> None:
         passes = runs(ours_energy, ours_full, reference, batch, topology, sync)
         for name, (mine, theirs) in passes.items():
             t = timed_pair({"ours": mine, "pyg": theirs}, args.repeats)
-            print(f"| {label} | {batch.num_atoms} | {edge_index.shape[1]:,} | {layout.kj.numel():,} | {name} | "
-                  f"{t['ours']:.1f} | {t['pyg']:.1f} | {t['pyg'] / t['ours']:.2f} |", flush=True)
+            print(
+                f"| {label} | {batch.num_atoms} | {edge_index.shape[1]:,} | {layout.kj.numel():,} | {name} | "
+                f"{t['ours']:.1f} | {t['pyg']:.1f} | {t['pyg'] / t['ours']:.2f} |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -109,8 +109,12 @@ def run_ours(atoms_by_name, repeats: int) -> dict:
         def forward_forces(batch=batch):
             force_model(batch)["forces"].sum().item()
 
-        out[name] = {"atoms": len(atoms), "edges": edges, "forward": timed(forward, repeats),
-                     "forward_forces": timed(forward_forces, repeats)}
+        out[name] = {
+            "atoms": len(atoms),
+            "edges": edges,
+            "forward": timed(forward, repeats),
+            "forward_forces": timed(forward_forces, repeats),
+        }
     return out
 
 
@@ -132,26 +136,32 @@ def run_reference(atoms_by_name, repeats: int) -> dict:
 
     torch.manual_seed(0)
     z = [1, 6, 8, 29]
-    model = modules.ScaleShiftMACE(
-        r_max=CUTOFF,
-        num_bessel=8,
-        num_polynomial_cutoff=5,
-        max_ell=3,
-        interaction_cls=modules.interaction_classes["RealAgnosticResidualInteractionBlock"],
-        interaction_cls_first=modules.interaction_classes["RealAgnosticResidualInteractionBlock"],
-        num_interactions=2,
-        num_elements=len(z),
-        hidden_irreps=o3.Irreps("128x0e + 128x1o"),
-        MLP_irreps=o3.Irreps("16x0e"),
-        atomic_energies=np.zeros(len(z)),
-        avg_num_neighbors=AVG_NEIGHBOURS,
-        atomic_numbers=z,
-        correlation=3,
-        gate=torch.nn.functional.silu,
-        radial_MLP=[64, 64, 64],
-        atomic_inter_scale=1.0,
-        atomic_inter_shift=0.0,
-    ).float().eval()
+    model = (
+        modules.ScaleShiftMACE(
+            r_max=CUTOFF,
+            num_bessel=8,
+            num_polynomial_cutoff=5,
+            max_ell=3,
+            interaction_cls=modules.interaction_classes["RealAgnosticResidualInteractionBlock"],
+            interaction_cls_first=modules.interaction_classes[
+                "RealAgnosticResidualInteractionBlock"
+            ],
+            num_interactions=2,
+            num_elements=len(z),
+            hidden_irreps=o3.Irreps("128x0e + 128x1o"),
+            MLP_irreps=o3.Irreps("16x0e"),
+            atomic_energies=np.zeros(len(z)),
+            avg_num_neighbors=AVG_NEIGHBOURS,
+            atomic_numbers=z,
+            correlation=3,
+            gate=torch.nn.functional.silu,
+            radial_MLP=[64, 64, 64],
+            atomic_inter_scale=1.0,
+            atomic_inter_shift=0.0,
+        )
+        .float()
+        .eval()
+    )
     table = tools.AtomicNumberTable(z)
     out = {"weights": sum(p.numel() for p in model.parameters())}
     for name, atoms in atoms_by_name.items():
@@ -159,7 +169,10 @@ def run_reference(atoms_by_name, repeats: int) -> dict:
         graph = data.AtomicData.from_config(config, z_table=table, cutoff=CUTOFF)
         loader = torch_geometric.dataloader.DataLoader([graph], batch_size=1, shuffle=False)
         batch = next(iter(loader)).to_dict()
-        batch = {k: v.float() if torch.is_tensor(v) and v.is_floating_point() else v for k, v in batch.items()}
+        batch = {
+            k: v.float() if torch.is_tensor(v) and v.is_floating_point() else v
+            for k, v in batch.items()
+        }
 
         def forward(batch=batch):
             with torch.no_grad():
@@ -168,8 +181,12 @@ def run_reference(atoms_by_name, repeats: int) -> dict:
         def forward_forces(batch=batch):
             model(batch, compute_force=True)["forces"].sum().item()
 
-        out[name] = {"atoms": len(atoms), "edges": int(batch["edge_index"].shape[1]),
-                     "forward": timed(forward, repeats), "forward_forces": timed(forward_forces, repeats)}
+        out[name] = {
+            "atoms": len(atoms),
+            "edges": int(batch["edge_index"].shape[1]),
+            "forward": timed(forward, repeats),
+            "forward_forces": timed(forward_forces, repeats),
+        }
     return out
 
 
@@ -203,7 +220,9 @@ def profile_ours(atoms, rows: int = 12) -> str:
     total = time.perf_counter() - start
     for hook in hooks:
         hook.remove()
-    lines = [f"forward of forward+forces on {len(atoms)} atoms: {total * 1e3:.0f} ms; modules (forward only):"]
+    lines = [
+        f"forward of forward+forces on {len(atoms)} atoms: {total * 1e3:.0f} ms; modules (forward only):"
+    ]
     for label, seconds in sorted(spent.items(), key=lambda kv: -kv[1])[:rows]:
         lines.append(f"  {seconds * 1e3:9.1f} ms  {label}")
     with profile(activities=[ProfilerActivity.CPU]) as prof:
@@ -222,9 +241,20 @@ def run_reference_subprocess(args, name: str, atoms) -> dict:
         atoms = atoms.copy()
         atoms.info["name"] = name
         ase.io.write(path, [atoms], format="extxyz")
-        command = [args.reference_python, os.path.abspath(__file__), "--engine", "mace-torch",
-                   "--structures-file", str(path), "--threads", str(args.threads),
-                   "--repeats", str(args.repeats), "--only", name]
+        command = [
+            args.reference_python,
+            os.path.abspath(__file__),
+            "--engine",
+            "mace-torch",
+            "--structures-file",
+            str(path),
+            "--threads",
+            str(args.threads),
+            "--repeats",
+            str(args.repeats),
+            "--only",
+            name,
+        ]
         done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         sys.exit(f"mace-torch run failed:\n{done.stderr[-3000:]}")
@@ -238,7 +268,9 @@ def main() -> None:
     parser.add_argument("--reference-python", default=DEFAULT_REFERENCE)
     parser.add_argument("--threads", type=int, default=1, help="torch threads for both engines")
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--only", default="ethanol,cu64,cu512", help="comma-separated structure names")
+    parser.add_argument(
+        "--only", default="ethanol,cu64,cu512", help="comma-separated structure names"
+    )
     parser.add_argument("--profile", action="store_true", help="profile geocompose on cu64")
     args = parser.parse_args()
 
@@ -255,17 +287,26 @@ def main() -> None:
         return
 
     atoms_by_name = {k: v for k, v in structures().items() if k in wanted}
-    print(f"torch {torch.__version__}, {args.threads} thread(s), float32, fastest of {args.repeats} calls")
+    print(
+        f"torch {torch.__version__}, {args.threads} thread(s), float32, fastest of {args.repeats} calls"
+    )
     if args.engine == "both":
-        print(f"mace-torch: this script re-run under {args.reference_python} (its own venv, e3nn 0.4.4),")
-        print("one structure at a time, alternating with geocompose so both see the same machine load")
+        print(
+            f"mace-torch: this script re-run under {args.reference_python} (its own venv, e3nn 0.4.4),"
+        )
+        print(
+            "one structure at a time, alternating with geocompose so both see the same machine load"
+        )
     reference: dict | None = {} if args.engine == "both" else None
     ours: dict = {}
     for name, atoms in atoms_by_name.items():
         if reference is not None:
             reference.update(run_reference_subprocess(args, name, atoms))
         ours.update(run_ours({name: atoms}, args.repeats))
-    print(f"weights: geocompose {ours['weights']:,}" + (f", mace-torch {reference['weights']:,}" if reference else ""))
+    print(
+        f"weights: geocompose {ours['weights']:,}"
+        + (f", mace-torch {reference['weights']:,}" if reference else "")
+    )
     header = f"{'structure':10} {'atoms':>5} {'edges':>6} | {'forward ms':>22} {'ratio':>6} | {'forward+forces ms':>22} {'ratio':>6}"
     print(header)
     print(f"{'':24} | {'ours':>10} {'mace':>11} {'':>6} | {'ours':>10} {'mace':>11}")

@@ -45,18 +45,26 @@ def main() -> None:
     parser.add_argument("--blueprints", nargs="+", default=["mlp-frame-averaging", "faenet"])
     args = parser.parse_args()
     print(f"machine: {platform.platform()}, {torch.get_num_threads()} torch threads")
-    print(f"torch {torch.__version__}, geocompose {geocompose.__version__}; float64; {args.samples} samples each")
+    print(
+        f"torch {torch.__version__}, geocompose {geocompose.__version__}; float64; {args.samples} samples each"
+    )
     header = "| blueprint | strategy | rotation | reflection | rotation, degenerate (energy) | rotation, degenerate (forces) |"
     print(header)
     print("|---|---|---|---|---|---|")
     for name in args.blueprints:
-        base = read_blueprint(ROOT / "blueprints" / f"{name}.yaml").blueprint.model_dump(mode="json")
+        base = read_blueprint(ROOT / "blueprints" / f"{name}.yaml").blueprint.model_dump(
+            mode="json"
+        )
         for strategy in STRATEGIES:
             bp = copy.deepcopy(base)
             bp["symmetry"] = {"group": "O(3)", "strategy": strategy}
             report = verify(bp, samples=args.samples, seed=0)
             checks = {c.name: c for c in report.checks}
-            label = strategy if isinstance(strategy, str) else f"{strategy['type']} (eval {strategy['eval_frames']})"
+            label = (
+                strategy
+                if isinstance(strategy, str)
+                else f"{strategy['type']} (eval {strategy['eval_frames']})"
+            )
             print(
                 f"| {name} | {label} | {fmt(checks.get('rotation'))} | {fmt(checks.get('reflection'))} | "
                 f"{fmt(checks.get('rotation, degenerate frames (structure)'))} | "

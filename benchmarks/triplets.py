@@ -56,25 +56,39 @@ def report(atoms: ase.Atoms, cutoff: float, torsion_cutoff: float) -> None:
     r, s, sh = radius_pairs(atoms.positions, atoms.cell.array, atoms.pbc, cutoff)
     edge_index = torch.tensor(np.stack([s, r]))
     shifts = torch.tensor(sh)
-    lengths = torch.tensor(np.linalg.norm(atoms.positions[s] - atoms.positions[r] + sh @ atoms.cell.array, axis=1))
+    lengths = torch.tensor(
+        np.linalg.norm(atoms.positions[s] - atoms.positions[r] + sh @ atoms.cell.array, axis=1)
+    )
     n = len(atoms)
     short = lengths < torsion_cutoff
-    print(f"\n## {n} Cu atoms, cutoff {cutoff} Å: {edge_index.shape[1]:,} edges ({edge_index.shape[1] / n:.1f} per atom)")
+    print(
+        f"\n## {n} Cu atoms, cutoff {cutoff} Å: {edge_index.shape[1]:,} edges ({edge_index.shape[1] / n:.1f} per atom)"
+    )
 
     counts = H.count_higher_order(edge_index, n)
     t_reverse, reverse = timed(lambda: H.reverse_edges(edge_index, shifts, n))
     t_trip, triplets = timed(lambda: H.triplet_index(edge_index, shifts, n, reverse=reverse))
     # A fresh edge_index each time: the layout memoises triplets on it, like a batch does.
     t_layout, layout = timed(lambda: H._build_layout(edge_index.clone(), shifts, n))
-    print(f"triplets        {triplets.shape[1]:>14,}  (candidates {counts['triplets_raw']:,}; index {mib(triplets.shape[1], 2)})")
+    print(
+        f"triplets        {triplets.shape[1]:>14,}  (candidates {counts['triplets_raw']:,}; index {mib(triplets.shape[1], 2)})"
+    )
     print(f"  reverse edges {t_reverse:10.2f} ms")
     print(f"  triplet index {t_trip:10.2f} ms")
     slots = layout.mask.numel() if layout.dense else 0
-    kind = f"dense, {slots:,} slots = {slots / max(triplets.shape[1], 1):.2f} x T" if layout.dense else "sparse"
+    kind = (
+        f"dense, {slots:,} slots = {slots / max(triplets.shape[1], 1):.2f} x T"
+        if layout.dense
+        else "sparse"
+    )
     print(f"  layout, all   {t_layout:10.2f} ms  (reverse + triplets + padded layout; {kind})")
-    print(f"quadruplets at {cutoff} Å: {counts['quadruplets_raw']:>14,} candidates, index would be {mib(counts['quadruplets_raw'], 3)} (counted, not built)")
+    print(
+        f"quadruplets at {cutoff} Å: {counts['quadruplets_raw']:>14,} candidates, index would be {mib(counts['quadruplets_raw'], 3)} (counted, not built)"
+    )
     counts_short = H.count_higher_order(edge_index, n, short)
-    t_quad, quads = timed(lambda: H.quadruplet_index(edge_index, shifts, n, triplets, short, reverse=reverse))
+    t_quad, quads = timed(
+        lambda: H.quadruplet_index(edge_index, shifts, n, triplets, short, reverse=reverse)
+    )
     print(
         f"quadruplets at torsion cutoff {torsion_cutoff} Å: {quads.shape[1]:,} "
         f"(candidates {counts_short['quadruplets_raw']:,}; index {mib(quads.shape[1], 3)}), built in {t_quad:.2f} ms"
@@ -89,7 +103,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    print(f"# Triplets and quadruplets — torch {torch.__version__}, {args.threads} threads, {platform.processor() or platform.machine()}")
+    print(
+        f"# Triplets and quadruplets — torch {torch.__version__}, {args.threads} threads, {platform.processor() or platform.machine()}"
+    )
     for count in args.atoms:
         report(cu_cell(count), args.cutoff, args.torsion_cutoff)
 

@@ -15,13 +15,21 @@ settings.register_profile(
     # No shrinking in CI: a failing composition is printed as drawn, and shrinking a
     # model-building example can take minutes.
     phases=[Phase.explicit, Phase.reuse, Phase.generate],
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large],
+    suppress_health_check=[
+        HealthCheck.too_slow,
+        HealthCheck.filter_too_much,
+        HealthCheck.data_too_large,
+    ],
     print_blob=True,
 )
 settings.register_profile(
     "dev",
     deadline=None,
     max_examples=40,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large],
+    suppress_health_check=[
+        HealthCheck.too_slow,
+        HealthCheck.filter_too_much,
+        HealthCheck.data_too_large,
+    ],
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))

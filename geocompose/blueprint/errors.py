@@ -182,18 +182,29 @@ def _allowed_keys(model: type[pydantic.BaseModel] | None, loc: tuple) -> list[st
 
 # ------------------------------------------------------------------ messages
 
-_COMPARE = {"greater_than": ("gt", ">"), "greater_than_equal": ("ge", ">="),
-            "less_than": ("lt", "<"), "less_than_equal": ("le", "<=")}
+_COMPARE = {
+    "greater_than": ("gt", ">"),
+    "greater_than_equal": ("ge", ">="),
+    "less_than": ("lt", "<"),
+    "less_than_equal": ("le", "<="),
+}
 _WANTS = {
     "finite_number": "must be a finite number",
-    "int_type": "must be an integer", "int_parsing": "must be an integer",
+    "int_type": "must be an integer",
+    "int_parsing": "must be an integer",
     "int_from_float": "must be a whole number",
-    "float_type": "must be a number", "float_parsing": "must be a number",
-    "bool_type": "must be true or false", "bool_parsing": "must be true or false",
-    "string_type": "must be a string", "list_type": "must be a list",
-    "tuple_type": "must be a list", "set_type": "must be a list",
-    "dict_type": "must be a mapping", "model_type": "must be a mapping",
-    "model_attributes_type": "must be a mapping", "none_required": "must be null",
+    "float_type": "must be a number",
+    "float_parsing": "must be a number",
+    "bool_type": "must be true or false",
+    "bool_parsing": "must be true or false",
+    "string_type": "must be a string",
+    "list_type": "must be a list",
+    "tuple_type": "must be a list",
+    "set_type": "must be a list",
+    "dict_type": "must be a mapping",
+    "model_type": "must be a mapping",
+    "model_attributes_type": "must be a mapping",
+    "none_required": "must be null",
     "multiple_of": "must be a multiple of {multiple_of}",
     "too_short": "needs at least {min_length} item(s)",
     "too_long": "allows at most {max_length} item(s)",
@@ -219,8 +230,12 @@ def _then(*hints: str) -> str:
     return "; " + " ".join(kept) if kept else ""
 
 
-def _message(e: Mapping, path: KeyPath, model: type[pydantic.BaseModel] | None,
-             suggestions: Suggestions | None) -> tuple[str, str]:
+def _message(
+    e: Mapping,
+    path: KeyPath,
+    model: type[pydantic.BaseModel] | None,
+    suggestions: Suggestions | None,
+) -> tuple[str, str]:
     """``(requirement, rest)`` for one error; the message is their concatenation.
 
     Keeping the requirement separate lets alternatives for one value merge into
@@ -241,8 +256,12 @@ def _message(e: Mapping, path: KeyPath, model: type[pydantic.BaseModel] | None,
         disc = (_names(ctx.get("discriminator")) or ["type"])[0]
         tags = _names(ctx.get("expected_tags"))
         if not tags:
-            tags = [str(v) for m in _union_members(_type_at(model, loc))
-                    if _is_model(m) for v in _literal_values(m, disc)]
+            tags = [
+                str(v)
+                for m in _union_members(_type_at(model, loc))
+                if _is_model(m)
+                for v in _literal_values(m, disc)
+            ]
         tags = _choices(path, kind, tags, suggestions)
         expected = f"expected one of: {_one_of(tags)}" if tags else ""
         if kind == "union_tag_not_found":

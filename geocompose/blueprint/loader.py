@@ -41,8 +41,15 @@ _STR, _MAP, _SEQ, _MERGE = _TAG + "str", _TAG + "map", _TAG + "seq", _TAG + "mer
 # The only scalar types a blueprint is made of: what JSON can hold, plus NaN/inf
 # (kept as floats so the schema can refuse them with a location).
 _SCALAR_TAGS = {_TAG + t for t in ("str", "int", "float", "bool", "null")}
-_KIND = {_TAG + "int": "a number", _TAG + "float": "a number", _TAG + "bool": "a boolean",
-         _TAG + "null": "null", _SEQ: "a list", _MAP: "a mapping", _STR: "a string"}
+_KIND = {
+    _TAG + "int": "a number",
+    _TAG + "float": "a number",
+    _TAG + "bool": "a boolean",
+    _TAG + "null": "null",
+    _SEQ: "a list",
+    _MAP: "a mapping",
+    _STR: "a string",
+}
 
 _EXPONENT_FLOAT = re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$")
 
@@ -87,8 +94,9 @@ class _GuardedLoader(yaml.SafeLoader):
         if nests:
             self._depth += 1
             if self._depth > MAX_DEPTH:
-                raise _Refusal(f"nesting deeper than {MAX_DEPTH} levels is not allowed",
-                               event.start_mark)
+                raise _Refusal(
+                    f"nesting deeper than {MAX_DEPTH} levels is not allowed", event.start_mark
+                )
         anchor = event.anchor
         if anchor is not None:
             self._open_anchors.add(anchor)
@@ -101,18 +109,26 @@ class _GuardedLoader(yaml.SafeLoader):
     def _check_alias(self, event: yaml.AliasEvent) -> None:
         self._aliases += 1
         if self._aliases > MAX_ALIASES:
-            raise _Refusal(f"more than {MAX_ALIASES} aliases (*name) in one blueprint "
-                           "are not allowed", event.start_mark)
+            raise _Refusal(
+                f"more than {MAX_ALIASES} aliases (*name) in one blueprint are not allowed",
+                event.start_mark,
+            )
         if event.anchor in self._open_anchors:
-            raise _Refusal(f"alias *{event.anchor} refers to a value that contains it; "
-                           "recursive aliases are not allowed", event.start_mark)
+            raise _Refusal(
+                f"alias *{event.anchor} refers to a value that contains it; "
+                "recursive aliases are not allowed",
+                event.start_mark,
+            )
         target = self.anchors.get(event.anchor)
         if target is None:
             return  # undefined alias: PyYAML's own ComposerError says so, with its mark
         self._expanded += self._size(target)
         if self._expanded > MAX_EXPANDED_NODES:
-            raise _Refusal(f"aliases expand to more than {MAX_EXPANDED_NODES} values; "
-                           "refusing a possible alias bomb", event.start_mark)
+            raise _Refusal(
+                f"aliases expand to more than {MAX_EXPANDED_NODES} values; "
+                "refusing a possible alias bomb",
+                event.start_mark,
+            )
 
     def _size(self, node: Node) -> int:
         """Nodes in ``node`` once every alias inside it is expanded (memoised)."""
@@ -183,11 +199,14 @@ def _compose(file: str, text: str) -> Node | None:
         mark = err.problem_mark or err.context_mark
         raise BlueprintError(message, _location(file, mark)) from None
     except yaml.reader.ReaderError as err:
-        raise BlueprintError(f"malformed YAML: {err.reason} (character {err.character!r})",
-                             _offset_location(file, text, err.position)) from None
+        raise BlueprintError(
+            f"malformed YAML: {err.reason} (character {err.character!r})",
+            _offset_location(file, text, err.position),
+        ) from None
     except yaml.YAMLError as err:  # any other PyYAML error: keep it on one line
-        raise BlueprintError(f"malformed YAML: {' '.join(str(err).split())}",
-                             Location(file, 1, 1)) from None
+        raise BlueprintError(
+            f"malformed YAML: {' '.join(str(err).split())}", Location(file, 1, 1)
+        ) from None
 
 
 class _Walker:
@@ -207,23 +226,33 @@ class _Walker:
     def walk(self, node: Node, path: KeyPath, key: Node | None = None) -> object:
         self.sourcemap.record(path, self.where(node), self.where(key) if key else None)
         if isinstance(node, MappingNode) and node.tag == _MAP:
-            return {name: self.walk(value, (*path, name), k)
-                    for name, (k, value) in self._pairs(node, path).items()}
+            return {
+                name: self.walk(value, (*path, name), k)
+                for name, (k, value) in self._pairs(node, path).items()
+            }
         if isinstance(node, SequenceNode) and node.tag == _SEQ:
             return [self.walk(item, (*path, i)) for i, item in enumerate(node.value)]
         if isinstance(node, ScalarNode) and node.tag in _SCALAR_TAGS:
             return self._constructor.yaml_constructors[node.tag](self._constructor, node)
         tag = node.tag.replace(_TAG, "!!", 1) if node.tag.startswith(_TAG) else node.tag
-        raise self.refuse(f"YAML tags are not allowed in a blueprint (found {tag}); "
-                          "write plain mappings, lists, strings and numbers", node, path)
+        raise self.refuse(
+            f"YAML tags are not allowed in a blueprint (found {tag}); "
+            "write plain mappings, lists, strings and numbers",
+            node,
+            path,
+        )
 
     def _key(self, node: Node, path: KeyPath) -> str:
         if isinstance(node, ScalarNode) and node.tag == _STR:
             return node.value
         if isinstance(node, ScalarNode) and node.tag in _SCALAR_TAGS:
             kind = _KIND[node.tag]
-            raise self.refuse(f"mapping keys must be strings; got {kind} {node.value!r} "
-                              f"(quote it: \"{node.value}\")", node, path)
+            raise self.refuse(
+                f"mapping keys must be strings; got {kind} {node.value!r} "
+                f'(quote it: "{node.value}")',
+                node,
+                path,
+            )
         kind = _KIND.get(node.tag, f"a value tagged {node.tag!r}")
         raise self.refuse(f"mapping keys must be strings; got {kind}", node, path)
 
@@ -240,15 +269,19 @@ class _Walker:
                 sources = value_node.value if isinstance(value_node, SequenceNode) else [value_node]
                 for source in sources:
                     if not (isinstance(source, MappingNode) and source.tag == _MAP):
-                        raise self.refuse("a merge key '<<' takes a mapping or a list of "
-                                          "mappings", source, path)
+                        raise self.refuse(
+                            "a merge key '<<' takes a mapping or a list of mappings", source, path
+                        )
                     merged.append(self._pairs(source, path))
                 continue
             name = self._key(key_node, path)
             if name in explicit:
                 first = explicit[name][0].start_mark.line + 1
-                raise self.refuse(f"duplicate key {name!r} (first written at line {first})",
-                                  key_node, (*path, name))
+                raise self.refuse(
+                    f"duplicate key {name!r} (first written at line {first})",
+                    key_node,
+                    (*path, name),
+                )
             explicit[name] = (key_node, value_node)
         for source in merged:
             for name, entry in source.items():
@@ -297,12 +330,16 @@ def load_yaml(source: str | pathlib.Path, *, text: str | None = None) -> tuple[o
         text = _read(source)
     root = _compose(file, text)
     if root is None:
-        raise BlueprintError("empty file; expected a mapping of blueprint keys "
-                             "(name, graph, embedding, interactions, readout, ...)",
-                             Location(file, 1, 1))
+        raise BlueprintError(
+            "empty file; expected a mapping of blueprint keys "
+            "(name, graph, embedding, interactions, readout, ...)",
+            Location(file, 1, 1),
+        )
     walker = _Walker(file)
     data = walker.walk(root, ())
     if not isinstance(data, dict):
-        raise BlueprintError(f"the top level of a blueprint must be a mapping of keys; "
-                             f"got {_describe(data)}", walker.where(root))
+        raise BlueprintError(
+            f"the top level of a blueprint must be a mapping of keys; got {_describe(data)}",
+            walker.where(root),
+        )
     return data, walker.sourcemap

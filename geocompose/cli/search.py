@@ -30,30 +30,50 @@ __all__ = ["add_arguments", "run"]
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("space", help="search-space YAML (a blueprint with choices)")
     parser.add_argument("data", help="reference data (extxyz or anything ASE reads)")
-    parser.add_argument("--trials", type=int, default=20, help="finished trials wanted, counting earlier runs")
+    parser.add_argument(
+        "--trials", type=int, default=20, help="finished trials wanted, counting earlier runs"
+    )
     parser.add_argument("--workers", type=int, default=1, help="worker processes on this machine")
     parser.add_argument("--budget", type=int, default=5, help="training epochs per trial")
     parser.add_argument("--out", default="search", help="output directory (default: search)")
-    parser.add_argument("--storage", help="shared Optuna RDB URL (sqlite:///..., postgresql://...) "
-                        "for many machines; default OUT/search.journal")
-    parser.add_argument("--sampler", choices=("nsga2", "tpe"), default="nsga2",
-                        help="nsga2: error, params, latency; tpe: error only, with median pruning")
+    parser.add_argument(
+        "--storage",
+        help="shared Optuna RDB URL (sqlite:///..., postgresql://...) "
+        "for many machines; default OUT/search.journal",
+    )
+    parser.add_argument(
+        "--sampler",
+        choices=("nsga2", "tpe"),
+        default="nsga2",
+        help="nsga2: error, params, latency; tpe: error only, with median pruning",
+    )
     parser.add_argument("--structures", type=int, help="use only the first N structures of DATA")
     parser.add_argument("--atoms-per-batch", type=int, default=256)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--expressivity", default="counterexamples", metavar="SUITE",
-                        help="expressivity suite scored per trial (quick protocol); 'none' skips it")
-    parser.add_argument("--rank-expressivity", action="store_true",
-                        help="make the expressivity score a 4th objective (maximised)")
-    parser.add_argument("--best", action="store_true", help="print only the chosen blueprint (YAML)")
+    parser.add_argument(
+        "--expressivity",
+        default="counterexamples",
+        metavar="SUITE",
+        help="expressivity suite scored per trial (quick protocol); 'none' skips it",
+    )
+    parser.add_argument(
+        "--rank-expressivity",
+        action="store_true",
+        help="make the expressivity score a 4th objective (maximised)",
+    )
+    parser.add_argument(
+        "--best", action="store_true", help="print only the chosen blueprint (YAML)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     try:
         import optuna  # noqa: F401
     except ImportError:
-        raise CommandError("geocompose search needs Optuna: pip install 'geocompose[search]'") from None
+        raise CommandError(
+            "geocompose search needs Optuna: pip install 'geocompose[search]'"
+        ) from None
     from geocompose.data.dataset import Dataset
     from geocompose.search.engine import SearchConfig, run_search
     from geocompose.search.results import (
@@ -73,13 +93,26 @@ def run(args: argparse.Namespace) -> int:
     data = Dataset.from_file(args.data)
     if args.structures:
         data = data.subset(range(min(args.structures, len(data))))
-    config = SearchConfig(budget_epochs=args.budget, sampler=args.sampler, seed=args.seed,
-                          atoms_per_batch=args.atoms_per_batch, lr=args.lr,
-                          expressivity=None if args.expressivity == "none" else args.expressivity,
-                          expressivity_objective=args.rank_expressivity)
+    config = SearchConfig(
+        budget_epochs=args.budget,
+        sampler=args.sampler,
+        seed=args.seed,
+        atoms_per_batch=args.atoms_per_batch,
+        lr=args.lr,
+        expressivity=None if args.expressivity == "none" else args.expressivity,
+        expressivity_objective=args.rank_expressivity,
+    )
     start = time.perf_counter()
-    study = run_search(space, data, args.trials, workers=args.workers, out=args.out, storage=args.storage,
-                       config=config, echo=echo)
+    study = run_search(
+        space,
+        data,
+        args.trials,
+        workers=args.workers,
+        out=args.out,
+        storage=args.storage,
+        config=config,
+        echo=echo,
+    )
     elapsed = time.perf_counter() - start
     rows = trial_rows(study)
     directory = Path(args.out)
@@ -93,14 +126,17 @@ def run(args: argparse.Namespace) -> int:
     out.print(f"{study.study_name}: {len(rows)} trials ({summary(rows)}) in {elapsed:.0f} s")
     for row in rows:
         if row.state in ("refused", "rejected", "failed"):
-            out.print(f"  trial {row.number} {row.state}: {row.reason}", markup=False, highlight=False)
+            out.print(
+                f"  trial {row.number} {row.state}: {row.reason}", markup=False, highlight=False
+            )
     if chosen is None:
         out.print("no trial finished training; nothing to rank")
         return EXIT_OK
     out.print(pareto_table(rows))
     plot = plot_front(rows, directory / "pareto.png", title=study.study_name)
     out.print(f"blueprints: {directory / 'trials'}/trial_NNNN.yaml; plot: {plot}")
-    out.print(f"best (lowest validation error on the front): trial {chosen.number}, {chosen.describe()} "
-              f"-> {directory / 'trials' / f'trial_{chosen.number:04d}.yaml'}")
+    out.print(
+        f"best (lowest validation error on the front): trial {chosen.number}, {chosen.describe()} "
+        f"-> {directory / 'trials' / f'trial_{chosen.number:04d}.yaml'}"
+    )
     return EXIT_OK
-

@@ -23,14 +23,20 @@ __all__ = ["add_arguments", "run"]
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("space", help="search-space YAML (a blueprint with choices)")
-    parser.add_argument("--samples", type=int, default=500, help="candidates to sample when too big to enumerate")
-    parser.add_argument("--enumerate-up-to", type=int, default=2000, help="enumerate spaces up to this size")
+    parser.add_argument(
+        "--samples", type=int, default=500, help="candidates to sample when too big to enumerate"
+    )
+    parser.add_argument(
+        "--enumerate-up-to", type=int, default=2000, help="enumerate spaces up to this size"
+    )
     parser.add_argument("--seed", type=int, default=0)
 
 
 def run(args: argparse.Namespace) -> int:
     space = read_space(args.space)
-    report = survey(space, enumerate_up_to=args.enumerate_up_to, samples=args.samples, seed=args.seed)
+    report = survey(
+        space, enumerate_up_to=args.enumerate_up_to, samples=args.samples, seed=args.seed
+    )
     out = console()
     size = "infinite (float ranges)" if math.isinf(report.size) else f"{int(report.size):,}"
     how = "enumerated" if report.enumerated else f"sampled {report.examined:,} (seed {args.seed})"

@@ -28,7 +28,9 @@ def load(source: str | Path | dict | Any) -> LoadedBlueprint:
         return validate_blueprint(source, None, "<dict>")
     if hasattr(source, "model_dump"):
         return LoadedBlueprint(source, None, "<object>")
-    raise BlueprintError(f"cannot compile a {type(source).__name__}; give a path, dict or Blueprint")
+    raise BlueprintError(
+        f"cannot compile a {type(source).__name__}; give a path, dict or Blueprint"
+    )
 
 
 def check(source) -> TypeTrace:
@@ -49,7 +51,9 @@ def interaction_upstream(source) -> dict:
     return upstream
 
 
-def compile(source, *, dtype: torch.dtype = torch.float32, seed: int | None = None) -> GeometricModel:
+def compile(
+    source, *, dtype: torch.dtype = torch.float32, seed: int | None = None
+) -> GeometricModel:
     """Compile a blueprint into a runnable model.
 
     Args:
@@ -72,7 +76,9 @@ def compile(source, *, dtype: torch.dtype = torch.float32, seed: int | None = No
         for stage, sig in zip(stages, signatures):
             blocks.append(_build(stage, upstream, loaded))
             upstream.update(sig.writes)
-    trace = _trace(loaded, stages, signatures, weights=[sum(p.numel() for p in b.parameters()) for b in blocks])
+    trace = _trace(
+        loaded, stages, signatures, weights=[sum(p.numel() for p in b.parameters()) for b in blocks]
+    )
     symmetry = loaded.blueprint.symmetry
     strategy_entry = REGISTRY.get(Kind.STRATEGY, symmetry.strategy.type)
     strategy = strategy_entry.builder(symmetry.strategy, symmetry.group)

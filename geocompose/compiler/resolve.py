@@ -55,7 +55,9 @@ def resolve(blueprint) -> list[Stage]:
 
     stages = [
         registered_stage(Kind.GRAPH, blueprint.graph, ctx("graph"), "graph"),
-        registered_stage(Kind.NODE_EMBEDDING, blueprint.embedding.node, ctx("embedding.node"), "embedding.node"),
+        registered_stage(
+            Kind.NODE_EMBEDDING, blueprint.embedding.node, ctx("embedding.node"), "embedding.node"
+        ),
         edge_stage(blueprint.embedding, cutoff, ctx("embedding")),
     ]
     for i, params in enumerate(blueprint.interactions):
@@ -88,9 +90,12 @@ def edge_stage(embedding, cutoff: float, ctx: BuildContext) -> Stage:
 
     return Stage(
         knob="embedding",
-        label=f"{radial_entry.name} x {envelope_entry.name}" + (f" + Y(l<={l_max})" if l_max is not None else ""),
+        label=f"{radial_entry.name} x {envelope_entry.name}"
+        + (f" + Y(l<={l_max})" if l_max is not None else ""),
         entry=None,
-        signature=lambda upstream: EdgeEmbedding.edge_signature(embedding.radial.num, l_max, upstream),
+        signature=lambda upstream: EdgeEmbedding.edge_signature(
+            embedding.radial.num, l_max, upstream
+        ),
         build=build,
     )
 

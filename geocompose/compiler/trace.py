@@ -98,9 +98,13 @@ class TypeTrace:
         for node, data in g.nodes(data=True):
             if data["kind"] == "block":
                 label = f"{node}\\n{data['guarantee']}, {data['weights']:,} weights"
-                lines.append(f'  "{node}" [shape=box, style=filled, fillcolor="#dde8f7", label="{label}"];')
+                lines.append(
+                    f'  "{node}" [shape=box, style=filled, fillcolor="#dde8f7", label="{label}"];'
+                )
             else:
-                lines.append(f'  "{node}" [shape=ellipse, label="{data["field"]}\\n{data["type"]}"];')
+                lines.append(
+                    f'  "{node}" [shape=ellipse, label="{data["field"]}\\n{data["type"]}"];'
+                )
         lines += [f'  "{a}" -> "{b}";' for a, b in g.edges]
         lines.append("}")
         return "\n".join(lines) + "\n"
@@ -125,11 +129,19 @@ class TypeTrace:
         nx.draw_networkx_edges(g, pos, ax=ax, arrows=True, arrowsize=10, edge_color="#888")
         for nodes, colour in ((blocks, "#dde8f7"), (fields_, "#f5f0dc")):
             labels = {
-                n: (n if g.nodes[n]["kind"] == "block" else f"{g.nodes[n]['field']}\n{g.nodes[n]['type']}")
+                n: (
+                    n
+                    if g.nodes[n]["kind"] == "block"
+                    else f"{g.nodes[n]['field']}\n{g.nodes[n]['type']}"
+                )
                 for n in nodes
             }
             nx.draw_networkx_labels(
-                g, pos, labels, ax=ax, font_size=7,
+                g,
+                pos,
+                labels,
+                ax=ax,
+                font_size=7,
                 bbox={"boxstyle": "round", "fc": colour, "ec": "#555"},
             )
         ax.set_title(f"{self.name} — claim {self.claim.value}, derived {self.derived.value}")

@@ -39,14 +39,22 @@ class Batch:
     def __post_init__(self) -> None:
         n = self.positions.shape[0]
         if self.positions.shape != (n, 3):
-            raise StructureError(f"positions must have shape (N, 3); got {tuple(self.positions.shape)}")
+            raise StructureError(
+                f"positions must have shape (N, 3); got {tuple(self.positions.shape)}"
+            )
         if self.atomic_numbers.shape != (n,) or self.batch.shape != (n,):
             raise StructureError("atomic_numbers and batch need one entry per atom")
-        if self.cell.dim() != 3 or self.cell.shape[1:] != (3, 3) or self.pbc.shape != (self.cell.shape[0], 3):
+        if (
+            self.cell.dim() != 3
+            or self.cell.shape[1:] != (3, 3)
+            or self.pbc.shape != (self.cell.shape[0], 3)
+        ):
             raise StructureError("cell must be (B, 3, 3) and pbc (B, 3)")
         if n and not torch.isfinite(self.positions).all():
             bad = int((~torch.isfinite(self.positions)).any(dim=1).nonzero()[0])
-            raise StructureError(f"atom {bad} has a non-finite position {self.positions[bad].tolist()}")
+            raise StructureError(
+                f"atom {bad} has a non-finite position {self.positions[bad].tolist()}"
+            )
         if n and (self.batch[1:] < self.batch[:-1]).any():
             raise StructureError("atoms must be grouped by structure (batch non-decreasing)")
 
@@ -78,7 +86,9 @@ class Batch:
         """A new batch with some tensors changed and an empty cache."""
         return replace(self, _cache={}, **changes)
 
-    def to(self, dtype: torch.dtype | None = None, device: torch.device | str | None = None) -> Batch:
+    def to(
+        self, dtype: torch.dtype | None = None, device: torch.device | str | None = None
+    ) -> Batch:
         """Move float tensors to ``dtype`` and everything to ``device``."""
 
         def move(t: torch.Tensor) -> torch.Tensor:

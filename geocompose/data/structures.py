@@ -35,7 +35,9 @@ def _min_image(d: np.ndarray, box: np.ndarray) -> float:
     return float(np.linalg.norm(frac @ box))
 
 
-def random_molecule(rng: np.random.Generator, species: list[str], cutoff: float, max_atoms: int = 7) -> ase.Atoms:
+def random_molecule(
+    rng: np.random.Generator, species: list[str], cutoff: float, max_atoms: int = 7
+) -> ase.Atoms:
     """3..max_atoms atoms in a cube of side ~0.6 x cutoff, so most pairs are edges."""
     count = int(rng.integers(3, max_atoms + 1))
     side = max(2.0, 0.6 * cutoff)
@@ -44,7 +46,9 @@ def random_molecule(rng: np.random.Generator, species: list[str], cutoff: float,
     return ase.Atoms(symbols=symbols, positions=positions + rng.normal(size=3) * 3.0)
 
 
-def random_cell(rng: np.random.Generator, species: list[str], max_atoms: int = 5, pbc=(True, True, True)) -> ase.Atoms:
+def random_cell(
+    rng: np.random.Generator, species: list[str], max_atoms: int = 5, pbc=(True, True, True)
+) -> ase.Atoms:
     """A triclinic cell (edges 3–6 Å, angles 60–120°) with 1..max_atoms atoms."""
     lengths = rng.uniform(3.0, 6.0, size=3)
     angles = rng.uniform(65.0, 115.0, size=3)
@@ -95,9 +99,20 @@ def degenerate_frame_structures(species: list[str]) -> list[tuple[str, ase.Atoms
     a, b = species[0], species[-1]
     tetrahedron = ase.Atoms(
         symbols=[a] + [b] * 4,
-        positions=[[0, 0, 0], [0.63, 0.63, 0.63], [-0.63, -0.63, 0.63], [-0.63, 0.63, -0.63], [0.63, -0.63, -0.63]],
+        positions=[
+            [0, 0, 0],
+            [0.63, 0.63, 0.63],
+            [-0.63, -0.63, 0.63],
+            [-0.63, 0.63, -0.63],
+            [0.63, -0.63, -0.63],
+        ],
     )
-    cube = ase.Atoms(symbols=[a] * 8, positions=[[x, y, z] for x in (0, 1.6) for y in (0, 1.6) for z in (0, 1.6)])
+    cube = ase.Atoms(
+        symbols=[a] * 8, positions=[[x, y, z] for x in (0, 1.6) for y in (0, 1.6) for z in (0, 1.6)]
+    )
     angles = np.arange(6) * np.pi / 3
-    ring = ase.Atoms(symbols=[a] * 6, positions=np.stack([1.4 * np.cos(angles), 1.4 * np.sin(angles), 0 * angles], 1))
+    ring = ase.Atoms(
+        symbols=[a] * 6,
+        positions=np.stack([1.4 * np.cos(angles), 1.4 * np.sin(angles), 0 * angles], 1),
+    )
     return [("tetrahedron", tetrahedron), ("cube", cube), ("planar ring", ring)]

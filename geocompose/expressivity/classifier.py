@@ -169,7 +169,8 @@ def build_classifier(data: dict, layers: int | None, head: Head) -> Classifier:
         )
         return Classifier(candidate, readout, oriented)
     raise BlueprintError(
-        f"no pair_features readout type-checks on blueprint '{data.get('name')}':\n  " + "\n  ".join(errors)
+        f"no pair_features readout type-checks on blueprint '{data.get('name')}':\n  "
+        + "\n  ".join(errors)
     )
 
 
@@ -205,7 +206,9 @@ def make_head(dim: int, invariant: bool, dtype: torch.dtype) -> nn.Module:
     return head.to(dtype)
 
 
-def compile_classifier(classifier: Classifier, *, seed: int, dtype: torch.dtype = torch.float64) -> PairClassifier:
+def compile_classifier(
+    classifier: Classifier, *, seed: int, dtype: torch.dtype = torch.float64
+) -> PairClassifier:
     """Compile with seeded weights; the head is seeded from the same seed."""
     model = compile(classifier.data, dtype=dtype, seed=seed)
     dim = model.outputs[F.PAIR_FEATURES].irreps.dim
@@ -222,7 +225,9 @@ def model_cutoff(model: GeometricModel) -> float:
 
 def graph_batch(model: GeometricModel, positions: np.ndarray, edges, dtype: torch.dtype) -> Batch:
     """One structure of the model's first species, with ``edges`` as its topology."""
-    atoms = ase.Atoms(numbers=[ase.data.atomic_numbers[model.species[0]]] * len(positions), positions=positions)
+    atoms = ase.Atoms(
+        numbers=[ase.data.atomic_numbers[model.species[0]]] * len(positions), positions=positions
+    )
     batch = Batch.from_ase(atoms, dtype=dtype)
     both = [(j, i) for i, j in edges] + [(i, j) for i, j in edges]  # (sender, receiver)
     both.sort(key=lambda e: (e[1], e[0]))  # receiver-sorted, the builders' contract
@@ -237,7 +242,9 @@ def graph_batch(model: GeometricModel, positions: np.ndarray, edges, dtype: torc
     return batch
 
 
-def pair_batches(model: GeometricModel, pair: GeometricPair, dtype: torch.dtype | None = None) -> list[Batch]:
+def pair_batches(
+    model: GeometricModel, pair: GeometricPair, dtype: torch.dtype | None = None
+) -> list[Batch]:
     """The pair's two graphs as batches for ``model``, scaled by ``cutoff / 10``.
 
     Raises:
@@ -246,5 +253,10 @@ def pair_batches(model: GeometricModel, pair: GeometricPair, dtype: torch.dtype 
     dtype = dtype or model.dtype
     scale = model_cutoff(model) / PAPER_CUTOFF
     if pair.max_edge_length() * scale >= model_cutoff(model):
-        raise BlueprintError(f"pair {pair.name} has edges beyond the cutoff of model '{model.name}'")
-    return [graph_batch(model, pos * scale, edges, dtype) for pos, edges in zip(pair.positions, pair.edges)]
+        raise BlueprintError(
+            f"pair {pair.name} has edges beyond the cutoff of model '{model.name}'"
+        )
+    return [
+        graph_batch(model, pos * scale, edges, dtype)
+        for pos, edges in zip(pair.positions, pair.edges)
+    ]

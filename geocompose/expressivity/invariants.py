@@ -59,11 +59,17 @@ def node_invariants(positions: np.ndarray, edges, body_order: int) -> list[tuple
         ValueError: a body order other than 2 or 3.
     """
     if body_order not in (2, 3):
-        raise ValueError(f"local invariants are defined here for body order 2 or 3; got {body_order}")
+        raise ValueError(
+            f"local invariants are defined here for body order 2 or 3; got {body_order}"
+        )
     adjacency = neighbours(len(positions), edges)
     out = []
     for i, around in enumerate(adjacency):
-        distances = tuple(sorted(np.round([np.linalg.norm(positions[j] - positions[i]) for j in around], DECIMALS)))
+        distances = tuple(
+            sorted(
+                np.round([np.linalg.norm(positions[j] - positions[i]) for j in around], DECIMALS)
+            )
+        )
         if body_order == 2:
             out.append(distances)
         else:
@@ -89,7 +95,9 @@ def same_point_set(a: np.ndarray, b: np.ndarray, atol: float = 1e-9) -> np.ndarr
     return match
 
 
-def is_symmetric_under(positions: np.ndarray, edges, rotation: np.ndarray, atol: float = 1e-9) -> bool:
+def is_symmetric_under(
+    positions: np.ndarray, edges, rotation: np.ndarray, atol: float = 1e-9
+) -> bool:
     """Whether ``rotation`` maps the graph onto itself: points onto points, edges onto edges."""
     match = same_point_set(positions @ rotation.T, positions, atol)
     if match is None:

@@ -121,7 +121,9 @@ def accuracy(model: PairClassifier, batches: list[Batch], labels: tuple[int, int
     return 100.0 * sum(p == y for p, y in zip(predicted, labels)) / len(labels)
 
 
-def train_pair(build: Build, pair: GeometricPair, protocol: Protocol = Protocol(), on_epoch=None) -> Trained:
+def train_pair(
+    build: Build, pair: GeometricPair, protocol: Protocol = Protocol(), on_epoch=None
+) -> Trained:
     """Train a fresh (or warm-started) classifier per seed; best and final accuracy each.
 
     Args:
@@ -209,8 +211,14 @@ class Distinguished:
         return "✗ =0" if max(self.gaps) == 0.0 else "✗"
 
 
-def _probe_features(model: PairClassifier, positions: np.ndarray, edges, pair: GeometricPair,
-                    rng: np.random.Generator, probes: int) -> tuple[torch.Tensor, float]:
+def _probe_features(
+    model: PairClassifier,
+    positions: np.ndarray,
+    edges,
+    pair: GeometricPair,
+    rng: np.random.Generator,
+    probes: int,
+) -> tuple[torch.Tensor, float]:
     """Features of one graph and the largest change under symmetry probes."""
     inner = model.model
     dtype = inner.dtype
@@ -237,7 +245,9 @@ def _probe_features(model: PairClassifier, positions: np.ndarray, edges, pair: G
     return reference, noise
 
 
-def distinguish(build: Build, pair: GeometricPair, seeds: int = 3, probes: int = 2) -> Distinguished:
+def distinguish(
+    build: Build, pair: GeometricPair, seeds: int = 3, probes: int = 2
+) -> Distinguished:
     """Random-init separation of ``pair`` for seeds ``0..seeds-1`` (eval mode, no grad).
 
     Args:
@@ -254,10 +264,12 @@ def distinguish(build: Build, pair: GeometricPair, seeds: int = 3, probes: int =
         rng = np.random.default_rng(seed)
         scale = model_cutoff(model.model) / PAPER_CUTOFF
         with torch.no_grad():
-            features, noise = zip(*(
-                _probe_features(model, pos * scale, edges, pair, rng, probes)
-                for pos, edges in zip(pair.positions, pair.edges)
-            ))
+            features, noise = zip(
+                *(
+                    _probe_features(model, pos * scale, edges, pair, rng, probes)
+                    for pos, edges in zip(pair.positions, pair.edges)
+                )
+            )
         result.gaps.append(float((features[0] - features[1]).abs().max()))
         result.noise.append(max(noise))
         result.scales.append(float(max(f.abs().max() for f in features)))

@@ -41,7 +41,9 @@ class KnobModel(BaseModel):
                 if isinstance(value, bool) and field is not None:
                     annotation = field.annotation
                     if annotation is not bool and bool not in typing.get_args(annotation):
-                        raise ValueError(f"`{name}` expects {_describe(annotation)}, not the boolean {value!r}")
+                        raise ValueError(
+                            f"`{name}` expects {_describe(annotation)}, not the boolean {value!r}"
+                        )
         return data
 
 
@@ -212,4 +214,3 @@ def register(
         return builder
 
     return decorate
-

@@ -52,7 +52,15 @@ from geocompose.search.objectives import objective_names
 from geocompose.search.sampler import refusal_reason
 from geocompose.search.space import Space, read_space
 
-__all__ = ["OBJECTIVES", "OptunaSuggester", "SearchConfig", "SearchError", "assignments", "open_study", "run_search"]
+__all__ = [
+    "OBJECTIVES",
+    "OptunaSuggester",
+    "SearchConfig",
+    "SearchError",
+    "assignments",
+    "open_study",
+    "run_search",
+]
 
 OBJECTIVES = ("valid_error", "params", "latency_ms")
 """The objectives of a multi-objective study, in order, all minimised (plus
@@ -159,8 +167,13 @@ def _study_name(space: Space) -> str:
     return name if isinstance(name, str) else Path(space.file).stem
 
 
-def open_study(space: Space, out: str | Path, storage: str | None = None, config: SearchConfig | None = None,
-               seed: int | None = None):
+def open_study(
+    space: Space,
+    out: str | Path,
+    storage: str | None = None,
+    config: SearchConfig | None = None,
+    seed: int | None = None,
+):
     """The study of ``space`` in ``storage`` (created when absent)."""
     import optuna
 
@@ -174,10 +187,18 @@ def open_study(space: Space, out: str | Path, storage: str | None = None, config
         chosen = optuna.samplers.TPESampler(seed=seed)
     else:
         raise SearchError(f"sampler must be 'nsga2' or 'tpe'; got {sampler!r}")
-    pruner = optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1) if sampler == "tpe" else None
+    pruner = (
+        optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1)
+        if sampler == "tpe"
+        else None
+    )
     study = optuna.create_study(
-        study_name=_study_name(space), storage=_storage(storage, Path(out)), sampler=chosen,
-        pruner=pruner, directions=directions, load_if_exists=True,
+        study_name=_study_name(space),
+        storage=_storage(storage, Path(out)),
+        sampler=chosen,
+        pruner=pruner,
+        directions=directions,
+        load_if_exists=True,
     )
     if len(study.directions) != len(directions):
         raise SearchError(
@@ -186,7 +207,9 @@ def open_study(space: Space, out: str | Path, storage: str | None = None, config
             "(use another --out)"
         )
     if study.user_attrs.get("space") not in (None, space.template.__repr__()):
-        raise SearchError(f"the study '{study.study_name}' was run on a different search space; use another --out")
+        raise SearchError(
+            f"the study '{study.study_name}' was run on a different search space; use another --out"
+        )
     study.set_user_attr("space", space.template.__repr__())
     study.set_user_attr("objectives", list(names))
     return study
@@ -210,7 +233,9 @@ def _objective(trial, space: Space, data, cfg: SearchConfig, out: Path):
                 trial.set_user_attr(key, value)
         trial.set_user_attr("duplicate_of", previous.number)
         if previous.state.name != "COMPLETE":
-            raise optuna.TrialPruned(previous.user_attrs.get("rejected", "duplicate of a pruned trial"))
+            raise optuna.TrialPruned(
+                previous.user_attrs.get("rejected", "duplicate of a pruned trial")
+            )
         return previous.values if len(previous.values) > 1 else previous.values[0]
 
     from geocompose.verify import verify
@@ -238,15 +263,31 @@ def _objective(trial, space: Space, data, cfg: SearchConfig, out: Path):
 def _same_params(trial):
     from optuna.trial import TrialState
 
-    for other in trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)):
-        if other.params == trial.params and "refused" not in other.user_attrs and "pruned_at" not in other.user_attrs:
+    for other in trial.study.get_trials(
+        deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)
+    ):
+        if (
+            other.params == trial.params
+            and "refused" not in other.user_attrs
+            and "pruned_at" not in other.user_attrs
+        ):
             return other
     return None
 
 
 # -- workers --------------------------------------------------------------------------
-def _worker(space_file: str, space_text: str, data, cfg: SearchConfig, out: str, storage: str | None,
-            n_trials: int, index: int, threads: int, sampler_seed: int) -> None:
+def _worker(
+    space_file: str,
+    space_text: str,
+    data,
+    cfg: SearchConfig,
+    out: str,
+    storage: str | None,
+    n_trials: int,
+    index: int,
+    threads: int,
+    sampler_seed: int,
+) -> None:
     import optuna
     import torch
 
@@ -301,7 +342,9 @@ def _enqueue_untried(study, space: Space, limit: int, shuffle: int | None = None
     if limit <= 0:
         return
     held = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING)
-    tried = {tuple(sorted(_params(t).items())) for t in study.get_trials(deepcopy=False, states=held)}
+    tried = {
+        tuple(sorted(_params(t).items())) for t in study.get_trials(deepcopy=False, states=held)
+    }
     designs = list(assignments(space))
     if shuffle is not None:
         random.Random(shuffle).shuffle(designs)
@@ -313,9 +356,19 @@ def _enqueue_untried(study, space: Space, limit: int, shuffle: int | None = None
             limit -= 1
 
 
-def run_search(space: Space | str | Path, data, trials: int, workers: int = 1, out: str | Path = "search",
-               storage: str | None = None, budget_epochs: int = 5, seed: int = 0, sampler: str = "nsga2",
-               config: SearchConfig | None = None, echo=print):
+def run_search(
+    space: Space | str | Path,
+    data,
+    trials: int,
+    workers: int = 1,
+    out: str | Path = "search",
+    storage: str | None = None,
+    budget_epochs: int = 5,
+    seed: int = 0,
+    sampler: str = "nsga2",
+    config: SearchConfig | None = None,
+    echo=print,
+):
     """Run (or continue) a search until ``trials`` trials have finished.
 
     Args:
@@ -345,8 +398,12 @@ def run_search(space: Space | str | Path, data, trials: int, workers: int = 1, o
     study = open_study(space, out, storage, cfg)
     retried = _recover(study, shared=storage is not None and not storage.endswith(".journal"))
     if retried:
-        echo(f"marked {len(retried)} trial(s) a killed run left running as failed; re-sampling them: {retried}")
-    finished = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))
+        echo(
+            f"marked {len(retried)} trial(s) a killed run left running as failed; re-sampling them: {retried}"
+        )
+    finished = len(
+        study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
+    )
     todo = max(0, trials - finished)
     if todo and space.size <= ENUMERATE_UP_TO:
         fresh = todo - len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
@@ -354,7 +411,9 @@ def run_search(space: Space | str | Path, data, trials: int, workers: int = 1, o
             _enqueue_untried(study, space, fresh)
         else:  # the sampler's random start, drawn without replacement
             start = 50 if cfg.sampler == "nsga2" else 10  # NSGA-II population; TPE startup
-            _enqueue_untried(study, space, min(fresh, start - len(study.trials)), shuffle=cfg.seed + finished)
+            _enqueue_untried(
+                study, space, min(fresh, start - len(study.trials)), shuffle=cfg.seed + finished
+            )
     if todo == 0:
         echo(f"{finished} trial(s) already finished; nothing to run")
         return study
@@ -362,8 +421,21 @@ def run_search(space: Space | str | Path, data, trials: int, workers: int = 1, o
     shares = [todo // workers + (i < todo % workers) for i in range(workers)]
     threads = max(1, (os.cpu_count() or 1) // workers)
     text = Path(space.file).read_text() if Path(space.file).is_file() else None
-    args = [(space.file, text, data, copy.deepcopy(cfg), str(out), storage, n, i, threads, cfg.seed + finished)
-            for i, n in enumerate(shares)]
+    args = [
+        (
+            space.file,
+            text,
+            data,
+            copy.deepcopy(cfg),
+            str(out),
+            storage,
+            n,
+            i,
+            threads,
+            cfg.seed + finished,
+        )
+        for i, n in enumerate(shares)
+    ]
     echo(f"running {todo} trial(s) ({finished} finished before) on {workers} worker(s)")
     if workers == 1:
         _worker(*args[0])

@@ -61,7 +61,9 @@ def validation_error(valid: dict[str, float], best_loss: float) -> tuple[str, fl
     return "valid_loss", float(best_loss)
 
 
-def train_and_measure(trial, candidate: dict, data, cfg: SearchConfig, out: Path) -> tuple[float, int, float]:
+def train_and_measure(
+    trial, candidate: dict, data, cfg: SearchConfig, out: Path
+) -> tuple[float, int, float]:
     """Train ``candidate`` for the budget in ``OUT/runs/trial_NNNN``; returns
     (validation error, parameter count, latency in ms).
 
@@ -74,8 +76,13 @@ def train_and_measure(trial, candidate: dict, data, cfg: SearchConfig, out: Path
 
     from geocompose.train import TrainConfig, Trainer, TrainingDiverged
 
-    config = TrainConfig(epochs=cfg.budget_epochs, atoms_per_batch=cfg.atoms_per_batch, lr=cfg.lr,
-                         seed=cfg.seed, patience=0)
+    config = TrainConfig(
+        epochs=cfg.budget_epochs,
+        atoms_per_batch=cfg.atoms_per_batch,
+        lr=cfg.lr,
+        seed=cfg.seed,
+        patience=0,
+    )
     run = out / "runs" / f"trial_{trial.number:04d}"
     trainer = Trainer(candidate, data, config, out=run, progress=False, echo=lambda *a: None)
     start = time.perf_counter()
@@ -97,7 +104,9 @@ def train_and_measure(trial, candidate: dict, data, cfg: SearchConfig, out: Path
     trial.set_user_attr("metrics", {k: float(v) for k, v in result.valid.items()})
     potential = trainer.potential.eval()
     params = sum(p.numel() for p in potential.parameters())
-    reference = data.batches([0], atoms_per_batch=10**9, dtype=next(potential.parameters()).dtype)[0]
+    reference = data.batches([0], atoms_per_batch=10**9, dtype=next(potential.parameters()).dtype)[
+        0
+    ]
     times = []
     for _ in range(cfg.latency_repeats + 1):  # the first call warms caches; not counted
         tic = time.perf_counter()

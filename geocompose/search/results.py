@@ -21,7 +21,16 @@ from pathlib import Path
 
 import yaml
 
-__all__ = ["TrialRow", "best", "export_blueprints", "pareto_front", "pareto_table", "plot_front", "summary", "trial_rows"]
+__all__ = [
+    "TrialRow",
+    "best",
+    "export_blueprints",
+    "pareto_front",
+    "pareto_table",
+    "plot_front",
+    "summary",
+    "trial_rows",
+]
 
 
 @dataclass
@@ -75,9 +84,20 @@ def trial_rows(study) -> list[TrialRow]:
             reason = f"median pruner after epoch {attrs.get('pruned_at', '?')}"
         elif state == "fail":
             state, reason = "failed", attrs.get("error", "interrupted")
-        row = TrialRow(trial.number, state, attrs.get("blueprint"), reason=reason, attrs=dict(attrs), names=names)
+        row = TrialRow(
+            trial.number,
+            state,
+            attrs.get("blueprint"),
+            reason=reason,
+            attrs=dict(attrs),
+            names=names,
+        )
         if state == "complete":
-            row.valid_error, row.params, row.latency_ms = attrs["valid_error"], attrs["params"], attrs["latency_ms"]
+            row.valid_error, row.params, row.latency_ms = (
+                attrs["valid_error"],
+                attrs["params"],
+                attrs["latency_ms"],
+            )
         rows.append(row)
     return rows
 
@@ -112,15 +132,27 @@ def pareto_table(rows: list[TrialRow], title: str = "Pareto front"):
     from rich.table import Table
 
     table = Table(title=title)
-    for name, justify in (("trial", "right"), ("interactions", "left"), ("valid error", "right"),
-                          ("metric", "left"), ("params", "right"), ("latency ms", "right"),
-                          ("symmetry err", "right"), ("expressivity %", "right")):
+    for name, justify in (
+        ("trial", "right"),
+        ("interactions", "left"),
+        ("valid error", "right"),
+        ("metric", "left"),
+        ("params", "right"),
+        ("latency ms", "right"),
+        ("symmetry err", "right"),
+        ("expressivity %", "right"),
+    ):
         table.add_column(name, justify=justify)
     for row in pareto_front(rows):
         score = row.attrs.get("expressivity")
         table.add_row(
-            str(row.number), row.describe(), f"{row.valid_error:.4g}", row.attrs.get("error_metric", ""),
-            f"{row.params:,}", f"{row.latency_ms:.1f}", f"{row.attrs.get('symmetry_error', 0.0):.1e}",
+            str(row.number),
+            row.describe(),
+            f"{row.valid_error:.4g}",
+            row.attrs.get("error_metric", ""),
+            f"{row.params:,}",
+            f"{row.latency_ms:.1f}",
+            f"{row.attrs.get('symmetry_error', 0.0):.1e}",
             "-" if score is None else f"{score:.0f}",
         )
     return table
@@ -161,11 +193,24 @@ def plot_front(rows: list[TrialRow], path: str | Path, title: str = "") -> Path:
     on_front = {r.number for r in front}
     fig, ax = plt.subplots(figsize=(6, 4.2))
     others = [r for r in done if r.number not in on_front]
-    ax.scatter([r.params for r in others], [r.valid_error for r in others], c="0.6", label="trained")
-    ax.scatter([r.params for r in front], [r.valid_error for r in front], c="tab:red", label="Pareto front (error, params, latency)", zorder=3)
+    ax.scatter(
+        [r.params for r in others], [r.valid_error for r in others], c="0.6", label="trained"
+    )
+    ax.scatter(
+        [r.params for r in front],
+        [r.valid_error for r in front],
+        c="tab:red",
+        label="Pareto front (error, params, latency)",
+        zorder=3,
+    )
     for r in front:
-        ax.annotate(f"#{r.number} {r.describe()}", (r.params, r.valid_error), fontsize=7,
-                    xytext=(4, 4), textcoords="offset points")
+        ax.annotate(
+            f"#{r.number} {r.describe()}",
+            (r.params, r.valid_error),
+            fontsize=7,
+            xytext=(4, 4),
+            textcoords="offset points",
+        )
     ax.set_xscale("log")
     metric = done[0].attrs.get("error_metric", "validation error") if done else "validation error"
     ax.set_xlabel("parameters")

@@ -63,7 +63,9 @@ class SpaceReport:
         return self.valid / self.examined if self.examined else 0.0
 
 
-def survey(space: Space, *, enumerate_up_to: int = 2000, samples: int = 500, seed: int = 0) -> SpaceReport:
+def survey(
+    space: Space, *, enumerate_up_to: int = 2000, samples: int = 500, seed: int = 0
+) -> SpaceReport:
     """Type-check the whole space when it is small, a random sample otherwise."""
     enumerated = space.size <= enumerate_up_to
     if enumerated:

@@ -117,13 +117,24 @@ def _parse_marker(node: dict, path: tuple, where: SourceMap) -> Choice | Range:
         options = node["choice"]
         if not isinstance(options, list) or not options:
             raise BlueprintError("`choice` needs a non-empty list of options", location, name)
-        return Choice(name, tuple(_parse(o, (*path, "choice", i), where) for i, o in enumerate(options)))
+        return Choice(
+            name, tuple(_parse(o, (*path, "choice", i), where) for i, o in enumerate(options))
+        )
     bounds, log = node["range"], node.get("log", False)
-    numeric = isinstance(bounds, list) and len(bounds) == 2 and all(
-        isinstance(b, (int, float)) and not isinstance(b, bool) and math.isfinite(b) for b in bounds
+    numeric = (
+        isinstance(bounds, list)
+        and len(bounds) == 2
+        and all(
+            isinstance(b, (int, float)) and not isinstance(b, bool) and math.isfinite(b)
+            for b in bounds
+        )
     )
     if not numeric or bounds[0] > bounds[1]:
-        raise BlueprintError(f"`range` needs [low, high] finite numbers with low <= high; got {bounds!r}", location, name)
+        raise BlueprintError(
+            f"`range` needs [low, high] finite numbers with low <= high; got {bounds!r}",
+            location,
+            name,
+        )
     if not isinstance(log, bool) or (log and bounds[0] <= 0):
         raise BlueprintError("`log: true` needs a positive range", location, name)
     integer = all(isinstance(b, int) for b in bounds)
@@ -132,7 +143,9 @@ def _parse_marker(node: dict, path: tuple, where: SourceMap) -> Choice | Range:
 
 def _instantiate(node: Any, suggest: Suggester) -> Any:
     if isinstance(node, Choice):
-        return _instantiate(node.options[suggest.categorical(node.name, len(node.options))], suggest)
+        return _instantiate(
+            node.options[suggest.categorical(node.name, len(node.options))], suggest
+        )
     if isinstance(node, Range):
         if node.integer:
             return suggest.integer(node.name, int(node.low), int(node.high), node.log)
@@ -174,9 +187,13 @@ def _collect(node: Any, found: list) -> None:
     if isinstance(node, (Choice, Range)):
         found.append(node)
     children = (
-        node.options if isinstance(node, Choice)
-        else node.values() if isinstance(node, dict)
-        else node if isinstance(node, list) else []
+        node.options
+        if isinstance(node, Choice)
+        else node.values()
+        if isinstance(node, dict)
+        else node
+        if isinstance(node, list)
+        else []
     )
     for child in children:
         _collect(child, found)

@@ -58,7 +58,11 @@ def field_strategy(name: str, info: FieldInfo) -> st.SearchStrategy | None:
     if annotation is int:
         lo, hi = _bounds(info)
         lo = 1 if lo is None else int(lo)
-        hi = min(MAX_CHANNELS, int(hi)) if hi is not None else max(lo, min(MAX_CHANNELS, int(default or lo)))
+        hi = (
+            min(MAX_CHANNELS, int(hi))
+            if hi is not None
+            else max(lo, min(MAX_CHANNELS, int(default or lo)))
+        )
         return st.integers(lo, max(lo, hi))
     if annotation is o3.Irreps and default is not None:
         return _smaller_irreps(parse_irreps(default))

@@ -35,14 +35,18 @@ def rotations(draw, improper: bool = False) -> torch.Tensor:
 
 
 @st.composite
-def structures(draw, species: list[str] = SPECIES, cutoff: float = 4.0, periodic: bool | None = None) -> Batch:
+def structures(
+    draw, species: list[str] = SPECIES, cutoff: float = 4.0, periodic: bool | None = None
+) -> Batch:
     """A batch of 1–3 random molecules and/or periodic cells (float64)."""
     rng = np.random.default_rng(draw(st.integers(0, 2**31 - 1)))
     count = draw(st.integers(1, 3))
     atoms = []
     for _ in range(count):
         cell = draw(st.booleans()) if periodic is None else periodic
-        atoms.append(S.random_cell(rng, species) if cell else S.random_molecule(rng, species, cutoff))
+        atoms.append(
+            S.random_cell(rng, species) if cell else S.random_molecule(rng, species, cutoff)
+        )
     return Batch.from_ase(atoms)
 
 
@@ -51,7 +55,11 @@ def graphs(draw, cutoff: float) -> dict:
     """A graph section: radius (sometimes with a long-range edge set), kNN or complete."""
     kind = draw(st.sampled_from(["radius", "radius", "radius_long_range", "knn", "complete"]))
     if kind == "radius_long_range":
-        return {"type": "radius", "cutoff": cutoff, "long_range_cutoff": cutoff + draw(st.sampled_from([2.0, 4.0]))}
+        return {
+            "type": "radius",
+            "cutoff": cutoff,
+            "long_range_cutoff": cutoff + draw(st.sampled_from([2.0, 4.0])),
+        }
     if kind == "knn":
         return {"type": "knn", "k": draw(st.integers(2, 8)), "cutoff": cutoff}
     return {"type": kind, "cutoff": cutoff}
@@ -97,7 +105,9 @@ def compositions(
     }
     for position in range(draw(st.integers(1, max_interactions))):
         upstream = interaction_upstream(blueprint)
-        names = interactions if (position == 0 and interactions) else REGISTRY.names(Kind.INTERACTION)
+        names = (
+            interactions if (position == 0 and interactions) else REGISTRY.names(Kind.INTERACTION)
+        )
         candidates = []
         for name in names:
             entry = REGISTRY.get(Kind.INTERACTION, name)
@@ -108,7 +118,10 @@ def compositions(
             break
         name, params = draw(st.sampled_from(candidates))
         blueprint["interactions"].append({"type": name, **params})
-    if any(REGISTRY.get(Kind.INTERACTION, i["type"]).periodic is False for i in blueprint["interactions"]):
+    if any(
+        REGISTRY.get(Kind.INTERACTION, i["type"]).periodic is False
+        for i in blueprint["interactions"]
+    ):
         blueprint["graph"] = {"type": "complete", "cutoff": cutoff}  # a molecules-only block
     try:
         trace = check(blueprint)  # the readout may still refuse (e.g. no 0e channels left)

@@ -70,8 +70,12 @@ def require_all(upstream: FieldTypes, names, reader: str) -> dict[str, FieldType
     return reads
 
 
-def require_scalar(reads: dict[str, FieldType], name: str, reader: str, hint: str) -> TypeRefusal | None:
+def require_scalar(
+    reads: dict[str, FieldType], name: str, reader: str, hint: str
+) -> TypeRefusal | None:
     """Refuse (naming both types) when ``reads[name]`` holds anything but 0e channels."""
     if reads[name].is_scalar:
         return None
-    return TypeRefusal(f"{reader} reads {name} as 0e only; upstream gives {reads[name].irreps}", hint)
+    return TypeRefusal(
+        f"{reader} reads {name} as 0e only; upstream gives {reads[name].irreps}", hint
+    )

@@ -13,7 +13,9 @@ from geocompose.types.irreps import wigner_d
 Outputs = Mapping[str, torch.Tensor]
 
 
-def transform_batch(batch: Batch, rotation: torch.Tensor, shift: torch.Tensor | None = None) -> Batch:
+def transform_batch(
+    batch: Batch, rotation: torch.Tensor, shift: torch.Tensor | None = None
+) -> Batch:
     """x -> R x + t for positions, rows of the cell rotated (the lattice moves with the atoms)."""
     positions = batch.positions @ rotation.T
     if shift is not None:
@@ -22,7 +24,10 @@ def transform_batch(batch: Batch, rotation: torch.Tensor, shift: torch.Tensor | 
 
 
 def transform_outputs(
-    outputs: Outputs, types: Mapping[str, FieldType], rotation: torch.Tensor, shift: torch.Tensor | None = None
+    outputs: Outputs,
+    types: Mapping[str, FieldType],
+    rotation: torch.Tensor,
+    shift: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
     """What each output must become: ``y -> D(R) y`` by its irreps (+ t if it translates).
 
@@ -48,9 +53,12 @@ def permute_batch(batch: Batch, perm: torch.Tensor) -> Batch:
     return batch.replace(positions=batch.positions[perm], atomic_numbers=batch.atomic_numbers[perm])
 
 
-def permute_outputs(outputs: Outputs, types: Mapping[str, FieldType], perm: torch.Tensor) -> dict[str, torch.Tensor]:
+def permute_outputs(
+    outputs: Outputs, types: Mapping[str, FieldType], perm: torch.Tensor
+) -> dict[str, torch.Tensor]:
     return {
-        name: value[perm] if types[name].level is Level.NODE else value for name, value in outputs.items()
+        name: value[perm] if types[name].level is Level.NODE else value
+        for name, value in outputs.items()
     }
 
 
@@ -61,7 +69,9 @@ def wrap_batch(batch: Batch, cell_change: torch.Tensor) -> tuple[Batch, torch.Te
     cells = cell_change.to(batch.cell.dtype) @ batch.cell  # (B, 3, 3)
     cell_of_atom = cells[batch.batch]  # (N, 3, 3)
     pbc = batch.pbc[batch.batch]  # (N, 3)
-    frac = torch.linalg.solve(cell_of_atom.transpose(1, 2), batch.positions.unsqueeze(-1)).squeeze(-1)
+    frac = torch.linalg.solve(cell_of_atom.transpose(1, 2), batch.positions.unsqueeze(-1)).squeeze(
+        -1
+    )
     shift_frac = torch.where(pbc, -torch.floor(frac), torch.zeros_like(frac))
     displacement = torch.einsum("nk,nkc->nc", shift_frac, cell_of_atom)
     return batch.replace(positions=batch.positions + displacement, cell=cells), displacement

@@ -29,7 +29,11 @@ class Measured:
 
 
 def compare(
-    observed: Outputs, expected: Outputs, types: Mapping[str, FieldType], batch: Batch, labels: list[str]
+    observed: Outputs,
+    expected: Outputs,
+    types: Mapping[str, FieldType],
+    batch: Batch,
+    labels: list[str],
 ) -> Measured:
     """Per-structure relative errors over all outputs.
 
@@ -67,7 +71,9 @@ def detached(outputs: Outputs) -> dict[str, torch.Tensor]:
     return {k: v.detach() for k, v in outputs.items()}
 
 
-def rotation_check(model, batch, labels, gen, improper: bool, level: Level | None = None) -> Measured:
+def rotation_check(
+    model, batch, labels, gen, improper: bool, level: Level | None = None
+) -> Measured:
     """Outputs under a Haar-random rotation (or rotation-reflection); ``level`` limits the
     comparison to per-structure or per-atom outputs."""
     rotation = groups.improper_rotation(gen) if improper else groups.haar_rotation(gen)
@@ -75,7 +81,9 @@ def rotation_check(model, batch, labels, gen, improper: bool, level: Level | Non
 
 
 def translation_check(model, batch, labels, gen) -> Measured:
-    return _equivariance(model, batch, labels, torch.eye(3, dtype=torch.float64), groups.translation(gen))
+    return _equivariance(
+        model, batch, labels, torch.eye(3, dtype=torch.float64), groups.translation(gen)
+    )
 
 
 def _equivariance(model, batch, labels, rotation, shift, level: Level | None = None) -> Measured:
@@ -91,7 +99,9 @@ def permutation_check(model, batch, labels, gen) -> Measured:
     perm = groups.permutation_within(batch.batch, gen)
     base = detached(model(batch))
     moved = detached(model(actions.permute_batch(batch, perm)))
-    return compare(moved, actions.permute_outputs(base, model.outputs, perm), model.outputs, batch, labels)
+    return compare(
+        moved, actions.permute_outputs(base, model.outputs, perm), model.outputs, batch, labels
+    )
 
 
 def periodic_check(model, batch, labels) -> Measured:
@@ -128,7 +138,9 @@ def conservative_check(model, batch, labels, gen, force: str, energy: str) -> Me
         return model(batch.replace(positions=batch.positions + step * direction))[energy].detach()
 
     # Five-point central difference: truncation error O(h^4), so the check can be tight.
-    numeric = (-energy_at(2 * h) + 8 * energy_at(h) - 8 * energy_at(-h) + energy_at(-2 * h)) / (12 * h)
+    numeric = (-energy_at(2 * h) + 8 * energy_at(h) - 8 * energy_at(-h) + energy_at(-2 * h)) / (
+        12 * h
+    )
     numeric = numeric.reshape(-1)  # (B,)
     predicted = -torch.zeros(batch.num_structures, dtype=torch.float64).index_add_(
         0, batch.batch, (forces * direction).sum(dim=1)
@@ -148,7 +160,11 @@ def continuity_check(model, symbol: str, cutoff: float, energy_names: list[str])
     e_in, e_out, e_ref = (detached(model(b)) for b in (inside, outside, reference))
     worst, where = 0.0, ""
     for name in energy_names:
-        scale = max(float((e_ref[name] - e_out[name]).abs().max()), float(e_out[name].abs().max()), tolerances.SCALE_FLOOR)
+        scale = max(
+            float((e_ref[name] - e_out[name]).abs().max()),
+            float(e_out[name].abs().max()),
+            tolerances.SCALE_FLOOR,
+        )
         err = float((e_in[name] - e_out[name]).abs().max()) / scale
         if err >= worst:
             worst, where = err, f"{name}: {symbol}2 at cutoff ± {delta:g} Å"
@@ -170,7 +186,9 @@ def finite_check(model, batches: list[tuple[str, Batch]]) -> Measured:
             (grad,) = torch.autograd.grad(total, positions, allow_unused=True)
             if grad is not None and not torch.isfinite(grad).all():
                 bad.append(f"gradient on {label}")
-    return Measured(float(len(bad)), float(len(bad)), ", ".join(bad) or f"{len(batches)} edge cases")
+    return Measured(
+        float(len(bad)), float(len(bad)), ", ".join(bad) or f"{len(batches)} edge cases"
+    )
 
 
 CheckFunction = Callable[..., Measured]

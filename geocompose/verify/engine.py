@@ -103,7 +103,14 @@ def verify(
         else:
             verdict = Verdict.MEASURED
         report.checks.append(
-            CheckResult(name, measured.worst, tol if claimed else None, verdict, measured.where, measured.mean)
+            CheckResult(
+                name,
+                measured.worst,
+                tol if claimed else None,
+                verdict,
+                measured.where,
+                measured.mean,
+            )
         )
 
     def add_geometric(name: str, measured: checks.Measured, claimed: bool) -> None:
@@ -116,9 +123,13 @@ def verify(
         else:
             add(name, measured, False)
 
-    add_geometric("rotation", checks.rotation_check(model, batch, labels, gen, improper=False), geometric)
     add_geometric(
-        "reflection", checks.rotation_check(model, batch, labels, gen, improper=True), model.symmetry is Group.O3
+        "rotation", checks.rotation_check(model, batch, labels, gen, improper=False), geometric
+    )
+    add_geometric(
+        "reflection",
+        checks.rotation_check(model, batch, labels, gen, improper=True),
+        model.symmetry is Group.O3,
     )
     add_geometric("translation", checks.translation_check(model, batch, labels, gen), geometric)
     if symmetric:
@@ -133,7 +144,11 @@ def verify(
     periodic_batch = [i for i, a in enumerate(generic) if a[1].pbc.any()]
     if periodic_batch:
         sub = Batch.concatenate([batch.structure(i) for i in periodic_batch])
-        add("periodic images", checks.periodic_check(model, sub, [labels[i] for i in periodic_batch]), True)
+        add(
+            "periodic images",
+            checks.periodic_check(model, sub, [labels[i] for i in periodic_batch]),
+            True,
+        )
     else:
         reason = "the model is for molecules only (graph or block not periodic)"
         report.checks.append(CheckResult("periodic images", None, None, Verdict.SKIPPED, reason))
@@ -141,13 +156,17 @@ def verify(
 
     # Finite differences need a differentiable energy: a non-smooth graph (kNN) has kinks
     # where distances tie, so tied lattices are left out of this check for such graphs.
-    smooth_sample = [i for i, (label, _) in enumerate(generic) if model.smooth or "bulk" not in label]
+    smooth_sample = [
+        i for i, (label, _) in enumerate(generic) if model.smooth or "bulk" not in label
+    ]
     fd_batch = Batch.concatenate([batch.structure(i) for i in smooth_sample])
     fd_labels = [labels[i] for i in smooth_sample]
     for block in model.blocks:
         entry = getattr(block, "entry", None)
         if entry is not None and entry.kind is Kind.READOUT and entry.derivative:
-            measured = checks.conservative_check(model, fd_batch, fd_labels, gen, block.output, block.params.of)
+            measured = checks.conservative_check(
+                model, fd_batch, fd_labels, gen, block.output, block.params.of
+            )
             add(f"conservative {block.output}", measured, True, tolerances.CONSERVATIVE_RTOL)
 
     energies = [n for n, t in model.outputs.items() if t.level is Level.STRUCTURE and t.is_scalar]

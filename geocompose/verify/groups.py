@@ -14,12 +14,16 @@ def haar_rotation(generator: torch.Generator, dtype: torch.dtype = torch.float64
     return q.to(dtype)
 
 
-def improper_rotation(generator: torch.Generator, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+def improper_rotation(
+    generator: torch.Generator, dtype: torch.dtype = torch.float64
+) -> torch.Tensor:
     """A random element of O(3) \\ SO(3): a rotation composed with the inversion."""
     return -haar_rotation(generator, dtype)
 
 
-def translation(generator: torch.Generator, scale: float = 5.0, dtype=torch.float64) -> torch.Tensor:
+def translation(
+    generator: torch.Generator, scale: float = 5.0, dtype=torch.float64
+) -> torch.Tensor:
     """A random translation vector (3,) of typical length ``scale`` Å."""
     return (scale * torch.randn(3, generator=generator, dtype=torch.float64)).to(dtype)
 

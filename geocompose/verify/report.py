@@ -70,7 +70,12 @@ class VerificationReport:
         )
         for column in ("check", "max error", "mean", "tolerance", "verdict", "detail"):
             table.add_column(column)
-        style = {Verdict.PASS: "green", Verdict.FAIL: "red", Verdict.MEASURED: "yellow", Verdict.SKIPPED: "dim"}
+        style = {
+            Verdict.PASS: "green",
+            Verdict.FAIL: "red",
+            Verdict.MEASURED: "yellow",
+            Verdict.SKIPPED: "dim",
+        }
         for c in self.checks:
             table.add_row(
                 c.name,
@@ -85,9 +90,13 @@ class VerificationReport:
     def text(self) -> str:
         """Plain-text rendering (for exceptions and logs)."""
         verdict = "verified" if self.passed else "CLAIM VIOLATED"
-        lines = [f"{self.name}: claim {self.claim} via {self.strategy}, derived {self.derived}, {verdict}"]
+        lines = [
+            f"{self.name}: claim {self.claim} via {self.strategy}, derived {self.derived}, {verdict}"
+        ]
         for c in self.checks:
-            lines.append(f"  {c.name:<24} {_fmt(c.error):>10}  tol {_fmt(c.tolerance):>8}  {c.verdict.value:<8} {c.detail}")
+            lines.append(
+                f"  {c.name:<24} {_fmt(c.error):>10}  tol {_fmt(c.tolerance):>8}  {c.verdict.value:<8} {c.detail}"
+            )
         return "\n".join(lines)
 
 

@@ -66,7 +66,9 @@ def test_the_blueprint_on_the_page_compiles_and_its_error_is_as_shown(
 
     Path("tiny.yaml").write_text(tiny.replace("type: schnet", "type: shnet"))
     assert main(["verify", "tiny.yaml"]) == 2
-    shown = re.search(r"^(tiny\.yaml:\d+:\d+: .*? did you mean 'schnet'\?)", PAGE, flags=re.MULTILINE)
+    shown = re.search(
+        r"^(tiny\.yaml:\d+:\d+: .*? did you mean 'schnet'\?)", PAGE, flags=re.MULTILINE
+    )
     assert shown, "the page shows the located error for `type: shnet`"
     assert capsys.readouterr().err.startswith(shown.group(1))
 

@@ -41,14 +41,30 @@ readout:
 
 @pytest.fixture
 def passing_verifier(monkeypatch):
-    monkeypatch.setattr(importlib.import_module("geocompose.verify"), "verify", lambda *a, **k: VerificationReport("x", 0, "O(3)", "O(3)"))
+    monkeypatch.setattr(
+        importlib.import_module("geocompose.verify"),
+        "verify",
+        lambda *a, **k: VerificationReport("x", 0, "O(3)", "O(3)"),
+    )
 
 
 def test_search_writes_front_plot_blueprints_and_best(tmp_path, capsys, passing_verifier):
     space = tmp_path / "space.yaml"
     space.write_text(SPACE)
     out = tmp_path / "out"
-    args = ["search", str(space), str(DATA), "--trials", "2", "--budget", "1", "--structures", "8", "--out", str(out)]
+    args = [
+        "search",
+        str(space),
+        str(DATA),
+        "--trials",
+        "2",
+        "--budget",
+        "1",
+        "--structures",
+        "8",
+        "--out",
+        str(out),
+    ]
     assert main(args) == 0
     text = capsys.readouterr().out
     assert "Pareto front" in text and "2 complete" in text
@@ -70,10 +86,23 @@ def test_search_writes_front_plot_blueprints_and_best(tmp_path, capsys, passing_
 def test_search_refuses_a_mismatched_study(tmp_path, passing_verifier):
     space = tmp_path / "space.yaml"
     space.write_text(SPACE)
-    args = ["search", str(space), str(DATA), "--trials", "1", "--budget", "1", "--structures", "8", "--out",
-            str(tmp_path / "out")]
+    args = [
+        "search",
+        str(space),
+        str(DATA),
+        "--trials",
+        "1",
+        "--budget",
+        "1",
+        "--structures",
+        "8",
+        "--out",
+        str(tmp_path / "out"),
+    ]
     assert main(args) == 0
-    assert main([*args, "--sampler", "tpe"]) == 2  # one objective cannot continue a three-objective study
+    assert (
+        main([*args, "--sampler", "tpe"]) == 2
+    )  # one objective cannot continue a three-objective study
 
 
 def test_tpe_reports_every_epoch_to_the_pruner(tmp_path, passing_verifier):
@@ -82,8 +111,14 @@ def test_tpe_reports_every_epoch_to_the_pruner(tmp_path, passing_verifier):
     space = tmp_path / "space.yaml"
     space.write_text(SPACE)
     data = geocompose.data.dataset.Dataset.from_file(DATA).subset(range(8))
-    study = run_search(space, data, trials=2, out=tmp_path / "out", config=SearchConfig(budget_epochs=2, sampler="tpe"),
-                       echo=lambda *a: None)
+    study = run_search(
+        space,
+        data,
+        trials=2,
+        out=tmp_path / "out",
+        config=SearchConfig(budget_epochs=2, sampler="tpe"),
+        echo=lambda *a: None,
+    )
     assert len(study.directions) == 1
     for trial in study.trials:
         assert trial.state.name == "COMPLETE"
@@ -95,13 +130,27 @@ def test_expressivity_can_be_a_fourth_objective(tmp_path, passing_verifier):
     pytest.importorskip("geocompose.expressivity")
     space = tmp_path / "space.yaml"
     space.write_text(SPACE)
-    args = ["search", str(space), str(DATA), "--trials", "1", "--budget", "1", "--structures", "8", "--out",
-            str(tmp_path / "out"), "--rank-expressivity"]
+    args = [
+        "search",
+        str(space),
+        str(DATA),
+        "--trials",
+        "1",
+        "--budget",
+        "1",
+        "--structures",
+        "8",
+        "--out",
+        str(tmp_path / "out"),
+        "--rank-expressivity",
+    ]
     assert main(args) == 0
     from geocompose.search.engine import SearchConfig, open_study
     from geocompose.search.space import read_space
 
-    study = open_study(read_space(space), tmp_path / "out", config=SearchConfig(expressivity_objective=True))
+    study = open_study(
+        read_space(space), tmp_path / "out", config=SearchConfig(expressivity_objective=True)
+    )
     assert [d.name for d in study.directions] == ["MINIMIZE"] * 3 + ["MAXIMIZE"]
     (trial,) = study.trials
     assert 0 <= trial.values[3] == trial.user_attrs["expressivity"] <= 100

@@ -25,7 +25,9 @@ def test_interaction_block_verifies(name):
     check()
 
 
-@pytest.mark.parametrize("kind", [Kind.RADIAL, Kind.ENVELOPE, Kind.NODE_EMBEDDING, Kind.GRAPH, Kind.READOUT])
+@pytest.mark.parametrize(
+    "kind", [Kind.RADIAL, Kind.ENVELOPE, Kind.NODE_EMBEDDING, Kind.GRAPH, Kind.READOUT]
+)
 def test_every_component_is_covered_by_a_verified_blueprint_or_composition(kind):
     """Components are exercised through compositions (radial, envelope, node) or the
     dedicated tests in tests/unit; this guards that each kind has entries at all."""

@@ -17,7 +17,9 @@ from geocompose.testing import compositions
 from geocompose.verify import Verdict, verify
 
 ROOT = Path(__file__).parents[2]
-MLP = read_blueprint(ROOT / "blueprints" / "mlp-frame-averaging.yaml").blueprint.model_dump(mode="json")
+MLP = read_blueprint(ROOT / "blueprints" / "mlp-frame-averaging.yaml").blueprint.model_dump(
+    mode="json"
+)
 
 
 def with_strategy(blueprint: dict, strategy, group="O(3)", tolerance=None) -> dict:
@@ -63,16 +65,22 @@ def test_stochastic_frames_report_measured_errors_and_honour_a_stated_tolerance(
     sfa = {"type": "stochastic_frame_averaging", "eval_frames": 1}
     report = verify(with_strategy(MLP, sfa), samples=2)
     rotation = report.check("rotation")
-    assert rotation.verdict is Verdict.MEASURED and rotation.error > 1e-6 and rotation.mean is not None
+    assert (
+        rotation.verdict is Verdict.MEASURED and rotation.error > 1e-6 and rotation.mean is not None
+    )
     assert report.passed  # nothing exact was claimed about rotations
     strict = verify(with_strategy(MLP, sfa, tolerance=1e-12), samples=2)
     assert strict.check("rotation").verdict is Verdict.FAIL
-    every = verify(with_strategy(MLP, {"type": "stochastic_frame_averaging", "eval_frames": "all"}), samples=2)
+    every = verify(
+        with_strategy(MLP, {"type": "stochastic_frame_averaging", "eval_frames": "all"}), samples=2
+    )
     assert every.check("rotation").verdict is Verdict.PASS
 
 
 def test_stochastic_frames_use_one_random_frame_in_training():
-    model = geocompose.compile(with_strategy(MLP, {"type": "stochastic_frame_averaging"}), dtype=torch.float64, seed=0)
+    model = geocompose.compile(
+        with_strategy(MLP, {"type": "stochastic_frame_averaging"}), dtype=torch.float64, seed=0
+    )
     batch = geocompose.Batch.from_ase([molecule("CH3OH")])
     model.train()
     torch.manual_seed(0)
@@ -87,7 +95,10 @@ def test_augmentation_is_approximate_and_changes_nothing_at_evaluation():
     trace = geocompose.check(bp)
     assert not trace.exact
     report = verify(bp, samples=1)
-    assert report.check("rotation").verdict is Verdict.MEASURED and report.check("rotation").error > 1e-3
+    assert (
+        report.check("rotation").verdict is Verdict.MEASURED
+        and report.check("rotation").error > 1e-3
+    )
     plain = geocompose.compile(with_strategy(MLP, "none"), dtype=torch.float64, seed=0).eval()
     augmented = geocompose.compile(bp, dtype=torch.float64, seed=0).eval()
     batch = geocompose.Batch.from_ase([molecule("H2O")])
@@ -125,7 +136,7 @@ def test_safe_eigh_matches_autograd_away_from_degeneracy_and_is_finite_at_it():
 
     def loss(fn):
         values, vectors = fn(sym)
-        return (values.sum() + (vectors.abs() * weights).sum())  # abs: sign-invariant
+        return values.sum() + (vectors.abs() * weights).sum()  # abs: sign-invariant
 
     (ours,) = torch.autograd.grad(loss(SafeEigh.apply), sym)
     (reference,) = torch.autograd.grad(loss(torch.linalg.eigh), sym)

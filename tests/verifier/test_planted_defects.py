@@ -23,10 +23,16 @@ from geocompose.verify import Verdict, verify
 
 
 def scalar_block_signature(upstream):
-    reads = {F.NODE_FEATURES: upstream[F.NODE_FEATURES], F.EDGE_INDEX: upstream[F.EDGE_INDEX],
-             F.EDGE_VECTORS: upstream[F.EDGE_VECTORS], F.POSITIONS: upstream[F.POSITIONS],
-             F.BATCH: upstream[F.BATCH]}
-    return Signature(reads=reads, writes={F.NODE_FEATURES: upstream[F.NODE_FEATURES]}, guarantee=Group.O3)
+    reads = {
+        F.NODE_FEATURES: upstream[F.NODE_FEATURES],
+        F.EDGE_INDEX: upstream[F.EDGE_INDEX],
+        F.EDGE_VECTORS: upstream[F.EDGE_VECTORS],
+        F.POSITIONS: upstream[F.POSITIONS],
+        F.BATCH: upstream[F.BATCH],
+    }
+    return Signature(
+        reads=reads, writes={F.NODE_FEATURES: upstream[F.NODE_FEATURES]}, guarantee=Group.O3
+    )
 
 
 class DefectParams(InteractionParams):
@@ -97,8 +103,12 @@ class CurlForces(Block):
     @classmethod
     def signature(cls, params, upstream, ctx):
         return Signature(
-            reads={params.of: upstream[params.of], F.POSITIONS: upstream[F.POSITIONS],
-                   F.BATCH: upstream[F.BATCH], F.CELL: upstream[F.CELL]},
+            reads={
+                params.of: upstream[params.of],
+                F.POSITIONS: upstream[F.POSITIONS],
+                F.BATCH: upstream[F.BATCH],
+                F.CELL: upstream[F.CELL],
+            },
             writes={ctx.output: FieldType(parse_irreps("1o"), Level.NODE)},
             guarantee=Group.O3,
         )
@@ -112,10 +122,16 @@ class CurlForces(Block):
         (grad,) = torch.autograd.grad(state[self.params.of].sum(), positions, retain_graph=True)
         # Equivariant but not a gradient: each atom's offset from its structure's centre,
         # crossed with the structure's summed dipole-like vector.
-        counts = scatter_sum(torch.ones_like(positions[:, :1]), state[F.BATCH], state[F.CELL].shape[0])
-        centre = scatter_sum(positions, state[F.BATCH], state[F.CELL].shape[0]) / counts.clamp(min=1)
+        counts = scatter_sum(
+            torch.ones_like(positions[:, :1]), state[F.BATCH], state[F.CELL].shape[0]
+        )
+        centre = scatter_sum(positions, state[F.BATCH], state[F.CELL].shape[0]) / counts.clamp(
+            min=1
+        )
         offset = positions - centre[state[F.BATCH]]
-        axis = scatter_sum(offset * offset.norm(dim=1, keepdim=True), state[F.BATCH], state[F.CELL].shape[0])
+        axis = scatter_sum(
+            offset * offset.norm(dim=1, keepdim=True), state[F.BATCH], state[F.CELL].shape[0]
+        )
         curl = torch.cross(axis[state[F.BATCH]], offset, dim=1)
         return {self.output: -grad + 0.1 * curl}
 

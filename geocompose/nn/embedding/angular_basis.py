@@ -43,14 +43,18 @@ def safe_atan2(y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """``atan2(y, x)`` whose value is 0 and whose gradient is 0 (not NaN) at (0, 0)."""
     origin = (x == 0) & (y == 0)
     # Double `where`: the masked branch must see inputs with a finite derivative too.
-    return torch.atan2(torch.where(origin, torch.zeros_like(y), y), torch.where(origin, torch.ones_like(x), x))
+    return torch.atan2(
+        torch.where(origin, torch.zeros_like(y), y), torch.where(origin, torch.ones_like(x), x)
+    )
 
 
 def _safe_norm(v: torch.Tensor) -> torch.Tensor:
     """(..., 3) → (...) norms with gradient 0 at the zero vector."""
     squared = (v * v).sum(-1)
     nonzero = squared > 0
-    return torch.where(nonzero, torch.sqrt(torch.where(nonzero, squared, torch.ones_like(squared))), 0.0)
+    return torch.where(
+        nonzero, torch.sqrt(torch.where(nonzero, squared, torch.ones_like(squared))), 0.0
+    )
 
 
 def unit(v: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
@@ -65,7 +69,9 @@ def bond_angle(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return safe_atan2(_safe_norm(torch.linalg.cross(a, b)), (a * b).sum(-1))
 
 
-def dihedral(b1: torch.Tensor, b2: torch.Tensor, b3: torch.Tensor, signed: bool = True) -> torch.Tensor:
+def dihedral(
+    b1: torch.Tensor, b2: torch.Tensor, b3: torch.Tensor, signed: bool = True
+) -> torch.Tensor:
     """Dihedral angle of the chain with bond vectors ``b1, b2, b3`` (..., 3).
 
     ``phi = atan2(|b2| b1 . (b2 x b3), (b1 x b2) . (b2 x b3))`` in (-pi, pi]: the
@@ -143,7 +149,10 @@ def spherical_bessel_roots(num_l: int, num_n: int) -> np.ndarray:
     zeros[0] = points[:num_n]
     for l in range(1, num_l):
         points = np.array(
-            [brentq(lambda x, l=l: jn(l, x), points[i], points[i + 1]) for i in range(len(points) - 1)]
+            [
+                brentq(lambda x, l=l: jn(l, x), points[i], points[i + 1])
+                for i in range(len(points) - 1)
+            ]
         )
         zeros[l] = points[:num_n]
     return zeros
@@ -168,7 +177,9 @@ class SphericalBesselRadial(nn.Module):
         roots = spherical_bessel_roots(num_spherical, num_radial)  # (L, n)
         from scipy.special import spherical_jn as jn
 
-        norms = np.stack([math.sqrt(2.0) / np.abs(jn(l + 1, roots[l])) for l in range(num_spherical)])
+        norms = np.stack(
+            [math.sqrt(2.0) / np.abs(jn(l + 1, roots[l])) for l in range(num_spherical)]
+        )
         self.register_buffer("roots", torch.tensor(roots, dtype=torch.float64), persistent=False)
         self.register_buffer("norms", torch.tensor(norms, dtype=torch.float64), persistent=False)
         self.cutoff = cutoff

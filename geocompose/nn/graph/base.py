@@ -100,4 +100,3 @@ def safe_norm(vectors: torch.Tensor) -> torch.Tensor:
     squared = (vectors * vectors).sum(dim=-1, keepdim=True)
     nonzero = squared > 0
     return torch.where(nonzero, torch.sqrt(torch.where(nonzero, squared, 1.0)), 0.0)
-

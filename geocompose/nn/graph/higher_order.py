@@ -88,7 +88,9 @@ def _receiver_order(receivers: torch.Tensor) -> torch.Tensor | None:
     return torch.sort(receivers, stable=True).indices
 
 
-def reverse_edges(edge_index: torch.Tensor, edge_shifts: torch.Tensor, num_nodes: int) -> torch.Tensor:
+def reverse_edges(
+    edge_index: torch.Tensor, edge_shifts: torch.Tensor, num_nodes: int
+) -> torch.Tensor:
     """(E,) index of each edge's reverse ``(i → j, -s)``, or -1 where there is none
     (k-nearest-neighbour graphs need not be symmetric)."""
     senders, receivers = edge_index
@@ -186,9 +188,13 @@ def quadruplet_index(
     both = short[kj] & short[ji]
     kj, ji = kj[both], ji[both]
     order = _receiver_order(receivers)
-    by_receiver = order if order is not None else torch.arange(len(receivers), device=receivers.device)
+    by_receiver = (
+        order if order is not None else torch.arange(len(receivers), device=receivers.device)
+    )
     short_in = by_receiver[short[by_receiver]]  # short edges, receiver-sorted
-    degree = torch.bincount(receivers[short_in], minlength=num_nodes)  # (N,) short edges into each atom
+    degree = torch.bincount(
+        receivers[short_in], minlength=num_nodes
+    )  # (N,) short edges into each atom
     first = torch.cumsum(degree, 0) - degree
     k = senders[kj]
     counts = degree[k]  # (T',)
@@ -205,7 +211,9 @@ def quadruplet_index(
     return torch.stack([lk[keep], kj[keep], ji[keep]])
 
 
-def count_higher_order(edge_index: torch.Tensor, num_nodes: int, short: torch.Tensor | None = None) -> dict[str, int]:
+def count_higher_order(
+    edge_index: torch.Tensor, num_nodes: int, short: torch.Tensor | None = None
+) -> dict[str, int]:
     """Candidate triplets and quadruplets (before the exclusions), counted in O(E)
     without building them: what the builders would allocate."""
     senders, receivers = edge_index
@@ -213,7 +221,9 @@ def count_higher_order(edge_index: torch.Tensor, num_nodes: int, short: torch.Te
     out = {"edges": int(senders.numel()), "triplets_raw": int(degree[senders].sum())}
     mask = torch.ones_like(senders, dtype=torch.bool) if short is None else short
     deg_s = torch.bincount(receivers[mask], minlength=num_nodes)  # (N,)
-    via = scatter_sum(deg_s[senders[mask]], receivers[mask], num_nodes)  # (N,) sum over kj of deg_s(k)
+    via = scatter_sum(
+        deg_s[senders[mask]], receivers[mask], num_nodes
+    )  # (N,) sum over kj of deg_s(k)
     out["quadruplets_raw"] = int(via[senders[mask]].sum())
     return out
 
@@ -258,7 +268,9 @@ class TripletLayout:
             return values.view(self.in_index.shape + values.shape[1:])
         return values[self.in_index]
 
-    def harmonics(self, edge_vectors: torch.Tensor, num_orders: int, order_major: bool = False) -> torch.Tensor:
+    def harmonics(
+        self, edge_vectors: torch.Tensor, num_orders: int, order_major: bool = False
+    ) -> torch.Tensor:
         """``Y_l^0(angle k-j-i)`` for l < ``num_orders``, zero on masked slots:
         (N, K_out, K_in, L) dense — (N, L, K_out, K_in) with ``order_major``, the layout
         ``contract(per_order=True)`` takes — or (T, L) sparse; once per forward pass
@@ -274,7 +286,9 @@ class TripletLayout:
         major = order_major and self.dense
         return memo(edge_vectors, ("triplet_harmonics", num_orders, major), compute)
 
-    def contract(self, basis: torch.Tensor, values: torch.Tensor, per_order: bool = False) -> torch.Tensor:
+    def contract(
+        self, basis: torch.Tensor, values: torch.Tensor, per_order: bool = False
+    ) -> torch.Tensor:
         """``out_ji[(l,) c] = sum_{kj} basis(kj, ji)[l] values_kj[l, c]``.
 
         Args:
@@ -293,7 +307,9 @@ class TripletLayout:
             b = padded.permute(0, 2, 1, 3).reshape(n * orders, k_in, channels)
             out = torch.bmm(a, b).view(n, orders, k_out, channels).transpose(1, 2)
             return out.reshape(n * k_out, orders, channels)[self.out_position]
-        out = torch.bmm(basis.reshape(n, k_out, k_in * orders), padded.reshape(n, k_in * orders, channels))
+        out = torch.bmm(
+            basis.reshape(n, k_out, k_in * orders), padded.reshape(n, k_in * orders, channels)
+        )
         return out.reshape(n * k_out, channels)[self.out_position]
 
     def _contract_sparse(self, basis, values, per_order):
@@ -307,15 +323,25 @@ class TripletLayout:
         return out
 
 
-def triplet_layout(edge_index: torch.Tensor, edge_shifts: torch.Tensor, num_nodes: int) -> TripletLayout:
+def triplet_layout(
+    edge_index: torch.Tensor, edge_shifts: torch.Tensor, num_nodes: int
+) -> TripletLayout:
     """The batch's :class:`TripletLayout`, built once and memoised on ``edge_index``."""
-    return memo(edge_index, ("triplet_layout", num_nodes), lambda: _build_layout(edge_index, edge_shifts, num_nodes))
+    return memo(
+        edge_index,
+        ("triplet_layout", num_nodes),
+        lambda: _build_layout(edge_index, edge_shifts, num_nodes),
+    )
 
 
 def _build_layout(edge_index, edge_shifts, num_nodes) -> TripletLayout:
     senders, receivers = edge_index
     num_edges = senders.numel()
-    reverse = memo(edge_index, ("reverse", num_nodes), lambda: reverse_edges(edge_index, edge_shifts, num_nodes))
+    reverse = memo(
+        edge_index,
+        ("reverse", num_nodes),
+        lambda: reverse_edges(edge_index, edge_shifts, num_nodes),
+    )
     kj, ji = memo(
         edge_index,
         ("triplets", num_nodes),
@@ -347,6 +373,8 @@ def _build_layout(edge_index, edge_shifts, num_nodes) -> TripletLayout:
     flat = valid.view(-1)
     e = by_sender[back]
     flat[out_position[e] * k_in + in_position[reverse[e]]] = False
-    in_is_view = in_index.numel() == num_edges and bool((in_index.flatten() == torch.arange(num_edges, device=device)).all())
+    in_is_view = in_index.numel() == num_edges and bool(
+        (in_index.flatten() == torch.arange(num_edges, device=device)).all()
+    )
     in_index, out_index = in_index.clamp(min=0), out_index.clamp(min=0)
     return TripletLayout(kj, ji, num_edges, in_index, out_index, out_position, valid, in_is_view)

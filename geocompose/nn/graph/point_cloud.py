@@ -14,7 +14,10 @@ from geocompose.registry import Kind, KnobModel, register
 class PointCloudParams(KnobModel):
     type: Literal["point_cloud"] = "point_cloud"
     cutoff: float = Field(
-        default=5.0, gt=0.0, allow_inf_nan=False, description="range of the radial basis (Å); no edges are built"
+        default=5.0,
+        gt=0.0,
+        allow_inf_nan=False,
+        description="range of the radial basis (Å); no edges are built",
     )
 
 

@@ -67,7 +67,9 @@ class CGCNNInteraction(MessagePassingInteraction):
 
     def message(self, state: State, edges: EdgeView) -> torch.Tensor:
         h = state[F.NODE_FEATURES]
-        z = torch.cat([edges.gather_receivers(h), edges.gather_senders(h), state[F.EDGE_RADIAL]], dim=-1)
+        z = torch.cat(
+            [edges.gather_receivers(h), edges.gather_senders(h), state[F.EDGE_RADIAL]], dim=-1
+        )
         gate, core = self.gate_core(z).chunk(2, dim=-1)  # (E, hidden) each
         return torch.sigmoid(gate) * nn.functional.softplus(core) * state[F.EDGE_ENVELOPE]
 

@@ -25,11 +25,19 @@ from geocompose.types import fields as F
 
 # What every edge-state block reads from upstream (node features are checked apart).
 EDGE_INPUTS = (
-    F.POSITIONS, F.EDGE_INDEX, F.EDGE_SHIFTS, F.EDGE_VECTORS, F.EDGE_LENGTHS, F.EDGE_RADIAL, F.EDGE_ENVELOPE,
+    F.POSITIONS,
+    F.EDGE_INDEX,
+    F.EDGE_SHIFTS,
+    F.EDGE_VECTORS,
+    F.EDGE_LENGTHS,
+    F.EDGE_RADIAL,
+    F.EDGE_ENVELOPE,
 )
 
 
-def edge_state_signature(name: str, hidden: int, upstream, guarantee: Group) -> Signature | TypeRefusal:
+def edge_state_signature(
+    name: str, hidden: int, upstream, guarantee: Group
+) -> Signature | TypeRefusal:
     """Shared typing rule: scalar node features in, node features and an edge state
     of ``hidden x 0e`` out; an upstream edge state (any width) is read when present."""
     reads: dict[str, FieldType] = {}
@@ -81,7 +89,9 @@ class ResidualLayer(nn.Module):
 
     def __init__(self, width: int, act: Activation):
         super().__init__()
-        self.body = nn.Sequential(nn.Linear(width, width), activation(act), nn.Linear(width, width), activation(act))
+        self.body = nn.Sequential(
+            nn.Linear(width, width), activation(act), nn.Linear(width, width), activation(act)
+        )
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         return h + self.body(h)
@@ -100,7 +110,9 @@ class EdgeState(nn.Module):
             self.mix = nn.Sequential(nn.Linear(2 * node_dim + hidden, hidden), activation(act))
         else:
             width = upstream[F.EDGE_FEATURES].irreps.dim
-            self.project = nn.Identity() if width == hidden else nn.Linear(width, hidden, bias=False)
+            self.project = (
+                nn.Identity() if width == hidden else nn.Linear(width, hidden, bias=False)
+            )
 
     def forward(self, state: State, edges: EdgeView) -> torch.Tensor:
         if not self.embed:
@@ -113,11 +125,15 @@ class EdgeState(nn.Module):
 class OutputBlock(nn.Module):
     """DimeNet's per-layer output: ``t_i = MLP(W_up sum_j (W_rbf e_ji) * m_ji)``."""
 
-    def __init__(self, num_rbf: int, hidden: int, out_emb: int, layers: int, out_dim: int, act: Activation):
+    def __init__(
+        self, num_rbf: int, hidden: int, out_emb: int, layers: int, out_dim: int, act: Activation
+    ):
         super().__init__()
         self.rbf = nn.Linear(num_rbf, hidden, bias=False)
         self.up = nn.Linear(hidden, out_emb, bias=False)
-        self.mlp = nn.Sequential(*[m for _ in range(layers) for m in (nn.Linear(out_emb, out_emb), activation(act))])
+        self.mlp = nn.Sequential(
+            *[m for _ in range(layers) for m in (nn.Linear(out_emb, out_emb), activation(act))]
+        )
         self.out = nn.Linear(out_emb, out_dim, bias=False)
 
     def forward(self, state: State, edges: EdgeView, m: torch.Tensor) -> torch.Tensor:
@@ -176,7 +192,9 @@ class DimeNetPPInteraction(Block):
     @classmethod
     def signature(cls, params, upstream, ctx: BuildContext):
         if ctx.cutoff is None:
-            return TypeRefusal("dimenet_pp needs a graph cutoff for its Bessel basis", "use a radius graph")
+            return TypeRefusal(
+                "dimenet_pp needs a graph cutoff for its Bessel basis", "use a radius graph"
+            )
         return edge_state_signature("dimenet_pp", params.hidden, upstream, Group.O3)
 
     def __init__(self, params: DimeNetPPParams, upstream, ctx: BuildContext):
@@ -188,16 +206,26 @@ class DimeNetPPInteraction(Block):
         self.basis = SphericalBesselRadial(p.num_spherical, p.num_radial, ctx.cutoff)
         self.lin_ji = nn.Sequential(nn.Linear(p.hidden, p.hidden), activation(act))
         self.lin_kj = nn.Sequential(nn.Linear(p.hidden, p.hidden), activation(act))
-        self.rbf_kj = nn.Sequential(nn.Linear(num_rbf, p.basis_emb, bias=False), nn.Linear(p.basis_emb, p.hidden, bias=False))
+        self.rbf_kj = nn.Sequential(
+            nn.Linear(num_rbf, p.basis_emb, bias=False),
+            nn.Linear(p.basis_emb, p.hidden, bias=False),
+        )
         self.down = nn.Sequential(nn.Linear(p.hidden, p.int_emb, bias=False), activation(act))
         # W1: (L*n → basis_emb) kept as (L, n, basis_emb) so it applies per order l.
-        self.sbf1 = nn.Parameter(torch.randn(p.num_spherical, p.num_radial, p.basis_emb) / (p.num_spherical * p.num_radial) ** 0.5)
+        self.sbf1 = nn.Parameter(
+            torch.randn(p.num_spherical, p.num_radial, p.basis_emb)
+            / (p.num_spherical * p.num_radial) ** 0.5
+        )
         self.sbf2 = nn.Linear(p.basis_emb, p.int_emb, bias=False)
         self.up = nn.Sequential(nn.Linear(p.int_emb, p.hidden, bias=False), activation(act))
-        self.before = nn.Sequential(*[ResidualLayer(p.hidden, act) for _ in range(p.num_before_skip)])
+        self.before = nn.Sequential(
+            *[ResidualLayer(p.hidden, act) for _ in range(p.num_before_skip)]
+        )
         self.skip = nn.Sequential(nn.Linear(p.hidden, p.hidden), activation(act))
         self.after = nn.Sequential(*[ResidualLayer(p.hidden, act) for _ in range(p.num_after_skip)])
-        make_output = lambda: OutputBlock(num_rbf, p.hidden, p.out_emb, p.num_output_layers, node_dim, act)
+        make_output = lambda: OutputBlock(
+            num_rbf, p.hidden, p.out_emb, p.num_output_layers, node_dim, act
+        )
         self.output = make_output()
         self.first_output = make_output() if self.edge_state.embed else None
 

@@ -74,7 +74,9 @@ class GemNetTParams(InteractionParams):
     num_radial: PositiveInt = Field(default=6, description="roots per order in the 2D basis")
     num_before_skip: NonNegativeInt = 1
     num_after_skip: NonNegativeInt = 2
-    num_atom_layers: NonNegativeInt = Field(default=2, description="residual layers of the atom update")
+    num_atom_layers: NonNegativeInt = Field(
+        default=2, description="residual layers of the atom update"
+    )
     activation: Activation = "silu"
 
 
@@ -88,7 +90,9 @@ class TripletBilinear(nn.Module):
         self.rbf = nn.Linear(num_rbf, p.hidden, bias=False)
         self.down = nn.Sequential(nn.Linear(p.hidden, p.int_emb, bias=False), activation(act))
         self.basis = SphericalBesselRadial(p.num_spherical, p.num_radial, cutoff)
-        self.radial = nn.Parameter(torch.randn(p.num_spherical, p.num_radial, p.int_emb) / p.num_radial**0.5)
+        self.radial = nn.Parameter(
+            torch.randn(p.num_spherical, p.num_radial, p.int_emb) / p.num_radial**0.5
+        )
         self.bilinear = nn.Sequential(
             nn.Linear(p.num_spherical * p.int_emb, p.hidden, bias=False), activation(act)
         )
@@ -96,7 +100,9 @@ class TripletBilinear(nn.Module):
 
     def forward(self, state: State, m: torch.Tensor) -> torch.Tensor:
         x = self.down(self.kj(m) * self.rbf(rbf(state)))  # (E, int_emb), zero at the cutoff
-        filters = torch.einsum("eln,lnc->elc", spherical_radial(self.basis, state), self.radial)  # (E, L, C)
+        filters = torch.einsum(
+            "eln,lnc->elc", spherical_radial(self.basis, state), self.radial
+        )  # (E, L, C)
         triplets = layout(state)
         angular = triplets.harmonics(state[F.EDGE_VECTORS], self.num_spherical, order_major=True)
         summed = triplets.contract(angular, x[:, None, :] * filters, per_order=True)  # (E, L, C)
@@ -129,7 +135,9 @@ class GemNetTInteraction(Block):
     @classmethod
     def signature(cls, params, upstream, ctx: BuildContext):
         if ctx.cutoff is None:
-            return TypeRefusal(f"{params.type} needs a graph cutoff for its Bessel basis", "use a radius graph")
+            return TypeRefusal(
+                f"{params.type} needs a graph cutoff for its Bessel basis", "use a radius graph"
+            )
         return edge_state_signature(params.type, params.hidden, upstream, cls.group)
 
     def __init__(self, params: GemNetTParams, upstream, ctx: BuildContext):
@@ -140,7 +148,9 @@ class GemNetTInteraction(Block):
         self.edge_state = EdgeState(upstream, node_dim, num_rbf, p.hidden, act)
         self.lin_ji = nn.Sequential(nn.Linear(p.hidden, p.hidden), activation(act))
         self.triplet = TripletBilinear(p, num_rbf, ctx.cutoff)
-        self.before = nn.Sequential(*[ResidualLayer(p.hidden, act) for _ in range(p.num_before_skip)])
+        self.before = nn.Sequential(
+            *[ResidualLayer(p.hidden, act) for _ in range(p.num_before_skip)]
+        )
         self.skip = nn.Sequential(nn.Linear(p.hidden, p.hidden), activation(act))
         self.after = nn.Sequential(*[ResidualLayer(p.hidden, act) for _ in range(p.num_after_skip)])
         self.atom_rbf = nn.Linear(num_rbf, p.hidden, bias=False)
@@ -167,15 +177,21 @@ class GemNetTInteraction(Block):
         return {F.NODE_FEATURES: h, F.EDGE_FEATURES: m}
 
 
-
 class GemNetQParams(GemNetTParams):
     type: Literal["gemnet_q"] = "gemnet_q"
     quad_emb: PositiveInt = Field(default=8, description="quadruplet channels (GemNet: 32)")
     torsion_cutoff: float = Field(
-        default=3.0, gt=0.0, allow_inf_nan=False, description="all three edges of a chain are shorter (Å)"
+        default=3.0,
+        gt=0.0,
+        allow_inf_nan=False,
+        description="all three edges of a chain are shorter (Å)",
     )
-    torsion_order: int = Field(default=2, ge=1, le=8, description="harmonics m = 1..order of the dihedral")
-    angle_order: int = Field(default=3, ge=1, le=8, description="Legendre orders of the angle k-j-i")
+    torsion_order: int = Field(
+        default=2, ge=1, le=8, description="harmonics m = 1..order of the dihedral"
+    )
+    angle_order: int = Field(
+        default=3, ge=1, le=8, description="Legendre orders of the angle k-j-i"
+    )
 
 
 class QuadrupletInteraction(nn.Module):
@@ -192,7 +208,11 @@ class QuadrupletInteraction(nn.Module):
         self.weights = nn.Linear(width, p.quad_emb, bias=False)
         self.up = nn.Sequential(nn.Linear(p.quad_emb, p.hidden, bias=False), activation(act))
         self.envelope = PolynomialEnvelope(PolynomialEnvelopeParams(), p.torsion_cutoff)
-        self.cutoff, self.torsion_order, self.angle_order = p.torsion_cutoff, p.torsion_order, p.angle_order
+        self.cutoff, self.torsion_order, self.angle_order = (
+            p.torsion_cutoff,
+            p.torsion_order,
+            p.angle_order,
+        )
 
     def quadruplets(self, state: State) -> torch.Tensor:
         """(3, Q) chains ``[lk, kj, ji]`` of short edges, built once per batch."""
@@ -204,7 +224,12 @@ class QuadrupletInteraction(nn.Module):
             short = state[F.EDGE_LENGTHS].detach().flatten() < self.cutoff
             triplets = layout(state)
             return quadruplet_index(
-                edge_index, shifts, n, torch.stack([triplets.kj, triplets.ji]), short, reverse=reverse
+                edge_index,
+                shifts,
+                n,
+                torch.stack([triplets.kj, triplets.ji]),
+                short,
+                reverse=reverse,
             )
 
         return memo(edge_index, ("quadruplets", n, self.cutoff), build)
@@ -255,11 +280,12 @@ class GemNetQInteraction(GemNetTInteraction):
 
     def __init__(self, params: GemNetQParams, upstream, ctx: BuildContext):
         super().__init__(params, upstream, ctx)
-        self.quadruplet = QuadrupletInteraction(params, self.irreps_in[F.EDGE_RADIAL].dim, self.signed)
+        self.quadruplet = QuadrupletInteraction(
+            params, self.irreps_in[F.EDGE_RADIAL].dim, self.signed
+        )
 
     def higher_order(self, state: State, m: torch.Tensor) -> torch.Tensor:
         return self.quadruplet(state, m)
-
 
 
 class GemNetQUnsignedParams(GemNetQParams):

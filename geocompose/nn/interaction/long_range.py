@@ -22,7 +22,9 @@ from geocompose.types.signature import require_all, require_scalar
 class LongRangeParams(InteractionParams):
     type: Literal["long_range"] = "long_range"
     filters: PositiveInt = 16
-    width: float = Field(default=1.0, gt=0.0, allow_inf_nan=False, description="Gaussian charge width σ (Å)")
+    width: float = Field(
+        default=1.0, gt=0.0, allow_inf_nan=False, description="Gaussian charge width σ (Å)"
+    )
     activation: Activation = "silu"
 
 
@@ -47,12 +49,16 @@ class LongRangeInteraction(MessagePassingInteraction):
         names = (F.NODE_FEATURES, F.LONG_RANGE_EDGE_INDEX, F.LONG_RANGE_EDGE_LENGTHS)
         reads = require_all(upstream, names, "long_range")
         if isinstance(reads, TypeRefusal):
-            return TypeRefusal(reads.message, "set graph.long_range_cutoff to build a long-range edge set")
+            return TypeRefusal(
+                reads.message, "set graph.long_range_cutoff to build a long-range edge set"
+            )
         hint = "put it before equivariant blocks, or project to scalars first"
         refusal = require_scalar(reads, F.NODE_FEATURES, "long_range", hint)
         if refusal is not None:
             return refusal
-        return Signature(reads=reads, writes={F.NODE_FEATURES: reads[F.NODE_FEATURES]}, guarantee=Group.O3)
+        return Signature(
+            reads=reads, writes={F.NODE_FEATURES: reads[F.NODE_FEATURES]}, guarantee=Group.O3
+        )
 
     def __init__(self, params: LongRangeParams, upstream, ctx: BuildContext):
         super().__init__(params, upstream, ctx)
@@ -69,9 +75,10 @@ class LongRangeInteraction(MessagePassingInteraction):
         safe_r = torch.where(r > 1e-9, r, torch.ones_like(r))
         limit = torch.full_like(r, 2.0 / (scaled * math.sqrt(math.pi)))
         screened = torch.where(r > 1e-9, torch.erf(r / scaled) / safe_r, limit)
-        switch = torch.where(r < self.range, 0.5 * (torch.cos(r * (math.pi / self.range)) + 1.0), 0.0)
+        switch = torch.where(
+            r < self.range, 0.5 * (torch.cos(r * (math.pi / self.range)) + 1.0), 0.0
+        )
         return edges.gather_senders(self.node_in(state[F.NODE_FEATURES])) * (screened * switch)
 
     def update(self, state: State, aggregated: torch.Tensor) -> dict[str, torch.Tensor]:
         return {F.NODE_FEATURES: state[F.NODE_FEATURES] + self.node_out(aggregated)}
-

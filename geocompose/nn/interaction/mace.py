@@ -61,7 +61,9 @@ class ContractionLevel:
     couplings: tuple[tuple[int, int, int], ...] = ()
 
 
-def contraction_levels(irreps_a: o3.Irreps, targets: list[o3.Irrep], correlation: int) -> list[ContractionLevel]:
+def contraction_levels(
+    irreps_a: o3.Irreps, targets: list[o3.Irrep], correlation: int
+) -> list[ContractionLevel]:
     """Products of ``A`` with itself up to ``correlation``, pruned to what can reach ``targets``.
 
     A segment of order ``nu`` is kept if it is a target irrep or can still reach one in
@@ -72,7 +74,9 @@ def contraction_levels(irreps_a: o3.Irreps, targets: list[o3.Irrep], correlation
     target_ls = {ir.l for ir in targets}
 
     def useful(ir: o3.Irrep, left: int) -> bool:
-        return ir in targets or (left > 0 and any(abs(ir.l - lt) <= a_lmax * left for lt in target_ls))
+        return ir in targets or (
+            left > 0 and any(abs(ir.l - lt) <= a_lmax * left for lt in target_ls)
+        )
 
     levels = [ContractionLevel(irreps_a)]  # order 1 is A itself (also every right factor)
     for nu in range(2, correlation + 1):
@@ -103,7 +107,9 @@ class SymmetricContraction(nn.Module):
         num_species: rows of the per-species weights.
     """
 
-    def __init__(self, irreps_a: o3.Irreps, irreps_out: o3.Irreps, correlation: int, num_species: int):
+    def __init__(
+        self, irreps_a: o3.Irreps, irreps_out: o3.Irreps, correlation: int, num_species: int
+    ):
         super().__init__()
         self.k = irreps_a[0].mul
         self.irreps_out = irreps_out
@@ -112,7 +118,9 @@ class SymmetricContraction(nn.Module):
         self.products = nn.ModuleList()
         for prev, level in zip(self.levels[:-1], self.levels[1:]):
             instructions = [(i1, i2, i3, "uuu", False) for i1, i2, i3 in level.couplings]
-            self.products.append(o3.TensorProduct(prev.irreps, irreps_a, level.irreps, instructions))
+            self.products.append(
+                o3.TensorProduct(prev.irreps, irreps_a, level.irreps, instructions)
+            )
         # Per order and target: the columns of the matching segments (e3nn layout, so a
         # segment is K x (2l+1) contiguous) gathered by ONE index_select, and W[z, k, path].
         self.terms: list[list[tuple[int, int]]] = []  # (target, number of paths)
@@ -121,12 +129,16 @@ class SymmetricContraction(nn.Module):
         for nu, level in enumerate(self.levels):
             terms = []
             for t, target in enumerate(targets):
-                slices = [sl for sl, (_, ir) in zip(level.irreps.slices(), level.irreps) if ir == target]
+                slices = [
+                    sl for sl, (_, ir) in zip(level.irreps.slices(), level.irreps) if ir == target
+                ]
                 if slices:
                     columns = torch.cat([torch.arange(sl.start, sl.stop) for sl in slices])
                     self.register_buffer(f"columns_{nu}_{t}", columns)
                     self.weights.append(
-                        nn.Parameter(torch.randn(num_species, self.k, len(slices)) / counts[t] ** 0.5)
+                        nn.Parameter(
+                            torch.randn(num_species, self.k, len(slices)) / counts[t] ** 0.5
+                        )
                     )
                     terms.append((t, len(slices)))
             self.terms.append(terms)
@@ -143,12 +155,16 @@ class SymmetricContraction(nn.Module):
                 d = self.irreps_out[t].ir.dim
                 # (N, paths, K, 2l+1): gathering, not slicing (a slice's backward zero-fills
                 # a full-size gradient per slice).
-                segments = product.index_select(-1, getattr(self, f"columns_{nu}_{t}")).view(n, paths, k, d)
+                segments = product.index_select(-1, getattr(self, f"columns_{nu}_{t}")).view(
+                    n, paths, k, d
+                )
                 out[t] = out[t] + torch.einsum("nkp,npkd->nkd", next(w)[species], segments)
         return torch.cat([o.reshape(n, k * o.shape[-1]) for o in out], dim=-1)
 
     def extra_repr(self) -> str:
-        sizes = ", ".join(f"nu={nu + 1}: {len(lev.irreps)} couplings" for nu, lev in enumerate(self.levels))
+        sizes = ", ".join(
+            f"nu={nu + 1}: {len(lev.irreps)} couplings" for nu, lev in enumerate(self.levels)
+        )
         return f"K={self.k}, out={self.irreps_out}, {sizes}"
 
 
@@ -300,10 +316,15 @@ class MACEInteraction(MessagePassingInteraction):
             num_species = len(ctx.species)
             self.linear_up = o3.Linear(irreps_in, irreps_in)
             self.conv = EdgeTensorProduct(
-                plan, self.irreps_in[F.EDGE_RADIAL].dim, list(params.radial_hidden), params.radial_activation
+                plan,
+                self.irreps_in[F.EDGE_RADIAL].dim,
+                list(params.radial_hidden),
+                params.radial_activation,
             )
             self.linear_a = o3.Linear(plan.irreps_out, irreps_a)
-            self.contraction = SymmetricContraction(irreps_a, target, params.correlation, num_species)
+            self.contraction = SymmetricContraction(
+                irreps_a, target, params.correlation, num_species
+            )
             self.linear_out = o3.Linear(target, target)
             self.sc = self_connection(params.self_connection, irreps_in, target, num_species)
             self.a_norm = StructureNorm(irreps_a) if params.a_norm else None
@@ -312,11 +333,15 @@ class MACEInteraction(MessagePassingInteraction):
     def message(self, state: State, edges: EdgeView) -> torch.Tensor:
         # Layout change at node level (N rows), before gathering onto E edges.
         senders = edges.gather_senders(self.conv.prepare(self.linear_up(state[F.NODE_FEATURES])))
-        return self.conv(senders, state[F.EDGE_ANGULAR], state[F.EDGE_RADIAL], state[F.EDGE_ENVELOPE])
+        return self.conv(
+            senders, state[F.EDGE_ANGULAR], state[F.EDGE_RADIAL], state[F.EDGE_ENVELOPE]
+        )
 
     def update(self, state: State, aggregated: torch.Tensor) -> dict[str, torch.Tensor]:
         x, species = state[F.NODE_FEATURES], state[F.SPECIES]
-        a = self.linear_a(self.conv.finish(aggregated) * self.norm)  # (N, irreps_a.dim): the A-basis
+        a = self.linear_a(
+            self.conv.finish(aggregated) * self.norm
+        )  # (N, irreps_a.dim): the A-basis
         if self.a_norm is not None:  # (N, irreps_a.dim), unit size per structure and channel
             a = self.a_norm(a, state[F.BATCH], state[F.CELL].shape[0])
         b = self.contraction(a, species)  # (N, features.dim): the B-basis

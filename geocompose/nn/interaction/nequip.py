@@ -76,7 +76,12 @@ class SphericalConvolution(MessagePassingInteraction):
         if isinstance(inputs, TypeRefusal):
             return inputs
         target = sorted_features(params.features)
-        plan = edge_plan(params, inputs.irreps_node, inputs.irreps_sh, nonlinearity_input(params.nonlinearity, target))
+        plan = edge_plan(
+            params,
+            inputs.irreps_node,
+            inputs.irreps_sh,
+            nonlinearity_input(params.nonlinearity, target),
+        )
         if isinstance(plan, TypeRefusal):
             return TypeRefusal(f"{reader}: {plan.message}", plan.hint)
         return Signature(
@@ -95,19 +100,28 @@ class SphericalConvolution(MessagePassingInteraction):
             self.act, irreps_pre = nonlinearity(params.nonlinearity, target, params.activation)
             plan = edge_plan(params, irreps_in, inputs.irreps_sh, irreps_pre)
             self.plan = plan
-            self.linear_in = o3.Linear(irreps_in, irreps_in)  # W_1: mixes channels before the product
+            self.linear_in = o3.Linear(
+                irreps_in, irreps_in
+            )  # W_1: mixes channels before the product
             self.conv = EdgeTensorProduct(
-                plan, self.irreps_in[F.EDGE_RADIAL].dim, list(params.radial_hidden), params.radial_activation
+                plan,
+                self.irreps_in[F.EDGE_RADIAL].dim,
+                list(params.radial_hidden),
+                params.radial_activation,
             )
             self.linear_out = o3.Linear(plan.irreps_out, irreps_pre)  # W_2: mixes the paths
-            self.sc = self_connection(params.self_connection, irreps_in, irreps_pre, len(ctx.species))
+            self.sc = self_connection(
+                params.self_connection, irreps_in, irreps_pre, len(ctx.species)
+            )
         self.residual = params.residual and irreps_in == target
         self.norm = 1.0 / math.sqrt(params.avg_neighbours)
 
     def message(self, state: State, edges: EdgeView) -> torch.Tensor:
         # Layout change at node level (N rows), before gathering onto E edges.
         senders = edges.gather_senders(self.conv.prepare(self.linear_in(state[F.NODE_FEATURES])))
-        return self.conv(senders, state[F.EDGE_ANGULAR], state[F.EDGE_RADIAL], state[F.EDGE_ENVELOPE])
+        return self.conv(
+            senders, state[F.EDGE_ANGULAR], state[F.EDGE_RADIAL], state[F.EDGE_ENVELOPE]
+        )
 
     def update(self, state: State, aggregated: torch.Tensor) -> dict[str, torch.Tensor]:
         x = state[F.NODE_FEATURES]

@@ -42,14 +42,18 @@ class SchNetInteraction(MessagePassingInteraction):
 
     @classmethod
     def signature(cls, params, upstream, ctx: BuildContext):
-        reads = require_all(upstream, (F.NODE_FEATURES, F.EDGE_RADIAL, F.EDGE_ENVELOPE, F.EDGE_INDEX), "schnet")
+        reads = require_all(
+            upstream, (F.NODE_FEATURES, F.EDGE_RADIAL, F.EDGE_ENVELOPE, F.EDGE_INDEX), "schnet"
+        )
         if isinstance(reads, TypeRefusal):
             return reads
         hint = "use an equivariant interaction, or an invariant projection before it"
         refusal = require_scalar(reads, F.NODE_FEATURES, "schnet", hint)
         if refusal is not None:
             return refusal
-        return Signature(reads=reads, writes={F.NODE_FEATURES: reads[F.NODE_FEATURES]}, guarantee=Group.O3)
+        return Signature(
+            reads=reads, writes={F.NODE_FEATURES: reads[F.NODE_FEATURES]}, guarantee=Group.O3
+        )
 
     def __init__(self, params: SchNetParams, upstream, ctx: BuildContext):
         super().__init__(params, upstream, ctx)

@@ -62,7 +62,9 @@ class SphericalInputs:
     irreps_sh: o3.Irreps
 
 
-def spherical_inputs(params: SphericalParams, upstream: Mapping, reader: str) -> SphericalInputs | TypeRefusal:
+def spherical_inputs(
+    params: SphericalParams, upstream: Mapping, reader: str
+) -> SphericalInputs | TypeRefusal:
     """Check the fields a spherical block needs; refuse with the fix when one is missing."""
     if F.EDGE_ANGULAR not in upstream:
         return TypeRefusal(
@@ -71,7 +73,14 @@ def spherical_inputs(params: SphericalParams, upstream: Mapping, reader: str) ->
             "set embedding.angular.l_max (e.g. `angular: {l_max: 2}`)",
         )
     reads = {}
-    for name in (F.NODE_FEATURES, F.SPECIES, F.EDGE_INDEX, F.EDGE_RADIAL, F.EDGE_ENVELOPE, F.EDGE_ANGULAR):
+    for name in (
+        F.NODE_FEATURES,
+        F.SPECIES,
+        F.EDGE_INDEX,
+        F.EDGE_RADIAL,
+        F.EDGE_ENVELOPE,
+        F.EDGE_ANGULAR,
+    ):
         found = require(upstream, name, reader)
         if isinstance(found, TypeRefusal):
             return found
@@ -138,8 +147,12 @@ class _SmallBatchedMatmul(torch.autograd.Function):
     def backward(ctx, grad: torch.Tensor):
         x, m = ctx.saved_tensors
         grad = grad.contiguous()
-        grad_x = torch.bmm(grad, m.transpose(1, 2).contiguous()) if ctx.needs_input_grad[0] else None
-        grad_m = torch.bmm(x.transpose(1, 2).contiguous(), grad) if ctx.needs_input_grad[1] else None
+        grad_x = (
+            torch.bmm(grad, m.transpose(1, 2).contiguous()) if ctx.needs_input_grad[0] else None
+        )
+        grad_m = (
+            torch.bmm(x.transpose(1, 2).contiguous(), grad) if ctx.needs_input_grad[1] else None
+        )
         return grad_x, grad_m
 
 
@@ -176,7 +189,9 @@ class ChannelwiseProduct(nn.Module):
     def __init__(self, plan: PathPlan):
         super().__init__()
         if plan.mode is not MixingMode.UVU or any(mul != 1 for mul, _ in plan.irreps_in2):
-            raise ValueError("ChannelwiseProduct needs a uvu plan whose second input has multiplicity 1")
+            raise ValueError(
+                "ChannelwiseProduct needs a uvu plan whose second input has multiplicity 1"
+            )
         self.plan = plan
         # Inputs are cut with `split` (one cat in backward), never with per-path slices
         # (each slice's backward zero-fills a full-size gradient: measured 20% of the
@@ -188,8 +203,12 @@ class ChannelwiseProduct(nn.Module):
         self.paths = []  # (i_in1, mul, d1, i_in2, d3), in output order
         for i, path in enumerate(ordered):
             cg = o3.wigner_3j(path.ir_in1.l, path.ir_in2.l, path.ir_out.l) * path.ir_out.dim**0.5
-            self.register_buffer(f"cg{i}", cg.reshape(path.ir_in1.dim, path.ir_in2.dim, path.ir_out.dim))
-            self.paths.append((path.i_in1, path.mul_in1, path.ir_in1.dim, path.i_in2, path.ir_out.dim))
+            self.register_buffer(
+                f"cg{i}", cg.reshape(path.ir_in1.dim, path.ir_in2.dim, path.ir_out.dim)
+            )
+            self.paths.append(
+                (path.i_in1, path.mul_in1, path.ir_in1.dim, path.i_in2, path.ir_out.dim)
+            )
         self.weight_numel = sum(self.weight_sizes)
 
     def forward(self, x1: torch.Tensor, x2: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
@@ -229,7 +248,9 @@ class EdgeTensorProduct(nn.Module):
         self.plan = plan
         self.sh_dim = plan.irreps_in2.dim
         self.fast = plan.mode is MixingMode.UVU and all(mul == 1 for mul, _ in plan.irreps_in2)
-        self.tp = ChannelwiseProduct(plan) if self.fast else plan.tensor_product(shared_weights=False)
+        self.tp = (
+            ChannelwiseProduct(plan) if self.fast else plan.tensor_product(shared_weights=False)
+        )
         self.radial = mlp([num_radial, *hidden, plan.weight_numel], act)
 
     def prepare(self, node_features: torch.Tensor) -> torch.Tensor:
@@ -305,7 +326,9 @@ def nonlinearity_input(kind: Nonlinearity, irreps: o3.Irreps) -> o3.Irreps:
     return scalars + o3.Irreps(f"{gated.num_irreps}x0e") + gated if gated.num_irreps else scalars
 
 
-def nonlinearity(kind: Nonlinearity, irreps: o3.Irreps, act: Activation) -> tuple[nn.Module, o3.Irreps]:
+def nonlinearity(
+    kind: Nonlinearity, irreps: o3.Irreps, act: Activation
+) -> tuple[nn.Module, o3.Irreps]:
     """The nonlinearity writing ``irreps`` (sorted, scalars first) and the irreps it reads.
 
     ``gate`` (NequIP): scalars through ``act`` (``tanh`` for 0o), each l > 0 irrep times
@@ -317,7 +340,9 @@ def nonlinearity(kind: Nonlinearity, irreps: o3.Irreps, act: Activation) -> tupl
         return NormNonlinearity(irreps, act), irreps
     scalars, gated = scalars_and_rest(irreps)
     gates = o3.Irreps(f"{gated.num_irreps}x0e") if gated.num_irreps else o3.Irreps("")
-    gate = enn.Gate(scalars, _scalar_acts(scalars, act), gates, [torch.sigmoid] if gates else [], gated)
+    gate = enn.Gate(
+        scalars, _scalar_acts(scalars, act), gates, [torch.sigmoid] if gates else [], gated
+    )
     return gate, gate.irreps_in
 
 
@@ -328,7 +353,9 @@ class SpeciesSelfConnection(nn.Module):
     def __init__(self, irreps_in: o3.Irreps, irreps_out: o3.Irreps, num_species: int):
         super().__init__()
         self.num_species = num_species
-        self.tp = o3.FullyConnectedTensorProduct(irreps_in, o3.Irreps(f"{num_species}x0e"), irreps_out)
+        self.tp = o3.FullyConnectedTensorProduct(
+            irreps_in, o3.Irreps(f"{num_species}x0e"), irreps_out
+        )
 
     def forward(self, x: torch.Tensor, species: torch.Tensor) -> torch.Tensor:
         onehot = nn.functional.one_hot(species, self.num_species).to(x.dtype)
@@ -346,7 +373,9 @@ class LinearSelfConnection(nn.Module):
         return self.linear(x)
 
 
-def self_connection(kind: SelfConnection, irreps_in, irreps_out, num_species: int) -> nn.Module | None:
+def self_connection(
+    kind: SelfConnection, irreps_in, irreps_out, num_species: int
+) -> nn.Module | None:
     if kind == "none":
         return None
     cls = SpeciesSelfConnection if kind == "species" else LinearSelfConnection

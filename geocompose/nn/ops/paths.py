@@ -139,7 +139,12 @@ PathSpecField = Annotated[
         {
             "anyOf": [
                 {"type": "string", "pattern": r"^\s*\d+[eo]\s*x\s*\d+[eo]\s*->\s*\d+[eo]\s*$"},
-                {"type": "array", "items": {"type": "integer", "minimum": 0}, "minItems": 3, "maxItems": 3},
+                {
+                    "type": "array",
+                    "items": {"type": "integer", "minimum": 0},
+                    "minItems": 3,
+                    "maxItems": 3,
+                },
             ],
             "description": "a path such as '1o x 1o -> 1e', or [l1, l2, l3] for every parity",
         }
@@ -313,7 +318,8 @@ def enumerate_paths(
         limits += [f"l <= {max_l_out}"] if max_l_out is not None else []
         return TypeRefusal(
             f"no tensor-product path of {names[0]} ({irreps_in1}) x {names[1]} ({irreps_in2}) "
-            f"survives {what}" + (f" and the output filter ({', '.join(limits)})" if limits else ""),
+            f"survives {what}"
+            + (f" and the output filter ({', '.join(limits)})" if limits else ""),
             "allow more paths, raise max_l_out, or add the irreps these paths produce to the features",
         )
 
@@ -327,7 +333,9 @@ def enumerate_paths(
             mul1, mul2 = irreps_in1[i1].mul, irreps_in2[i2].mul
             out.append((mul1, ir3))
             records.append(
-                TensorProductPath(i1, i2, i_out, irreps_in1[i1].ir, irreps_in2[i2].ir, ir3, mul1, mul2, mul1, mode)
+                TensorProductPath(
+                    i1, i2, i_out, irreps_in1[i1].ir, irreps_in2[i2].ir, ir3, mul1, mul2, mul1, mode
+                )
             )
         irreps_final = o3.Irreps(out)
     else:
@@ -337,8 +345,16 @@ def enumerate_paths(
                 if ir_o == ir3:
                     records.append(
                         TensorProductPath(
-                            i1, i2, i_out, irreps_in1[i1].ir, irreps_in2[i2].ir, ir3,
-                            irreps_in1[i1].mul, irreps_in2[i2].mul, mul3, mode,
+                            i1,
+                            i2,
+                            i_out,
+                            irreps_in1[i1].ir,
+                            irreps_in2[i2].ir,
+                            ir3,
+                            irreps_in1[i1].mul,
+                            irreps_in2[i2].mul,
+                            mul3,
+                            mode,
                         )
                     )
     return PathPlan(irreps_in1, irreps_in2, irreps_final, tuple(records), mode, skipped)
@@ -348,8 +364,12 @@ def _check_spec(spec: PathSpec, irreps_in2: o3.Irreps, keep_out, names) -> TypeR
     """Refuse a requested path that can never be instantiated, naming it."""
     broken = spec.violation()
     if broken is not None:
-        return TypeRefusal(broken, "keep |l1 - l2| <= l3 <= l1 + l2 and p3 = p1 * p2, e.g. '1o x 1o -> 1e'")
-    second = [ir for _, ir in irreps_in2 if ir.l == spec.l2 and (not spec.has_parity or ir.p == spec.p2)]
+        return TypeRefusal(
+            broken, "keep |l1 - l2| <= l3 <= l1 + l2 and p3 = p1 * p2, e.g. '1o x 1o -> 1e'"
+        )
+    second = [
+        ir for _, ir in irreps_in2 if ir.l == spec.l2 and (not spec.has_parity or ir.p == spec.p2)
+    ]
     if not second:
         return TypeRefusal(
             f"path {spec} needs l={spec.l2}{'' if not spec.has_parity else ' parity ' + ('e' if spec.p2 == 1 else 'o')} "

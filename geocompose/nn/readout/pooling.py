@@ -61,7 +61,9 @@ class PoolingReadout(Block):
         irreps = self.irreps_in[F.NODE_FEATURES]
         # Indices of the 0e channels inside the flat feature vector.
         index = [
-            i for sl, (mul, ir) in zip(irreps.slices(), irreps) if ir.l == 0 and ir.p == 1
+            i
+            for sl, (mul, ir) in zip(irreps.slices(), irreps)
+            if ir.l == 0 and ir.p == 1
             for i in range(sl.start, sl.stop)
         ]
         self.register_buffer("scalar_index", torch.tensor(index, dtype=torch.long))

@@ -39,7 +39,9 @@ class Augmentation(Strategy):
             return run(state)
         positions, batch = state[F.POSITIONS], state[F.BATCH]
         count = state[F.CELL].shape[0]
-        q, r = torch.linalg.qr(torch.randn(count, 3, 3, dtype=positions.dtype, device=positions.device))
+        q, r = torch.linalg.qr(
+            torch.randn(count, 3, 3, dtype=positions.dtype, device=positions.device)
+        )
         q = q * torch.sign(torch.diagonal(r, dim1=-2, dim2=-1)).unsqueeze(-2)  # Haar
         if self.claim is Group.SO3:
             q = q * torch.det(q).sign().view(-1, 1, 1)

@@ -75,7 +75,11 @@ def average_over_frames(
         moved = {**state, F.POSITIONS: local, F.CELL: state[F.CELL] @ q}
         for name, value in run(moved).items():
             ftype = types[name]
-            rows = batch if ftype.level is Level.NODE else torch.arange(num_structures, device=value.device)
+            rows = (
+                batch
+                if ftype.level is Level.NODE
+                else torch.arange(num_structures, device=value.device)
+            )
             if ftype.irreps is not None:
                 value = rotate_rows(value, ftype.irreps, q, rows)
                 if ftype.translates:

@@ -29,7 +29,11 @@ class FrameStrategy(Strategy):
         geometry = graph(state)
         receivers = state[F.EDGE_INDEX][1]
         cov, centroid = covariance(
-            geometry[F.EDGE_VECTORS], receivers, state[F.POSITIONS], state[F.BATCH], state[F.CELL].shape[0]
+            geometry[F.EDGE_VECTORS],
+            receivers,
+            state[F.POSITIONS],
+            state[F.BATCH],
+            state[F.CELL].shape[0],
         )
         _, axes = principal_axes(cov)
         all_frames = frames(axes, proper_only=self.claim is Group.SO3)
@@ -114,12 +118,22 @@ class Canonicalisation(FrameStrategy):
         geometry = graph(state)
         edges, batch = state[F.EDGE_INDEX], state[F.BATCH]
         num_structures = state[F.CELL].shape[0]
-        cov, centroid = covariance(geometry[F.EDGE_VECTORS], edges[1], state[F.POSITIONS], batch, num_structures)
+        cov, centroid = covariance(
+            geometry[F.EDGE_VECTORS], edges[1], state[F.POSITIONS], batch, num_structures
+        )
         _, axes = principal_axes(cov)
-        sums = torch.zeros_like(state[F.POSITIONS]).index_add_(0, edges[1], geometry[F.EDGE_VECTORS])  # m_i
+        sums = torch.zeros_like(state[F.POSITIONS]).index_add_(
+            0, edges[1], geometry[F.EDGE_VECTORS]
+        )  # m_i
         projected = torch.einsum("ni,nij->nj", sums, axes[batch])  # (N, 3): m_i . v_k
-        moment = torch.zeros(num_structures, 3, dtype=sums.dtype, device=sums.device).index_add_(0, batch, projected**3)
-        size = torch.zeros_like(moment).index_add_(0, batch, projected.abs() ** 3).sum(dim=1, keepdim=True)
+        moment = torch.zeros(num_structures, 3, dtype=sums.dtype, device=sums.device).index_add_(
+            0, batch, projected**3
+        )
+        size = (
+            torch.zeros_like(moment)
+            .index_add_(0, batch, projected.abs() ** 3)
+            .sum(dim=1, keepdim=True)
+        )
         ambiguous = moment.abs() <= AMBIGUOUS_MOMENT * size.clamp(min=1e-300)  # (B, 3)
         sign = torch.where(moment >= 0, 1.0, -1.0).to(axes.dtype)
         proper = self.claim is Group.SO3

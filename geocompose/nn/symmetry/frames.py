@@ -79,7 +79,9 @@ def principal_axes(cov: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 def sign_patterns(proper_only: bool, dtype, device) -> torch.Tensor:
     """(K, 3) sign choices: 8 for O(3), the 4 that keep handedness for SO(3)."""
-    patterns = torch.tensor(list(itertools.product([1.0, -1.0], repeat=3)), dtype=dtype, device=device)
+    patterns = torch.tensor(
+        list(itertools.product([1.0, -1.0], repeat=3)), dtype=dtype, device=device
+    )
     if proper_only:
         patterns = patterns[patterns.prod(dim=1) > 0]
     return patterns

@@ -46,7 +46,9 @@ class LocalFrames(Strategy):
         receivers = state[F.EDGE_INDEX][1]
         positions, batch = state[F.POSITIONS], state[F.BATCH]
         num_atoms, num_structures = positions.shape[0], state[F.CELL].shape[0]
-        cov = scatter_sum(vectors.unsqueeze(-1) * vectors.unsqueeze(-2), receivers, num_atoms)  # (N, 3, 3)
+        cov = scatter_sum(
+            vectors.unsqueeze(-1) * vectors.unsqueeze(-2), receivers, num_atoms
+        )  # (N, 3, 3)
         values, axes = principal_axes(cov)  # (N, 3), (N, 3, 3)
         projected = torch.einsum("ei,eij->ej", vectors, axes[receivers])  # (E, 3)
         moments = scatter_sum(projected**3, receivers, num_atoms)  # (N, 3)
@@ -54,17 +56,23 @@ class LocalFrames(Strategy):
         frames = axes * signs.unsqueeze(1)
         if self.claim is Group.SO3:
             flip = torch.det(frames).sign()
-            frames = frames * torch.stack([torch.ones_like(flip), torch.ones_like(flip), flip], -1).unsqueeze(1)
+            frames = frames * torch.stack(
+                [torch.ones_like(flip), torch.ones_like(flip), flip], -1
+            ).unsqueeze(1)
         scale = values.abs().amax(dim=1).clamp(min=1e-12)
         gaps = (values[:, 1] - values[:, 0]) * (values[:, 2] - values[:, 1]) / scale**2
-        lengths = scatter_sum(vectors.pow(2).sum(-1, keepdim=True), receivers, num_atoms).clamp(min=1e-12)
+        lengths = scatter_sum(vectors.pow(2).sum(-1, keepdim=True), receivers, num_atoms).clamp(
+            min=1e-12
+        )
         weight = gaps * (moments / lengths**1.5).abs().prod(dim=1)  # (N,)
         # Atom-major layout: (B, K, 3, 3) with K the largest structure, padded by weight 0.
         counts = torch.bincount(batch, minlength=num_structures)
         start = torch.cumsum(counts, 0) - counts
         slot = torch.arange(num_atoms, device=positions.device) - start[batch]
         width = int(counts.max()) if num_atoms else 1
-        padded = torch.eye(3, dtype=axes.dtype, device=axes.device).repeat(num_structures, width, 1, 1)
+        padded = torch.eye(3, dtype=axes.dtype, device=axes.device).repeat(
+            num_structures, width, 1, 1
+        )
         padded[batch, slot] = frames
         weights = torch.zeros(num_structures, width, dtype=axes.dtype, device=axes.device)
         weights[batch, slot] = weight
@@ -74,4 +82,6 @@ class LocalFrames(Strategy):
         present[batch, slot] = 1.0
         ill_defined = weights.sum(dim=1, keepdim=True) < 1e-9
         weights = torch.where(ill_defined, present, weights)
-        return average_over_frames(run, state, types, padded, scatter_mean(positions, batch, num_structures), weights)
+        return average_over_frames(
+            run, state, types, padded, scatter_mean(positions, batch, num_structures), weights
+        )

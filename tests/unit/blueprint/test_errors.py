@@ -130,10 +130,16 @@ def test_nan_number():
     [
         ("name: [a]\ninteractions: []\n", "name", "must be a string; got a list"),
         ("name: x\ninteractions: {}\n", "interactions", "must be a list; got a mapping"),
-        ("name: x\ninteractions:\n  - {type: painn, features: lots}\n",
-         "interactions[0].features", "must be an integer; got 'lots'"),
-        ("name: x\ninteractions: []\nseed: [1]\n", "seed",
-         "must be an integer or a string; got a list"),
+        (
+            "name: x\ninteractions:\n  - {type: painn, features: lots}\n",
+            "interactions[0].features",
+            "must be an integer; got 'lots'",
+        ),
+        (
+            "name: x\ninteractions: []\nseed: [1]\n",
+            "seed",
+            "must be an integer or a string; got a list",
+        ),
     ],
 )
 def test_wrong_type(text, knob, message):
@@ -166,8 +172,11 @@ def test_several_errors_in_file_order_one_line_each():
     lines = [(e.location.line, e.location.column) for e in errors]
     assert lines == sorted(lines)
     assert [e.knob for e in errors] == [
-        "name", "interactions[0].features", "interactions[1].hidden",
-        "interactions[1].extra", "seed",
+        "name",
+        "interactions[0].features",
+        "interactions[1].hidden",
+        "interactions[1].extra",
+        "seed",
     ]
     data, where = load_yaml("bp.yaml", text=text)
     with pytest.raises(ValidationError) as info:

@@ -179,8 +179,9 @@ def test_duplicate_key_refused():
     assert err.knob == "graph.cutoff"
 
 
-@pytest.mark.parametrize(("text", "kind"), [("1: a\n", "number"), ("on: a\n", "boolean"),
-                                            ("[a]: 1\n", "list")])
+@pytest.mark.parametrize(
+    ("text", "kind"), [("1: a\n", "number"), ("on: a\n", "boolean"), ("[a]: 1\n", "list")]
+)
 def test_non_string_keys_refused(text, kind):
     err = refusal("name: x\n" + text)
     assert "keys must be strings" in err.message and kind in err.message
@@ -211,8 +212,10 @@ def test_empty_file(text):
     assert err.location == Location("bp.yaml", 1, 1)
 
 
-@pytest.mark.parametrize(("text", "got"), [("- a\n- b\n", "a list"), ("hello\n", "a string"),
-                                           ("~\n", "null"), ("3\n", "a number")])
+@pytest.mark.parametrize(
+    ("text", "got"),
+    [("- a\n- b\n", "a list"), ("hello\n", "a string"), ("~\n", "null"), ("3\n", "a number")],
+)
 def test_top_level_must_be_a_mapping(text, got):
     err = refusal(text)
     assert "must be a mapping" in err.message and got in err.message

@@ -57,7 +57,9 @@ def test_repeat_makes_independent_blocks():
 
 
 def test_gradient_of_missing_output_is_refused_with_location():
-    text = SCHNET.replace("forces: {type: gradient, of: energy}", "forces: {type: gradient, of: dipole}")
+    text = SCHNET.replace(
+        "forces: {type: gradient, of: energy}", "forces: {type: gradient, of: dipole}"
+    )
     with pytest.raises(BlueprintError) as err:
         compile_text(text)
     message = str(err.value)
@@ -76,7 +78,9 @@ def test_derivative_readouts_run_last_whatever_the_order_written():
 def test_booleans_and_huge_sizes_are_refused_with_the_knob():
     with pytest.raises(BlueprintError, match="features.*not the boolean"):
         compile_text(SCHNET.replace("features: 8", "features: true"))
-    with pytest.raises(BlueprintError, match=r"tiny.yaml:10:\d+: interactions\[0\].repeat: .*<= 64"):
+    with pytest.raises(
+        BlueprintError, match=r"tiny.yaml:10:\d+: interactions\[0\].repeat: .*<= 64"
+    ):
         compile_text(SCHNET.replace("repeat: 2", "repeat: 100000000"))
     with pytest.raises(BlueprintError, match="embedding.node: cannot allocate"):
         compile_text(SCHNET.replace("features: 8", "features: 100000000000"))
@@ -121,7 +125,9 @@ def test_empty_batch_and_single_atom():
     from ase import Atoms
 
     out = model(geocompose.Batch.from_ase([Atoms("H", positions=[[0, 0, 0]])]))
-    assert torch.isfinite(out["energy"]).all() and torch.equal(out["forces"], torch.zeros(1, 3, dtype=torch.float64))
+    assert torch.isfinite(out["energy"]).all() and torch.equal(
+        out["forces"], torch.zeros(1, 3, dtype=torch.float64)
+    )
 
 
 def test_coincident_atoms_give_finite_outputs_and_gradients():
@@ -142,6 +148,8 @@ def test_force_training_through_coincident_atoms_has_finite_second_derivatives()
     out = model(geocompose.Batch.from_ase([atoms]))
     loss = out["forces"].pow(2).sum()
     params = [p for p in model.parameters() if p.requires_grad]
-    grads = torch.autograd.grad(loss, params, allow_unused=True)  # the energy head's last bias has none
+    grads = torch.autograd.grad(
+        loss, params, allow_unused=True
+    )  # the energy head's last bias has none
     assert all(torch.isfinite(g).all() for g in grads if g is not None)
     assert sum(g is not None for g in grads) > len(params) // 2

@@ -26,8 +26,20 @@ INTERACTIONS = {
     "painn": {"type": "painn"},
     "faenet": {"type": "faenet", "hidden": 8},
     "tfn": {"type": "tfn", "features": "8x0e + 4x1o + 2x2e", "tensor_product": {"l_max": 2}},
-    "mace2": {"type": "mace", "features": "4x0e + 4x1o", "correlation": 2, "tensor_product": {"l_max": 2}, "radial_hidden": [8]},
-    "mace3": {"type": "mace", "features": "4x0e + 4x1o", "correlation": 3, "tensor_product": {"l_max": 2}, "radial_hidden": [8]},
+    "mace2": {
+        "type": "mace",
+        "features": "4x0e + 4x1o",
+        "correlation": 2,
+        "tensor_product": {"l_max": 2},
+        "radial_hidden": [8],
+    },
+    "mace3": {
+        "type": "mace",
+        "features": "4x0e + 4x1o",
+        "correlation": 3,
+        "tensor_product": {"l_max": 2},
+        "radial_hidden": [8],
+    },
 }
 
 
@@ -48,4 +60,3 @@ def separation(name: str, pair, layers: int, head: Head = Head.INVARIANT, seeds:
     """Random-init distinguishability of ``pair`` by ``tiny(name)`` at ``layers``."""
     classifier = build_classifier(tiny(name), layers, head)
     return distinguish(lambda seed: compile_classifier(classifier, seed=seed), pair, seeds=seeds)
-

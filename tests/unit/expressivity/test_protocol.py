@@ -55,7 +55,9 @@ def test_a_separating_model_learns_the_pair():
 
 
 def test_statistics_are_population_mean_and_std():
-    result = Trained(best=[100.0, 50.0, 100.0, 100.0], final=[50.0] * 4, seconds=0.0, warm_start=False)
+    result = Trained(
+        best=[100.0, 50.0, 100.0, 100.0], final=[50.0] * 4, seconds=0.0, warm_start=False
+    )
     assert result.mean == pytest.approx(87.5)
     assert result.std == pytest.approx(21.650635)  # numpy's default ddof=0, as the paper
     assert result.cell() == "88 ± 21.7"

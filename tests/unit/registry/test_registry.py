@@ -75,7 +75,11 @@ def test_user_radial_basis_is_a_valid_yaml_type_and_compiles():
             "name": "user",
             "symmetry": {"group": "O(3)"},
             "graph": {"type": "radius", "cutoff": 3.0},
-            "embedding": {"species": ["H"], "node": {"type": "one_hot"}, "radial": {"type": "linear_test"}},
+            "embedding": {
+                "species": ["H"],
+                "node": {"type": "one_hot"},
+                "radial": {"type": "linear_test"},
+            },
             "interactions": [{"type": "schnet", "filters": 4}],
             "readout": {"energy": {"type": "sum"}},
         }

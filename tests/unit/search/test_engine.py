@@ -42,7 +42,8 @@ readout:
 
 # PaiNN's vectors into SchNet: every candidate is ill-typed.
 ILL_TYPED = SPACE.replace("  - {type: scalars}\n", "  - {type: schnet, filters: 4}\n").replace(
-    "      - {type: schnet, filters: 4, repeat: {range: [1, 2]}}\n", "")
+    "      - {type: schnet, filters: 4, repeat: {range: [1, 2]}}\n", ""
+)
 
 CONFIG = SearchConfig(budget_epochs=1, verify_samples=1)
 
@@ -122,7 +123,9 @@ def test_resume_keeps_finished_trials_and_resamples_the_killed_ones(resumed):
     states = {t.number: t.state.name for t in study.trials}
     assert states[0] == states[1] == "COMPLETE"  # kept, not re-run
     assert states[2] == states[orphan] == "FAIL"
-    assert sum(s in ("COMPLETE", "PRUNED") for s in states.values()) == 4  # what was asked, in total
+    assert (
+        sum(s in ("COMPLETE", "PRUNED") for s in states.values()) == 4
+    )  # what was asked, in total
     assert any("killed run" in m for m in messages)
     assert "WAITING" not in states.values()  # nothing enqueued beyond what was asked
     numbers = [t.number for t in study.trials]
@@ -143,8 +146,10 @@ def test_search_ranks_designs_on_a_pareto_front(resumed):
     # The smallest design is never dominated on parameter count.
     assert min(done, key=lambda r: r.params) in front
     for r in done:
-        dominated = any(o.objectives != r.objectives and all(x <= y for x, y in zip(o.objectives, r.objectives))
-                        for o in done)
+        dominated = any(
+            o.objectives != r.objectives and all(x <= y for x, y in zip(o.objectives, r.objectives))
+            for o in done
+        )
         assert (r in front) != dominated
     # Depth costs parameters, for both interaction types.
     params = {r.describe(): r.params for r in done}
@@ -162,12 +167,17 @@ def test_exported_blueprints_compile_on_their_own(resumed):
     assert len(paths) == 4
     for path in paths:
         model = geocompose.compile(str(path))
-        assert sum(p.numel() for p in model.parameters()) == study.trials[int(path.stem[-4:])].user_attrs["params"]
+        assert (
+            sum(p.numel() for p in model.parameters())
+            == study.trials[int(path.stem[-4:])].user_attrs["params"]
+        )
 
 
 def test_ill_typed_candidates_are_pruned_before_any_weights(tmp_path, data):
     space = _space(tmp_path, ILL_TYPED)
-    study = run_search(space, data, trials=2, out=tmp_path / "run", config=CONFIG, echo=lambda *a: None)
+    study = run_search(
+        space, data, trials=2, out=tmp_path / "run", config=CONFIG, echo=lambda *a: None
+    )
     assert [t.state.name for t in study.trials] == ["PRUNED", "PRUNED"]
     assert all("interactions[1]" in t.user_attrs["refused"] for t in study.trials)
     assert not (tmp_path / "run" / "runs").exists()  # nothing was trained
@@ -177,7 +187,9 @@ def test_a_larger_finite_space_starts_without_repeats(tmp_path, data):
     wide = ILL_TYPED.replace("features: 4}", "features: {choice: [2, 4, 8, 16]}}")
     space = _space(tmp_path, wide)
     assert space.size == 8
-    study = run_search(space, data, trials=5, out=tmp_path / "run", config=CONFIG, echo=lambda *a: None)
+    study = run_search(
+        space, data, trials=5, out=tmp_path / "run", config=CONFIG, echo=lambda *a: None
+    )
     designs = [tuple(sorted(t.params.items())) for t in study.trials]
     assert len(designs) == len(set(designs)) == 5  # NSGA-II alone repeats itself on 8 designs
     assert all("refused" in t.user_attrs for t in study.trials)
@@ -193,7 +205,9 @@ def test_failed_symmetry_claim_is_rejected_not_ranked(tmp_path, data, monkeypatc
         return report
 
     monkeypatch.setattr(verify_module, "verify", broken)
-    study = run_search(_space(tmp_path), data, trials=1, out=tmp_path / "run", config=CONFIG, echo=lambda *a: None)
+    study = run_search(
+        _space(tmp_path), data, trials=1, out=tmp_path / "run", config=CONFIG, echo=lambda *a: None
+    )
     (trial,) = study.trials
     assert trial.state.name == "PRUNED" and "rotation" in trial.user_attrs["rejected"]
     assert best(trial_rows(study)) is None
@@ -201,8 +215,15 @@ def test_failed_symmetry_claim_is_rejected_not_ranked(tmp_path, data, monkeypatc
 
 @pytest.mark.slow
 def test_two_workers_share_one_journal(tmp_path, data):
-    study = run_search(_space(tmp_path), data, trials=4, workers=2, out=tmp_path / "run", config=CONFIG,
-                       echo=lambda *a: None)
+    study = run_search(
+        _space(tmp_path),
+        data,
+        trials=4,
+        workers=2,
+        out=tmp_path / "run",
+        config=CONFIG,
+        echo=lambda *a: None,
+    )
     assert (tmp_path / "run" / "search.journal").is_file()
     assert sorted(t.number for t in study.trials) == [0, 1, 2, 3]
     assert all(t.state.name == "COMPLETE" for t in study.trials)

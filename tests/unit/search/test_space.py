@@ -43,7 +43,9 @@ def test_survey_prunes_ill_typed_candidates_with_grouped_reasons():
     # painn (2 depths) followed by schnet is refused: 2 x 3 x 2 = 12 candidates
     assert report.valid == 24
     ((reason, count),) = report.reasons.items()
-    assert count == 12 and reason.startswith("interactions[1]: schnet reads node_features as 0e only")
+    assert count == 12 and reason.startswith(
+        "interactions[1]: schnet reads node_features as 0e only"
+    )
 
 
 def test_sampling_is_reproducible_and_respects_ranges():
@@ -55,7 +57,9 @@ def test_sampling_is_reproducible_and_respects_ranges():
 
 
 def test_float_range_makes_the_space_infinite_but_samplable():
-    text = SPACE.replace("{type: radius, cutoff: 4.0}", "{type: radius, cutoff: {range: [3.0, 5.0]}}")
+    text = SPACE.replace(
+        "{type: radius, cutoff: 4.0}", "{type: radius, cutoff: {range: [3.0, 5.0]}}"
+    )
     space = read_space("demo.yaml", text=text)
     assert math.isinf(space.size)
     cutoff = space.sample(RandomSuggester(0))["graph"]["cutoff"]

@@ -27,10 +27,14 @@ def test_wigner_d_is_a_representation_to_machine_precision(l):
     gen = torch.Generator().manual_seed(l)
     a, b = haar_rotation(gen), haar_rotation(gen)
     irreps = o3.Irreps(f"{l}e")
-    assert torch.allclose(wigner_d(irreps, a @ b), wigner_d(irreps, a) @ wigner_d(irreps, b), atol=1e-12)
+    assert torch.allclose(
+        wigner_d(irreps, a @ b), wigner_d(irreps, a) @ wigner_d(irreps, b), atol=1e-12
+    )
     x = torch.randn(7, 3, dtype=torch.float64, generator=gen)
     y = o3.spherical_harmonics(l, x, normalize=True)
-    assert torch.allclose(o3.spherical_harmonics(l, x @ a.T, normalize=True), y @ wigner_d(irreps, a).T, atol=1e-12)
+    assert torch.allclose(
+        o3.spherical_harmonics(l, x @ a.T, normalize=True), y @ wigner_d(irreps, a).T, atol=1e-12
+    )
 
 
 def test_scalar_part_and_subset():

@@ -27,10 +27,14 @@ def test_spherical_jn_matches_scipy_and_has_finite_gradients(l):
     x = torch.linspace(0.0, 40.0, 2001, dtype=D)
     np.testing.assert_allclose(A.spherical_jn(l, x).numpy(), scipy_jn(l, x.numpy()), atol=1e-14)
     # float32 stays accurate too: the series covers x < l + 1, where recurrence fails.
-    np.testing.assert_allclose(A.spherical_jn(l, x.float()).double().numpy(), scipy_jn(l, x.numpy()), atol=1e-6)
+    np.testing.assert_allclose(
+        A.spherical_jn(l, x.float()).double().numpy(), scipy_jn(l, x.numpy()), atol=1e-6
+    )
     (g,) = grad_of(lambda t: A.spherical_jn(l, t), x)
     assert torch.isfinite(g).all()
-    np.testing.assert_allclose(g[1:].numpy(), scipy_jn(l, x[1:].numpy(), derivative=True), atol=1e-12)
+    np.testing.assert_allclose(
+        g[1:].numpy(), scipy_jn(l, x[1:].numpy(), derivative=True), atol=1e-12
+    )
 
 
 def test_bessel_roots_are_zeros_and_interlace():
@@ -93,7 +97,9 @@ def chain(phi: float, t1: float = 1.9, t2: float = 2.0):
     and dihedral phi: p1 = 0, p2 = x, p0 = (cos t1, sin t1, 0)."""
     b1 = -torch.tensor([math.cos(t1), math.sin(t1), 0.0], dtype=D)
     b2 = torch.tensor([1.0, 0.0, 0.0], dtype=D)
-    b3 = torch.tensor([-math.cos(t2), math.sin(t2) * math.cos(phi), math.sin(t2) * math.sin(phi)], dtype=D)
+    b3 = torch.tensor(
+        [-math.cos(t2), math.sin(t2) * math.cos(phi), math.sin(t2) * math.sin(phi)], dtype=D
+    )
     return b1, b2, b3
 
 
@@ -105,11 +111,20 @@ def test_dihedral_sign_and_reflection(phi):
     mirror = torch.diag(torch.tensor([1.0, 1.0, -1.0], dtype=D))
     flipped = float(A.dihedral(b1 @ mirror, b2 @ mirror, b3 @ mirror))
     assert math.isclose(flipped, -got, abs_tol=1e-12)
-    unsigned = [float(A.dihedral(*(v @ m for v in (b1, b2, b3)), signed=False)) for m in (torch.eye(3, dtype=D), mirror)]
-    assert math.isclose(unsigned[0], unsigned[1], abs_tol=1e-14) and math.isclose(unsigned[0], abs(phi), abs_tol=1e-12)
-    rotation = torch.linalg.qr(torch.randn(3, 3, dtype=D, generator=torch.Generator().manual_seed(1)))[0]
+    unsigned = [
+        float(A.dihedral(*(v @ m for v in (b1, b2, b3)), signed=False))
+        for m in (torch.eye(3, dtype=D), mirror)
+    ]
+    assert math.isclose(unsigned[0], unsigned[1], abs_tol=1e-14) and math.isclose(
+        unsigned[0], abs(phi), abs_tol=1e-12
+    )
+    rotation = torch.linalg.qr(
+        torch.randn(3, 3, dtype=D, generator=torch.Generator().manual_seed(1))
+    )[0]
     rotation = rotation * torch.det(rotation)
-    assert math.isclose(float(A.dihedral(b1 @ rotation, b2 @ rotation, b3 @ rotation)), got, abs_tol=1e-12)
+    assert math.isclose(
+        float(A.dihedral(b1 @ rotation, b2 @ rotation, b3 @ rotation)), got, abs_tol=1e-12
+    )
 
 
 def test_degenerate_torsions_are_finite_with_finite_gradients():
@@ -125,7 +140,9 @@ def test_degenerate_torsions_are_finite_with_finite_gradients():
     b1, b2, b3 = (torch.stack(c) for c in zip(*cases))
     values = A.dihedral(b1, b2, b3)
     assert torch.isfinite(values).all()
-    assert math.isclose(float(values[0]), 0.0, abs_tol=1e-15) and math.isclose(abs(float(values[1])), math.pi)
+    assert math.isclose(float(values[0]), 0.0, abs_tol=1e-15) and math.isclose(
+        abs(float(values[1])), math.pi
+    )
     for signed in (True, False):
         for g in grad_of(lambda *v, signed=signed: A.dihedral(*v, signed=signed), b1, b2, b3):
             assert torch.isfinite(g).all()
@@ -139,7 +156,9 @@ def test_torsion_harmonics_are_sines_times_exp_i_m_phi(phi):
     b1, b2, b3 = chain(phi, t1, t2)
     got = A.torsion_harmonics(A.unit(b1), A.unit(b2), A.unit(b3), 3, signed=True)
     s = math.sin(t1) * math.sin(t2)
-    expected = [s**m * math.cos(m * phi) for m in (1, 2, 3)] + [s**m * math.sin(m * phi) for m in (1, 2, 3)]
+    expected = [s**m * math.cos(m * phi) for m in (1, 2, 3)] + [
+        s**m * math.sin(m * phi) for m in (1, 2, 3)
+    ]
     np.testing.assert_allclose(got.numpy(), expected, atol=1e-12)
     mirror = torch.diag(torch.tensor([1.0, -1.0, 1.0], dtype=D))
     reflected = A.torsion_harmonics(*(A.unit(b @ mirror) for b in (b1, b2, b3)), 3, signed=True)

@@ -20,7 +20,9 @@ SETTINGS = settings(max_examples=15, deadline=None)
 
 def graph(atoms: ase.Atoms, cutoff: float, knn: int | None = None):
     pos, cell, pbc = atoms.positions, atoms.cell.array, np.asarray(atoms.pbc)
-    r, s, sh = knn_pairs(pos, cell, pbc, knn, cutoff) if knn else radius_pairs(pos, cell, pbc, cutoff)
+    r, s, sh = (
+        knn_pairs(pos, cell, pbc, knn, cutoff) if knn else radius_pairs(pos, cell, pbc, cutoff)
+    )
     edge_index = torch.tensor(np.stack([s, r]))
     shifts = torch.tensor(sh)
     vectors = torch.tensor(pos[s] - pos[r] + sh @ cell)
@@ -55,9 +57,17 @@ def brute_quadruplets(edge_index, shifts, short):
     return out
 
 
-structures = st.integers(0, 2**31 - 1).map(np.random.default_rng).flatmap(
-    lambda rng: st.sampled_from(
-        [S.random_molecule(rng, ["H", "C"], 3.0), S.random_cell(rng, ["H", "C"]), S.random_slab(rng, ["C"])]
+structures = (
+    st.integers(0, 2**31 - 1)
+    .map(np.random.default_rng)
+    .flatmap(
+        lambda rng: st.sampled_from(
+            [
+                S.random_molecule(rng, ["H", "C"], 3.0),
+                S.random_cell(rng, ["H", "C"]),
+                S.random_slab(rng, ["C"]),
+            ]
+        )
     )
 )
 
@@ -157,7 +167,9 @@ def test_dense_and_sparse_contraction_agree_with_explicit_sum(per_order):
     assert layout.dense
     sparse = H.TripletLayout(layout.kj, layout.ji, layout.num_edges)
     values = torch.randn(edge_index.shape[1], 4, 3, dtype=torch.float64)
-    dense_out = layout.contract(layout.harmonics(vectors, 4, order_major=per_order), values, per_order)
+    dense_out = layout.contract(
+        layout.harmonics(vectors, 4, order_major=per_order), values, per_order
+    )
     sparse_out = sparse.contract(sparse.harmonics(vectors.clone(), 4), values, per_order)
     # Explicit: Y_l^0 of the angle at j between x_k - x_j and x_i - x_j.
     kj, ji = layout.kj, layout.ji

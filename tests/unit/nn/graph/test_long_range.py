@@ -14,10 +14,19 @@ def blueprint(long_range_cutoff=7.0, interactions=None):
     return {
         "name": "lr",
         "symmetry": {"group": "O(3)"},
-        "graph": {"type": "radius", "cutoff": 3.0, **({"long_range_cutoff": long_range_cutoff} if long_range_cutoff else {})},
-        "embedding": {"species": ["H", "C", "O", "Cu"], "node": {"type": "learned", "features": 4},
-                      "radial": {"type": "bessel", "num": 4}, "envelope": {"type": "polynomial"}},
-        "interactions": interactions or [{"type": "schnet", "filters": 4}, {"type": "long_range", "filters": 4}],
+        "graph": {
+            "type": "radius",
+            "cutoff": 3.0,
+            **({"long_range_cutoff": long_range_cutoff} if long_range_cutoff else {}),
+        },
+        "embedding": {
+            "species": ["H", "C", "O", "Cu"],
+            "node": {"type": "learned", "features": 4},
+            "radial": {"type": "bessel", "num": 4},
+            "envelope": {"type": "polynomial"},
+        },
+        "interactions": interactions
+        or [{"type": "schnet", "filters": 4}, {"type": "long_range", "filters": 4}],
         "readout": {"energy": {"type": "sum"}, "forces": {"type": "gradient"}},
     }
 
@@ -60,7 +69,9 @@ def test_long_range_sees_beyond_the_local_cutoff():
     e1 = model(geocompose.Batch.from_ase([water + far]))["energy"]
     e2 = model(geocompose.Batch.from_ase([water + nearer]))["energy"]
     assert not torch.allclose(e1, e2)
-    local = geocompose.compile(blueprint(interactions=[{"type": "schnet", "filters": 4}]), dtype=torch.float64, seed=0)
+    local = geocompose.compile(
+        blueprint(interactions=[{"type": "schnet", "filters": 4}]), dtype=torch.float64, seed=0
+    )
     l1 = local(geocompose.Batch.from_ase([water + far]))["energy"]
     l2 = local(geocompose.Batch.from_ase([water + nearer]))["energy"]
     assert torch.allclose(l1, l2)
@@ -73,4 +84,6 @@ def test_point_cloud_has_no_edges_and_a_model_still_runs():
     batch = geocompose.Batch.from_ase([molecule("H2O")])
     assert model.graph.topology(batch)[F.EDGE_INDEX].shape == (2, 0)
     out = model(batch)
-    assert torch.isfinite(out["energy"]).all() and torch.equal(out["forces"], torch.zeros(3, 3, dtype=torch.float64))
+    assert torch.isfinite(out["energy"]).all() and torch.equal(
+        out["forces"], torch.zeros(3, 3, dtype=torch.float64)
+    )

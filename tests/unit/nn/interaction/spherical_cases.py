@@ -61,7 +61,9 @@ def positions(seed: int, n: int = 6) -> torch.Tensor:
     return 3.0 * torch.rand(n, 3, generator=gen, dtype=torch.float64)
 
 
-def state_for(x: torch.Tensor, types: dict[str, FieldType], seed: int = 0) -> dict[str, torch.Tensor]:
+def state_for(
+    x: torch.Tensor, types: dict[str, FieldType], seed: int = 0
+) -> dict[str, torch.Tensor]:
     """A state for one molecule at ``x``: all pairs within the cutoff, random features."""
     n = x.shape[0]
     gen = torch.Generator().manual_seed(seed + 1)
@@ -77,13 +79,17 @@ def state_for(x: torch.Tensor, types: dict[str, FieldType], seed: int = 0) -> di
         F.PBC: torch.zeros(1, 3, dtype=torch.bool),
         F.EDGE_INDEX: edge_index,
         F.EDGE_SHIFTS: torch.zeros(edge_index.shape[1], 3, dtype=torch.long),
-        F.NODE_FEATURES: torch.randn(n, types[F.NODE_FEATURES].irreps.dim, generator=gen, dtype=x.dtype),
+        F.NODE_FEATURES: torch.randn(
+            n, types[F.NODE_FEATURES].irreps.dim, generator=gen, dtype=x.dtype
+        ),
     }
     state.update(geometry(state, types))
     return state
 
 
-def geometry(state: dict[str, torch.Tensor], types: dict[str, FieldType]) -> dict[str, torch.Tensor]:
+def geometry(
+    state: dict[str, torch.Tensor], types: dict[str, FieldType]
+) -> dict[str, torch.Tensor]:
     """Edge vectors, lengths, a sine basis, a cosine envelope and harmonics, from positions."""
     senders, receivers = state[F.EDGE_INDEX]
     x = state[F.POSITIONS]

@@ -27,8 +27,11 @@ def blueprint(interactions, group="O(3)"):
         "graph": {"type": "radius", "cutoff": 4.0},
         # Gaussian radial: the core's sinc-based Bessel radial has a NaN second derivative
         # at r = 0 (coincident atoms), which is not what these tests are about.
-        "embedding": {"species": SPECIES, "node": {"type": "learned", "features": 8},
-                      "radial": {"type": "gaussian", "num": 6}},
+        "embedding": {
+            "species": SPECIES,
+            "node": {"type": "learned", "features": 8},
+            "radial": {"type": "gaussian", "num": 6},
+        },
         "interactions": interactions,
         "readout": {"energy": {"type": "sum", "hidden": [8]}, "forces": {"type": "gradient"}},
     }
@@ -40,15 +43,37 @@ def degenerate_structures() -> dict[str, ase.Atoms]:
         # collinear triplets, angles exactly 0 and pi; a straight chain
         "linear chain": ase.Atoms("HCCH", positions=np.outer([0.0, 1.06, 2.26, 3.32], x)),
         # every quadruplet planar (dihedral 0 or pi): ethylene
-        "planar": ase.Atoms("C2H4", positions=[[0, 0, 0], [1.33, 0, 0], [-0.57, 0.93, 0], [-0.57, -0.93, 0],
-                                                [1.9, 0.93, 0], [1.9, -0.93, 0]]),
+        "planar": ase.Atoms(
+            "C2H4",
+            positions=[
+                [0, 0, 0],
+                [1.33, 0, 0],
+                [-0.57, 0.93, 0],
+                [-0.57, -0.93, 0],
+                [1.9, 0.93, 0],
+                [1.9, -0.93, 0],
+            ],
+        ),
         # all neighbours at the same distance, tetrahedral: methane
-        "equal distances": ase.Atoms("CH4", positions=[[0, 0, 0], [0.63, 0.63, 0.63], [-0.63, -0.63, 0.63],
-                                                     [-0.63, 0.63, -0.63], [0.63, -0.63, -0.63]]),
+        "equal distances": ase.Atoms(
+            "CH4",
+            positions=[
+                [0, 0, 0],
+                [0.63, 0.63, 0.63],
+                [-0.63, -0.63, 0.63],
+                [-0.63, 0.63, -0.63],
+                [0.63, -0.63, -0.63],
+            ],
+        ),
         # coincident atoms: a zero-length edge (unit vector undefined)
         "coincident": ase.Atoms("CHO", positions=[[0, 0, 0], [0, 0, 0], [1.2, 0, 0]]),
         # a perfect crystal: ties everywhere, images of the receiver as triplet partners
-        "fcc": ase.Atoms("Cu", positions=[[0, 0, 0]], cell=[[0, 1.8, 1.8], [1.8, 0, 1.8], [1.8, 1.8, 0]], pbc=True),
+        "fcc": ase.Atoms(
+            "Cu",
+            positions=[[0, 0, 0]],
+            cell=[[0, 1.8, 1.8], [1.8, 0, 1.8], [1.8, 1.8, 0]],
+            pbc=True,
+        ),
     }
 
 
@@ -60,7 +85,11 @@ def test_knob_offers_body_orders_2_3_and_4():
 @pytest.mark.parametrize("block", list(BLOCKS))
 def test_degenerate_geometry_gives_finite_energies_and_forces(block):
     group = "SO(3)" if block == "gemnet_q" else "O(3)"
-    model = geocompose.compile(blueprint([{"type": block, **BLOCKS[block], "repeat": 2}], group), dtype=torch.float64, seed=0)
+    model = geocompose.compile(
+        blueprint([{"type": block, **BLOCKS[block], "repeat": 2}], group),
+        dtype=torch.float64,
+        seed=0,
+    )
     for label, atoms in degenerate_structures().items():
         batch = geocompose.Batch.from_ase(atoms)
         positions = batch.positions.clone().requires_grad_(True)
@@ -69,8 +98,12 @@ def test_degenerate_geometry_gives_finite_energies_and_forces(block):
         assert torch.isfinite(out["forces"]).all(), label
         # second derivatives too (training on forces differentiates the forces); a random
         # weighting, since the plain sum of forces is identically zero
-        weights = torch.randn(out["forces"].shape, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
-        (hessian_row,) = torch.autograd.grad((out["forces"] * weights).sum(), positions, allow_unused=True)
+        weights = torch.randn(
+            out["forces"].shape, dtype=torch.float64, generator=torch.Generator().manual_seed(0)
+        )
+        (hessian_row,) = torch.autograd.grad(
+            (out["forces"] * weights).sum(), positions, allow_unused=True
+        )
         assert hessian_row is None or torch.isfinite(hessian_row).all(), label
 
 

@@ -21,8 +21,12 @@ def test_update_is_the_papers_gated_convolution_times_the_envelope():
         "name": "c",
         "symmetry": {"group": "O(3)"},
         "graph": {"type": "radius", "cutoff": 3.0},
-        "embedding": {"species": ["Na", "Cl"], "node": {"type": "learned", "features": 4},
-                      "radial": {"type": "gaussian", "num": 5}, "envelope": {"type": "cosine"}},
+        "embedding": {
+            "species": ["Na", "Cl"],
+            "node": {"type": "learned", "features": 4},
+            "radial": {"type": "gaussian", "num": 5},
+            "envelope": {"type": "cosine"},
+        },
         "interactions": [{"type": "cgcnn"}],
         "readout": {"energy": {"type": "sum"}},
     }
@@ -30,8 +34,13 @@ def test_update_is_the_papers_gated_convolution_times_the_envelope():
     crystal = ase.build.bulk("NaCl", "rocksalt", a=5.64)
     crystal.rattle(0.05, seed=0)
     batch = geocompose.Batch.from_ase(crystal)
-    state = {F.POSITIONS: batch.positions, F.SPECIES: model.species_index(batch.atomic_numbers),
-             F.BATCH: batch.batch, F.CELL: batch.cell, F.PBC: batch.pbc}
+    state = {
+        F.POSITIONS: batch.positions,
+        F.SPECIES: model.species_index(batch.atomic_numbers),
+        F.BATCH: batch.batch,
+        F.CELL: batch.cell,
+        F.PBC: batch.pbc,
+    }
     state.update(model.graph.topology(batch))
     for block in model.blocks[:3]:
         state.update(block(state))
@@ -45,6 +54,8 @@ def test_update_is_the_papers_gated_convolution_times_the_envelope():
     for e in range(j.numel()):  # the formula edge by edge, as written in the paper
         z = torch.cat([h[i[e]], h[j[e]], state[F.EDGE_RADIAL][e]])
         gate, core = (weight @ z + bias).chunk(2)
-        total[i[e]] += torch.sigmoid(gate) * torch.nn.functional.softplus(core) * state[F.EDGE_ENVELOPE][e]
+        total[i[e]] += (
+            torch.sigmoid(gate) * torch.nn.functional.softplus(core) * state[F.EDGE_ENVELOPE][e]
+        )
     expected = torch.nn.functional.softplus(h + total)
     torch.testing.assert_close(conv(state)[F.NODE_FEATURES], expected)

@@ -27,9 +27,21 @@ def blueprint(repeat=2, **params):
         "name": "d",
         "symmetry": {"group": "O(3)"},
         "graph": {"type": "radius", "cutoff": 4.0},
-        "embedding": {"species": ["H", "C", "O", "Cu"], "node": {"type": "learned", "features": 8},
-                      "radial": {"type": "bessel", "num": 5}},
-        "interactions": [{"type": "dimenet_pp", "hidden": 8, "int_emb": 4, "out_emb": 8, "repeat": repeat, **params}],
+        "embedding": {
+            "species": ["H", "C", "O", "Cu"],
+            "node": {"type": "learned", "features": 8},
+            "radial": {"type": "bessel", "num": 5},
+        },
+        "interactions": [
+            {
+                "type": "dimenet_pp",
+                "hidden": 8,
+                "int_emb": 4,
+                "out_emb": 8,
+                "repeat": repeat,
+                **params,
+            }
+        ],
         "readout": {"energy": {"type": "sum", "hidden": []}, "forces": {"type": "gradient"}},
     }
 
@@ -38,14 +50,19 @@ def sample_batch():
     rng = np.random.default_rng(0)
     cu = ase.build.bulk("Cu", "fcc", a=3.61, cubic=True)
     cu.rattle(0.05, seed=2)
-    return geocompose.Batch.from_ase([S.random_molecule(rng, ["H", "C", "O"], 4.0), cu, S.random_cell(rng, ["C", "O"])])
+    return geocompose.Batch.from_ase(
+        [S.random_molecule(rng, ["H", "C", "O"], 4.0), cu, S.random_cell(rng, ["C", "O"])]
+    )
 
 
 def state_before(model, batch, index):
     state = {
-        F.POSITIONS: batch.positions, F.ATOMIC_NUMBERS: batch.atomic_numbers,
-        F.SPECIES: model.species_index(batch.atomic_numbers), F.BATCH: batch.batch,
-        F.CELL: batch.cell, F.PBC: batch.pbc,
+        F.POSITIONS: batch.positions,
+        F.ATOMIC_NUMBERS: batch.atomic_numbers,
+        F.SPECIES: model.species_index(batch.atomic_numbers),
+        F.BATCH: batch.batch,
+        F.CELL: batch.cell,
+        F.PBC: batch.pbc,
     }
     state.update(model.graph.topology(batch))
     for block in model.blocks[:index]:
@@ -61,7 +78,9 @@ def test_registered_as_body_order_3_invariant():
 def test_factorised_triplet_sum_is_dimenet_pp_hadamard_form():
     """Ours: sum_l Y_l(t) Z_kj,l (bmm over a padded layout). DimeNet++ (as in the paper and
     PyG): a_SBF per triplet → lin_sbf1 → lin_sbf2, times x_kj[kj], scattered onto ji."""
-    model = geocompose.compile(blueprint(num_spherical=4, num_radial=3), dtype=torch.float64, seed=0)
+    model = geocompose.compile(
+        blueprint(num_spherical=4, num_radial=3), dtype=torch.float64, seed=0
+    )
     batch = sample_batch()
     index = next(i for i, b in enumerate(model.blocks) if isinstance(b, DimeNetPPInteraction))
     block, state = model.blocks[index], state_before(model, batch, index)
@@ -73,14 +92,18 @@ def test_factorised_triplet_sum_is_dimenet_pp_hadamard_form():
     kj, ji = H.triplet_index(state[F.EDGE_INDEX], state[F.EDGE_SHIFTS], batch.num_atoms)
     a, b = state[F.EDGE_VECTORS][kj], -state[F.EDGE_VECTORS][ji]
     cos = (a * b).sum(1) / (a.norm(dim=1) * b.norm(dim=1))
-    sbf = (radial[kj] * spherical_harmonics_m0(num_l - 1, cos)[:, :, None]).reshape(len(kj), -1)  # (T, L*n)
+    sbf = (radial[kj] * spherical_harmonics_m0(num_l - 1, cos)[:, :, None]).reshape(
+        len(kj), -1
+    )  # (T, L*n)
     weights = block.sbf2(sbf @ block.sbf1.reshape(num_l * num_n, basis_emb))  # (T, int_emb)
     reference = scatter_sum(x_kj[kj] * weights, ji, len(m))
     # Ours.
     triplets = layout(state)
     assert triplets.dense
     per_edge = block.sbf2(torch.einsum("eln,lnb->elb", radial, block.sbf1))
-    ours = triplets.contract(triplets.harmonics(state[F.EDGE_VECTORS], num_l), x_kj[:, None, :] * per_edge)
+    ours = triplets.contract(
+        triplets.harmonics(state[F.EDGE_VECTORS], num_l), x_kj[:, None, :] * per_edge
+    )
     torch.testing.assert_close(ours, reference)
 
 

@@ -23,8 +23,11 @@ def blueprint(block: str, group: str = "O(3)", repeat: int = 2, **params):
         "name": "q",
         "symmetry": {"group": group},
         "graph": {"type": "radius", "cutoff": 5.0},
-        "embedding": {"species": SPECIES, "node": {"type": "learned", "features": 8},
-                      "radial": {"type": "bessel", "num": 6}},
+        "embedding": {
+            "species": SPECIES,
+            "node": {"type": "learned", "features": 8},
+            "radial": {"type": "bessel", "num": 6},
+        },
         "interactions": [{"type": block, "hidden": 8, "int_emb": 4, "repeat": repeat, **params}],
         "readout": {"energy": {"type": "sum", "hidden": [8]}, "forces": {"type": "gradient"}},
     }
@@ -53,7 +56,9 @@ def energies(model, structures) -> torch.Tensor:
 
 
 def test_registry_types_the_torsion_sign():
-    entries = {n: REGISTRY.get(Kind.INTERACTION, n) for n in ("gemnet_t", "gemnet_q", "gemnet_q_unsigned")}
+    entries = {
+        n: REGISTRY.get(Kind.INTERACTION, n) for n in ("gemnet_t", "gemnet_q", "gemnet_q_unsigned")
+    }
     assert {n: (e.body_order, e.group) for n, e in entries.items()} == {
         "gemnet_t": (3, Group.O3),
         "gemnet_q": (4, Group.SO3),
@@ -104,11 +109,15 @@ def test_verifier_refuses_an_o3_claim_for_signed_torsions_and_accepts_so3(tmp_pa
     checks = {c.name: c for c in right.checks}
     assert right.passed and checks["rotation"].verdict is Verdict.PASS
     assert checks["reflection"].verdict is Verdict.MEASURED and checks["reflection"].error > 1e-6
-    assert "group: SO(3)" in (Path(__file__).parents[4] / "blueprints" / "gemnet_q.yaml").read_text()
+    assert (
+        "group: SO(3)" in (Path(__file__).parents[4] / "blueprints" / "gemnet_q.yaml").read_text()
+    )
 
 
 def test_energy_is_continuous_where_an_edge_crosses_the_torsion_cutoff():
-    model = geocompose.compile(blueprint("gemnet_q", "SO(3)", torsion_cutoff=2.5), dtype=torch.float64, seed=0)
+    model = geocompose.compile(
+        blueprint("gemnet_q", "SO(3)", torsion_cutoff=2.5), dtype=torch.float64, seed=0
+    )
     base = bromochlorofluoromethane()
     chain = base.copy()
     # Move Br along its bond so that the Cl-Br distance (non-bonded) crosses 2.5 Å.

@@ -82,12 +82,19 @@ def test_pruned_self_couplings_vanish_identically():
     irreps = o3.Irreps("3x1o + 3x2e")
     with exact_constants():
         tp = o3.TensorProduct(
-            irreps, irreps, "3x1e + 3x1e + 3x3e",
+            irreps,
+            irreps,
+            "3x1e + 3x1e + 3x3e",
             [(0, 0, 0, "uuu", False), (1, 1, 1, "uuu", False), (1, 1, 2, "uuu", False)],
         )
     a = torch.randn(4, irreps.dim, dtype=torch.float64)
     assert tp(a, a).abs().max() < 1e-12
-    kept = {(i1, i2) for i1, i2, _ in contraction_levels(o3.Irreps("3x0e + 3x1o + 3x2e"), [o3.Irrep("1e")], 2)[1].couplings}
+    kept = {
+        (i1, i2)
+        for i1, i2, _ in contraction_levels(o3.Irreps("3x0e + 3x1o + 3x2e"), [o3.Irrep("1e")], 2)[
+            1
+        ].couplings
+    }
     assert all(i1 <= i2 for i1, i2 in kept)  # (l2 x l1) duplicates of (l1 x l2) are dropped
 
 
@@ -116,7 +123,11 @@ def test_shapes_and_signature():
 def test_empty_batch_gives_empty_features():
     block, types = build("5x0e", features="4x0e + 4x1o", correlation=2)
     state = state_for(positions(2, n=1), types)
-    empty = {k: v[:0] if k != F.EDGE_INDEX else v[:, :0] for k, v in state.items() if k not in (F.CELL, F.PBC)}
+    empty = {
+        k: v[:0] if k != F.EDGE_INDEX else v[:, :0]
+        for k, v in state.items()
+        if k not in (F.CELL, F.PBC)
+    }
     out = block(empty)[F.NODE_FEATURES]
     assert out.shape == (0, 16)
 
@@ -131,7 +142,11 @@ def test_refuses_irreps_no_product_reaches():
     for correlation in (1, 2):
         params = MACEParams(features="4x0e + 4x1e", correlation=correlation)
         refusal = MACEInteraction.signature(params, upstream("8x0e"), ctx())
-        assert isinstance(refusal, TypeRefusal) and "1e" in refusal.message and "correlation" in refusal.hint
+        assert (
+            isinstance(refusal, TypeRefusal)
+            and "1e" in refusal.message
+            and "correlation" in refusal.hint
+        )
     params = MACEParams(features="4x0e + 4x1e", correlation=3)
     assert not isinstance(MACEInteraction.signature(params, upstream("8x0e"), ctx()), TypeRefusal)
 

@@ -34,7 +34,9 @@ def build(name: str, features_in: str, l_max: int = 2, seed: int = 0, **params):
 
 
 def test_tfn_is_the_shared_convolution_with_other_defaults():
-    assert issubclass(TFNInteraction, SphericalConvolution) and issubclass(NequIPInteraction, SphericalConvolution)
+    assert issubclass(TFNInteraction, SphericalConvolution) and issubclass(
+        NequIPInteraction, SphericalConvolution
+    )
     assert TFNInteraction.message is NequIPInteraction.message  # one tensor-product loop
     tfn, nequip = TFNParams(), NequIPParams()
     assert (tfn.nonlinearity, nequip.nonlinearity) == ("norm", "gate")
@@ -61,7 +63,10 @@ def test_equivariant_under_rotation_and_reflection(name, features_in, features):
 @pytest.mark.parametrize("mode", ["uvu", "uvw"])
 def test_every_nonlinearity_and_mode_is_equivariant(nonlinearity, mode):
     block, types = build(
-        "nequip", odd_features(1), features=odd_features(1), nonlinearity=nonlinearity,
+        "nequip",
+        odd_features(1),
+        features=odd_features(1),
+        nonlinearity=nonlinearity,
         tensor_product={"mode": mode},
     )
     assert_block_equivariant(block, state_for(positions(2, n=5), types), types, seed=5)
@@ -69,8 +74,12 @@ def test_every_nonlinearity_and_mode_is_equivariant(nonlinearity, mode):
 
 def test_explicit_pseudovector_path_is_equivariant_and_nonzero():
     block, types = build(
-        "nequip", "4x0e + 3x1o", l_max=1, features="4x0e + 3x1e",
-        tensor_product={"paths": ["1o x 1o -> 1e", "0e x 0e -> 0e"]}, self_connection="none",
+        "nequip",
+        "4x0e + 3x1o",
+        l_max=1,
+        features="4x0e + 3x1e",
+        tensor_product={"paths": ["1o x 1o -> 1e", "0e x 0e -> 0e"]},
+        self_connection="none",
     )
     state = state_for(positions(3, n=6), types)
     out = block(state)[F.NODE_FEATURES]
@@ -80,8 +89,13 @@ def test_explicit_pseudovector_path_is_equivariant_and_nonzero():
 
 def test_the_check_catches_a_parity_bug():
     """Relabel the written 1e as 1o (a planted reflection bug): -R must expose it."""
-    block, types = build("nequip", "4x0e + 3x1o", l_max=1, features="4x0e + 3x1e",
-                         tensor_product={"paths": ["1o x 1o -> 1e", "0e x 0e -> 0e"]})
+    block, types = build(
+        "nequip",
+        "4x0e + 3x1o",
+        l_max=1,
+        features="4x0e + 3x1e",
+        tensor_product={"paths": ["1o x 1o -> 1e", "0e x 0e -> 0e"]},
+    )
     state = state_for(positions(3, n=6), types)
     with torch.no_grad():
         out = block(state)[F.NODE_FEATURES]
@@ -140,7 +154,9 @@ def test_refuses_a_parity_violating_path_naming_it():
 
 
 def test_lower_l_max_truncates_the_harmonics():
-    block, types = build("nequip", "6x0e", l_max=2, features="4x0e + 2x1o", tensor_product={"l_max": 1})
+    block, types = build(
+        "nequip", "6x0e", l_max=2, features="4x0e + 2x1o", tensor_product={"l_max": 1}
+    )
     assert block.plan.irreps_in2 == o3.Irreps("1x0e + 1x1o")
     assert_block_equivariant(block, state_for(positions(6, n=5), types), types)
 

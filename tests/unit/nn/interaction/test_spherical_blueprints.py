@@ -20,13 +20,17 @@ SPHERICAL = ["tfn", "nequip", "mace", "pseudotensor", "polarizability"]
 
 
 def raw(name: str) -> dict:
-    return copy.deepcopy(read_blueprint(BLUEPRINTS / f"{name}.yaml").blueprint.model_dump(mode="json"))
+    return copy.deepcopy(
+        read_blueprint(BLUEPRINTS / f"{name}.yaml").blueprint.model_dump(mode="json")
+    )
 
 
 @pytest.fixture(scope="module")
 def batch():
     atoms = molecule("CH3CH2OH")
-    atoms.positions += 0.05 * torch.randn(len(atoms), 3, generator=torch.Generator().manual_seed(0)).numpy()
+    atoms.positions += (
+        0.05 * torch.randn(len(atoms), 3, generator=torch.Generator().manual_seed(0)).numpy()
+    )
     return geocompose.Batch.from_ase([atoms, bulk("Cu", "fcc", a=3.6, cubic=True)])
 
 
@@ -47,7 +51,9 @@ def test_pseudotensor_outputs_flip_as_pseudotensors(batch):
     assert model.outputs["axial"].irreps == o3.Irreps("1e")
     mol = batch.structure(0)
     out = {k: v.detach() for k, v in model(mol).items()}
-    assert out["chirality"].abs().max() > 1e-8 and out["axial"].abs().max() > 1e-6  # not trivially zero
+    assert (
+        out["chirality"].abs().max() > 1e-8 and out["axial"].abs().max() > 1e-6
+    )  # not trivially zero
     R = -o3.rand_matrix(dtype=torch.float64)
     moved = model(mol.replace(positions=mol.positions @ R.T))
     assert torch.allclose(moved["chirality"], -out["chirality"], atol=1e-12)  # 0o flips under -1
@@ -128,5 +134,7 @@ def test_cartesian_then_spherical_composes_and_stays_equivariant(batch):
     for R in (o3.rand_matrix(dtype=torch.float64), -o3.rand_matrix(dtype=torch.float64)):
         moved = model(mol.replace(positions=mol.positions @ R.T))
         assert torch.allclose(moved["energy"], out["energy"], atol=1e-11)
-        assert torch.allclose(moved["dipole"], out["dipole"] @ wigner_d(o3.Irreps("1o"), R).T, atol=1e-11)
+        assert torch.allclose(
+            moved["dipole"], out["dipole"] @ wigner_d(o3.Irreps("1o"), R).T, atol=1e-11
+        )
         assert torch.allclose(moved["forces"], out["forces"] @ R.T, atol=1e-11)

@@ -100,7 +100,9 @@ def test_a_path_breaking_a_selection_rule_is_refused_by_name(path, words):
 
 
 def test_a_path_needing_odd_harmonics_is_refused():
-    refusal = enumerate_paths(NODE, SH, paths=["1o x 1e -> 0o"], names=("node_features", "edge_angular"))
+    refusal = enumerate_paths(
+        NODE, SH, paths=["1o x 1e -> 0o"], names=("node_features", "edge_angular")
+    )
     assert isinstance(refusal, TypeRefusal)
     assert "1o x 1e -> 0o" in refusal.message and "edge_angular" in refusal.message
 
@@ -134,7 +136,9 @@ def test_pseudovector_path_flips_correctly_under_reflection():
     out = tp(x, y)
     moved = tp(x @ wigner_d(plan.irreps_in1, R).T, y @ R.T)
     assert torch.allclose(moved, out @ wigner_d(plan.irreps_out, R).T, atol=1e-12)
-    assert torch.allclose(wigner_d(plan.irreps_out, R), wigner_d(plan.irreps_out, -R))  # 1e: parity-even
+    assert torch.allclose(
+        wigner_d(plan.irreps_out, R), wigner_d(plan.irreps_out, -R)
+    )  # 1e: parity-even
 
 
 def test_path_spec_parsing_and_printing():
@@ -147,7 +151,9 @@ def test_path_spec_parsing_and_printing():
 
 
 def test_params_model_validates_and_round_trips():
-    params = TensorProductParams(l_max=2, paths=["0e x 1o -> 1o", [1, 1, 0]], max_l_out=2, mode="uvw")
+    params = TensorProductParams(
+        l_max=2, paths=["0e x 1o -> 1o", [1, 1, 0]], max_l_out=2, mode="uvw"
+    )
     assert params.mode is MixingMode.UVW
     dumped = params.model_dump(mode="json")
     assert dumped["paths"] == ["0e x 1o -> 1o", [1, 1, 0]]
