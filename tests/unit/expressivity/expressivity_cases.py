@@ -5,8 +5,18 @@ second. Widths do not change which pairs a block can separate, only by how much.
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 
-from geocompose.expressivity import Head, build_classifier, compile_classifier, distinguish
+from geocompose.expressivity import (
+    Head,
+    build_classifier,
+    compile_classifier,
+    distinguish,
+    k_chains,
+)
+from geocompose.expressivity.classifier import blueprint_data
+
+BLUEPRINTS = Path(__file__).parents[3] / "blueprints"
 
 _BASE = {
     "symmetry": {"group": "O(3)", "strategy": "built_in"},
@@ -58,5 +68,23 @@ def tiny(name: str) -> dict:
 
 def separation(name: str, pair, layers: int, head: Head = Head.INVARIANT, seeds: int = 2):
     """Random-init distinguishability of ``pair`` by ``tiny(name)`` at ``layers``."""
-    classifier = build_classifier(tiny(name), layers, head)
+    return separation_of(tiny(name), pair, layers, head, seeds)
+
+
+def separation_of(data: dict, pair, layers: int, head: Head = Head.INVARIANT, seeds: int = 2):
+    """Random-init distinguishability of ``pair`` by the blueprint ``data`` at ``layers``."""
+    classifier = build_classifier(data, layers, head)
     return distinguish(lambda seed: compile_classifier(classifier, seed=seed), pair, seeds=seeds)
+
+
+def shipped(name: str, **knobs) -> dict:
+    """``blueprints/<name>.yaml`` as data, ``knobs`` set on its first interaction entry."""
+    data = blueprint_data(BLUEPRINTS / f"{name}.yaml")
+    data["interactions"][0].update(knobs)
+    return data
+
+
+def chain_gap(data: dict, layers: int, seeds: int = 2):
+    """How the blueprint ``data`` separates the two 4-chains at random init: the gap
+    tests hold a shipped setting to a measured size of this gap."""
+    return separation_of(data, k_chains(4), layers, seeds=seeds)

@@ -9,30 +9,13 @@ without, so dropping the setting fails the test.
 
 from __future__ import annotations
 
-from pathlib import Path
+from expressivity_cases import chain_gap, shipped
 
-from geocompose.expressivity import (
-    Head,
-    build_classifier,
-    compile_classifier,
-    distinguish,
-    k_chains,
-)
-from geocompose.expressivity.classifier import blueprint_data
-
-BLUEPRINTS = Path(__file__).parents[3] / "blueprints"
 THRESHOLD = 1e-3
 
 
-def chain_gap(data: dict, layers: int, seeds: int = 2):
-    classifier = build_classifier(data, layers, Head.INVARIANT)
-    return distinguish(
-        lambda seed: compile_classifier(classifier, seed=seed), k_chains(4), seeds=seeds
-    )
-
-
 def test_shipped_faenet_separates_4_chains_at_1_layer_by_a_trainable_gap():
-    data = blueprint_data(BLUEPRINTS / "faenet.yaml")
+    data = shipped("faenet")
     assert data["interactions"][0]["graph_norm"] is True
     result = chain_gap(data, 1)
     assert all(result.separated), result
@@ -41,13 +24,12 @@ def test_shipped_faenet_separates_4_chains_at_1_layer_by_a_trainable_gap():
 
 def test_faenet_without_graph_norm_has_a_small_gap():
     """The control: the sum over atoms cancels most of the per-atom difference (1.4e-4)."""
-    data = blueprint_data(BLUEPRINTS / "faenet.yaml")
-    data["interactions"][0]["graph_norm"] = False
+    data = shipped("faenet", graph_norm=False)
     result = chain_gap(data, 1)
     assert all(result.separated), result  # still separated, only by little
     assert max(result.relative_gaps) < THRESHOLD / 3, result
 
 
 def test_shipped_faenet_sfa_uses_graph_norm_too():
-    data = blueprint_data(BLUEPRINTS / "faenet-sfa.yaml")
+    data = shipped("faenet-sfa")
     assert data["interactions"][0]["graph_norm"] is True

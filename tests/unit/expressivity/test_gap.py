@@ -14,38 +14,12 @@ reverting the setting fails the test.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-
-from geocompose.expressivity import (
-    Head,
-    build_classifier,
-    compile_classifier,
-    distinguish,
-    k_chains,
-)
-from geocompose.expressivity.classifier import blueprint_data
-
-BLUEPRINTS = Path(__file__).parents[3] / "blueprints"
-
-
-def chain_gap(data: dict, layers: int, seeds: int = 2):
-    classifier = build_classifier(data, layers, Head.INVARIANT)
-    return distinguish(
-        lambda seed: compile_classifier(classifier, seed=seed), k_chains(4), seeds=seeds
-    )
-
-
-def with_epsilon(name: str, epsilon: float | None) -> dict:
-    data = blueprint_data(BLUEPRINTS / f"{name}.yaml")
-    if epsilon is not None:
-        data["interactions"][0]["norm_epsilon"] = epsilon
-    return data
+from expressivity_cases import chain_gap, shipped
 
 
 def test_shipped_gvp_separates_4_chains_at_3_layers_by_a_trainable_gap():
-    data = with_epsilon("gvp", None)
+    data = shipped("gvp")
     assert data["interactions"][0]["norm_epsilon"] == pytest.approx(1e-2)
     result = chain_gap(data, 3)
     assert all(result.separated), result
@@ -54,7 +28,7 @@ def test_shipped_gvp_separates_4_chains_at_3_layers_by_a_trainable_gap():
 
 def test_gvp_default_epsilon_buries_the_gap():
     """The control: the same blueprint with the block default eps = 1 (measured 2e-12)."""
-    result = chain_gap(with_epsilon("gvp", 1.0), 3)
+    result = chain_gap(shipped("gvp", norm_epsilon=1.0), 3)
     assert max(result.relative_gaps) < 1e-9, result
 
 
@@ -64,14 +38,16 @@ def test_shipped_cartesian_blueprints_do_not_separate_4_chains_before_3_layers(n
     """Below the geometric WL bound the two chains give bit-identical features, whatever
     the epsilon (the shipped one, and the reference code's 1e-8)."""
     for epsilon in (None, 1e-8):
-        result = chain_gap(with_epsilon(name, epsilon), layers)
+        result = chain_gap(
+            shipped(name, **({} if epsilon is None else {"norm_epsilon": epsilon})), layers
+        )
         assert max(result.gaps) == 0.0, (epsilon, result)
 
 
 def test_painn_reference_epsilon_widens_the_gap():
     """PaiNN's gate reads a vector norm: eps = 1e-8 makes it |v| (linear in the small
     vectors) instead of |v|^2 / 2; measured 1e-7 against 7e-11 with eps = 1."""
-    reference = chain_gap(with_epsilon("painn", 1e-8), 3)
+    reference = chain_gap(shipped("painn", norm_epsilon=1e-8), 3)
     assert all(reference.separated) and min(reference.relative_gaps) > 1e-9, reference
-    default = chain_gap(with_epsilon("painn", 1.0), 3)
+    default = chain_gap(shipped("painn", norm_epsilon=1.0), 3)
     assert max(default.relative_gaps) < 1e-9, default

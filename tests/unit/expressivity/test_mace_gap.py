@@ -3,51 +3,33 @@
 after three layers, so the products of A's that first tell the chains apart (order 2 at
 layer 3) are ~1e-6 and their difference ~1e-13, against node scalars of ~0.1 kept up by
 the self-connection: relative gap 1e-13..5e-12 (float64, seeds 0-2). ``a_norm: true``
-(per-structure normalisation of A, as the paper's MACE applies e3nn BatchNorm) lifts A to
+(per-structure normalisation of A, as the expressivity code's current MACE applies e3nn
+BatchNorm) lifts A to
 unit size and the gap to 4e-2..1.6e-1. The threshold sits between the two, 40 times
 below the smallest measured with ``a_norm`` and 1e8 times above the largest without.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 from e3nn import o3
+from expressivity_cases import chain_gap, shipped
 
-from geocompose.expressivity import (
-    Head,
-    build_classifier,
-    compile_classifier,
-    distinguish,
-    k_chains,
-)
-from geocompose.expressivity.classifier import blueprint_data
 from geocompose.nn.interaction.mace import StructureNorm
 from geocompose.testing import assert_symmetry
 
-BLUEPRINTS = Path(__file__).parents[3] / "blueprints"
 THRESHOLD = 1e-3
 
 
-def chain_gap(a_norm: bool, layers: int = 3, seeds: int = 2):
-    data = blueprint_data(BLUEPRINTS / "mace.yaml")
-    data["interactions"][0]["a_norm"] = a_norm
-    classifier = build_classifier(data, layers, Head.INVARIANT)
-    return distinguish(
-        lambda seed: compile_classifier(classifier, seed=seed), k_chains(4), seeds=seeds
-    )
-
-
 def test_mace_with_a_norm_separates_4_chains_at_3_layers_by_a_trainable_gap():
-    result = chain_gap(True)
+    result = chain_gap(shipped("mace", a_norm=True), 3)
     assert all(result.separated), result
     assert min(result.relative_gaps) > THRESHOLD, result  # measured 4e-2 (seeds 0-2)
 
 
 def test_mace_without_a_norm_has_a_vanishing_gap():
     """The control: products of A's of size ~1e-3 leave a relative gap of ~1e-13."""
-    result = chain_gap(False)
+    result = chain_gap(shipped("mace", a_norm=False), 3)
     assert max(result.relative_gaps) < THRESHOLD * 1e-6, result
 
 
@@ -77,6 +59,11 @@ def test_structure_norm_is_per_structure_and_unit_sized():
 def test_mace_with_a_norm_keeps_every_symmetry_check():
     """Per-structure statistics of invariants keep the block O(3)-equivariant, permutation-
     and batch-independent and smooth at the cutoff (``geocompose verify``: measured <= 1.2e-14)."""
-    data = blueprint_data(BLUEPRINTS / "mace.yaml")
-    data["interactions"][0].update(a_norm=True, features="4x0e + 4x1o", radial_hidden=[8])
+    data = shipped("mace", a_norm=True, features="4x0e + 4x1o", radial_hidden=[8])
     assert_symmetry(data)
+
+
+def test_shipped_mace_a_norm_is_mace_with_a_norm():
+    """The blueprint the expressivity table uses differs from mace.yaml by a_norm alone."""
+    assert shipped("mace-a-norm")["interactions"] == shipped("mace", a_norm=True)["interactions"]
+    assert shipped("mace-a-norm")["embedding"] == shipped("mace")["embedding"]

@@ -12,36 +12,18 @@ depth pattern (50 % at 1-4 layers, 80 ± 24.5 at 5).
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from geocompose.expressivity import (
-    Head,
-    build_classifier,
-    compile_classifier,
-    distinguish,
-    k_chains,
-)
-from geocompose.expressivity.classifier import blueprint_data
-
-BLUEPRINTS = Path(__file__).parents[3] / "blueprints"
-
-
-def chain_gap(layers: int, **knobs):
-    data = blueprint_data(BLUEPRINTS / "tfn.yaml")
-    data["interactions"][0].update(knobs)
-    classifier = build_classifier(data, layers, Head.INVARIANT)
-    return distinguish(lambda seed: compile_classifier(classifier, seed=seed), k_chains(4), seeds=2)
+from expressivity_cases import chain_gap, shipped
 
 
 def test_tfn_norm_nonlinearity_separates_4_chains_at_4_layers_by_a_vanishing_gap():
-    result = chain_gap(4)
+    result = chain_gap(shipped("tfn"), 4)
     assert all(result.separated), result
     assert max(result.relative_gaps) < 1e-8, result  # measured 2e-13..3e-11 (seeds 0-2)
 
 
 def test_tfn_with_the_papers_gate_is_bit_identical_up_to_4_layers_and_separates_at_5():
-    at_4 = chain_gap(4, nonlinearity="gate")
+    at_4 = chain_gap(shipped("tfn", nonlinearity="gate"), 4)
     assert max(at_4.gaps) == 0.0, at_4
-    at_5 = chain_gap(5, nonlinearity="gate")
+    at_5 = chain_gap(shipped("tfn", nonlinearity="gate"), 5)
     assert all(at_5.separated), at_5
     assert min(at_5.relative_gaps) > 1e-11, at_5  # measured 2e-9 (seeds 0-2)
