@@ -37,22 +37,9 @@ def test_quick_chains_writes_oracle_rows_csv_and_png(tmp_path, capsys):
 
 def test_counterexample_oracles_and_no_oracles_flag(tmp_path, capsys):
     out_csv = tmp_path / "cells.csv"
-    assert (
-        main(
-            [
-                "expressivity",
-                "blueprints/schnet.yaml",
-                "--suite",
-                "counterexamples",
-                "--quick",
-                "--seeds",
-                "1",
-                "--csv",
-                str(out_csv),
-            ]
-        )
-        == 0
-    )
+    argv = ["expressivity", "blueprints/schnet.yaml", "--suite", "counterexamples", "--quick"]
+    argv += ["--seeds", "1", "--csv", str(out_csv)]
+    assert main(argv) == 0
     rows = list(csv.DictReader(out_csv.open()))
     oracle = {(r["model"], r["pair"]): r["cell"] for r in rows if r["readout"] == "oracle"}
     assert oracle == {
@@ -61,23 +48,7 @@ def test_counterexample_oracles_and_no_oracles_flag(tmp_path, capsys):
         ("GWL", "two-body"): "100",
         ("GWL", "three-body"): "100",
     }
-    assert (
-        main(
-            [
-                "expressivity",
-                "blueprints/schnet.yaml",
-                "--suite",
-                "counterexamples",
-                "--quick",
-                "--seeds",
-                "1",
-                "--no-oracles",
-                "--csv",
-                str(out_csv),
-            ]
-        )
-        == 0
-    )
+    assert main([*argv, "--no-oracles"]) == 0
     assert all(r["readout"] != "oracle" for r in csv.DictReader(out_csv.open()))
     assert "(oracle)" not in capsys.readouterr().out.split("counterexamples")[-1]
 
