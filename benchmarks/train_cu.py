@@ -302,6 +302,10 @@ def main(argv=None) -> None:
         f"{HYPER['forces_weight']} F, float32, {args.threads} thread(s)"
     )
     print(
+        "models: the shipped blueprints with species cut to Cu; MACE with mace-torch's "
+        "learned species embedding (see copper_blueprint)"
+    )
+    print(
         f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
         f"{versions()}"
     )
