@@ -34,15 +34,14 @@ from geocompose.nn.block import BuildContext, State
 from geocompose.nn.interaction.base import MessagePassingInteraction
 from geocompose.nn.interaction.spherical import (
     EdgeTensorProduct,
-    SelfConnection,
     SphericalParams,
     describe_plan,
     edge_plan,
     exact_constants,
-    self_connection,
     sorted_features,
     spherical_inputs,
 )
+from geocompose.nn.interaction.spherical_update import SelfConnection, self_connection
 from geocompose.nn.ops.message import EdgeView
 from geocompose.nn.ops.scatter import scatter_mean
 from geocompose.registry import Family, Group, Kind, register

@@ -27,17 +27,19 @@ from geocompose.nn.block import BuildContext, State
 from geocompose.nn.interaction.base import MessagePassingInteraction
 from geocompose.nn.interaction.spherical import (
     EdgeTensorProduct,
-    Nonlinearity,
-    SelfConnection,
     SphericalParams,
     describe_plan,
     edge_plan,
     exact_constants,
+    sorted_features,
+    spherical_inputs,
+)
+from geocompose.nn.interaction.spherical_update import (
+    Nonlinearity,
+    SelfConnection,
     nonlinearity,
     nonlinearity_input,
     self_connection,
-    sorted_features,
-    spherical_inputs,
 )
 from geocompose.nn.ops.message import EdgeView
 from geocompose.registry import Family, Group, Kind, register

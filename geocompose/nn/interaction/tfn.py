@@ -18,7 +18,7 @@ from typing import Literal
 
 from geocompose.nn.activations import Activation
 from geocompose.nn.interaction.nequip import ConvolutionParams, SphericalConvolution
-from geocompose.nn.interaction.spherical import Nonlinearity, SelfConnection
+from geocompose.nn.interaction.spherical_update import Nonlinearity, SelfConnection
 from geocompose.registry import Family, Group, Kind, register
 
 
