@@ -1,6 +1,7 @@
 """Architecture search: spaces of blueprints, type-checked before they cost a trial."""
 
-from geocompose.search.engine import OptunaSuggester, SearchConfig, run_search
+from geocompose.search.designs import OptunaSuggester
+from geocompose.search.engine import SearchConfig, run_search
 from geocompose.search.sampler import RandomSuggester, SpaceReport, refusal_reason, survey
 from geocompose.search.space import Choice, Range, Space, read_space
 

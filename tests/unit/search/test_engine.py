@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from geocompose.search.engine import assignments
+from geocompose.search.designs import assignments
 from geocompose.search.space import read_space
 
 optuna = pytest.importorskip("optuna")
