@@ -48,23 +48,20 @@ def passing_verifier(monkeypatch):
     )
 
 
-def test_search_writes_front_plot_blueprints_and_best(tmp_path, capsys, passing_verifier):
+def search_args(tmp_path, trials: int) -> list[str]:
+    """``geocompose search`` on SPACE (written into tmp_path) and 8 structures, 1 epoch
+    per trial, results in tmp_path/out."""
     space = tmp_path / "space.yaml"
     space.write_text(SPACE)
+    return [
+        "search", str(space), str(DATA), "--trials", str(trials), "--budget", "1",
+        "--structures", "8", "--out", str(tmp_path / "out"),
+    ]  # fmt: skip
+
+
+def test_search_writes_front_plot_blueprints_and_best(tmp_path, capsys, passing_verifier):
     out = tmp_path / "out"
-    args = [
-        "search",
-        str(space),
-        str(DATA),
-        "--trials",
-        "2",
-        "--budget",
-        "1",
-        "--structures",
-        "8",
-        "--out",
-        str(out),
-    ]
+    args = search_args(tmp_path, trials=2)
     assert main(args) == 0
     text = capsys.readouterr().out
     assert "Pareto front" in text and "2 complete" in text
@@ -84,21 +81,7 @@ def test_search_writes_front_plot_blueprints_and_best(tmp_path, capsys, passing_
 
 
 def test_search_refuses_a_mismatched_study(tmp_path, passing_verifier):
-    space = tmp_path / "space.yaml"
-    space.write_text(SPACE)
-    args = [
-        "search",
-        str(space),
-        str(DATA),
-        "--trials",
-        "1",
-        "--budget",
-        "1",
-        "--structures",
-        "8",
-        "--out",
-        str(tmp_path / "out"),
-    ]
+    args = search_args(tmp_path, trials=1)
     assert main(args) == 0
     assert (
         main([*args, "--sampler", "tpe"]) == 2
@@ -128,28 +111,15 @@ def test_tpe_reports_every_epoch_to_the_pruner(tmp_path, passing_verifier):
 
 def test_expressivity_can_be_a_fourth_objective(tmp_path, passing_verifier):
     pytest.importorskip("geocompose.expressivity")
-    space = tmp_path / "space.yaml"
-    space.write_text(SPACE)
-    args = [
-        "search",
-        str(space),
-        str(DATA),
-        "--trials",
-        "1",
-        "--budget",
-        "1",
-        "--structures",
-        "8",
-        "--out",
-        str(tmp_path / "out"),
-        "--rank-expressivity",
-    ]
+    args = [*search_args(tmp_path, trials=1), "--rank-expressivity"]
     assert main(args) == 0
     from geocompose.search.engine import SearchConfig, open_study
     from geocompose.search.space import read_space
 
     study = open_study(
-        read_space(space), tmp_path / "out", config=SearchConfig(expressivity_objective=True)
+        read_space(tmp_path / "space.yaml"),
+        tmp_path / "out",
+        config=SearchConfig(expressivity_objective=True),
     )
     assert [d.name for d in study.directions] == ["MINIMIZE"] * 3 + ["MAXIMIZE"]
     (trial,) = study.trials

@@ -14,13 +14,12 @@ from geocompose.train import TrainConfig, Trainer, TrainingDiverged, load_checkp
 from geocompose.train.checkpoint import CheckpointError
 
 FAST = {"atoms_per_batch": 96, "valid_fraction": 0.2, "lr": 5e-3}
+QUIET = {"progress": False, "echo": lambda _: None}  # no live bar, no printed lines
 
 
 def test_loss_decreases_on_the_shipped_sample(sample, tmp_path):
     config = TrainConfig(epochs=4, **FAST)
-    result = Trainer(
-        tiny_schnet(), sample, config, tmp_path, progress=False, echo=lambda _: None
-    ).fit()
+    result = Trainer(tiny_schnet(), sample, config, tmp_path, **QUIET).fit()
     train = [row["train_loss"] for row in result.history]
     valid = [row["valid_loss"] for row in result.history]
     assert train[-1] < 0.5 * train[0], train
@@ -45,17 +44,16 @@ def test_loss_decreases_on_the_shipped_sample(sample, tmp_path):
 
 def test_resume_takes_exactly_the_steps_of_an_uninterrupted_run(sample, tmp_path):
     config = TrainConfig(epochs=2, dtype="float64", **FAST)
-    quiet = {"progress": False, "echo": lambda _: None}
     data = sample.subset(range(12))
-    Trainer(tiny_schnet(), data, config, tmp_path / "straight", **quiet).fit()
+    Trainer(tiny_schnet(), data, config, tmp_path / "straight", **QUIET).fit()
     Trainer(
         tiny_schnet(),
         data,
         TrainConfig(epochs=1, dtype="float64", **FAST),
         tmp_path / "split",
-        **quiet,
+        **QUIET,
     ).fit()
-    resumed = Trainer.resume(tmp_path / "split", data, epochs=2, **quiet)
+    resumed = Trainer.resume(tmp_path / "split", data, epochs=2, **QUIET)
     assert resumed.epoch == 1
     resumed.fit()
     a = load_checkpoint(tmp_path / "straight" / "last.pt")
@@ -71,8 +69,7 @@ def test_resume_takes_exactly_the_steps_of_an_uninterrupted_run(sample, tmp_path
 
 def test_resume_refuses_other_data(sample, tmp_path):
     data = sample.subset(range(10))
-    quiet = {"progress": False, "echo": lambda _: None}
-    Trainer(tiny_schnet(), data, TrainConfig(epochs=1, **FAST), tmp_path, **quiet).fit()
+    Trainer(tiny_schnet(), data, TrainConfig(epochs=1, **FAST), tmp_path, **QUIET).fit()
     with pytest.raises(CheckpointError, match="trained on 10 structures"):
         Trainer.resume(tmp_path, sample.subset(range(9)))
     with pytest.raises(CheckpointError, match="no checkpoint"):
@@ -98,8 +95,7 @@ def test_divergence_is_reported(sample, tmp_path):
             sample.subset(range(12)),
             config,
             tmp_path,
-            progress=False,
-            echo=lambda _: None,
+            **QUIET,
         ).fit()
 
 
@@ -128,8 +124,7 @@ def test_stress_loss_and_the_best_potential_loads(sample, tmp_path):
         sample.subset(range(6)),
         config,
         tmp_path,
-        progress=False,
-        echo=lambda _: None,
+        **QUIET,
     ).fit()
     assert "train_stress" in result.history[0] and math.isfinite(result.history[0]["train_stress"])
     potential = load_potential(result.best)
@@ -142,12 +137,11 @@ def test_stress_loss_and_the_best_potential_loads(sample, tmp_path):
 
 
 def test_bf16_autocast_is_opt_in_and_trains(sample, tmp_path):
-    quiet = {"progress": False, "echo": lambda _: None}
     data = sample.subset(range(12))
     runs = {}
     for mode in ("off", "bf16"):
         config = TrainConfig(epochs=1, autocast=mode, ema_decay=0, **FAST)
-        result = Trainer(tiny_schnet(), data, config, tmp_path / mode, **quiet).fit()
+        result = Trainer(tiny_schnet(), data, config, tmp_path / mode, **QUIET).fit()
         runs[mode] = result.history[0]["train_loss"]
         assert math.isfinite(runs[mode])
     # Same seed, same batches: only the rounding of the training steps differs, and it must
@@ -160,8 +154,7 @@ def test_bf16_autocast_is_opt_in_and_trains(sample, tmp_path):
 
 def test_edge_cap_splits_batches_by_the_models_own_edge_count(sample, tmp_path):
     data = sample.subset(range(8))
-    quiet = {"progress": False, "echo": lambda _: None}
-    plain = Trainer(tiny_schnet(), data, TrainConfig(atoms_per_batch=128), tmp_path, **quiet)
+    plain = Trainer(tiny_schnet(), data, TrainConfig(atoms_per_batch=128), tmp_path, **QUIET)
     edges = [
         plain.potential.model.graph.topology(b)["edge_index"].shape[1] for b in plain.train_batches
     ]
@@ -171,7 +164,7 @@ def test_edge_cap_splits_batches_by_the_models_own_edge_count(sample, tmp_path):
         data,
         TrainConfig(atoms_per_batch=128, edges_per_batch=2 * per_structure + 1),
         tmp_path,
-        **quiet,
+        **QUIET,
     )
     assert max(b.num_structures for b in plain.train_batches) == 4  # 128 atoms
     assert max(b.num_structures for b in capped.train_batches) <= 2  # the edge cap binds
@@ -188,7 +181,7 @@ def test_molecules_from_the_shipped_xtb_sample_train(tmp_path):
     blueprint = tiny_schnet()
     blueprint["embedding"]["species"] = ["H", "C", "O"]
     config = TrainConfig(epochs=3, atoms_per_batch=36, valid_fraction=0.2, lr=5e-3)
-    result = Trainer(blueprint, data, config, tmp_path, progress=False, echo=lambda _: None).fit()
+    result = Trainer(blueprint, data, config, tmp_path, **QUIET).fit()
     losses = [row["train_loss"] for row in result.history]
     assert all(math.isfinite(v) for v in losses) and losses[-1] < losses[0], losses
     assert load_checkpoint(tmp_path / "best.pt")["species"] == ["H", "C", "O"]
