@@ -6,12 +6,12 @@ from typing import Literal
 
 from pydantic import Field, PositiveInt
 
-from geocompose.nn.graph.base import GraphBuilder
+from geocompose.nn.graph.base import GraphBuilder, GraphParams
 from geocompose.nn.graph.neighbours import knn_pairs
-from geocompose.registry import Kind, KnobModel, register
+from geocompose.registry import Kind, register
 
 
-class KnnGraphParams(KnobModel):
+class KnnGraphParams(GraphParams):
     type: Literal["knn"] = "knn"
     k: PositiveInt = 12
     cutoff: float = Field(

@@ -9,9 +9,9 @@ import torch
 from pydantic import Field
 
 from geocompose.nn.block import BuildContext, State
-from geocompose.nn.graph.base import GraphBuilder, safe_norm
+from geocompose.nn.graph.base import GraphBuilder, GraphParams, safe_norm
 from geocompose.nn.graph.neighbours import edge_vectors, radius_pairs
-from geocompose.registry import Kind, KnobModel, register
+from geocompose.registry import Kind, register
 from geocompose.types import FieldType, Level, Signature, TypeRefusal, discrete, scalars
 from geocompose.types import fields as F
 from geocompose.types.irreps import parse_irreps
@@ -25,15 +25,15 @@ LONG_RANGE = {
 """Local edge field → its long-range counterpart."""
 
 
-class RadiusGraphParams(KnobModel):
+class RadiusGraphParams(GraphParams):
     type: Literal["radius"] = "radius"
-    cutoff: float = Field(gt=0.0, allow_inf_nan=False, description="cutoff radius in Å")
     long_range_cutoff: float | None = Field(
         default=None,
         gt=0.0,
         allow_inf_nan=False,
         description="also build a second edge set up to this radius (Å), e.g. for a "
         "'long_range' interaction; must exceed cutoff",
+        examples=[6.0, 8.0],
     )
 
 
