@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import ClassVar, Literal
 
 import torch
-from pydantic import SerializeAsAny
+from pydantic import Field, SerializeAsAny
 from torch import nn
 
 from geocompose.nn.block import Block, BuildContext, State
@@ -25,9 +25,11 @@ class EdgeEmbeddingParams(KnobModel):
     """The three parts, each the validated params of a registered knob of its kind."""
 
     type: Literal["edge_bases"] = "edge_bases"
-    radial: SerializeAsAny[KnobModel]
-    envelope: SerializeAsAny[KnobModel]
-    angular: SerializeAsAny[KnobModel] | None = None
+    radial: SerializeAsAny[KnobModel] = Field(description="the `embedding.radial` knob")
+    envelope: SerializeAsAny[KnobModel] = Field(description="the `embedding.envelope` knob")
+    angular: SerializeAsAny[KnobModel] | None = Field(
+        default=None, description="the `embedding.angular` knob, if any"
+    )
 
     parts: ClassVar[dict[str, Kind]] = {
         "radial": Kind.RADIAL,
