@@ -262,7 +262,7 @@ class MACEInteraction(MessagePassingInteraction):
 
     @staticmethod
     def plan(params: MACEParams, upstream, reader: str):
-        """(inputs, target, irreps_a, edge plan, levels) or a refusal; pure."""
+        """(inputs, target, irreps_a, edge plan) or a refusal; pure."""
         inputs = spherical_inputs(params, upstream, reader)
         if isinstance(inputs, TypeRefusal):
             return inputs

@@ -7,6 +7,7 @@ import pytest
 import torch
 from e3nn import o3
 
+from geocompose.data.rotations import haar_rotations
 from geocompose.nn.ops.paths import (
     MixingMode,
     PathPlan,
@@ -132,7 +133,7 @@ def test_pseudovector_path_flips_correctly_under_reflection():
     plan = enumerate_paths(o3.Irreps("3x1o"), o3.Irreps("1x1o"), paths=["1o x 1o -> 1e"])
     tp = plan.tensor_product(shared_weights=True).double()
     x, y = torch.randn(5, 9, dtype=torch.float64), torch.randn(5, 3, dtype=torch.float64)
-    R = -o3.rand_matrix(dtype=torch.float64)
+    R = -haar_rotations(1)[0]
     out = tp(x, y)
     moved = tp(x @ wigner_d(plan.irreps_in1, R).T, y @ R.T)
     assert torch.allclose(moved, out @ wigner_d(plan.irreps_out, R).T, atol=1e-12)
