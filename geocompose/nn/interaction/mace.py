@@ -12,8 +12,9 @@ One layer::
 many-body basis: every ``nu``-fold channel-wise Clebsch–Gordan product of ``A`` with
 itself coupled to each written irrep, with weights per species ``z``, channel ``k`` and
 coupling path ``eta``. The products are ``uuu`` plans of
-:func:`~geocompose.nn.ops.paths.enumerate_paths` (e3nn ``o3.TensorProduct``), one order at a time (``P^nu = P^{nu-1} (x) A``), pruning couplings that can no
-longer reach a written irrep and, at ``nu = 2``, the duplicates and the antisymmetric
+:func:`~geocompose.nn.ops.paths.enumerate_paths` (built as e3nn ``o3.TensorProduct``),
+one order at a time (``P^nu = P^{nu-1} (x) A``), pruning couplings that can no longer
+reach a written irrep and, at ``nu = 2``, the duplicates and the antisymmetric
 couplings of ``A_k (x) A_k`` that vanish identically. The basis is therefore
 overcomplete for ``nu >= 3`` (MACE's generalised Clebsch–Gordan ``U`` tensors are
 not used): exact and equivariant, but with more weights than mace-torch for the same
