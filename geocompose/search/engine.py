@@ -63,7 +63,6 @@ OBJECTIVES = ("valid_error", "params", "latency_ms")
 """The objectives of a multi-objective study, in order, all minimised (plus
 ``expressivity``, maximised, with ``SearchConfig.expressivity_objective``)."""
 
-FINISHED = ("COMPLETE", "PRUNED")
 ENUMERATE_UP_TO = 10_000
 """Finite spaces up to this size are drawn without replacement (see :func:`run_search`)."""
 

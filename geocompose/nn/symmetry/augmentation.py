@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-import torch
-
+from geocompose.data.rotations import haar_rotations
 from geocompose.nn.ops.scatter import scatter_mean
 from geocompose.nn.symmetry.base import Strategy, average_over_frames
 from geocompose.registry import Kind, KnobModel, register
@@ -39,11 +38,8 @@ class Augmentation(Strategy):
             return run(state)
         positions, batch = state[F.POSITIONS], state[F.BATCH]
         count = state[F.CELL].shape[0]
-        q, r = torch.linalg.qr(
-            torch.randn(count, 3, 3, dtype=positions.dtype, device=positions.device)
+        q = haar_rotations(
+            count, dtype=positions.dtype, device=positions.device, proper=self.claim is Group.SO3
         )
-        q = q * torch.sign(torch.diagonal(r, dim1=-2, dim2=-1)).unsqueeze(-2)  # Haar
-        if self.claim is Group.SO3:
-            q = q * torch.det(q).sign().view(-1, 1, 1)
         centroid = scatter_mean(positions, batch, count)
         return average_over_frames(run, state, types, q.unsqueeze(1), centroid)

@@ -7,6 +7,7 @@ from typing import Literal
 import torch
 from pydantic import PositiveInt
 
+from geocompose.nn.ops.scatter import scatter_sum
 from geocompose.nn.symmetry.base import Strategy, average_over_frames
 from geocompose.nn.symmetry.frames import covariance, frames, principal_axes, sign_patterns
 from geocompose.registry import Kind, KnobModel, register
@@ -122,18 +123,10 @@ class Canonicalisation(FrameStrategy):
             geometry[F.EDGE_VECTORS], edges[1], state[F.POSITIONS], batch, num_structures
         )
         _, axes = principal_axes(cov)
-        sums = torch.zeros_like(state[F.POSITIONS]).index_add_(
-            0, edges[1], geometry[F.EDGE_VECTORS]
-        )  # m_i
+        sums = scatter_sum(geometry[F.EDGE_VECTORS], edges[1], state[F.POSITIONS].shape[0])  # m_i
         projected = torch.einsum("ni,nij->nj", sums, axes[batch])  # (N, 3): m_i . v_k
-        moment = torch.zeros(num_structures, 3, dtype=sums.dtype, device=sums.device).index_add_(
-            0, batch, projected**3
-        )
-        size = (
-            torch.zeros_like(moment)
-            .index_add_(0, batch, projected.abs() ** 3)
-            .sum(dim=1, keepdim=True)
-        )
+        moment = scatter_sum(projected**3, batch, num_structures)  # (B, 3)
+        size = scatter_sum(projected.abs() ** 3, batch, num_structures).sum(dim=1, keepdim=True)
         ambiguous = moment.abs() <= AMBIGUOUS_MOMENT * size.clamp(min=1e-300)  # (B, 3)
         sign = torch.where(moment >= 0, 1.0, -1.0).to(axes.dtype)
         proper = self.claim is Group.SO3
