@@ -8,6 +8,7 @@ import torch
 
 from geocompose.nn.ops.scatter import scatter_mean
 from geocompose.nn.symmetry.base import Strategy, average_over_frames
+from geocompose.nn.symmetry.draws import RandomDraws
 from geocompose.registry import Kind, KnobModel, register
 from geocompose.types import fields as F
 from geocompose.types.group import Group
@@ -18,10 +19,11 @@ class AugmentationParams(KnobModel):
 
 
 @register(Kind.STRATEGY, exact=False)
-class Augmentation(Strategy):
+class Augmentation(RandomDraws, Strategy):
     """Each training call sees every structure under a random rotation (and, for an
     O(3) claim, a random reflection half of the time), with outputs mapped back — the
-    same as rotating the inputs and the targets. In evaluation the network runs as it
+    same as rotating the inputs and the targets. The rotations come from the strategy's
+    generator (:mod:`~geocompose.nn.symmetry.draws`), never torch's global stream. In evaluation the network runs as it
     is: no guarantee, so the verifier reports the measured error, not a verdict on an
     exact claim.
 
@@ -39,9 +41,9 @@ class Augmentation(Strategy):
             return run(state)
         positions, batch = state[F.POSITIONS], state[F.BATCH]
         count = state[F.CELL].shape[0]
-        q, r = torch.linalg.qr(
-            torch.randn(count, 3, 3, dtype=positions.dtype, device=positions.device)
-        )
+        # Drawn on the CPU from the strategy's generator: the same rotations on every device.
+        gaussian = torch.randn(count, 3, 3, generator=self.draws(), dtype=positions.dtype)
+        q, r = torch.linalg.qr(gaussian.to(positions.device))
         q = q * torch.sign(torch.diagonal(r, dim1=-2, dim2=-1)).unsqueeze(-2)  # Haar
         if self.claim is Group.SO3:
             q = q * torch.det(q).sign().view(-1, 1, 1)
