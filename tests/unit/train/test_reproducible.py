@@ -86,3 +86,28 @@ def test_the_draws_do_change_with_the_epoch(sample, tmp_path):
     result = Trainer(tiny_stochastic("augmentation"), data, config, tmp_path, **QUIET).fit()
     first, second = (row["train_loss"] for row in result.history)
     assert first != second
+
+
+def test_a_kill_between_log_and_checkpoint_repeats_no_row(sample, tmp_path):
+    """The state a SIGKILL leaves after epoch 3's row but before its checkpoint (and
+    mid-write of a checkpoint): resuming must not repeat the row, and cleans up."""
+    data = sample.subset(range(8))
+    blueprint = tiny_stochastic("augmentation")
+    # Both runs are set for 2 epochs and resumed to 3 (the schedule depends on the total).
+    run(blueprint, data, tmp_path / "straight", global_seed=0, epochs=2)
+    Trainer.resume(tmp_path / "straight", data, epochs=3, **QUIET).fit()
+    straight = load_checkpoint(tmp_path / "straight" / "last.pt")
+    out = tmp_path / "killed"
+    run(blueprint, data, out, global_seed=0, epochs=2)
+    log = out / "metrics.csv"
+    third = (tmp_path / "straight" / "metrics.csv").read_bytes().splitlines(keepends=True)[3]
+    log.write_bytes(log.read_bytes() + third + b"4,0.00")  # epoch 3's row, epoch 4's half
+    stale = [out / ".last.pt.0123456789ab.tmp", out / ".metrics.csv.0123456789ab.tmp"]
+    for path in stale:
+        path.write_bytes(b"half a file")
+    lines = []
+    Trainer.resume(out, data, epochs=3, progress=False, echo=lines.append).fit()
+    assert "removed 2 temporary file(s) a killed run left" in lines[0]
+    assert not any(path.exists() for path in stale)
+    assert rows(out) == rows(tmp_path / "straight")
+    assert_same_state(straight, load_checkpoint(out / "last.pt"))
