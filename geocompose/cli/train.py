@@ -151,18 +151,22 @@ def read_data(args: argparse.Namespace) -> Dataset:
 
 
 def _given(args: argparse.Namespace) -> dict:
-    """The TrainConfig fields given on the command line (checked), and only those."""
-    values = {
+    """The TrainConfig fields given on the command line, and only those."""
+    return {
         f.name: getattr(args, f.name)
         for f in fields(TrainConfig)
         if getattr(args, f.name, None) is not None
     }
+
+
+def _config(args: argparse.Namespace) -> TrainConfig:
+    values = _given(args)
     config = TrainConfig(**values)
     if config.epochs < 1 or config.atoms_per_batch < 1 or config.edges_per_batch < 0:
         raise CommandError("--epochs, --batch-atoms and --batch-edges must be positive")
     if config.lr <= 0:
         raise CommandError(f"--lr must be positive; got {config.lr}")
-    return values
+    return config
 
 
 def _flag(name: str) -> str:
@@ -172,7 +176,10 @@ def _flag(name: str) -> str:
 def _describe(change: Change, blueprint: str) -> str:
     """A change as the command line names it."""
     if change.name == BLUEPRINT:
-        return f"{blueprint} differs at {change.path} ({change.saved!r} in the checkpoint, now {change.given!r})"
+        return (
+            f"{blueprint} differs at {change.path} "
+            f"({change.saved!r} in the checkpoint, now {change.given!r})"
+        )
     return f"{_flag(change.name)} {change.given!r} (the checkpoint's: {change.saved!r})"
 
 
@@ -227,7 +234,7 @@ def _train(args: argparse.Namespace) -> int:
         trainer = Trainer(
             args.blueprint,
             data,
-            TrainConfig(**_given(args)),
+            _config(args),
             args.out,
             splits=splits,
             progress=progress,
@@ -255,9 +262,8 @@ def _train(args: argparse.Namespace) -> int:
         if trainer.judged_on == "valid"
         else f"training structures, no validation split ({len(splits.train)} structures)"
     )
-    out.print(
-        metrics_table(f"{judged} (epoch {result.best_epoch}, averaged weights)", _best_metrics(result))
-    )
+    title = f"{judged} (epoch {result.best_epoch}, averaged weights)"
+    out.print(metrics_table(title, _best_metrics(result)))
     if splits.test:
         potential = load_potential(result.best).to(cfg.device)
         batches = [
@@ -287,6 +293,7 @@ def _resume(args: argparse.Namespace, data: Dataset, progress: bool, echo) -> Tr
                 f"--resume: --split-files {' '.join(args.split_files)} give other splits than "
                 f"{args.out}'s checkpoint; start a new run for another split"
             )
+    _config(args)  # the given values are checked as for a new run
     settings = _given(args)
     epochs = settings.pop("epochs", None)
     try:
@@ -307,7 +314,9 @@ def _resume(args: argparse.Namespace, data: Dataset, progress: bool, echo) -> Tr
             if err.fixed
             else f"pass --override to continue with them (recorded in {args.out}/{OVERRIDES_NAME})"
         )
-        raise CommandError(f"--resume: differs from {args.out}/last.pt: {listed}; {advice}") from None
+        raise CommandError(
+            f"--resume: differs from {args.out}/last.pt: {listed}; {advice}"
+        ) from None
 
 
 def _batches(trainer: Trainer) -> str:
@@ -318,7 +327,8 @@ def _batches(trainer: Trainer) -> str:
     if not over:
         return f"{len(batches)} batches of <= {cap} atoms"
     # A structure larger than the cap cannot be split: it forms a batch of its own.
-    rest = f"; the other {len(batches) - len(over)} hold <= {cap}" if len(over) < len(batches) else ""
+    others = len(batches) - len(over)
+    rest = f"; the other {others} hold <= {cap}" if others else ""
     return (
         f"{len(batches)} batches: {len(over)} hold one structure larger than the "
         f"--batch-atoms cap of {cap} (up to {max(over)} atoms){rest}"

@@ -23,8 +23,19 @@ from pathlib import Path
 from typing import Any
 
 from geocompose.errors import GeocomposeError
+from geocompose.train.checkpoint import check_tensors, load_weights
+from geocompose.train.ema import EMA
 
-__all__ = ["FIXED", "FREE", "OVERRIDES_NAME", "Change", "ResumeConflict", "compare", "record"]
+__all__ = [
+    "FIXED",
+    "FREE",
+    "OVERRIDES_NAME",
+    "Change",
+    "ResumeConflict",
+    "compare",
+    "record",
+    "restore",
+]
 
 OVERRIDES_NAME = "overrides.jsonl"
 FREE = ("epochs",)
@@ -101,6 +112,33 @@ def record(out: Path, after_epoch: int, changes: list[Change]) -> dict[str, Any]
     with (out / OVERRIDES_NAME).open("a") as handle:
         handle.write(json.dumps(entry) + "\n")
     return entry
+
+
+def restore(trainer, state: Mapping[str, Any], where: str) -> None:
+    """Load a checkpoint's training state into a Trainer built with its (possibly
+    overridden) settings: weights, optimiser, schedule, average, counters.
+
+    Raises:
+        CheckpointError: weights or averages that do not fit the trainer's model.
+    """
+    config = trainer.config
+    load_weights(trainer.potential, state["weights"], f"{where}: weights")
+    trainer.optimizer.load_state_dict(state["optimizer"])
+    for group in trainer.optimizer.param_groups:  # the saved groups carry the old decay
+        group["weight_decay"] = config.weight_decay
+    trainer.schedule.load_state_dict(state["schedule"])
+    if trainer.ema is not None:
+        if state.get("ema") is not None:
+            check_tensors(trainer.ema.shadow, state["ema"]["shadow"], f"{where}: averaged weights")
+            trainer.ema.load_state_dict(state["ema"])
+            trainer.ema.decay = config.ema_decay  # an overridden decay, else the same
+        else:  # averaging turned on by an override: start it from the loaded weights
+            trainer.ema = EMA(trainer.potential, config.ema_decay)
+    trainer.overrides = list(state.get("overrides") or [])
+    trainer.epoch = int(state["epoch"])
+    trainer.best_loss, trainer.best_epoch = float(state["best_loss"]), int(state["best_epoch"])
+    trainer.bad_epochs = int(state["bad_epochs"])
+    trainer.metrics = dict(state.get("metrics") or {})
 
 
 def _differences(old: Any, new: Any, path: str = "") -> list[tuple[str, Any, Any]]:

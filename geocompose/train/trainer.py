@@ -49,20 +49,13 @@ from geocompose.train import distributed as dist
 from geocompose.nn.symmetry.draws import use_generator
 from geocompose.train import resume as changes
 from geocompose.train.atomic import remove_temporaries
-from geocompose.train.checkpoint import (
-    DTYPES,
-    CheckpointError,
-    check_tensors,
-    load_checkpoint,
-    load_weights,
-    save_checkpoint,
-)
+from geocompose.train.checkpoint import DTYPES, CheckpointError, load_checkpoint, save_checkpoint
 from geocompose.train.ema import EMA
-from geocompose.train.logs import LOG_NAME, EpochLog
+from geocompose.train.logs import EpochLog
 from geocompose.train.loss import LossWeights, Objective
 from geocompose.train.metrics import evaluate
 from geocompose.train.potential import Potential
-from geocompose.train.progress import Progress
+from geocompose.train.progress import Progress, epoch_line
 from geocompose.train.reference import fit_reference, force_scale
 from geocompose.train.schedule import Schedule
 from geocompose.types import fields as F
@@ -161,7 +154,7 @@ class Trainer:
         if cfg.autocast not in ("off", "bf16"):
             raise StructureError(f"autocast must be 'off' or 'bf16'; got {cfg.autocast!r}")
         self.autocast = cfg.autocast == "bf16"  # float32's range, no loss scaling; opt-in
-        self.blueprint = _blueprint_dict(blueprint)
+        self.blueprint = load_blueprint(blueprint).blueprint.model_dump(mode="json")
         model = compile_blueprint(self.blueprint, dtype=DTYPES[cfg.dtype], seed=cfg.seed)
         weights = cfg.weights
         if weights.forces > 0 and F.FORCES not in model.outputs:
@@ -240,7 +233,9 @@ class Trainer:
         """
         out = Path(out)
         state = load_checkpoint(out / "last.pt")
-        given = None if blueprint is None else _blueprint_dict(blueprint)
+        given = None
+        if blueprint is not None:
+            given = load_blueprint(blueprint).blueprint.model_dump(mode="json")
         found = changes.compare(state, dict(settings or {}), given)
         fixed = [c for c in found if c.name in changes.FIXED]
         if fixed or (found and not override):
@@ -264,28 +259,11 @@ class Trainer:
             progress=progress,
             echo=echo,
         )
-        load_weights(trainer.potential, state["weights"], f"{out / 'last.pt'}: weights")
-        trainer.optimizer.load_state_dict(state["optimizer"])
-        for group in trainer.optimizer.param_groups:  # the saved groups carry the old decay
-            group["weight_decay"] = config.weight_decay
-        trainer.schedule.load_state_dict(state["schedule"])
-        if trainer.ema is not None:
-            if state.get("ema") is not None:
-                where = f"{out / 'last.pt'}: averaged weights"
-                check_tensors(trainer.ema.shadow, state["ema"]["shadow"], where)
-                trainer.ema.load_state_dict(state["ema"])
-                trainer.ema.decay = config.ema_decay  # an overridden decay, else the same
-            else:  # averaging turned on by an override: start it from the loaded weights
-                trainer.ema = EMA(trainer.potential, config.ema_decay)
-        trainer.overrides = list(state.get("overrides") or [])
+        changes.restore(trainer, state, str(out / "last.pt"))
         if found:
-            trainer.overrides.append(changes.record(out, int(state["epoch"]), found))
+            trainer.overrides.append(changes.record(out, trainer.epoch, found))
             for change in found:
                 trainer.echo(f"--override: {change}")
-        trainer.epoch = int(state["epoch"])
-        trainer.best_loss, trainer.best_epoch = float(state["best_loss"]), int(state["best_epoch"])
-        trainer.bad_epochs = int(state["bad_epochs"])
-        trainer.metrics = dict(state.get("metrics") or {})
         return trainer
 
     # -- the loop -------------------------------------------------------------------
@@ -295,10 +273,10 @@ class Trainer:
         self.out.mkdir(parents=True, exist_ok=True)
         log = None
         if self.main:  # the one writer: nobody else is mid-write in `out`
-            stale = remove_temporaries(self.out, (*CHECKPOINTS, LOG_NAME))
+            log = EpochLog(self.out, after_epoch=self.epoch)  # rows past the checkpoint go
+            stale = remove_temporaries(self.out, (*CHECKPOINTS, log.path.name))
             if stale:
                 self.echo(f"removed {len(stale)} temporary file(s) a killed run left in {self.out}")
-            log = EpochLog(self.out, after_epoch=self.epoch)  # rows past the checkpoint go
         history: list[dict[str, float]] = []
         stopped = False
         # Wrapped here, after a resume loaded its weights: DDP broadcasts rank 0's.
@@ -322,7 +300,7 @@ class Trainer:
                     self._checkpoint(row)
                     bar.epoch_done(row)
                     if not self.progress:
-                        self.echo(_line(row))
+                        self.echo(epoch_line(row))
                 if cfg.patience and self.bad_epochs >= cfg.patience and self.epoch < cfg.epochs:
                     stopped = True
         finally:
@@ -472,20 +450,3 @@ def _draws_seed(seed: int, epoch: int, rank: int) -> int:
     return int(words[0]) << 32 | int(words[1])
 
 
-def _blueprint_dict(blueprint) -> dict[str, Any]:
-    """A blueprint (path, dict or validated) as the checkpoint stores it."""
-    return load_blueprint(blueprint).blueprint.model_dump(mode="json")
-
-
-def _line(row: dict[str, float]) -> str:
-    parts = [
-        f"epoch {int(row['epoch'])}",
-        f"lr {row['lr']:.2e}",
-        f"train loss {row['train_loss']:.4g}",
-        f"valid loss {row['valid_loss']:.4g}",
-    ]
-    if "valid_energy_per_atom_mae" in row:
-        parts.append(f"E MAE {1000 * row['valid_energy_per_atom_mae']:.2f} meV/atom")
-    if "valid_forces_mae" in row:
-        parts.append(f"F MAE {1000 * row['valid_forces_mae']:.1f} meV/Å")
-    return ", ".join(parts)

@@ -23,9 +23,9 @@ class Augmentation(RandomDraws, Strategy):
     """Each training call sees every structure under a random rotation (and, for an
     O(3) claim, a random reflection half of the time), with outputs mapped back — the
     same as rotating the inputs and the targets. The rotations come from the strategy's
-    generator (:mod:`~geocompose.nn.symmetry.draws`), never torch's global stream. In evaluation the network runs as it
-    is: no guarantee, so the verifier reports the measured error, not a verdict on an
-    exact claim.
+    generator (:mod:`~geocompose.nn.symmetry.draws`), never torch's global stream. In
+    evaluation the network runs as it is: no guarantee, so the verifier reports the
+    measured error, not a verdict on an exact claim.
 
     YAML: ``symmetry: {group: O(3), strategy: augmentation}``
     """
