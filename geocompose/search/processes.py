@@ -7,11 +7,12 @@ command that started them, and SIGTERM taken like Ctrl-C.
   second search on the same directory waits a few seconds (the workers of a killed run
   die in that time) and then refuses; a re-run after a kill therefore never marks
   failed a trial whose worker is still alive.
-* Workers run ``python -m geocompose.search.worker PARENT_PID OUT`` in a session of
-  their own, so a terminal's Ctrl-C reaches only the command, which stops them in order.
-  On Linux each asks the kernel (``prctl(PR_SET_PDEATHSIG, SIGKILL)``) to be killed when
-  the command dies, and exits at once if it already has; elsewhere a thread watches the
-  parent's pid. The job is pickled to the worker's stdin.
+* Workers run :mod:`geocompose.search.worker` in a session of their own, so a
+  terminal's Ctrl-C reaches only the command, which stops them in order. On Linux each
+  asks the kernel (``prctl(PR_SET_PDEATHSIG, SIGKILL)``) to be killed when the command
+  dies, in a few lines run before anything is imported (importing torch takes seconds,
+  long enough for the command to die first), and exits at once if it already has;
+  elsewhere a thread watches the parent's pid. The job is pickled to the worker's stdin.
 * :func:`sigterm_as_interrupt` makes SIGTERM raise :class:`KeyboardInterrupt`, so a kill
   and Ctrl-C take one path: the trial in progress is marked failed and re-enqueued
   (:func:`~geocompose.search.trials.run_trials`), and the CLI prints one line.
@@ -40,6 +41,19 @@ PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 PARENT_GONE = 0
 """A worker's exit code when its command died before it started: nothing went wrong
 in the worker, and the command is not there to read it anyway."""
+
+BOOTSTRAP = f"""\
+import os, sys
+if sys.platform.startswith("linux"):
+    import ctypes, signal
+    ctypes.CDLL(None).prctl({PR_SET_PDEATHSIG}, signal.SIGKILL, 0, 0, 0)
+if os.getppid() != int(sys.argv[1]):
+    os._exit({PARENT_GONE})
+import runpy
+runpy.run_module("geocompose.search.worker", run_name="__main__", alter_sys=True)
+"""
+"""What ``python -c`` runs in a worker: the parent-death request first, then the
+worker module (whose :func:`die_with_parent` checks again and, off Linux, watches)."""
 
 
 class RunLock:
@@ -137,7 +151,7 @@ class Workers:
         started so far if this is interrupted)."""
         for job in jobs:
             process = subprocess.Popen(
-                [sys.executable, "-m", "geocompose.search.worker", str(os.getpid()), str(self.out)],
+                [sys.executable, "-c", BOOTSTRAP, str(os.getpid()), str(self.out)],
                 stdin=subprocess.PIPE,
                 start_new_session=True,
                 pass_fds=(self.lock.fd,),

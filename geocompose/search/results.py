@@ -95,7 +95,11 @@ def trial_rows(study) -> list[TrialRow]:
         elif state == "pruned":
             reason = f"median pruner after epoch {attrs.get('pruned_at', '?')}"
         elif state == "fail":
-            state, reason = "failed", attrs.get("error", "its worker died")
+            state = "failed"
+            reason = next(
+                (attrs[k] for k in ("error", "interrupted", "killed") if k in attrs),
+                "its worker stopped sending heartbeats",
+            )
             if trial.number in retried:
                 reason += f"; re-tried as trial {retried[trial.number]}"
         row = TrialRow(

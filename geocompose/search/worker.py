@@ -1,8 +1,8 @@
-"""A search worker process: ``python -m geocompose.search.worker PARENT_PID OUT``.
+"""A search worker process: ``python -c BOOTSTRAP PARENT_PID OUT`` runs this module.
 
-Started by :class:`~geocompose.search.processes.Workers`, never by hand. It first
-arranges to die with its parent (before reading anything, so a parent killed while
-writing the job cannot leave it running), then reads its pickled
+Started by :class:`~geocompose.search.processes.Workers`, never by hand. It is armed to
+die with its parent before anything is read (so a parent killed while writing the job
+cannot leave it running), then reads its pickled
 :class:`~geocompose.search.engine.WorkerJob` from stdin and runs it. ``OUT`` is only
 named on the command line so that a process listing shows which search it serves.
 
