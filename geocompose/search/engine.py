@@ -34,7 +34,9 @@ Ctrl-C (:mod:`~geocompose.search.processes`); one search runs on a directory at 
 Re-running continues the study: finished trials (complete or pruned) are kept, a trial
 a killed run left RUNNING is marked FAIL and its design re-enqueued once
 (:mod:`~geocompose.search.trials`), and trials run until ``trials`` have finished,
-counting every worker on every machine.
+counting every worker on every machine. The untried designs are enqueued by whichever
+command finds them untried; two commands starting at the same instant on one RDB may
+both enqueue a design, and the second trial of it is then a repeat (no training).
 
 Example::
 

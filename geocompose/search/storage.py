@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import warnings
 from pathlib import Path
 
 from geocompose.search.config import SearchConfig, SearchError, objective_names
@@ -86,12 +87,14 @@ def _storage(storage: str | None, out: Path, cfg: SearchConfig):
         journal.parent.mkdir(parents=True, exist_ok=True)
         backend = JournalFileBackend(str(journal), lock_obj=FlockLock(f"{journal}.lock"))
         return JournalStorage(backend)
-    return optuna.storages.RDBStorage(
-        storage,
-        heartbeat_interval=cfg.heartbeat_s,
-        grace_period=2 * cfg.heartbeat_s,
-        heartbeat_stale_trial_callback=lambda study, trial: retry(study, trial.number),
-    )
+    with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna since 2.9
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.storages.RDBStorage(
+            storage,
+            heartbeat_interval=cfg.heartbeat_s,
+            grace_period=2 * cfg.heartbeat_s,
+            heartbeat_stale_trial_callback=lambda study, trial: retry(study, trial.number),
+        )
 
 
 def _study_name(space: Space) -> str:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import shutil
 import time
+import warnings
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -116,7 +117,9 @@ def run_trials(
             if not heartbeats:
                 break  # the rest runs in sibling workers; a re-run recovers any that die
             time.sleep(poll_s)
-            optuna.storages.fail_stale_trials(study)  # dead workers' trials, re-enqueued
+            with warnings.catch_warnings():  # "experimental" in Optuna since 2.9
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                optuna.storages.fail_stale_trials(study)  # dead workers' trials, re-enqueued
             continue
         current: list[int] = []
 
