@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import Literal
 
 import torch
-from pydantic import PositiveInt
 
 from geocompose.nn.symmetry.base import Strategy, average_over_frames
 from geocompose.nn.symmetry.frames import covariance, frames, principal_axes, sign_patterns
 from geocompose.registry import Kind, KnobModel, register
 from geocompose.types import fields as F
+from geocompose.types.bounds import Size
 from geocompose.types.group import Group
 
 
@@ -61,7 +61,7 @@ class FrameAveraging(FrameStrategy):
 
 class StochasticFrameAveragingParams(KnobModel):
     type: Literal["stochastic_frame_averaging"] = "stochastic_frame_averaging"
-    eval_frames: PositiveInt | Literal["all"] = 1
+    eval_frames: Size | Literal["all"] = 1
 
 
 @register(Kind.STRATEGY, exact=False, frames=True)
