@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Literal
 
 import torch
-from pydantic import PositiveInt
 
 from geocompose.nn.ops.scatter import scatter_sum
 from geocompose.nn.symmetry.base import Strategy, average_over_frames
@@ -13,6 +12,7 @@ from geocompose.nn.symmetry.draws import RandomDraws
 from geocompose.nn.symmetry.frames import covariance, frames, principal_axes, sign_patterns
 from geocompose.registry import Kind, KnobModel, register
 from geocompose.types import fields as F
+from geocompose.types.bounds import Size
 from geocompose.types.group import Group
 
 
@@ -63,7 +63,7 @@ class FrameAveraging(FrameStrategy):
 
 class StochasticFrameAveragingParams(KnobModel):
     type: Literal["stochastic_frame_averaging"] = "stochastic_frame_averaging"
-    eval_frames: PositiveInt | Literal["all"] = 1
+    eval_frames: Size | Literal["all"] = 1
 
 
 @register(Kind.STRATEGY, exact=False, frames=True)
