@@ -49,6 +49,18 @@ def test_batched_outputs_equal_the_ase_calculator(checkpoint):
         start = stop
 
 
+def test_float32_is_the_same_model_at_round_off(checkpoint):
+    systems = _systems()
+    single = Model(checkpoint, dtype="float32")
+    assert single.dtype == torch.float32
+    out = single(ts.io.atoms_to_state(systems, single.device, single.dtype))
+    assert out["energy"].dtype == torch.float32
+    for index, atoms in enumerate(systems):
+        atoms.calc = Calculator(checkpoint, dtype="float64")
+        assert float(out["energy"][index]) == pytest.approx(atoms.get_potential_energy(),
+                                                            rel=1e-5)
+
+
 def test_molecules_without_stress_and_the_same_errors_as_ase(checkpoint):
     clusters = [molecule("CH4"), molecule("C2H6")]
     for cluster in clusters:
