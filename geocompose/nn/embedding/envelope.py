@@ -11,10 +11,10 @@ import math
 from typing import Literal
 
 import torch
-from pydantic import PositiveInt
 
 from geocompose.nn.embedding.base import Envelope
 from geocompose.registry import Kind, KnobModel, register
+from geocompose.types.bounds import Size
 
 
 class CosineEnvelopeParams(KnobModel):
@@ -40,7 +40,7 @@ class CosineEnvelope(Envelope):
 
 class PolynomialEnvelopeParams(KnobModel):
     type: Literal["polynomial"] = "polynomial"
-    p: PositiveInt = 6
+    p: Size = 6
 
 
 @register(Kind.ENVELOPE, smooth=True)

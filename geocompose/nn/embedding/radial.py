@@ -9,17 +9,18 @@ import math
 from typing import Literal
 
 import torch
-from pydantic import Field, PositiveInt
+from pydantic import Field
 from torch import nn
 
 from geocompose.nn.block import BuildContext
 from geocompose.nn.embedding.base import RadialBasis
 from geocompose.registry import Kind, KnobModel, register
+from geocompose.types.bounds import Size
 
 
 class GaussianRadialParams(KnobModel):
     type: Literal["gaussian"] = "gaussian"
-    num: PositiveInt = 50
+    num: Size = 50
     start: float = Field(default=0.0, ge=0.0, allow_inf_nan=False)
     width: float | None = Field(
         default=None, gt=0.0, allow_inf_nan=False, description="Å; default: the centre spacing"
@@ -55,7 +56,7 @@ class GaussianRadial(RadialBasis):
 
 class BesselRadialParams(KnobModel):
     type: Literal["bessel"] = "bessel"
-    num: PositiveInt = 8
+    num: Size = 8
     trainable: bool = False
 
 

@@ -18,6 +18,7 @@ from geocompose.nn.graph.neighbours import edge_vectors
 from geocompose.registry import KnobModel
 from geocompose.types import FieldType, Level, Signature, TypeRefusal, discrete, require, scalars
 from geocompose.types import fields as F
+from geocompose.types.bounds import Cutoff
 from geocompose.types.group import Group
 from geocompose.types.irreps import parse_irreps
 
@@ -28,7 +29,7 @@ class GraphParams(KnobModel):
     """Params every graph builder shares: a cutoff radius, required unless a builder
     gives it a default (the compiler hands it to bases and envelopes as ``ctx.cutoff``)."""
 
-    cutoff: float = Field(gt=0.0, allow_inf_nan=False, description="cutoff radius in Å")
+    cutoff: Cutoff = Field(description="cutoff radius in Å")
 
 
 class GraphBuilder(Block):
