@@ -33,6 +33,13 @@ from geocompose.types.signature import require_all
 # ------------------------------------------------------------------ clean knobs
 
 
+def radius_pairs_where(positions, cell, pbc, cutoff, keep):
+    """The radius graph's pairs whose vector ``x_j - x_i + n @ cell`` passes ``keep``."""
+    r, j, shifts = radius_pairs(positions, cell, pbc, cutoff)
+    chosen = keep(positions[j] - positions[r] + shifts @ cell)
+    return r[chosen], j[chosen], shifts[chosen]
+
+
 class ShellGraphParams(GraphParams):
     type: Literal["shell_test"] = "shell_test"
     cutoff: float = Field(default=4.0, gt=0.0)
@@ -45,10 +52,10 @@ class ShellGraph(GraphBuilder):
     Params = ShellGraphParams
 
     def pairs(self, positions, cell, pbc):
-        r, j, shifts = radius_pairs(positions, cell, pbc, self.params.cutoff)
-        lengths = np.linalg.norm(positions[j] - positions[r] + shifts @ cell, axis=1)
-        keep = lengths > self.params.inner
-        return r[keep], j[keep], shifts[keep]
+        def beyond_inner(vectors):
+            return np.linalg.norm(vectors, axis=1) > self.params.inner
+
+        return radius_pairs_where(positions, cell, pbc, self.params.cutoff, beyond_inner)
 
 
 class DoubledOneHotParams(KnobModel):
@@ -219,9 +226,10 @@ class NorthGraph(GraphBuilder):
     Params = NorthGraphParams
 
     def pairs(self, positions, cell, pbc):
-        r, j, shifts = radius_pairs(positions, cell, pbc, self.params.cutoff)
-        keep = (positions[j] - positions[r] + shifts @ cell)[:, 2] > 0
-        return r[keep], j[keep], shifts[keep]
+        def north(vectors):
+            return vectors[:, 2] > 0
+
+        return radius_pairs_where(positions, cell, pbc, self.params.cutoff, north)
 
 
 class AtomIndexEmbeddingParams(KnobModel):
@@ -244,12 +252,11 @@ class AtomIndexEmbedding(Block):
         return {F.NODE_FEATURES: onehot.to(index.dtype) * (1.0 + 0.1 * index)}
 
 
-class HeightRadialParams(KnobModel):
+class HeightRadialParams(PowersRadialParams):
     type: Literal["height_test"] = "height_test"
-    num: PositiveInt = 3
 
 
-class HeightRadial(RadialBasis):
+class HeightRadial(PowersRadial):
     """Powers of r scaled by the receiver's absolute height z: reads raw coordinates."""
 
     Params = HeightRadialParams
@@ -263,10 +270,8 @@ class HeightRadial(RadialBasis):
         return Signature({**sig.reads, **reads}, sig.writes, Group.O3)
 
     def forward(self, state):
-        x = state[F.EDGE_LENGTHS] / self.cutoff
         height = state[F.POSITIONS][state[F.EDGE_INDEX][1], 2:3]
-        powers = torch.cat([x**k for k in range(1, self.params.num + 1)], dim=1)
-        return {F.EDGE_RADIAL: powers * (1 + 0.3 * height)}
+        return {F.EDGE_RADIAL: self.of_lengths(state[F.EDGE_LENGTHS]) * (1 + 0.3 * height)}
 
 
 class TiltedHarmonicsParams(SphericalHarmonicsParams):
