@@ -51,7 +51,8 @@ def knob_union(kind: Kind, registry: Registry = REGISTRY, default_type: str | No
     models = [entry.params for entry in registry.entries(kind)]
     if not models:
         raise RuntimeError(f"no {kind.value} is registered; import geocompose.nn first")
-    before = BeforeValidator(_shorthand_type if default_type is None else _with_default_type(default_type))
+    fill = _shorthand_type if default_type is None else _with_default_type(default_type)
+    before = BeforeValidator(fill)
     if len(models) == 1:
         return Annotated[models[0], before]
     return Annotated[

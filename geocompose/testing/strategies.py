@@ -139,7 +139,8 @@ def compositions(
         return _ctx(kind, species, cutoff, output)
 
     upstream = dict(F.INPUT_TYPES)
-    graph, sig = _require(knob(draw, Kind.GRAPH, _names(choose, Kind.GRAPH), upstream, ctx(Kind.GRAPH), cutoff=cutoff))
+    graphs = _names(choose, Kind.GRAPH)
+    graph, sig = _require(knob(draw, Kind.GRAPH, graphs, upstream, ctx(Kind.GRAPH), cutoff=cutoff))
     upstream.update(sig.writes)
     embedding: dict = {"species": species}
     smooth = [e.name for e in REGISTRY.entries(Kind.ENVELOPE) if e.smooth]
@@ -149,7 +150,8 @@ def compositions(
         ("envelope", Kind.ENVELOPE, smooth),
         ("angular", Kind.ANGULAR, None),
     ):
-        embedding[key], _ = _require(knob(draw, kind, _names(choose, kind, default), upstream, ctx(kind)))
+        names = _names(choose, kind, default)
+        embedding[key], _ = _require(knob(draw, kind, names, upstream, ctx(kind)))
     blueprint = {
         "name": "drawn",
         "symmetry": {"group": "O(3)", "strategy": "built_in"},
@@ -172,12 +174,14 @@ def compositions(
         blueprint["interactions"].append(found[0])
     if not blueprint["interactions"]:
         reject()
-    if any(_periodic(Kind.INTERACTION, i) is False for i in blueprint["interactions"]):
+    molecules_only = any(_periodic(Kind.INTERACTION, i) is False for i in blueprint["interactions"])
+    if molecules_only and Kind.GRAPH not in choose:
         # A molecules-only block: draw the graph among molecules-only builders.
         molecular = [e.name for e in REGISTRY.entries(Kind.GRAPH) if e.periodic is False]
         if molecular:
-            graph, _ = _require(knob(draw, Kind.GRAPH, molecular, dict(F.INPUT_TYPES), ctx(Kind.GRAPH), cutoff=cutoff))
-            blueprint["graph"] = graph
+            inputs = dict(F.INPUT_TYPES)
+            found = knob(draw, Kind.GRAPH, molecular, inputs, ctx(Kind.GRAPH), cutoff=cutoff)
+            blueprint["graph"], _ = _require(found)
     _draw_readouts(draw, blueprint, choose, ctx)
     strategies = _names(choose, Kind.STRATEGY, ["built_in"])
     blueprint["symmetry"]["strategy"], _ = _require(
