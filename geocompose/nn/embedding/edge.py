@@ -53,8 +53,8 @@ class EdgeEmbedding(Block):
     ``angular`` basis, ``edge_angular`` (e.g. spherical harmonics of the unit edge
     vector): whatever its parts' signatures write, read from what they read.
 
-    YAML: not chosen by ``type``; it is the ``radial``/``envelope``/``angular`` keys of
-    ``embedding: {species: [H], node: one_hot, radial: {type: bessel, num: 8}}``
+    YAML: ``radial: {type: bessel, num: 8}`` beside ``envelope`` and ``angular`` in the
+    ``embedding`` section: the edge embedding is those keys, not chosen by a ``type``.
     """
 
     Params = EdgeEmbeddingParams
