@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-import torch
-
+from geocompose.data.rotations import haar_rotations
 from geocompose.nn.ops.scatter import scatter_mean
 from geocompose.nn.symmetry.base import Strategy, average_over_frames
 from geocompose.nn.symmetry.draws import RandomDraws
@@ -42,10 +41,8 @@ class Augmentation(RandomDraws, Strategy):
         positions, batch = state[F.POSITIONS], state[F.BATCH]
         count = state[F.CELL].shape[0]
         # Drawn on the CPU from the strategy's generator: the same rotations on every device.
-        gaussian = torch.randn(count, 3, 3, generator=self.draws(), dtype=positions.dtype)
-        q, r = torch.linalg.qr(gaussian.to(positions.device))
-        q = q * torch.sign(torch.diagonal(r, dim1=-2, dim2=-1)).unsqueeze(-2)  # Haar
-        if self.claim is Group.SO3:
-            q = q * torch.det(q).sign().view(-1, 1, 1)
+        q = haar_rotations(
+            count, self.draws(), dtype=positions.dtype, proper=self.claim is Group.SO3
+        ).to(positions.device)
         centroid = scatter_mean(positions, batch, count)
         return average_over_frames(run, state, types, q.unsqueeze(1), centroid)

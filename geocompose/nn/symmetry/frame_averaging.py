@@ -5,13 +5,14 @@ from __future__ import annotations
 from typing import Literal
 
 import torch
-from pydantic import PositiveInt
 
+from geocompose.nn.ops.scatter import scatter_sum
 from geocompose.nn.symmetry.base import Strategy, average_over_frames
 from geocompose.nn.symmetry.draws import RandomDraws
 from geocompose.nn.symmetry.frames import covariance, frames, principal_axes, sign_patterns
 from geocompose.registry import Kind, KnobModel, register
 from geocompose.types import fields as F
+from geocompose.types.bounds import Size
 from geocompose.types.group import Group
 
 
@@ -62,7 +63,7 @@ class FrameAveraging(FrameStrategy):
 
 class StochasticFrameAveragingParams(KnobModel):
     type: Literal["stochastic_frame_averaging"] = "stochastic_frame_averaging"
-    eval_frames: PositiveInt | Literal["all"] = 1
+    eval_frames: Size | Literal["all"] = 1
 
 
 @register(Kind.STRATEGY, exact=False, frames=True)
@@ -125,18 +126,10 @@ class Canonicalisation(FrameStrategy):
             geometry[F.EDGE_VECTORS], edges[1], state[F.POSITIONS], batch, num_structures
         )
         _, axes = principal_axes(cov)
-        sums = torch.zeros_like(state[F.POSITIONS]).index_add_(
-            0, edges[1], geometry[F.EDGE_VECTORS]
-        )  # m_i
+        sums = scatter_sum(geometry[F.EDGE_VECTORS], edges[1], state[F.POSITIONS].shape[0])  # m_i
         projected = torch.einsum("ni,nij->nj", sums, axes[batch])  # (N, 3): m_i . v_k
-        moment = torch.zeros(num_structures, 3, dtype=sums.dtype, device=sums.device).index_add_(
-            0, batch, projected**3
-        )
-        size = (
-            torch.zeros_like(moment)
-            .index_add_(0, batch, projected.abs() ** 3)
-            .sum(dim=1, keepdim=True)
-        )
+        moment = scatter_sum(projected**3, batch, num_structures)  # (B, 3)
+        size = scatter_sum(projected.abs() ** 3, batch, num_structures).sum(dim=1, keepdim=True)
         ambiguous = moment.abs() <= AMBIGUOUS_MOMENT * size.clamp(min=1e-300)  # (B, 3)
         sign = torch.where(moment >= 0, 1.0, -1.0).to(axes.dtype)
         proper = self.claim is Group.SO3
