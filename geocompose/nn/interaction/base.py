@@ -11,19 +11,20 @@ write their own ``forward`` around those primitives instead of ``message``/``upd
 from __future__ import annotations
 
 import torch
-from pydantic import Field, PositiveInt
+from pydantic import Field
 
 from geocompose.nn.block import Block, State
 from geocompose.nn.ops.message import EdgeView, aggregate
 from geocompose.registry import KnobModel
 from geocompose.types import fields as F
+from geocompose.types.bounds import Size
 
 
 class InteractionParams(KnobModel):
     """Params every interaction has."""
 
     # That many copies in a row, each with its own weights.
-    repeat: PositiveInt = Field(default=1, le=64)
+    repeat: Size = Field(default=1, le=64)
 
 
 class MessagePassingInteraction(Block):

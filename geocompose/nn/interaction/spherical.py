@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from e3nn import o3
-from pydantic import Field, PositiveFloat, PositiveInt
+from pydantic import Field, PositiveFloat
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
@@ -28,6 +28,7 @@ from geocompose.nn.interaction.base import InteractionParams
 from geocompose.nn.ops.paths import MixingMode, PathPlan, TensorProductParams, enumerate_paths
 from geocompose.types import FieldType, TypeRefusal, require
 from geocompose.types import fields as F
+from geocompose.types.bounds import Size
 from geocompose.types.irreps import IrrepsField
 
 
@@ -44,7 +45,7 @@ class SphericalParams(InteractionParams):
 
     features: IrrepsField = Field(default="16x0e + 8x1o + 4x2e", validate_default=True)
     tensor_product: TensorProductParams = Field(default_factory=TensorProductParams)
-    radial_hidden: list[PositiveInt] = Field(default_factory=lambda: [32])
+    radial_hidden: list[Size] = Field(default_factory=lambda: [32])
     radial_activation: Activation = "silu"
     avg_neighbours: PositiveFloat = 8.0
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 from typing import Literal
 
 import torch
-from pydantic import PositiveInt
 
 from geocompose.nn.ops.scatter import scatter_sum
 from geocompose.nn.symmetry.base import Strategy, average_over_frames
+from geocompose.nn.symmetry.draws import RandomDraws
 from geocompose.nn.symmetry.frames import covariance, frames, principal_axes, sign_patterns
 from geocompose.registry import Kind, KnobModel, register
 from geocompose.types import fields as F
+from geocompose.types.bounds import Size
 from geocompose.types.group import Group
 
 
@@ -62,13 +63,14 @@ class FrameAveraging(FrameStrategy):
 
 class StochasticFrameAveragingParams(KnobModel):
     type: Literal["stochastic_frame_averaging"] = "stochastic_frame_averaging"
-    eval_frames: PositiveInt | Literal["all"] = 1
+    eval_frames: Size | Literal["all"] = 1
 
 
 @register(Kind.STRATEGY, exact=False, frames=True)
-class StochasticFrameAveraging(FrameStrategy):
+class StochasticFrameAveraging(RandomDraws, FrameStrategy):
     """One random frame per structure per call in training (FAENet's SFA, Duval et al.,
-    ICML 2023). In evaluation the first ``eval_frames`` frames (deterministic), or all of
+    ICML 2023), drawn from the strategy's generator (:mod:`~geocompose.nn.symmetry.draws`).
+    In evaluation the first ``eval_frames`` frames (deterministic), or all of
     them: exact only with ``eval_frames: all``; otherwise approximate, and the verifier
     reports measured error figures instead of passing or failing an exact claim.
 
@@ -85,7 +87,8 @@ class StochasticFrameAveraging(FrameStrategy):
     def select(self, all_frames, axes, state):
         count = all_frames.shape[1]
         if self.training:
-            pick = torch.randint(count, (all_frames.shape[0],), device=all_frames.device)
+            pick = torch.randint(count, (all_frames.shape[0],), generator=self.draws())
+            pick = pick.to(all_frames.device)
             return all_frames[torch.arange(all_frames.shape[0]), pick].unsqueeze(1)
         if self.params.eval_frames == "all":
             return all_frames
