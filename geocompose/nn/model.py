@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from geocompose.data.batch import Batch
+from geocompose.data.cache import RunCaches
 from geocompose.errors import StructureError
 from geocompose.nn.block import Block
 from geocompose.nn.graph.base import GraphBuilder
@@ -109,8 +110,15 @@ class GeometricModel(nn.Module):
         return index
 
     def _run_inner(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Graph geometry → embeddings → interactions → non-derivative readouts."""
+        """Graph geometry → embeddings → interactions → non-derivative readouts.
+
+        Every run (every frame a strategy averages over) gets a fresh per-run cache:
+        geometry memos carry this run's autograd graph. A state from outside
+        :meth:`forward` (an exported program's inputs) has no batch to memoise on.
+        """
         state = dict(state)
+        caches = state.get(F.CACHES)
+        state[F.CACHES] = caches.for_run() if caches is not None else RunCaches.for_call()
         for block in self.blocks:
             if not block.entry.derivative:
                 state.update(block(state))
@@ -143,6 +151,8 @@ class GeometricModel(nn.Module):
                 F.BATCH: batch.batch,
                 F.CELL: batch.cell,
                 F.PBC: batch.pbc,
+                # Memos of this batch's edge set and of each run (geocompose.data.cache).
+                F.CACHES: batch.run_caches(self.graph.cache_key),
             }
             state.update(self.graph.topology(batch))
             # The strategy wraps everything but derivative readouts, so forces are the

@@ -63,6 +63,7 @@ def state_before(model, batch, index):
         F.BATCH: batch.batch,
         F.CELL: batch.cell,
         F.PBC: batch.pbc,
+        F.CACHES: batch.run_caches(model.graph.cache_key),
     }
     state.update(model.graph.topology(batch))
     for block in model.blocks[:index]:
