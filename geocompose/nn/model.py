@@ -109,6 +109,24 @@ class GeometricModel(nn.Module):
             )
         return index
 
+    def input_state(
+        self, batch: Batch, positions: torch.Tensor | None = None
+    ) -> dict[str, torch.Tensor]:
+        """The state the blocks start from: the batch's inputs (``positions`` in place
+        of its own if given), its cached topology, and the caches of its memos."""
+        state: dict[str, torch.Tensor] = {
+            F.POSITIONS: batch.positions if positions is None else positions,
+            F.ATOMIC_NUMBERS: batch.atomic_numbers,
+            F.SPECIES: self.species_index(batch.atomic_numbers),
+            F.BATCH: batch.batch,
+            F.CELL: batch.cell,
+            F.PBC: batch.pbc,
+            # Memos of this batch's edge set and of each run (geocompose.data.cache).
+            F.CACHES: batch.run_caches(self.graph.cache_key),
+        }
+        state.update(self.graph.topology(batch))
+        return state
+
     def _run_inner(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Graph geometry → embeddings → interactions → non-derivative readouts.
 
@@ -144,17 +162,7 @@ class GeometricModel(nn.Module):
                 # A leaf copy, so forces are d/d(this call's positions) and the caller's
                 # tensor is untouched.
                 positions = positions.detach().requires_grad_(True)
-            state: dict[str, torch.Tensor] = {
-                F.POSITIONS: positions,
-                F.ATOMIC_NUMBERS: batch.atomic_numbers,
-                F.SPECIES: self.species_index(batch.atomic_numbers),
-                F.BATCH: batch.batch,
-                F.CELL: batch.cell,
-                F.PBC: batch.pbc,
-                # Memos of this batch's edge set and of each run (geocompose.data.cache).
-                F.CACHES: batch.run_caches(self.graph.cache_key),
-            }
-            state.update(self.graph.topology(batch))
+            state = self.input_state(batch, positions)
             # The strategy wraps everything but derivative readouts, so forces are the
             # gradient of the symmetrised energy.
             state.update(self.strategy(self._run_inner, state, self.outputs, self.graph))

@@ -107,7 +107,8 @@ class TripletBilinear(nn.Module):
             "eln,lnc->elc", spherical_radial(self.basis, state), self.radial
         )  # (E, L, C)
         angular = triplet_harmonics(state, self.num_spherical, order_major=True)
-        summed = layout(state).contract(angular, x[:, None, :] * filters, per_order=True)  # (E, L, C)
+        values = x[:, None, :] * filters  # (E, L, C)
+        summed = layout(state).contract(angular, values, per_order=True)  # (E, L, C)
         return self.bilinear(summed.flatten(1))
 
 

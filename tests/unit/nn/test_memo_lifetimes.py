@@ -126,16 +126,7 @@ def test_a_state_paired_with_another_batchs_caches_is_refused():
     model = geocompose.compile(blueprint(), dtype=torch.float64, seed=0)
     batch, other = sample_batch(0), sample_batch(1)
     model(other)  # other's cache now holds triplets of other's edge set
-    state = {
-        F.POSITIONS: batch.positions,
-        F.ATOMIC_NUMBERS: batch.atomic_numbers,
-        F.SPECIES: model.species_index(batch.atomic_numbers),
-        F.BATCH: batch.batch,
-        F.CELL: batch.cell,
-        F.PBC: batch.pbc,
-        F.CACHES: other.run_caches(model.graph.cache_key),
-        **model.graph.topology(batch),
-    }
+    state = {**model.input_state(batch), F.CACHES: other.run_caches(model.graph.cache_key)}
     with pytest.raises(RuntimeError, match="another edge set"):
         model.strategy(model._run_inner, state, model.outputs, model.graph)
 
@@ -144,14 +135,7 @@ def test_a_state_without_a_batch_runs_with_caches_of_its_own():
     """An exported program hands the pipeline raw tensors: it memoises for the call."""
     model = geocompose.compile(blueprint("gemnet_t"), dtype=torch.float64, seed=0)
     batch = sample_batch()
-    state = {
-        F.POSITIONS: batch.positions,
-        F.ATOMIC_NUMBERS: batch.atomic_numbers,
-        F.SPECIES: model.species_index(batch.atomic_numbers),
-        F.BATCH: batch.batch,
-        F.CELL: batch.cell,
-        F.PBC: batch.pbc,
-        **model.graph.topology(batch.replace()),
-    }
+    state = model.input_state(batch.replace())
+    del state[F.CACHES]  # raw tensors only, as an exported program gets them
     out = model.strategy(model._run_inner, state, model.outputs, model.graph)
     torch.testing.assert_close(out["energy"], model(batch)["energy"], rtol=1e-12, atol=0)
