@@ -240,7 +240,10 @@ def _run_locked(space, data, trials, workers, out, storage, cfg, echo, lock):
     )
     todo = max(0, trials - finished)
     if todo and space.size <= ENUMERATE_UP_TO:
-        fresh = todo - len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
+        # Waiting trials will run; running ones are other machines' (locally, recover()
+        # has failed and re-enqueued them): neither leaves room for a new design.
+        held = (TrialState.WAITING, TrialState.RUNNING)
+        fresh = todo - len(study.get_trials(deepcopy=False, states=held))
         if space.size <= trials:  # the budget covers the space: all of it, once
             enqueue_untried(study, space, fresh)
         else:  # the sampler's random start, drawn without replacement

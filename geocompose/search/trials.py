@@ -11,7 +11,8 @@
 * A trial whose worker was stopped (SIGTERM, Ctrl-C: ``interrupted``) or killed (left
   RUNNING, found by the next run on that directory: ``killed``; or failed for a stale
   heartbeat) is FAIL and its design is enqueued again exactly once, as a trial whose
-  ``retry_of`` names it. The rule depends only on the study's state, so
+  ``retry_of`` names it. A worker whose trial was failed for a stale heartbeat while
+  it still ran (too loaded to send one) drops its result. The rule depends only on the study's state, so
   :func:`recover` may run again after a kill in the middle of it.
 """
 
@@ -27,11 +28,16 @@ from pathlib import Path
 from geocompose.search.designs import trial_params
 from geocompose.search.results import blueprint_path, remove_partial_blueprints
 
-__all__ = ["Surplus", "discard_outputs", "recover", "retry", "run_trials"]
+__all__ = ["Surplus", "TakenOver", "discard_outputs", "recover", "retry", "run_trials"]
 
 
 class Surplus(Exception):
     """A trial started after the study's last one had been taken by another worker."""
+
+
+class TakenOver(BaseException):
+    """This worker's trial was failed by another (a BaseException, so that Optuna does
+    not try to record it on a trial that is already finished)."""
 
 
 def _states(study) -> Counter:
@@ -129,8 +135,14 @@ def run_trials(
                 trial.set_user_attr("surplus", True)
                 raise Surplus(f"trial {trial.number}: the study already has its {target} trials")
             try:
-                return objective(trial)
-            except optuna.TrialPruned:
+                value = objective(trial)
+                if trial.study._storage.get_trial(trial._trial_id).state.name != "RUNNING":
+                    # Another worker found this one's heartbeat stale (a machine too
+                    # loaded to send it), failed the trial and re-enqueued its design.
+                    # Optuna cannot tell a finished trial: leave optimize at once.
+                    raise TakenOver(f"trial {trial.number} was failed by another worker")
+                return value
+            except (optuna.TrialPruned, TakenOver):
                 raise
             except KeyboardInterrupt:
                 trial.set_user_attr("interrupted", "stopped by SIGTERM or Ctrl-C")
@@ -141,6 +153,8 @@ def run_trials(
 
         try:
             study.optimize(guarded, n_trials=1, catch=(Exception,))
+        except TakenOver:
+            discard_outputs(out, current[0])
         except KeyboardInterrupt:
             if current and _state(study, current[0]) == "FAIL":
                 discard_outputs(out, current[0])
