@@ -164,7 +164,8 @@ def run_worker(job: WorkerJob) -> int:
     torch.set_num_threads(job.threads)
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # failures are listed at the end
     space = read_space(job.space_file, text=job.space_text)
-    study = open_study(space, job.out, job.storage, job.cfg, seed=job.sampler_seed + 1000 * job.index)
+    seed = job.sampler_seed + 1000 * job.index  # each worker samples its own stream
+    study = open_study(space, job.out, job.storage, job.cfg, seed=seed)
     data = job.data
     if isinstance(data, (str, Path)):
         from geocompose.data.dataset import Dataset
@@ -232,8 +233,8 @@ def _run_locked(space, data, trials, workers, out, storage, cfg, echo, lock):
         retried = recover(study, out)
         if retried:
             echo(
-                f"marked {len(retried)} trial(s) a killed run (or a stopped one) left unfinished as "
-                f"failed; re-trying their designs: {retried}"
+                f"marked {len(retried)} trial(s) a killed run (or a stopped one) left "
+                f"unfinished as failed; re-trying their designs: {retried}"
             )
     finished = len(
         study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))

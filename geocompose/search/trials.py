@@ -12,8 +12,8 @@
   RUNNING, found by the next run on that directory: ``killed``; or failed for a stale
   heartbeat) is FAIL and its design is enqueued again exactly once, as a trial whose
   ``retry_of`` names it. A worker whose trial was failed for a stale heartbeat while
-  it still ran (too loaded to send one) drops its result. The rule depends only on the study's state, so
-  :func:`recover` may run again after a kill in the middle of it.
+  it still ran (too loaded to send one) drops its result. The rule depends only on
+  the study's state, so :func:`recover` may run again after a kill in the middle of it.
 """
 
 from __future__ import annotations
@@ -28,16 +28,11 @@ from pathlib import Path
 from geocompose.search.designs import trial_params
 from geocompose.search.results import blueprint_path, remove_partial_blueprints
 
-__all__ = ["Surplus", "TakenOver", "discard_outputs", "recover", "retry", "run_trials"]
+__all__ = ["Surplus", "discard_outputs", "recover", "retry", "run_trials"]
 
 
 class Surplus(Exception):
     """A trial started after the study's last one had been taken by another worker."""
-
-
-class TakenOver(BaseException):
-    """This worker's trial was failed by another (a BaseException, so that Optuna does
-    not try to record it on a trial that is already finished)."""
 
 
 def _states(study) -> Counter:
@@ -48,8 +43,8 @@ def _is_surplus(trial, target: int) -> bool:
     from optuna.trial import TrialState
 
     held = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING)
-    ahead = [t for t in trial.study.get_trials(deepcopy=False, states=held) if t.number < trial.number]
-    return len(ahead) >= target
+    trials = trial.study.get_trials(deepcopy=False, states=held)
+    return sum(t.number < trial.number for t in trials) >= target
 
 
 def retry(study, number: int) -> int | None:
@@ -83,7 +78,8 @@ def recover(study, out: Path) -> list[int]:
     from optuna.trial import TrialState
 
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        study._storage.set_trial_user_attr(trial._trial_id, "killed", "left running by a killed run")
+        why = "left running by a killed run"
+        study._storage.set_trial_user_attr(trial._trial_id, "killed", why)
         study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
     retried = []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.FAIL,)):
@@ -135,14 +131,8 @@ def run_trials(
                 trial.set_user_attr("surplus", True)
                 raise Surplus(f"trial {trial.number}: the study already has its {target} trials")
             try:
-                value = objective(trial)
-                if trial.study._storage.get_trial(trial._trial_id).state.name != "RUNNING":
-                    # Another worker found this one's heartbeat stale (a machine too
-                    # loaded to send it), failed the trial and re-enqueued its design.
-                    # Optuna cannot tell a finished trial: leave optimize at once.
-                    raise TakenOver(f"trial {trial.number} was failed by another worker")
-                return value
-            except (optuna.TrialPruned, TakenOver):
+                return objective(trial)
+            except optuna.TrialPruned:
                 raise
             except KeyboardInterrupt:
                 trial.set_user_attr("interrupted", "stopped by SIGTERM or Ctrl-C")
@@ -153,13 +143,18 @@ def run_trials(
 
         try:
             study.optimize(guarded, n_trials=1, catch=(Exception,))
-        except TakenOver:
-            discard_outputs(out, current[0])
         except KeyboardInterrupt:
             if current and _state(study, current[0]) == "FAIL":
                 discard_outputs(out, current[0])
                 retry(study, current[0])
             raise
+        except Exception:
+            if not current or _state(study, current[0]) != "FAIL":
+                raise
+            # Optuna could not record the result: another worker had found this one's
+            # heartbeat stale (a machine too loaded to send it), failed the trial and
+            # re-enqueued its design. The result is dropped; the retry stands.
+            discard_outputs(out, current[0])
         ran += 1
     return ran
 

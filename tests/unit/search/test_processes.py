@@ -48,8 +48,8 @@ def command_with_child(tmp_path: Path, child_code: str) -> tuple[subprocess.Pope
 def test_a_worker_dies_with_its_command(tmp_path):
     # The worker's real bootstrap, with the worker module swapped for a long sleep.
     code = BOOTSTRAP.replace(
-        'import runpy\nrunpy.run_module("geocompose.search.worker", run_name="__main__", alter_sys=True)',
-        "import time\ntime.sleep(600)",
+        'runpy.run_module("geocompose.search.worker", run_name="__main__", alter_sys=True)',
+        "import time; time.sleep(600)",
     )
     assert code != BOOTSTRAP
     command, child = command_with_child(tmp_path, code)
