@@ -55,7 +55,7 @@ from pathlib import Path
 from geocompose.search import objectives
 from geocompose.search.config import OBJECTIVES, SearchConfig, SearchError, objective_names
 from geocompose.search.designs import OptunaSuggester, enqueue_untried
-from geocompose.search.processes import RunLock, Workers, sigterm_as_interrupt
+from geocompose.search.processes import Interrupts, RunLock, Workers, interrupts
 from geocompose.search.results import write_blueprint
 from geocompose.search.sampler import refusal_reason
 from geocompose.search.space import Space, read_space
@@ -156,8 +156,13 @@ class WorkerJob:
     sampler_seed: int
 
 
-def run_worker(job: WorkerJob) -> int:
-    """Run trials of the job's study (in this process); returns how many it ran."""
+def run_worker(job: WorkerJob, signals: Interrupts | None = None) -> int:
+    """Run trials of the job's study (in this process); returns how many it ran.
+
+    Args:
+        job: what to run.
+        signals: where SIGTERM/SIGINT are held while the study is written.
+    """
     import optuna
     import torch
 
@@ -179,6 +184,7 @@ def run_worker(job: WorkerJob) -> int:
         limit=job.limit,
         out=out,
         heartbeats=shared(job.storage),
+        signals=signals,
     )
 
 
@@ -216,11 +222,11 @@ def run_search(
     if trials < 1 or workers < 1 or cfg.budget_epochs < 1 or cfg.heartbeat_s < 1:
         raise SearchError("--trials, --workers, --budget and --heartbeat must be at least 1")
     out = Path(out)
-    with RunLock(out) as lock, sigterm_as_interrupt():
-        return _run_locked(space, data, trials, workers, out, storage, cfg, echo, lock)
+    with RunLock(out) as lock, interrupts() as signals:
+        return _run_locked(space, data, trials, workers, out, storage, cfg, echo, lock, signals)
 
 
-def _run_locked(space, data, trials, workers, out, storage, cfg, echo, lock):
+def _run_locked(space, data, trials, workers, out, storage, cfg, echo, lock, signals):
     import optuna
     from optuna.trial import TrialState
 
@@ -277,12 +283,13 @@ def _run_locked(space, data, trials, workers, out, storage, cfg, echo, lock):
     ]
     echo(f"running {todo} trial(s) ({finished} finished before) on {workers} worker(s)")
     if workers == 1:
-        run_worker(jobs[0])
+        run_worker(jobs[0], signals)
     else:
         pool = Workers(out, lock)
         try:
-            pool.start(jobs)
-            codes = pool.wait()
+            with signals.raising():
+                pool.start(jobs)
+                codes = pool.wait()
         except BaseException:  # SIGTERM or Ctrl-C: each worker re-enqueues its trial
             pool.stop()
             raise

@@ -26,6 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from geocompose.search.designs import trial_params
+from geocompose.search.processes import Interrupts
 from geocompose.search.results import blueprint_path, remove_partial_blueprints
 
 __all__ = ["Surplus", "discard_outputs", "recover", "retry", "run_trials"]
@@ -99,18 +100,22 @@ def run_trials(
     out: Path,
     heartbeats: bool,
     poll_s: float = 1.0,
+    signals: Interrupts | None = None,
 ) -> int:
     """Run trials of ``study`` until it has ``target`` finished ones or this worker has
     run ``limit`` (see the module docstring); returns how many this worker ran.
 
     Raises:
-        KeyboardInterrupt: SIGINT or SIGTERM; the trial in progress is FAIL
-            (``interrupted``), its design re-enqueued and its partial outputs removed.
+        KeyboardInterrupt: SIGINT or SIGTERM (``signals`` holds them while Optuna
+            writes the study); the trial in progress is FAIL (``interrupted``), its
+            design re-enqueued and its partial outputs removed.
     """
     import optuna
 
+    signals = signals or Interrupts()  # none installed: nothing is ever held
     ran = 0
     while ran < limit:
+        signals.check()  # one that came while Optuna wrote the study
         states = _states(study)
         finished = states["COMPLETE"] + states["PRUNED"]
         if finished >= target:
@@ -131,7 +136,8 @@ def run_trials(
                 trial.set_user_attr("surplus", True)
                 raise Surplus(f"trial {trial.number}: the study already has its {target} trials")
             try:
-                return objective(trial)
+                with signals.raising():
+                    return objective(trial)
             except optuna.TrialPruned:
                 raise
             except KeyboardInterrupt:
@@ -156,6 +162,7 @@ def run_trials(
             # re-enqueued its design. The result is dropped; the retry stands.
             discard_outputs(out, current[0])
         ran += 1
+    signals.check()
     return ran
 
 

@@ -76,7 +76,7 @@ def test_an_interrupted_trial_fails_and_is_retried_once(tmp_path):
 
     def interrupted(trial):
         trial.suggest_int("x", 0, 9)
-        raise KeyboardInterrupt  # SIGTERM becomes this (sigterm_as_interrupt)
+        raise KeyboardInterrupt  # SIGTERM becomes this (processes.Interrupts)
 
     with pytest.raises(KeyboardInterrupt):
         run_trials(study, interrupted, target=2, limit=2, out=tmp_path, heartbeats=False)
