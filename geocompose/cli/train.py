@@ -30,6 +30,7 @@ from geocompose.cli.common import EXIT_OK, CommandError, console
 from geocompose.compiler import load as load_blueprint
 from geocompose.data.dataset import Dataset
 from geocompose.train import TrainConfig, Trainer, distributed, evaluate, load_potential
+from geocompose.train.learning_rate import E3NN_LR, TORCH_LR
 from geocompose.train.schedule import SCHEDULES
 
 __all__ = ["add_arguments", "metrics_table", "run"]
@@ -60,7 +61,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         help="also cap the edges per batch (neighbour-list pairs; default: no cap)",
     )
-    run.add_argument("--lr", type=float, help=f"initial learning rate, AdamW ({DEFAULTS.lr})")
+    run.add_argument(
+        "--lr",
+        type=float,
+        help=f"initial learning rate, AdamW ({E3NN_LR:g} for models with e3nn weights, else {TORCH_LR:g})",
+    )
     run.add_argument(
         "--weight-decay", type=float, help=f"AdamW weight decay ({DEFAULTS.weight_decay})"
     )
@@ -138,7 +143,7 @@ def _config(args: argparse.Namespace) -> TrainConfig:
     config = TrainConfig(**values)
     if config.epochs < 1 or config.atoms_per_batch < 1 or config.edges_per_batch < 0:
         raise CommandError("--epochs, --batch-atoms and --batch-edges must be positive")
-    if config.lr <= 0:
+    if config.lr is not None and config.lr <= 0:
         raise CommandError(f"--lr must be positive; got {config.lr}")
     return config
 
@@ -207,7 +212,8 @@ def _train(args: argparse.Namespace) -> int:
     echo(
         f"{trainer.blueprint['name']}: {sum(p.numel() for p in trainer.potential.parameters())} weights; "
         f"{data.source}: {len(splits.train)} train / {len(splits.valid)} valid / {len(splits.test)} test "
-        f"structures in {len(trainer.train_batches)} batches of <= {cfg.atoms_per_batch} atoms"
+        f"structures in {len(trainer.train_batches)} batches of <= {cfg.atoms_per_batch} atoms; "
+        f"lr {cfg.lr:g}"
     )
     result = trainer.fit()
     if not distributed.is_main():

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,7 @@ from geocompose.train import distributed as dist
 from geocompose.train.checkpoint import DTYPES, CheckpointError, load_checkpoint, save_checkpoint
 from geocompose.train.ema import EMA
 from geocompose.train.logs import EpochLog
+from geocompose.train.learning_rate import default_lr
 from geocompose.train.loss import LossWeights, Objective
 from geocompose.train.metrics import evaluate
 from geocompose.train.potential import Potential
@@ -64,7 +65,7 @@ class TrainConfig:
     epochs: int = 100
     atoms_per_batch: int = 256
     edges_per_batch: int = 0  # 0: batches limited by atoms only
-    lr: float = 1e-3
+    lr: float | None = None  # None: by the model's weights (train/learning_rate.py)
     weight_decay: float = 0.0
     schedule: str = "cosine"
     min_lr_ratio: float = 0.01
@@ -127,7 +128,8 @@ class Trainer:
         progress: bool = True,
         echo=print,
     ):
-        self.config = config or TrainConfig()
+        # A copy: the learning rate resolved below belongs to this run, not the caller's config.
+        self.config = replace(config) if config is not None else TrainConfig()
         self.data = data
         self.out = Path(out)
         cfg = self.config
@@ -143,6 +145,8 @@ class Trainer:
         self.autocast = cfg.autocast == "bf16"  # float32's range, no loss scaling; opt-in
         self.blueprint = load_blueprint(blueprint).blueprint.model_dump(mode="json")
         model = compile_blueprint(self.blueprint, dtype=DTYPES[cfg.dtype], seed=cfg.seed)
+        if cfg.lr is None:
+            cfg.lr = default_lr(model)
         weights = cfg.weights
         if weights.forces > 0 and F.FORCES not in model.outputs:
             raise StructureError(
