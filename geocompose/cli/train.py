@@ -45,6 +45,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--out", default="run", help="output directory (default: %(default)s)")
     parser.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    parser.add_argument(
+        "--init",
+        metavar="CHECKPOINT",
+        help="start from this checkpoint's trained weights (same species and architecture)",
+    )
+    parser.add_argument(
+        "--freeze",
+        nargs="+",
+        metavar="NAME",
+        help="do not train these blocks (blueprint paths as `geocompose info` shows them, "
+        "e.g. embedding interactions[0]#1)",
+    )
     run = parser.add_argument_group("schedule")
     run.add_argument(
         "--epochs", type=int, default=None, help=f"epochs (default: {DEFAULTS.epochs})"
@@ -185,6 +197,8 @@ def _train(args: argparse.Namespace) -> int:
     data = read_data(args)
     echo = lambda line: out.print(line, highlight=False)
     progress = not args.no_progress and sys.stdout.isatty()
+    if args.resume and (args.init or args.freeze):
+        raise CommandError("--init and --freeze start a new run; --resume continues OUT/last.pt")
     if args.resume:
         trainer = Trainer.resume(args.out, data, epochs=args.epochs, progress=progress, echo=echo)
         given = load_blueprint(args.blueprint).blueprint.name
@@ -209,6 +223,8 @@ def _train(args: argparse.Namespace) -> int:
             echo=echo,
         )
     cfg, splits = trainer.config, trainer.splits
+    if cfg.init:
+        echo(f"starting from {cfg.init}" + (f"; frozen: {', '.join(trainer.frozen)}" if trainer.frozen else ""))
     echo(
         f"{trainer.blueprint['name']}: {sum(p.numel() for p in trainer.potential.parameters())} weights; "
         f"{data.source}: {len(splits.train)} train / {len(splits.valid)} valid / {len(splits.test)} test "

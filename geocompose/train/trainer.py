@@ -41,13 +41,14 @@ from geocompose.errors import GeocomposeError, StructureError
 from geocompose.train import distributed as dist
 from geocompose.train.checkpoint import DTYPES, CheckpointError, load_checkpoint, save_checkpoint
 from geocompose.train.ema import EMA
+from geocompose.train.finetune import freeze_blocks, load_initial_weights
 from geocompose.train.logs import EpochLog
 from geocompose.train.learning_rate import default_lr
 from geocompose.train.loss import LossWeights, Objective
 from geocompose.train.metrics import evaluate
 from geocompose.train.potential import Potential
 from geocompose.train.progress import Progress
-from geocompose.train.reference import fit_reference, force_scale
+from geocompose.train.reference import force_scale, resolve_reference
 from geocompose.train.schedule import Schedule
 from geocompose.types import fields as F
 
@@ -81,6 +82,8 @@ class TrainConfig:
     dtype: str = "float32"
     autocast: str = "off"  # "bf16": forward and loss under torch.autocast (mixed precision)
     device: str = "cpu"
+    init: str = ""  # a checkpoint to start from (train/finetune.py)
+    freeze: list[str] = field(default_factory=list)  # blueprint paths of blocks not trained
 
     @property
     def weights(self) -> LossWeights:
@@ -159,9 +162,13 @@ class Trainer:
         if not self.splits.train:
             raise StructureError("the training split is empty")
         species = list(model.species)
-        reference = fit_reference(data, self.splits.train, species)
-        scale = force_scale(data, self.splits.train, reference, species)
+        # Fitted E0s, or the blueprint's reference_energies term (then the shift is 0).
+        reference, in_force = resolve_reference(model, data, self.splits.train)
+        scale = force_scale(data, self.splits.train, in_force, species)
         self.potential = Potential(model, torch.tensor(reference), scale).to(self.device)
+        if cfg.init:  # its weights, reference energies and scale replace the fitted ones
+            load_initial_weights(self.potential, cfg.init)
+        self.frozen = freeze_blocks(model, cfg.freeze) if cfg.freeze else []
         train, valid = self.splits.train, self.splits.valid
         sizes = {
             "atoms_per_batch": cfg.atoms_per_batch,
@@ -175,7 +182,9 @@ class Trainer:
         ]
         self.valid_batches = [b.to(device=self.device) for b in batches(valid, **sizes)]
         self.optimizer = torch.optim.AdamW(
-            self.potential.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay
+            [p for p in self.potential.parameters() if p.requires_grad],
+            lr=cfg.lr,
+            weight_decay=cfg.weight_decay,
         )
         self.schedule = Schedule(
             cfg.schedule, cfg.lr, cfg.epochs, cfg.min_lr_ratio, patience=max(cfg.patience // 4, 5)
@@ -212,9 +221,17 @@ class Trainer:
                 f"the checkpoint in {out} was trained on {state.get('data_size')} structures "
                 f"({state.get('data')}); this data set has {len(data)}"
             )
+        # The run's own last.pt holds the weights: the --init checkpoint is not reread.
         trainer = cls(
-            state["blueprint"], data, config, out, splits=splits, progress=progress, echo=echo
+            state["blueprint"],
+            data,
+            replace(config, init=""),
+            out,
+            splits=splits,
+            progress=progress,
+            echo=echo,
         )
+        trainer.config.init = config.init
         trainer.potential.load_state_dict(state["weights"])
         trainer.optimizer.load_state_dict(state["optimizer"])
         trainer.schedule.load_state_dict(state["schedule"])
