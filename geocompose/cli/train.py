@@ -30,6 +30,7 @@ from geocompose.cli.common import EXIT_OK, CommandError, console
 from geocompose.compiler import load as load_blueprint
 from geocompose.data.dataset import Dataset
 from geocompose.train import TrainConfig, Trainer, distributed, evaluate, load_potential
+from geocompose.train.trainer import STRESS_WEIGHT
 from geocompose.train.learning_rate import E3NN_LR, TORCH_LR
 from geocompose.train.schedule import SCHEDULES
 
@@ -101,7 +102,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--forces-weight", type=float, help=f"force weight ({DEFAULTS.forces_weight})"
     )
     loss.add_argument(
-        "--stress-weight", type=float, help=f"stress weight ({DEFAULTS.stress_weight})"
+        "--stress-weight",
+        type=float,
+        help=f"stress weight ({STRESS_WEIGHT:g} when every structure is periodic with a stress, else 0)",
     )
     data = parser.add_argument_group("data")
     data.add_argument(

@@ -52,7 +52,9 @@ from geocompose.train.reference import force_scale, resolve_reference
 from geocompose.train.schedule import Schedule
 from geocompose.types import fields as F
 
-__all__ = ["TrainConfig", "TrainResult", "Trainer", "TrainingDiverged"]
+__all__ = ["STRESS_WEIGHT", "TrainConfig", "TrainResult", "Trainer", "TrainingDiverged"]
+
+STRESS_WEIGHT = 1.0  # (eV/Å^3)^-2, mace-torch's default --stress_weight
 
 
 class TrainingDiverged(GeocomposeError):
@@ -72,7 +74,7 @@ class TrainConfig:
     min_lr_ratio: float = 0.01
     energy_weight: float = 1.0
     forces_weight: float = 10.0
-    stress_weight: float = 0.0
+    stress_weight: float | None = None  # None: STRESS_WEIGHT when all data is 3D-periodic with stress, else 0
     ema_decay: float = 0.99  # 0 turns the average off
     clip: float = 10.0  # max gradient norm; 0 turns clipping off
     patience: int = 50  # epochs without improvement before stopping; 0 never stops
@@ -148,6 +150,9 @@ class Trainer:
         self.autocast = cfg.autocast == "bf16"  # float32's range, no loss scaling; opt-in
         self.blueprint = load_blueprint(blueprint).blueprint.model_dump(mode="json")
         model = compile_blueprint(self.blueprint, dtype=DTYPES[cfg.dtype], seed=cfg.seed)
+        if cfg.stress_weight is None:  # on when the data can train it (issue 16)
+            periodic = all(r.pbc.all() for r in data.records)
+            cfg.stress_weight = STRESS_WEIGHT if periodic and data.has(F.STRESS) else 0.0
         if cfg.lr is None:
             cfg.lr = default_lr(model)
         weights = cfg.weights

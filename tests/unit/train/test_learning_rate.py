@@ -1,4 +1,5 @@
-"""The default learning rate follows the weights' parameterisation (train/learning_rate.py)."""
+"""Defaults that depend on the model or the data: the learning rate follows the weights'
+parameterisation (train/learning_rate.py), the stress weight the data."""
 
 import pytest
 import torch
@@ -76,3 +77,17 @@ def test_mace_learns_ethanol_at_the_quick_start_budget(tmp_path):
     )
     result = trainer.fit()
     assert result.valid["forces_mae"] < 0.5 * zero, (result.valid["forces_mae"], zero)
+
+
+def test_stress_weight_is_on_by_default_only_for_periodic_data_with_stress(sample, tmp_path):
+    from geocompose.train.trainer import STRESS_WEIGHT
+
+    assert sample.has("stress")
+    cu = Trainer(tiny_schnet(), sample, TrainConfig(epochs=1), tmp_path / "cu", **QUIET)
+    assert cu.config.stress_weight == STRESS_WEIGHT and cu.objective.stress
+    off = Trainer(tiny_schnet(), sample, TrainConfig(stress_weight=0.0), tmp_path / "off", **QUIET)
+    assert off.config.stress_weight == 0.0 and not off.objective.stress
+    molecule = tiny_schnet()
+    molecule["embedding"]["species"] = ["H", "C", "O"]
+    ethanol = Trainer(molecule, Dataset.from_file(ETHANOL), TrainConfig(), tmp_path / "mol", **QUIET)
+    assert ethanol.config.stress_weight == 0.0
