@@ -116,7 +116,9 @@ class Potential(nn.Module):
                 )
                 if grad is None:
                     grad = torch.zeros_like(strain)
-                volume = torch.linalg.det(batch.cell).abs().view(-1, 1, 1)
+                # In the strain's dtype: under bf16 autocast the strained cell is bf16,
+                # for which torch has no determinant.
+                volume = torch.linalg.det(batch.cell.to(strain.dtype)).abs().view(-1, 1, 1)
                 result[F.STRESS] = grad / volume
                 if not self.training:
                     result = {k: v.detach() for k, v in result.items()}
