@@ -16,7 +16,7 @@ YAML::
     readout:
       network_energy: {type: sum, hidden: [16]}
       energy: {type: reference_energies, add_to: network_energy,
-               values: {H: -10.707, C: -48.847, O: -102.570}}
+               values: {H: -10.7, C: -48.8, O: -102.6}}   # illustrative numbers
       forces: {type: gradient, of: energy}
 """
 
@@ -47,7 +47,14 @@ class ReferenceEnergiesParams(EnergyTermParams):
 
 @register(Kind.READOUT, smooth=True)
 class ReferenceEnergies(EnergyTerm):
-    """Per-species reference energies added to an energy (module docstring)."""
+    """Per-species reference energies (E0s), given or fitted, added to an energy
+    (signature in the module docstring).
+
+    YAML::
+
+        network_energy: {type: sum, hidden: [16]}
+        energy: {type: reference_energies, add_to: network_energy, values: fit}
+    """
 
     Params = ReferenceEnergiesParams
     reads = (F.SPECIES, F.BATCH, F.CELL)

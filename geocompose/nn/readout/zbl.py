@@ -70,7 +70,14 @@ class ZBLParams(EnergyTermParams):
 
 @register(Kind.READOUT, smooth=True)
 class ZBLRepulsion(EnergyTerm):
-    """Ziegler–Biersack–Littmark pair repulsion added to an energy (module docstring)."""
+    """Ziegler–Biersack–Littmark pair repulsion added to an energy (equation, cutoff
+    and signature in the module docstring).
+
+    YAML::
+
+        network_energy: {type: sum, hidden: [16]}
+        energy: {type: zbl, add_to: network_energy, cutoff_factor: 1.0, p: 6}
+    """
 
     Params = ZBLParams
     reads = (F.EDGE_INDEX, F.EDGE_LENGTHS, F.SPECIES, F.BATCH, F.CELL)
