@@ -38,7 +38,7 @@ import torch
 from pydantic import Field, PositiveFloat, PositiveInt
 
 from geocompose.nn.block import BuildContext, State
-from geocompose.nn.embedding.envelope import PolynomialEnvelope, PolynomialEnvelopeParams
+from geocompose.nn.embedding.envelope import polynomial_envelope
 from geocompose.nn.ops.scatter import scatter_sum
 from geocompose.nn.readout.energy_term import EnergyTerm, EnergyTermParams
 from geocompose.registry import Kind, register
@@ -108,7 +108,6 @@ class ZBLRepulsion(EnergyTerm):
         numbers = [float(ase.data.atomic_numbers[s]) for s in ctx.species]
         self.register_buffer("numbers", torch.tensor(numbers, dtype=torch.float64))
         self.register_buffer("cutoffs", self.pair_cutoffs(params, ctx.species))
-        self.envelope = PolynomialEnvelope(PolynomialEnvelopeParams(p=params.p), cutoff=1.0)
 
     def term(self, state: State) -> torch.Tensor:
         senders, receivers = state[F.EDGE_INDEX]
@@ -118,6 +117,7 @@ class ZBLRepulsion(EnergyTerm):
         r = r.clamp(min=1e-4)
         s1, s2 = species[senders], species[receivers]
         z1, z2 = self.numbers[s1].to(r.dtype), self.numbers[s2].to(r.dtype)
-        pair = zbl_pair_energy(r, z1, z2) * self.envelope(r / self.cutoffs[s1, s2].to(r.dtype))
+        envelope = polynomial_envelope(r, self.cutoffs[s1, s2].to(r.dtype), self.params.p)
+        pair = zbl_pair_energy(r, z1, z2) * envelope
         per_atom = scatter_sum(0.5 * pair.unsqueeze(-1), receivers, species.shape[0])  # (N, 1)
         return scatter_sum(per_atom, state[F.BATCH], state[F.CELL].shape[0]).reshape(-1)
