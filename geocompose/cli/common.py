@@ -23,6 +23,7 @@ from geocompose.errors import GeocomposeError, VerificationFailed
 
 __all__ = [
     "EXIT_FAILED",
+    "EXIT_INTERNAL",
     "EXIT_INVALID",
     "EXIT_OK",
     "CommandError",
@@ -34,6 +35,7 @@ __all__ = [
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_INVALID = 2
+EXIT_INTERNAL = 3
 
 _PIPE_WIDTH = 120
 """Table width when output is not a terminal (rich would otherwise assume 80 columns)."""

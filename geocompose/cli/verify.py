@@ -3,16 +3,20 @@
 Each PATH is a blueprint file or a directory (its ``*.yaml`` files are verified, in
 name order). Every blueprint is compiled with seeded float64 weights and checked on
 sampled structures and group elements (``geocompose.verify.verify``); one table per
-blueprint, then a summary across all of them. Every file is verified even when an
-earlier one fails; the exit code is the worst seen::
+blueprint, then a summary across all of them. When a symmetry claim fails, the table's
+title names the first block whose output breaks its declared type. ``--json FILE``
+writes every report (each check, its error, tolerance and verdict) as JSON. Every file
+is verified even when an earlier one fails; the exit code is the worst seen::
 
     0  every claim of every blueprint holds
     1  a claim is violated (the table says which, with the measured error)
     2  a blueprint is invalid or unreadable (its error is printed, located, on stderr)
+    3  the verifier itself crashed (a bug: its traceback is printed on stderr); a
+       crash is never reported as a violated claim
 
 Example::
 
-    geocompose verify blueprints/ --samples 2 --seed 0
+    geocompose verify blueprints/ --samples 2 --seed 0 --json report.json
 """
 
 from __future__ import annotations
@@ -20,14 +24,24 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
 from rich.table import Table
 from rich.text import Text
 
-from geocompose.cli.common import EXIT_FAILED, EXIT_INVALID, EXIT_OK, console, exit_code, render
+from geocompose.cli.common import (
+    EXIT_FAILED,
+    EXIT_INTERNAL,
+    EXIT_INVALID,
+    EXIT_OK,
+    console,
+    exit_code,
+    render,
+)
 from geocompose.errors import GeocomposeError
+from geocompose.verify.report import write_json
 
 __all__ = ["Outcome", "add_arguments", "blueprint_files", "run"]
 
@@ -59,6 +73,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="seed of structures, group elements and weights (verifier default if unset)",
     )
     parser.add_argument("-q", "--quiet", action="store_true", help="only the summary table")
+    parser.add_argument(
+        "--json", metavar="FILE", default=None, help="also write every report as JSON to FILE"
+    )
 
 
 @dataclass
@@ -101,10 +118,19 @@ def _verify_one(file: str, options: dict) -> Outcome:
         lines = render(err).splitlines()
         more = f" (+{len(lines) - 1} more on stderr)" if len(lines) > 1 else ""
         return Outcome(file, exit_code(err), error=lines[0] + more)
+    except Exception as err:  # a bug in the verifier or the model: never a violated claim
+        traceback.print_exc(file=sys.stderr)
+        summary = " ".join(f"{type(err).__name__}: {err}".split())[:200]
+        return Outcome(file, EXIT_INTERNAL, error=f"internal error: {summary}")
     return Outcome(file, EXIT_OK if report.passed else EXIT_FAILED, report=report)
 
 
-_RESULT = {EXIT_OK: "verified", EXIT_FAILED: "claim violated", EXIT_INVALID: "invalid"}
+_RESULT = {
+    EXIT_OK: "verified",
+    EXIT_FAILED: "claim violated",
+    EXIT_INVALID: "invalid",
+    EXIT_INTERNAL: "internal error",
+}
 
 
 def _summary(outcomes: list[Outcome]) -> Table:
@@ -118,10 +144,21 @@ def _summary(outcomes: list[Outcome]) -> Table:
             details = o.error.removeprefix(f"{o.file}:")
             table.add_row(o.file, "—", result, Text(details))
             continue
-        failures = [c.name for c in getattr(o.report, "failures", [])]
+        failures = [c.name for c in o.report.failures]
         details = f"failed: {', '.join(failures)}" if failures else ""
+        if o.report.blame is not None:
+            details += f"; {o.report.blame.text()}"
         table.add_row(o.file, str(o.report.name), result, Text(details))
     return table
+
+
+def _json_entry(o: Outcome) -> dict:
+    entry = {"file": o.file, "exit_code": o.code, "result": _RESULT[o.code]}
+    if o.report is not None:
+        entry["report"] = o.report.to_dict()
+    else:
+        entry["error"] = o.error
+    return entry
 
 
 def run(args: argparse.Namespace) -> int:
@@ -138,4 +175,6 @@ def run(args: argparse.Namespace) -> int:
             out.print(outcome.report.table())
         outcomes.append(outcome)
     out.print(_summary(outcomes))
+    if args.json is not None:
+        write_json([_json_entry(o) for o in outcomes], args.json)
     return max(o.code for o in outcomes)

@@ -15,6 +15,7 @@ from geocompose.errors import BlueprintError
 from geocompose.nn.model import GeometricModel
 from geocompose.registry import REGISTRY, Kind
 from geocompose.types import fields as F
+from geocompose.types import Level
 from geocompose.types.group import Group
 
 
@@ -120,6 +121,19 @@ def _trace(loaded: LoadedBlueprint, stages, signatures, weights) -> TypeTrace:
     strategy = REGISTRY.get(Kind.STRATEGY, bp.symmetry.strategy.type)
     derived, exact = strategy.builder.derive(bp.symmetry.strategy, block_group, bp.symmetry.group)
     smooth = all(e.smooth is not False for e in smooth_entries(bp))
+    graph = REGISTRY.get(Kind.GRAPH, bp.graph.type)
+    # A block that cannot be periodic (it reads absolute coordinates) rules cells out.
+    periodic = bool(graph.periodic) and all(
+        stage.entry.periodic is not False for stage in stages if stage.entry is not None
+    )
+    # Frames built from a whole structure couple all of its atoms, like a normalisation.
+    extensive = not strategy.frames and all(sig.extensive for sig in signatures)
+    conservative = {
+        name: _differentiated(sig)
+        for stage, sig in zip(stages, signatures)
+        if stage.entry is not None and stage.entry.derivative
+        for name in sig.writes
+    }
     outputs = {}
     for name in bp.readout:
         for sig in signatures:
@@ -145,7 +159,20 @@ def _trace(loaded: LoadedBlueprint, stages, signatures, weights) -> TypeTrace:
         claim=bp.symmetry.group,
         derived=derived,
         exact=exact,
+        tolerance=bp.symmetry.tolerance,
         strategy=strategy.name,
+        frames=strategy.frames,
         smooth=smooth,
+        cutoff=float(bp.graph.cutoff),
+        reach=graph.builder.reach(bp.graph),
+        periodic=periodic,
+        extensive=extensive,
+        conservative=conservative,
         outputs=outputs,
     )
+
+
+def _differentiated(sig) -> str:
+    """The per-structure energy a derivative readout differentiates: the one
+    structure-level field among what it reads."""
+    return next(name for name, ftype in sig.reads.items() if ftype.level is Level.STRUCTURE)
