@@ -34,7 +34,10 @@ class Sample:
     seed: int
 
     def sub_batch(self, keep: Callable[[int, str, object], bool]) -> tuple[Batch, list[str]]:
+        """The structures ``keep(index, label, atoms)`` selects, as a batch and labels."""
         index = [i for i, (label, atoms) in enumerate(self.structures) if keep(i, label, atoms)]
+        if not index:
+            return Batch.empty(self.batch.positions.dtype), []
         return Batch.concatenate([self.batch.structure(i) for i in index]), [
             self.labels[i] for i in index
         ]
