@@ -14,9 +14,17 @@ is verified even when an earlier one fails; the exit code is the worst seen::
     3  the verifier itself crashed (a bug: its traceback is printed on stderr); a
        crash is never reported as a violated claim
 
-Example::
+Black boxes get the same report: ``--calculator MODULE:FACTORY`` verifies any ASE
+calculator (``FACTORY(**json.loads(--kwargs))`` makes it), ``--checkpoint FILE`` a
+model trained by ``geocompose train`` (its compiled blueprint, plus the stress of the
+trained potential). For a calculator the claim comes from ``--claim`` (default O(3))
+and the sampled elements from ``--species``; locality and extensivity are claims only
+when ``--reach`` states the range beyond which atoms never interact.
+
+Examples::
 
     geocompose verify blueprints/ --samples 2 --seed 0 --json report.json
+    geocompose verify --calculator ase.calculators.emt:EMT --species Cu Al Ni
 """
 
 from __future__ import annotations
@@ -36,11 +44,13 @@ from geocompose.cli.common import (
     EXIT_INTERNAL,
     EXIT_INVALID,
     EXIT_OK,
+    CommandError,
     console,
     exit_code,
     render,
 )
 from geocompose.errors import GeocomposeError
+from geocompose.types.group import Group
 from geocompose.verify.report import write_json
 
 __all__ = ["Outcome", "add_arguments", "blueprint_files", "run"]
@@ -58,7 +68,31 @@ def _positive(value: str) -> int:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "paths", metavar="PATH", nargs="+", help="blueprint files or directories of them"
+        "paths", metavar="PATH", nargs="*", help="blueprint files or directories of them"
+    )
+    box = parser.add_argument_group("black boxes")
+    box.add_argument("--calculator", metavar="MODULE:FACTORY", help="an ASE calculator factory")
+    box.add_argument(
+        "--kwargs", default="{}", metavar="JSON", help="keyword arguments of FACTORY, as JSON"
+    )
+    box.add_argument("--checkpoint", metavar="FILE", help="a checkpoint of geocompose train")
+    box.add_argument(
+        "--claim", choices=[g.value for g in Group], default=Group.O3.value,
+        help="the group the calculator claims (default O(3))",
+    )
+    box.add_argument("--species", nargs="+", default=[], help="elements to sample structures of")
+    box.add_argument(
+        "--cutoff", type=float, default=5.0, help="calculator: sizes samples, Å (default 5)"
+    )
+    box.add_argument(
+        "--reach", type=float, default=None,
+        help="calculator: range beyond which atoms never interact, Å (claims locality)",
+    )
+    box.add_argument(
+        "--smooth", action="store_true", help="calculator: claim continuity at --cutoff"
+    )
+    box.add_argument(
+        "--molecules-only", action="store_true", help="calculator: do not sample periodic cells"
     )
     parser.add_argument(
         "--samples",
@@ -107,12 +141,12 @@ def blueprint_files(paths: list[str]) -> list[tuple[str, str]]:
     return files
 
 
-def _verify_one(file: str, options: dict) -> Outcome:
+def _verify_one(file: str, source, options: dict) -> Outcome:
     # Looked up per call (not imported by name) so tests can monkeypatch it, and via
     # importlib so a function re-exported as `geocompose.verify` cannot shadow the module.
     verify = importlib.import_module("geocompose.verify").verify
     try:
-        report = verify(file, **options)
+        report = verify(source, **options)
     except GeocomposeError as err:
         print(render(err), file=sys.stderr)
         lines = render(err).splitlines()
@@ -161,16 +195,49 @@ def _json_entry(o: Outcome) -> dict:
     return entry
 
 
+def black_box(args: argparse.Namespace):
+    """``(label, Subject)`` for ``--calculator`` / ``--checkpoint``, or None.
+
+    Raises:
+        CommandError: a factory that cannot be imported or called, bad ``--kwargs``.
+    """
+    if args.checkpoint is not None:
+        from geocompose.cli.black_box import checkpoint_subject
+
+        return args.checkpoint, checkpoint_subject(args.checkpoint)
+    if args.calculator is None:
+        return None
+    from geocompose.cli.black_box import make_calculator
+    from geocompose.verify.calculator import calculator_subject
+
+    calculator = make_calculator(args.calculator, args.kwargs)
+    subject = calculator_subject(
+        calculator,
+        species=args.species,
+        claim=Group(args.claim),
+        cutoff=args.cutoff,
+        reach=args.reach,
+        smooth=args.smooth,
+        periodic=not args.molecules_only,
+    )
+    return args.calculator, subject
+
+
 def run(args: argparse.Namespace) -> int:
     options = {k: v for k, v in (("samples", args.samples), ("seed", args.seed)) if v is not None}
     out = console()
     outcomes: list[Outcome] = []
-    for file, problem in blueprint_files(args.paths):
+    box = black_box(args)
+    if box is None and not args.paths:
+        raise CommandError("give blueprint PATHs, --calculator MODULE:FACTORY or --checkpoint FILE")
+    targets = [(box[0], "")] if box is not None else []
+    for file, problem in targets + blueprint_files(args.paths):
         if problem:
             print(problem, file=sys.stderr)
             outcomes.append(Outcome(file, EXIT_INVALID, error=problem))
             continue
-        outcome = _verify_one(file, options)
+        source = box[1] if box is not None and file == box[0] else file
+        outcome = _verify_one(file, source, options)
         if outcome.report is not None and not args.quiet:
             out.print(outcome.report.table())
         outcomes.append(outcome)

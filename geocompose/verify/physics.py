@@ -126,6 +126,54 @@ def _per_atom(subject, atoms: ase.Atoms, names: list[str]) -> dict[str, torch.Te
     return result
 
 
+def strained(atoms: ase.Atoms, strain: np.ndarray) -> ase.Atoms:
+    """Cell and positions deformed by ``(I + strain)`` (rows are vectors)."""
+    deform = np.eye(3) + strain
+    out = atoms.copy()
+    out.set_cell(atoms.cell.array @ deform, scale_atoms=False)
+    out.positions = atoms.positions @ deform
+    return out
+
+
+def stress_check(s: Sample) -> Rows:
+    """Stress against ``(1/V) dE/d(strain)`` by a five-point central difference in each
+    of the six symmetric strain components, on every fully periodic sampled cell."""
+    subject = s.subject
+    if subject.stress_of is None or subject.energy_of is None:
+        return Skip("the model produces no stress (verify a checkpoint or a calculator)")
+    cells = [(label, atoms) for label, atoms in s.structures if atoms.pbc.all()]
+    if not cells:
+        return Skip("no periodic cell sampled")
+    h = tolerances.STRAIN_STEP
+    worst, total, where = 0.0, 0.0, ""
+    for label, atoms in cells:
+        stress = subject.stress_of(atoms.copy())
+        if stress is None:
+            return Skip("the calculator does not implement stress")
+        numeric = np.zeros((3, 3))
+        for i in range(3):
+            for j in range(i, 3):
+                unit = np.zeros((3, 3))
+                unit[i, j] = unit[j, i] = 0.5 if i != j else 1.0
+
+                def energy(step: float) -> float:
+                    return subject.energy_of(strained(atoms, step * unit))
+
+                derivative = (
+                    -energy(2 * h) + 8 * energy(h) - 8 * energy(-h) + energy(-2 * h)
+                ) / (12 * h)
+                # eps_ij = eps_ji = step / 2 together: d/d(step) is dE/d(eps_ij) itself.
+                numeric[i, j] = numeric[j, i] = derivative
+        numeric /= abs(atoms.get_volume())
+        scale = max(float(np.abs(stress).max()), tolerances.SCALE_FLOOR)
+        error = float(np.abs(stress - numeric).max()) / scale
+        error = error if np.isfinite(error) else np.inf
+        total += error / len(cells)
+        if error >= worst:
+            worst, where = error, f"stress vs dE/d(strain)/V on {label}"
+    return [("stress", Measured(worst, total, where))]
+
+
 CHECKS: tuple[Check, ...] = (
     Check(
         "locality",
@@ -144,5 +192,14 @@ CHECKS: tuple[Check, ...] = (
         extensivity_check,
         "two far copies and a 2x supercell give twice the energy (a per-structure term, "
         "a mean, a normalisation over the structure do not)",
+    ),
+    Check(
+        "stress",
+        "claimed wherever stress is produced",
+        lambda f: True,
+        lambda f: tolerances.CONSERVATIVE_RTOL,
+        stress_check,
+        "stress is the strain derivative of the energy per volume (a wrong sign, volume "
+        "or missing term)",
     ),
 )

@@ -11,6 +11,8 @@ import copy
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+import ase
+import numpy as np
 import torch
 
 from geocompose.data.batch import Batch
@@ -86,6 +88,9 @@ class Subject:
         dtype: the dtype batches are given in (float64 for exact claims).
         module: the compiled model, when there is one (blame re-checks its blocks).
         at_dtype: the same model in another dtype (the deployment-precision check).
+        energy_of: one structure's energy in eV, for the stress check.
+        stress_of: one periodic structure's (3, 3) stress (eV/Å^3, ASE's sign), or
+            None where it is not implemented; the stress check needs both.
     """
 
     run: Callable[[Batch], Outputs]
@@ -93,6 +98,8 @@ class Subject:
     dtype: torch.dtype = torch.float64
     module: torch.nn.Module | None = None
     at_dtype: Callable[[torch.dtype], Subject] | None = None
+    energy_of: Callable[[ase.Atoms], float] | None = None
+    stress_of: Callable[[ase.Atoms], np.ndarray | None] | None = None
 
     def __call__(self, batch: Batch) -> dict[str, torch.Tensor]:
         return dict(self.run(batch))

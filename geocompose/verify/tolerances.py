@@ -43,3 +43,8 @@ FLOAT32_RTOL_PER_ANGSTROM = 1e-5
 
 def float32_translation_rtol(distance: float) -> float:
     return EXACT_RTOL[torch.float32] + FLOAT32_RTOL_PER_ANGSTROM * distance
+
+# Stress vs a five-point difference of the energy in strain (dimensionless step): as
+# for forces, truncation O(step^4) and round-off ~1e-16 |E| / step, held to
+# CONSERVATIVE_RTOL.
+STRAIN_STEP = 1e-4
