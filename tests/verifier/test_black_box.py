@@ -106,3 +106,34 @@ def test_a_stated_reach_makes_locality_a_claim():
 def test_bad_black_box_arguments_exit_2(argv, message, capsys):
     assert main(["verify", *argv]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_a_checkpoint_is_verified_with_its_trace_and_the_potentials_stress(tmp_path, capsys):
+    from geocompose.compiler import compile as compile_blueprint
+    from geocompose.train.checkpoint import save_checkpoint
+    from geocompose.train.potential import Potential
+
+    blueprint = {
+        "name": "tiny-potential",
+        "symmetry": {"group": "O(3)"},
+        "graph": {"type": "radius", "cutoff": 3.5},
+        "embedding": {
+            "species": ["Cu", "Al"],
+            "node": {"type": "learned", "features": 4},
+            "radial": {"type": "bessel", "num": 4},
+            "envelope": {"type": "polynomial"},
+        },
+        "interactions": [{"type": "schnet", "filters": 4}],
+        "readout": {"energy": {"type": "sum", "hidden": [4]}, "forces": {"type": "gradient"}},
+    }
+    potential = Potential(compile_blueprint(blueprint, seed=1), scale=2.0)
+    state = {"dtype": "float32", "blueprint": blueprint, "weights": potential.state_dict()}
+    path = save_checkpoint({**state, "ema": None}, tmp_path / "tiny.pt")
+    out = tmp_path / "tiny.json"
+    assert main(["verify", "--checkpoint", str(path), "--samples", "1", "--json", str(out)]) == 0
+    report = json.loads(out.read_text())["reports"][0]["report"]
+    checks = {c["name"]: c for c in report["checks"]}
+    assert report["name"] == "tiny-potential" and report["weights"] > 0
+    assert checks["stress"]["verdict"] == "pass" and checks["stress"]["error"] < 1e-6
+    assert checks["float32 rotation"]["verdict"] == "pass"
+    assert main(["verify", "--checkpoint", str(tmp_path / "missing.pt")]) == 2
