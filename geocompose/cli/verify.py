@@ -110,6 +110,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--json", metavar="FILE", default=None, help="also write every report as JSON to FILE"
     )
+    parser.add_argument(
+        "--curves",
+        action="store_true",
+        help="also measure diatomic curves of every species pair and a short NVE run",
+    )
 
 
 @dataclass
@@ -225,6 +230,10 @@ def black_box(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> int:
     options = {k: v for k, v in (("samples", args.samples), ("seed", args.seed)) if v is not None}
+    if args.curves:
+        from geocompose.verify.battery import FULL_CHECKS
+
+        options["checks"] = FULL_CHECKS
     out = console()
     outcomes: list[Outcome] = []
     box = black_box(args)

@@ -16,7 +16,7 @@ from geocompose.data import structures as S
 from geocompose.data.batch import Batch
 from geocompose.types import Level
 from geocompose.types.group import Group
-from geocompose.verify import checks, physics, precision, tolerances
+from geocompose.verify import checks, curves, physics, precision, tolerances
 from geocompose.verify.record import Check, Rows, Sample, Skip
 from geocompose.verify.subject import Facts
 
@@ -205,3 +205,8 @@ CHECKS: tuple[Check, ...] = (
     *physics.CHECKS,
     *precision.CHECKS,
 )
+
+FULL_CHECKS: tuple[Check, ...] = (*CHECKS, *curves.CHECKS)
+"""The default battery plus the measured physicality figures (diatomic curves of every
+species pair, a short NVE run): a model call per ~2,000 dimers, so many species cost
+seconds; ``geocompose verify --curves`` runs them."""
