@@ -24,7 +24,9 @@ def make_calculator(spec: str, kwargs_json: str):
     """
     module_name, sep, factory_name = spec.partition(":")
     if not sep or not module_name or not factory_name:
-        raise CommandError(f"--calculator {spec!r}: write MODULE:FACTORY, e.g. ase.calculators.emt:EMT")
+        raise CommandError(
+            f"--calculator {spec!r}: write MODULE:FACTORY, e.g. ase.calculators.emt:EMT"
+        )
     try:
         kwargs = json.loads(kwargs_json)
     except json.JSONDecodeError as err:

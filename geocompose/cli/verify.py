@@ -77,7 +77,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     box.add_argument("--checkpoint", metavar="FILE", help="a checkpoint of geocompose train")
     box.add_argument(
-        "--claim", choices=[g.value for g in Group], default=Group.O3.value,
+        "--claim",
+        choices=[g.value for g in Group],
+        default=Group.O3.value,
         help="the group the calculator claims (default O(3))",
     )
     box.add_argument("--species", nargs="+", default=[], help="elements to sample structures of")
@@ -85,7 +87,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--cutoff", type=float, default=5.0, help="calculator: sizes samples, Å (default 5)"
     )
     box.add_argument(
-        "--reach", type=float, default=None,
+        "--reach",
+        type=float,
+        default=None,
         help="calculator: range beyond which atoms never interact, Å (claims locality)",
     )
     box.add_argument(

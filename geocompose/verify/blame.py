@@ -89,7 +89,9 @@ def first_broken_block(subject, sample, failing: list[str]) -> Blame | None:
 def _element(action: str, gen: torch.Generator):
     if action == "translation":
         return torch.eye(3, dtype=torch.float64), groups.translation(gen)
-    return groups.haar_rotation(gen) if action == "rotation" else groups.improper_rotation(gen), None
+    if action == "rotation":
+        return groups.haar_rotation(gen), None
+    return groups.improper_rotation(gen), None
 
 
 def _relative(observed: torch.Tensor, expected: torch.Tensor) -> float:
@@ -104,12 +106,14 @@ def _block_writes(model, batch, rotation, shift):
     """What each block wrote, on ``batch`` and on the moved batch (one call each), or
     (None, None) when some block runs more than once per call (frame strategies)."""
     records: list[list[dict]] = [[] for _ in model.blocks]
-    hooks = [
-        block.register_forward_hook(
-            lambda module, args, out, i=i: records[i].append({k: v.detach() for k, v in out.items()})
-        )
-        for i, block in enumerate(model.blocks)
-    ]
+
+    def recorder(i: int):
+        def record(module, args, out):
+            records[i].append({k: v.detach() for k, v in out.items()})
+
+        return record
+
+    hooks = [block.register_forward_hook(recorder(i)) for i, block in enumerate(model.blocks)]
     try:
         model(batch)
         moved = actions.transform_batch(batch, rotation, shift)

@@ -82,7 +82,9 @@ def diatomic_check(s: Sample) -> Rows:
         ("diatomic jumps", Measured(float(jumps[j]), float(jumps.mean()), where_jump)),
         (
             "diatomic force-sign flips",
-            Measured(float(flips[f]), float(flips.mean()), f"{'-'.join(pairs[f])} ({len(pairs)} pairs)"),
+            Measured(
+                float(flips[f]), float(flips.mean()), f"{'-'.join(pairs[f])} ({len(pairs)} pairs)"
+            ),
         ),
         (
             "diatomic no short-range wall",

@@ -109,14 +109,7 @@ def run_check(check: Check, sample: Sample) -> list[CheckResult]:
         return [CheckResult(check.name, None, None, Verdict.SKIPPED, rows.reason)]
     claimed = check.claimed(facts)
     tol = check.tolerance(facts) if claimed else None
-    results = []
-    for name, measured in rows:
-        if tol is None:
-            verdict = Verdict.MEASURED
-        else:
-            verdict = Verdict.PASS if measured.worst <= tol else Verdict.FAIL
-        results.append(CheckResult(name, measured.worst, tol, verdict, measured.where, measured.mean))
-    return results
+    return [CheckResult.judged(name, m.worst, m.mean, m.where, tol) for name, m in rows]
 
 
 __all__ = ["METALS_WITH_BULK", "as_subject", "draw_sample", "run_check", "verify"]

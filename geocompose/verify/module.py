@@ -20,7 +20,7 @@ from geocompose.errors import GeocomposeError
 from geocompose.types.group import Group
 from geocompose.types.irreps import wigner_d
 from geocompose.verify import groups, tolerances
-from geocompose.verify.report import CheckResult, Verdict, VerificationReport
+from geocompose.verify.report import CheckResult, VerificationReport
 
 
 def _as_irreps(value) -> o3.Irreps | None:
@@ -157,8 +157,4 @@ def _worst(observed, expected) -> tuple[float, str]:
 
 
 def _row(name: str, error: float, where: str, tol: float | None) -> CheckResult:
-    if tol is None:
-        verdict = Verdict.MEASURED
-    else:
-        verdict = Verdict.PASS if error <= tol else Verdict.FAIL
-    return CheckResult(name, error, tol, verdict, where, error)
+    return CheckResult.judged(name, error, error, where, tol)

@@ -63,7 +63,8 @@ def translation_float32(distance: float):
         direction = torch.randn(3, generator=gen, dtype=torch.float64)
         shift = (distance * direction / direction.norm()).to(DEPLOYED)
         eye = torch.eye(3, dtype=DEPLOYED)
-        return [(f"float32 translation {distance:g} Å", checks.equivariance(subject, batch, labels, eye, shift))]
+        measured = checks.equivariance(subject, batch, labels, eye, shift)
+        return [(f"float32 translation {distance:g} Å", measured)]
 
     return measure
 

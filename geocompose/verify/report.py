@@ -37,6 +37,17 @@ class CheckResult:
     detail: str = ""
     mean: float | None = None
 
+    @classmethod
+    def judged(
+        cls, name: str, error: float, mean: float, detail: str, tolerance: float | None
+    ) -> CheckResult:
+        """Pass/FAIL against ``tolerance`` for a claim; measured when it is None."""
+        if tolerance is None:
+            verdict = Verdict.MEASURED
+        else:
+            verdict = Verdict.PASS if error <= tolerance else Verdict.FAIL
+        return cls(name, error, tolerance, verdict, detail, mean)
+
 
 @dataclass
 class VerificationReport:

@@ -235,4 +235,5 @@ def test_real_verifier_catches_a_planted_defect(x_leak, tmp_path, capsys):
     assert "claim violated" in out and "failed: rotation" in out
     assert "block 3 (x_leak_cli_test, interactions[0])" in out  # blame, in title and summary
     blame = json.loads(report.read_text())["reports"][0]["report"]["blame"]
-    assert (blame["index"], blame["block"], blame["field"]) == (3, "x_leak_cli_test", "node_features")
+    named = (blame["index"], blame["block"], blame["field"])
+    assert named == (3, "x_leak_cli_test", "node_features")

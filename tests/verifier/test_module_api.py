@@ -68,7 +68,8 @@ def test_a_pseudovector_declared_as_a_vector_fails_reflection_only():
     }
     # declared honestly, it passes; under an SO(3) claim reflection is only measured
     assert verify_module(CrossAsVector(), irreps_out="1e").passed
-    assert verdicts(verify_module(CrossAsVector(), claim=Group.SO3))["reflection"] is Verdict.MEASURED
+    so3 = verdicts(verify_module(CrossAsVector(), claim=Group.SO3))
+    assert so3["reflection"] is Verdict.MEASURED
 
 
 def test_a_batch_leak_is_caught():
