@@ -7,6 +7,8 @@ anything else is a bug in geocompose and keeps its traceback.
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 
@@ -65,3 +67,22 @@ class StructureError(GeocomposeError):
 
 class VerificationFailed(GeocomposeError):
     """A symmetry or physics claim that the verifier measured to be false."""
+
+
+def did_you_mean(word: object, choices: Sequence[str]) -> str:
+    """A ``"did you mean 'x'?"`` hint, or ``""`` when nothing is close.
+
+    The one suggester for every layer (blueprint keys and ``type`` names, field names
+    a block reads, knob names on the command line).
+
+    Args:
+        word: what the user wrote.
+        choices: the valid names.
+    """
+    if not isinstance(word, str) or not choices:
+        return ""
+    folded = {c.lower(): c for c in choices}
+    if word.lower() in folded and folded[word.lower()] != word:
+        return f"did you mean {folded[word.lower()]!r}?"
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f"did you mean {close[0]!r}?" if close else ""

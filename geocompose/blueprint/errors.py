@@ -15,7 +15,6 @@ user needs to read:
 
 from __future__ import annotations
 
-import difflib
 import math
 import re
 import types
@@ -26,7 +25,8 @@ from typing import Annotated, Literal, Union, get_args, get_origin
 import pydantic
 
 from geocompose.blueprint.sourcemap import KeyPath, SourceMap, format_knob
-from geocompose.errors import BlueprintError, BlueprintErrors, Location
+from geocompose.errors import BlueprintError, BlueprintErrors, Location, did_you_mean
+from geocompose.registry.core import FIELD_INPUT_ERROR
 
 __all__ = ["did_you_mean", "translate_validation_error"]
 
@@ -34,22 +34,6 @@ Suggestions = Callable[[KeyPath, str], Sequence[str] | None]
 """``(knob_path, error_type) -> valid names there`` (or ``None`` when unknown)."""
 
 _QUOTED = re.compile(r"'((?:[^'\\]|\\.)*)'")
-
-
-def did_you_mean(word: object, choices: Sequence[str]) -> str:
-    """A ``"did you mean 'x'?"`` hint, or ``""`` when nothing is close.
-
-    Args:
-        word: what the user wrote.
-        choices: the valid names.
-    """
-    if not isinstance(word, str) or not choices:
-        return ""
-    folded = {c.lower(): c for c in choices}
-    if word.lower() in folded and folded[word.lower()] != word:
-        return f"did you mean {folded[word.lower()]!r}?"
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return f"did you mean {close[0]!r}?" if close else ""
 
 
 def _show(value: object) -> str:
@@ -180,6 +164,24 @@ def _allowed_keys(model: type[pydantic.BaseModel] | None, loc: tuple) -> list[st
     return [info.alias or name for name, info in tp.model_fields.items()]
 
 
+def _homes(model: type[pydantic.BaseModel] | None, loc: tuple, key: str) -> list[str]:
+    """Where an unknown ``key`` at ``loc`` is a known key one level down.
+
+    A top-level ``species:`` belongs in ``embedding.species``, a top-level ``cutoff:``
+    in ``graph.cutoff``; saying so beats listing the keys allowed where it was written.
+    """
+    tp = _type_at(model, loc)
+    if not _is_model(tp):
+        return []
+    homes = []
+    for name, info in tp.model_fields.items():
+        inner = _unwrap(info.annotation)
+        candidates = [m for m in _union_members(inner) if _is_model(m)] or [inner]
+        if any(_is_model(c) and key in _allowed_keys(c, ()) for c in candidates):
+            homes.append(format_knob((*loc, info.alias or name, key)))
+    return homes
+
+
 # ------------------------------------------------------------------ messages
 
 _COMPARE = {
@@ -230,19 +232,36 @@ def _then(*hints: str) -> str:
     return "; " + " ".join(kept) if kept else ""
 
 
+def _as_written(value: object, written: str | None, *, quote: bool = True) -> str:
+    """What YAML made of a scalar, and how to keep it a string: ``NO`` is ``false``."""
+    if written is None or isinstance(value, str):
+        return ""
+    made = "" if written == _show(value) else f" (YAML reads {written} as {_show(value)})"
+    return f'{made}; quote it if you mean the text: "{written}"' if quote else made
+
+
 def _message(
     e: Mapping,
     path: KeyPath,
     model: type[pydantic.BaseModel] | None,
     suggestions: Suggestions | None,
+    written: str | None = None,
 ) -> tuple[str, str]:
     """``(requirement, rest)`` for one error; the message is their concatenation.
 
     Keeping the requirement separate lets alternatives for one value merge into
     "must be an integer or a string; got a list".
+
+    Args:
+        written: the original text of a non-string scalar (from the source map), so
+            a ``NO`` that YAML read as ``false`` is named and the fix, quoting, given.
     """
     kind, ctx, value, loc = e["type"], e.get("ctx") or {}, e.get("input"), tuple(e["loc"])
     got = f"; got {_show(value)}"
+    if kind in ("string_type", "literal_error", "enum"):
+        got += _as_written(value, written)
+    if kind == FIELD_INPUT_ERROR:
+        return ctx["message"], _as_written(value, written, quote=False)
     if kind == "missing":
         parent = format_knob(path[:-1])
         where = f"from {parent}" if parent else "at the top level"
@@ -251,7 +270,11 @@ def _message(
         key = path[-1] if path else loc[-1]
         allowed = _choices(path[:-1], kind, _allowed_keys(model, loc[:-1]), suggestions)
         listing = f"allowed keys: {', '.join(sorted(allowed))}" if allowed else ""
-        return f"unknown key {key!r}", _then(did_you_mean(key, allowed), listing)
+        suggestion = did_you_mean(key, allowed)
+        homes = [] if suggestion else _homes(model, loc[:-1], str(key))
+        if homes:
+            suggestion = f"it belongs under {' or '.join(homes)}, not here;"
+        return f"unknown key {key!r}", _then(suggestion, listing)
     if kind in ("union_tag_invalid", "union_tag_not_found"):
         disc = (_names(ctx.get("discriminator")) or ["type"])[0]
         tags = _names(ctx.get("expected_tags"))
@@ -325,11 +348,15 @@ def translate_validation_error(
         location = sourcemap.locate(path)
         if e["type"] == "extra_forbidden":
             location = sourcemap.key_location(path)
+        elif e["type"] == FIELD_INPUT_ERROR:  # raised by a model, about one of its keys
+            path = (*path, e["ctx"]["field"])
+            location = sourcemap.locate(path)
+            e = {**e, "input": _lookup(data, path)}
         elif e["type"] == "union_tag_invalid" and isinstance(_lookup(data, path), dict):
             disc = (_names((e.get("ctx") or {}).get("discriminator")) or ["type"])[0]
             path = (*path, disc)
             location = sourcemap.locate(path)
-        want, rest = _message(e, path, model, suggestions)
+        want, rest = _message(e, path, model, suggestions, sourcemap.text(path))
         # Plain-union members each report their own error for the same value; merge
         # them into one "or" sentence. Other errors stay distinct.
         group = "alternatives" if is_alternative else f"{e['type']}:{want}"

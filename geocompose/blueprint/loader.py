@@ -233,6 +233,8 @@ class _Walker:
         if isinstance(node, SequenceNode) and node.tag == _SEQ:
             return [self.walk(item, (*path, i)) for i, item in enumerate(node.value)]
         if isinstance(node, ScalarNode) and node.tag in _SCALAR_TAGS:
+            if node.tag != _STR:
+                self.sourcemap.record_text(path, node.value)
             return self._constructor.yaml_constructors[node.tag](self._constructor, node)
         tag = node.tag.replace(_TAG, "!!", 1) if node.tag.startswith(_TAG) else node.tag
         raise self.refuse(

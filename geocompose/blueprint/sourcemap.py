@@ -66,6 +66,7 @@ class SourceMap:
         self.file = file
         self._values: dict[KeyPath, Location] = {}
         self._keys: dict[KeyPath, Location] = {}
+        self._texts: dict[KeyPath, str] = {}
 
     def record(self, path: KeyPath, value: Location, key: Location | None = None) -> None:
         """Remember where the value at ``path`` (and its key, if any) was written.
@@ -79,6 +80,18 @@ class SourceMap:
         self._values[path] = value
         if key is not None:
             self._keys[path] = key
+
+    def record_text(self, path: KeyPath, text: str) -> None:
+        """Remember the text of a scalar YAML resolved to a non-string (``NO``, ``1.0``).
+
+        Errors use it to say what was written when YAML read it as something else:
+        YAML 1.1 reads ``NO`` (Norway, nobelium) as ``false``.
+        """
+        self._texts[tuple(path)] = text
+
+    def text(self, path: KeyPath) -> str | None:
+        """The original text of a non-string scalar at ``path``, or ``None``."""
+        return self._texts.get(tuple(path))
 
     def locate(self, path: KeyPath) -> Location:
         """The most specific recorded location for ``path``.

@@ -1,20 +1,27 @@
 """What every command shares: the consoles, the one CLI error, and exit codes.
 
-Exit codes (the same for every command):
+Exit codes (the same for every command; :func:`geocompose.cli.main.main` is the one
+handler that applies them):
 
 * ``0``: done; for ``verify``, every claim holds.
-* ``1``: a claim was measured to be false (:class:`~geocompose.errors.VerificationFailed`).
+* ``1``: a claim was measured to be false (:class:`~geocompose.errors.VerificationFailed`),
+  or a job failed by its own criterion.
 * ``2``: the user's input is wrong: an invalid blueprint or structure, an unreadable
-  file, an unknown knob name, a bad command line.
+  file or an unwritable output path, an unknown knob name, a bad command line, an
+  error inside a module given to ``--import``.
+* ``3``: an internal error, a bug in geocompose: a short line and the traceback go
+  to stderr.
 
-Only :class:`~geocompose.errors.GeocomposeError` is turned into a message and an exit
-code; anything else is a bug in geocompose and keeps its traceback.
+A :class:`~geocompose.errors.GeocomposeError` is turned into its one-paragraph message;
+anything else is a bug and keeps its traceback (with exit 3, never 1).
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
+import traceback
 from typing import TextIO
 
 from rich.console import Console
@@ -22,13 +29,16 @@ from rich.console import Console
 from geocompose.errors import GeocomposeError, VerificationFailed
 
 __all__ = [
+    "EXIT_CONTRACT",
     "EXIT_FAILED",
     "EXIT_INTERNAL",
     "EXIT_INVALID",
     "EXIT_OK",
     "CommandError",
+    "UserCodeError",
     "console",
     "exit_code",
+    "file_error",
     "render",
 ]
 
@@ -36,6 +46,29 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_INVALID = 2
 EXIT_INTERNAL = 3
+
+EXIT_CONTRACT = (
+    "Exit codes (every command): 0 ok; 1 a claim is violated or a job failed its own "
+    "criterion; 2 bad input (blueprint, data, paths, command line); 3 internal error "
+    "(a bug in geocompose: reported with its traceback)."
+)
+"""The contract as ``geocompose --help`` prints it (the README says the same)."""
+
+_USER_PATH_ERRNOS = frozenset(
+    {
+        errno.EACCES,
+        errno.EPERM,
+        errno.ENOENT,
+        errno.ENOTDIR,
+        errno.EISDIR,
+        errno.EROFS,
+        errno.ENOSPC,
+        errno.EEXIST,
+        errno.ENAMETOOLONG,
+        errno.EDQUOT,
+    }
+)
+"""What goes wrong with a path a user gave: it exists or not, may be written or not."""
 
 _PIPE_WIDTH = 120
 """Table width when output is not a terminal (rich would otherwise assume 80 columns)."""
@@ -50,6 +83,38 @@ class CommandError(GeocomposeError):
 
     def render(self) -> str:
         return f"geocompose: {self.message}"
+
+
+class UserCodeError(CommandError):
+    """A module given to ``--import`` raised while importing: their code, their traceback.
+
+    Args:
+        module: the module name as given on the command line.
+        error: what it raised.
+    """
+
+    def __init__(self, module: str, error: BaseException):
+        self.error = error
+        self.details = "".join(traceback.format_exception(error)).rstrip()
+        summary = " ".join(f"{type(error).__name__}: {error}".split())
+        super().__init__(f"--import {module}: the module raised {summary}")
+
+    def render(self) -> str:
+        return f"{self.details}\n{super().render()}"
+
+
+def file_error(err: OSError) -> CommandError | None:
+    """An ``OSError`` on a path as the user's mistake (exit 2), or ``None`` when it is not.
+
+    Every command writes to paths the user names (``--out``, ``OUT.pt2``, ``--json``,
+    ``--plot``); turning the error here, in the one handler, covers them all. Only
+    errors that carry a file name and say something about that path (missing,
+    not writable, a directory, a full disk) qualify; anything else stays a bug.
+    """
+    if err.filename is None or err.errno not in _USER_PATH_ERRNOS:
+        return None
+    target = f"{err.filename} -> {err.filename2}" if err.filename2 else str(err.filename)
+    return CommandError(f"cannot use {target}: {err.strerror or err}")
 
 
 def render(err: GeocomposeError) -> str:

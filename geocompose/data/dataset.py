@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from geocompose.data.batch import Batch
+from geocompose.data.reading import COINCIDENT_DISTANCE, coincident_atoms, read_structures
 from geocompose.data.records import Record, record_from_atoms
 from geocompose.errors import StructureError
 from geocompose.types import fields as F
@@ -108,21 +109,13 @@ class Dataset:
                 targets differently (e.g. ``energy_key="REF_energy"``).
 
         Raises:
-            StructureError: the file is missing or ASE cannot parse it.
+            StructureError: the file is missing or ASE cannot parse it (the message
+                names the frame, and for xyz files the line).
         """
-        import ase.io
-
         path = Path(path)
         if not path.is_file():
             raise StructureError(f"no data file {path}")
-        try:
-            structures = ase.io.read(path, index=index, format=format)
-        except Exception as err:  # noqa: BLE001 - ASE raises many types for a malformed file
-            raise StructureError(
-                f"cannot read {path} with ASE: {type(err).__name__}: {err}"
-            ) from None
-        if not isinstance(structures, list):
-            structures = [structures]
+        structures = read_structures(path, format=format, index=index)
         return cls.from_atoms(structures, source=str(path), **keys)
 
     def __len__(self) -> int:
@@ -154,7 +147,7 @@ class Dataset:
 
         Raises:
             StructureError: empty data, a missing required target, a non-finite value,
-                an unknown element, or a degenerate periodic cell.
+                an unknown element, a degenerate periodic cell, or coincident atoms.
         """
         import ase.data
 
@@ -192,6 +185,14 @@ class Dataset:
             if r.pbc.any() and np.linalg.matrix_rank(r.cell[r.pbc], tol=1e-8) < r.pbc.sum():
                 raise StructureError(
                     f"{where} is periodic along {r.pbc.tolist()} with a degenerate cell"
+                )
+            pair = coincident_atoms(r.positions, r.cell, r.pbc)
+            if pair is not None:
+                a, b, distance = pair
+                raise StructureError(
+                    f"{where}: atoms {a} and {b} coincide ({distance:.2g} Å apart, periodic "
+                    f"images included; closer than {COINCIDENT_DISTANCE} Å is one atom written "
+                    "twice)"
                 )
 
     # -- splits ---------------------------------------------------------------------

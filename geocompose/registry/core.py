@@ -20,35 +20,51 @@ from dataclasses import dataclass
 from typing import Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic_core import PydanticCustomError
 
 from geocompose.registry.kinds import Family, Group, Kind
+from geocompose.types.bounds import refuse_non_number
 
-__all__ = ["REGISTRY", "Entry", "KnobModel", "Registry", "RegistryError", "register"]
+__all__ = [
+    "FIELD_INPUT_ERROR",
+    "REGISTRY",
+    "Entry",
+    "KnobModel",
+    "Registry",
+    "RegistryError",
+    "register",
+]
 
 
 class KnobModel(BaseModel):
-    """Base of every knob's params: unknown keys refused, values immutable, and no
-    YAML boolean silently read as a number (pydantic's lax mode takes `true` as 1)."""
+    """Base of every knob's params: unknown keys refused, values immutable, and numbers
+    strict: no YAML boolean read as a number (pydantic's lax mode takes `true` as 1)
+    and no quoted string read as one (`cutoff: "5.0"` is refused, not coerced)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
 
     @model_validator(mode="before")
     @classmethod
-    def _no_booleans_as_numbers(cls, data):
+    def _numbers_are_numbers(cls, data):
+        # A model validator, because a field validator on "*" would also wrap the
+        # `type` discriminator, which pydantic forbids. The error names its field in
+        # ctx, so the blueprint layer locates it at that key (FIELD_INPUT_ERROR).
         if isinstance(data, dict):
             for name, value in data.items():
                 field = cls.model_fields.get(name)
-                if isinstance(value, bool) and field is not None:
-                    annotation = field.annotation
-                    if annotation is not bool and bool not in typing.get_args(annotation):
-                        raise ValueError(
-                            f"`{name}` expects {_describe(annotation)}, not the boolean {value!r}"
-                        )
+                if field is None:
+                    continue
+                try:
+                    refuse_non_number(field.annotation, value)
+                except ValueError as err:
+                    raise PydanticCustomError(
+                        FIELD_INPUT_ERROR, "{message}", {"field": name, "message": str(err)}
+                    ) from None
         return data
 
 
-def _describe(annotation) -> str:
-    return getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "")
+FIELD_INPUT_ERROR = "knob_field_input"
+"""pydantic error type of a refused field input; ``ctx["field"]`` names the field."""
 
 
 P = TypeVar("P", bound=KnobModel)

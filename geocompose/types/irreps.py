@@ -19,6 +19,8 @@ import torch
 from e3nn import o3
 from pydantic import PlainSerializer, PlainValidator, WithJsonSchema
 
+from geocompose.types.bounds import MAX_SIZE
+
 
 def parse_irreps(value: Any) -> o3.Irreps:
     """Parse e3nn irreps syntax; ``"y"`` parity becomes explicit ``e``/``o``."""
@@ -28,6 +30,8 @@ def parse_irreps(value: Any) -> o3.Irreps:
         # A bare channel count means that many scalars: `features: 128` is `128x0e`.
         if value <= 0:
             raise ValueError(f"a channel count must be positive; got {value}")
+        if value > MAX_SIZE:
+            raise ValueError(f"a channel count must be <= {MAX_SIZE}; got {value}")
         return o3.Irreps(f"{value}x0e")
     # ValueError, not TypeError: pydantic reports a ValueError at the knob.
     if not isinstance(value, str):
@@ -42,6 +46,11 @@ def parse_irreps(value: Any) -> o3.Irreps:
         ) from None
     if irreps.dim == 0:
         raise ValueError(f"irreps '{value}' are empty")
+    too_many = [f"{mul}x{ir}" for mul, ir in irreps if mul > MAX_SIZE]
+    if too_many:
+        raise ValueError(
+            f"irreps '{value}': at most {MAX_SIZE} channels per irrep; got {', '.join(too_many)}"
+        )
     return irreps
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from geocompose.errors import did_you_mean
 from geocompose.types.group import Group
 from geocompose.types.irreps import FieldType
 
@@ -59,9 +60,10 @@ def require(upstream: FieldTypes, name: str, reader: str) -> FieldType | TypeRef
     """Look up a field a block needs, or refuse naming the reader."""
     if name not in upstream:
         available = ", ".join(sorted(upstream)) or "nothing"
+        suggestion = did_you_mean(name, sorted(upstream))
         return TypeRefusal(
             f"{reader} reads `{name}`, which no earlier block writes",
-            f"fields available here: {available}",
+            f"{suggestion + ' ' if suggestion else ''}fields available here: {available}",
         )
     return upstream[name]
 

@@ -98,10 +98,31 @@ def test_several_blueprint_errors_are_all_printed(monkeypatch, capsys):
     ]
 
 
-def test_anything_else_is_a_bug_and_keeps_its_traceback(monkeypatch):
+def test_anything_else_is_an_internal_error_with_its_traceback_and_exit_3(monkeypatch, capsys):
     monkeypatch.setattr(schema_command, "run", _raising(RuntimeError("bug in geocompose")))
-    with pytest.raises(RuntimeError, match="bug in geocompose"):
-        main(["schema"])
+    assert main(["schema"]) == 3
+    err = capsys.readouterr().err
+    first = err.splitlines()[0]
+    assert first == "geocompose: internal error (a bug in geocompose): RuntimeError: bug in geocompose"
+    assert "Traceback (most recent call last)" in err and "_raising" not in first
+
+
+def test_an_unwritable_output_path_is_bad_input_not_a_crash(monkeypatch, capsys):
+    def write(args):
+        Path("/proc/no-such-dir/out.json").write_text("{}")
+
+    monkeypatch.setattr(schema_command, "run", write)
+    assert main(["schema"]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == (
+        "geocompose: cannot use /proc/no-such-dir/out.json: No such file or directory"
+    )
+
+
+def test_an_os_error_that_names_no_file_stays_an_internal_error(monkeypatch, capsys):
+    monkeypatch.setattr(schema_command, "run", _raising(OSError("socket went away")))
+    assert main(["schema"]) == 3
+    assert "internal error" in capsys.readouterr().err
 
 
 def test_import_of_a_missing_module_is_a_user_error(capsys):
@@ -110,13 +131,35 @@ def test_import_of_a_missing_module_is_a_user_error(capsys):
     assert "--import no_such_module_xyz: no module named 'no_such_module_xyz'" in err
 
 
-def test_import_error_inside_a_user_module_keeps_its_traceback(tmp_path, monkeypatch):
-    (tmp_path / "broken_blocks_xyz.py").write_text("import no_such_dependency_xyz\n")
+@pytest.mark.parametrize(
+    ("source", "raised"),
+    [
+        ("import no_such_dependency_xyz\n", "ModuleNotFoundError: No module named"),
+        ("x = 1 / 0\n", "ZeroDivisionError: division by zero"),
+    ],
+)
+def test_an_error_inside_a_user_module_shows_its_traceback_and_exits_2(
+    tmp_path, monkeypatch, capsys, source, raised
+):
+    (tmp_path / "broken_blocks_xyz.py").write_text(source)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(sys, "path", list(sys.path))
     monkeypatch.delitem(sys.modules, "broken_blocks_xyz", raising=False)
-    with pytest.raises(ModuleNotFoundError, match="no_such_dependency_xyz"):
-        main(["--import", "broken_blocks_xyz", "schema"])
+    assert main(["--import", "broken_blocks_xyz", "schema"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback (most recent call last)" in err and "broken_blocks_xyz.py" in err
+    assert err.splitlines()[-1].startswith(
+        f"geocompose: --import broken_blocks_xyz: the module raised {raised}"
+    )
+    assert "internal error" not in err
+
+
+def test_help_states_the_exit_code_contract(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "0 ok; 1 a claim is violated or a job failed its own criterion; 2 bad input" in out
+    assert "3 internal error" in out
 
 
 def test_every_command_has_help_text():

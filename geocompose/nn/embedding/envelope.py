@@ -10,10 +10,10 @@ import math
 from typing import Literal
 
 import torch
-from pydantic import PositiveInt
 from torch import nn
 
 from geocompose.registry import Kind, KnobModel, register
+from geocompose.types.bounds import Size
 
 
 class CosineEnvelopeParams(KnobModel):
@@ -43,7 +43,7 @@ class CosineEnvelope(nn.Module):
 
 class PolynomialEnvelopeParams(KnobModel):
     type: Literal["polynomial"] = "polynomial"
-    p: PositiveInt = 6
+    p: Size = 6
 
 
 @register(Kind.ENVELOPE, smooth=True)

@@ -6,15 +6,16 @@ import math
 from typing import Literal
 
 import torch
-from pydantic import Field, PositiveInt
+from pydantic import Field
 from torch import nn
 
 from geocompose.registry import Kind, KnobModel, register
+from geocompose.types.bounds import Size
 
 
 class GaussianRadialParams(KnobModel):
     type: Literal["gaussian"] = "gaussian"
-    num: PositiveInt = 50
+    num: Size = 50
     start: float = Field(default=0.0, ge=0.0, allow_inf_nan=False)
     width: float | None = Field(
         default=None, gt=0.0, allow_inf_nan=False, description="Å; default: the centre spacing"
@@ -50,7 +51,7 @@ class GaussianRadial(nn.Module):
 
 class BesselRadialParams(KnobModel):
     type: Literal["bessel"] = "bessel"
-    num: PositiveInt = 8
+    num: Size = 8
     trainable: bool = False
 
 

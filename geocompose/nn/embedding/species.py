@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Literal
 
 import torch
-from pydantic import PositiveInt
 from torch import nn
 
 from geocompose.nn.block import Block, BuildContext, State
 from geocompose.registry import Kind, KnobModel, register
 from geocompose.types import Level, Signature, TypeRefusal, require, scalars
 from geocompose.types import fields as F
+from geocompose.types.bounds import Size
 from geocompose.types.group import Group
 
 
@@ -29,7 +29,7 @@ def species_signature(upstream, features: int) -> Signature | TypeRefusal:
 
 class LearnedEmbeddingParams(KnobModel):
     type: Literal["learned"] = "learned"
-    features: PositiveInt = 128
+    features: Size = 128
 
 
 @register(Kind.NODE_EMBEDDING)

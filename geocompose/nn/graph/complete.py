@@ -12,14 +12,13 @@ from geocompose.nn.graph.base import GraphBuilder
 from geocompose.nn.graph.neighbours import complete_pairs
 from geocompose.registry import Kind, KnobModel, register
 from geocompose.types import Signature
+from geocompose.types.bounds import Cutoff
 
 
 class CompleteGraphParams(KnobModel):
     type: Literal["complete"] = "complete"
-    cutoff: float = Field(
+    cutoff: Cutoff = Field(
         default=10.0,
-        gt=0.0,
-        allow_inf_nan=False,
         description="range of the radial basis and envelope (Å); pairs are never dropped",
     )
 

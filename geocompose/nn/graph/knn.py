@@ -4,19 +4,18 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, PositiveInt
+from pydantic import Field
 
 from geocompose.nn.graph.base import GraphBuilder
 from geocompose.nn.graph.neighbours import knn_pairs
 from geocompose.registry import Kind, KnobModel, register
+from geocompose.types.bounds import Cutoff, Size
 
 
 class KnnGraphParams(KnobModel):
     type: Literal["knn"] = "knn"
-    k: PositiveInt = 12
-    cutoff: float = Field(
-        gt=0.0, allow_inf_nan=False, description="never connect beyond this radius (Å)"
-    )
+    k: Size = 12
+    cutoff: Cutoff = Field(description="never connect beyond this radius (Å)")
 
 
 @register(Kind.GRAPH, periodic=True, smooth=False)

@@ -9,14 +9,13 @@ from pydantic import Field
 
 from geocompose.nn.graph.base import GraphBuilder
 from geocompose.registry import Kind, KnobModel, register
+from geocompose.types.bounds import Cutoff
 
 
 class PointCloudParams(KnobModel):
     type: Literal["point_cloud"] = "point_cloud"
-    cutoff: float = Field(
+    cutoff: Cutoff = Field(
         default=5.0,
-        gt=0.0,
-        allow_inf_nan=False,
         description="range of the radial basis (Å); no edges are built",
     )
 

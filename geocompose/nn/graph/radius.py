@@ -14,6 +14,7 @@ from geocompose.nn.graph.neighbours import edge_vectors, radius_pairs
 from geocompose.registry import Kind, KnobModel, register
 from geocompose.types import FieldType, Level, Signature, TypeRefusal, discrete, scalars
 from geocompose.types import fields as F
+from geocompose.types.bounds import Cutoff
 from geocompose.types.irreps import parse_irreps
 
 LONG_RANGE = {
@@ -27,11 +28,9 @@ LONG_RANGE = {
 
 class RadiusGraphParams(KnobModel):
     type: Literal["radius"] = "radius"
-    cutoff: float = Field(gt=0.0, allow_inf_nan=False, description="cutoff radius in Å")
-    long_range_cutoff: float | None = Field(
+    cutoff: Cutoff = Field(description="cutoff radius in Å")
+    long_range_cutoff: Cutoff | None = Field(
         default=None,
-        gt=0.0,
-        allow_inf_nan=False,
         description="also build a second edge set up to this radius (Å), e.g. for a "
         "'long_range' interaction; must exceed cutoff",
     )

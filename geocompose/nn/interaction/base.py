@@ -2,25 +2,29 @@
 
 An interaction computes per-edge messages (``message``), the one primitive in
 ``nn.ops.message`` aggregates them, and ``update`` turns the aggregate into the fields
-the block writes. No interaction writes its own scatter loop.
+the block writes. Every sum over neighbours goes through the primitives of ``nn.ops``
+(``aggregate`` onto atoms, ``scatter_sum`` onto edges); DimeNet++ and GemNet, whose
+layers interleave edge updates, triplet/quadruplet sums onto edges and an atom update,
+write their own ``forward`` around those primitives instead of ``message``/``update``.
 """
 
 from __future__ import annotations
 
 import torch
-from pydantic import Field, PositiveInt
+from pydantic import Field
 
 from geocompose.nn.block import Block, State
 from geocompose.nn.ops.message import EdgeView, aggregate
 from geocompose.registry import KnobModel
 from geocompose.types import fields as F
+from geocompose.types.bounds import Size
 
 
 class InteractionParams(KnobModel):
     """Params every interaction has."""
 
     # That many copies in a row, each with its own weights.
-    repeat: PositiveInt = Field(default=1, le=64)
+    repeat: Size = Field(default=1, le=64)
 
 
 class MessagePassingInteraction(Block):

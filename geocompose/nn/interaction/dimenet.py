@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Literal
 
 import torch
-from pydantic import Field, NonNegativeInt, PositiveInt
+from pydantic import Field, NonNegativeInt
 from torch import nn
 
 from geocompose.nn.activations import Activation, activation
@@ -22,6 +22,7 @@ from geocompose.nn.ops.message import EdgeView, aggregate
 from geocompose.registry import Family, Group, Kind, register
 from geocompose.types import FieldType, Level, Signature, TypeRefusal, require, scalars
 from geocompose.types import fields as F
+from geocompose.types.bounds import Size
 
 # What every edge-state block reads from upstream (node features are checked apart).
 EDGE_INPUTS = (
@@ -143,12 +144,12 @@ class OutputBlock(nn.Module):
 
 class DimeNetPPParams(InteractionParams):
     type: Literal["dimenet_pp"] = "dimenet_pp"
-    hidden: PositiveInt = Field(default=32, description="edge message channels (PyG: 128)")
-    int_emb: PositiveInt = Field(default=16, description="triplet channels (PyG: 64)")
-    basis_emb: PositiveInt = Field(default=8, description="bottleneck of the 2D basis (PyG: 8)")
-    out_emb: PositiveInt = Field(default=64, description="output block width (PyG: 256)")
+    hidden: Size = Field(default=32, description="edge message channels (PyG: 128)")
+    int_emb: Size = Field(default=16, description="triplet channels (PyG: 64)")
+    basis_emb: Size = Field(default=8, description="bottleneck of the 2D basis (PyG: 8)")
+    out_emb: Size = Field(default=64, description="output block width (PyG: 256)")
     num_spherical: int = Field(default=7, ge=1, le=12, description="orders l of Y_l^0(angle)")
-    num_radial: PositiveInt = Field(default=6, description="roots per order in a_SBF")
+    num_radial: Size = Field(default=6, description="roots per order in a_SBF")
     num_before_skip: NonNegativeInt = 1
     num_after_skip: NonNegativeInt = 2
     num_output_layers: NonNegativeInt = 3

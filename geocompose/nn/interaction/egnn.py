@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Literal
 
 import torch
-from pydantic import Field, PositiveInt
+from pydantic import Field
 from torch import nn
 
 from geocompose.nn.activations import Activation, activation, mlp
@@ -15,6 +15,7 @@ from geocompose.nn.ops.message import EdgeView
 from geocompose.registry import Family, Group, Kind, register
 from geocompose.types import FieldType, Level, Signature, TypeRefusal
 from geocompose.types import fields as F
+from geocompose.types.bounds import Size
 from geocompose.types.irreps import parse_irreps
 from geocompose.types.signature import require_all, require_scalar
 
@@ -23,7 +24,7 @@ UPDATED_POSITIONS_TYPE = FieldType(parse_irreps("1o"), Level.NODE, translates=Tr
 
 class EGNNParams(InteractionParams):
     type: Literal["egnn"] = "egnn"
-    hidden: PositiveInt = 64
+    hidden: Size = 64
     activation: Activation = "silu"
     update_positions: bool = Field(default=False, description="move the coordinates (eq. 4)")
     attention: bool = Field(default=False, description="gate messages by sigmoid(phi_inf(m_ij))")

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Literal
 
 import torch
-from pydantic import Field, PositiveInt
+from pydantic import Field
 from torch import nn
 
 from geocompose.nn.activations import Activation, activation, mlp
@@ -17,6 +17,7 @@ from geocompose.nn.ops.scatter import scatter_mean
 from geocompose.registry import Family, Group, Kind, register
 from geocompose.types import Signature, TypeRefusal
 from geocompose.types import fields as F
+from geocompose.types.bounds import Size
 from geocompose.types.signature import require_all, require_scalar
 
 
@@ -56,7 +57,7 @@ class GraphNorm(nn.Module):
 
 class FAENetParams(InteractionParams):
     type: Literal["faenet"] = "faenet"
-    hidden: PositiveInt = 64
+    hidden: Size = 64
     activation: Activation = "silu"
     graph_norm: bool = Field(
         False,
@@ -124,7 +125,7 @@ class FAENetInteraction(MessagePassingInteraction):
 
 class CoordinateMLPParams(InteractionParams):
     type: Literal["coordinate_mlp"] = "coordinate_mlp"
-    hidden: PositiveInt = 32
+    hidden: Size = 32
     activation: Activation = "silu"
 
 

@@ -35,7 +35,7 @@ import math
 from typing import Literal
 
 import torch
-from pydantic import Field, NonNegativeInt, PositiveInt
+from pydantic import Field, NonNegativeInt
 from torch import nn
 
 from geocompose.nn.activations import Activation, activation
@@ -62,16 +62,17 @@ from geocompose.nn.ops.scatter import scatter_sum
 from geocompose.registry import Family, Group, Kind, register
 from geocompose.types import TypeRefusal
 from geocompose.types import fields as F
+from geocompose.types.bounds import Cutoff, Size
 
 INV_SQRT2 = 1.0 / math.sqrt(2.0)
 
 
 class GemNetTParams(InteractionParams):
     type: Literal["gemnet_t"] = "gemnet_t"
-    hidden: PositiveInt = Field(default=32, description="edge message channels (GemNet: 512)")
-    int_emb: PositiveInt = Field(default=16, description="triplet channels (GemNet: 64)")
+    hidden: Size = Field(default=32, description="edge message channels (GemNet: 512)")
+    int_emb: Size = Field(default=16, description="triplet channels (GemNet: 64)")
     num_spherical: int = Field(default=7, ge=1, le=12, description="orders l of Y_l^0(angle)")
-    num_radial: PositiveInt = Field(default=6, description="roots per order in the 2D basis")
+    num_radial: Size = Field(default=6, description="roots per order in the 2D basis")
     num_before_skip: NonNegativeInt = 1
     num_after_skip: NonNegativeInt = 2
     num_atom_layers: NonNegativeInt = Field(
@@ -179,11 +180,9 @@ class GemNetTInteraction(Block):
 
 class GemNetQParams(GemNetTParams):
     type: Literal["gemnet_q"] = "gemnet_q"
-    quad_emb: PositiveInt = Field(default=8, description="quadruplet channels (GemNet: 32)")
-    torsion_cutoff: float = Field(
+    quad_emb: Size = Field(default=8, description="quadruplet channels (GemNet: 32)")
+    torsion_cutoff: Cutoff = Field(
         default=3.0,
-        gt=0.0,
-        allow_inf_nan=False,
         description="all three edges of a chain are shorter (Å)",
     )
     torsion_order: int = Field(

@@ -6,7 +6,7 @@ import itertools
 from typing import Literal
 
 import torch
-from pydantic import Field, PositiveInt
+from pydantic import Field
 from torch import nn
 
 from geocompose.nn.activations import Activation, activation
@@ -25,6 +25,7 @@ from geocompose.nn.ops.message import EdgeView
 from geocompose.registry import Family, Group, Kind, register
 from geocompose.types import FieldType, Level, Signature, TypeRefusal
 from geocompose.types import fields as F
+from geocompose.types.bounds import Size
 
 
 class GVP(nn.Module):
@@ -125,7 +126,7 @@ class VectorLayerNorm(nn.Module):
 
 class GVPParams(InteractionParams):
     type: Literal["gvp"] = "gvp"
-    vectors: PositiveInt = 16
+    vectors: Size = 16
     activation: Activation = "silu"
     vector_gate: bool = True
     layer_norm: bool = True

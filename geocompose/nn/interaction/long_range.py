@@ -6,7 +6,7 @@ import math
 from typing import Literal
 
 import torch
-from pydantic import Field, PositiveInt
+from pydantic import Field
 from torch import nn
 
 from geocompose.nn.activations import Activation, mlp
@@ -16,12 +16,13 @@ from geocompose.nn.ops.message import EdgeView
 from geocompose.registry import Family, Group, Kind, register
 from geocompose.types import Signature, TypeRefusal
 from geocompose.types import fields as F
+from geocompose.types.bounds import Size
 from geocompose.types.signature import require_all, require_scalar
 
 
 class LongRangeParams(InteractionParams):
     type: Literal["long_range"] = "long_range"
-    filters: PositiveInt = 16
+    filters: Size = 16
     width: float = Field(
         default=1.0, gt=0.0, allow_inf_nan=False, description="Gaussian charge width σ (Å)"
     )

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Literal
 
 import torch
-from pydantic import PositiveInt
 from torch import nn
 
 from geocompose.nn.activations import Activation, mlp
@@ -15,12 +14,13 @@ from geocompose.nn.ops.message import EdgeView
 from geocompose.registry import Family, Group, Kind, register
 from geocompose.types import Signature, TypeRefusal
 from geocompose.types import fields as F
+from geocompose.types.bounds import Size
 from geocompose.types.signature import require_all, require_scalar
 
 
 class SchNetParams(InteractionParams):
     type: Literal["schnet"] = "schnet"
-    filters: PositiveInt = 128
+    filters: Size = 128
     activation: Activation = "ssp"
 
 

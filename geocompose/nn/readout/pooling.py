@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Literal
 
 import torch
-from pydantic import Field, PositiveInt
+from pydantic import Field
 
 from geocompose.nn.activations import Activation, mlp
 from geocompose.nn.block import Block, BuildContext, State
@@ -13,12 +13,13 @@ from geocompose.nn.ops.scatter import scatter_mean, scatter_sum
 from geocompose.registry import Kind, KnobModel, register
 from geocompose.types import FieldType, Level, Signature, TypeRefusal, require, scalars
 from geocompose.types import fields as F
+from geocompose.types.bounds import Size
 from geocompose.types.group import Group
 from geocompose.types.irreps import scalar_part
 
 
 class PoolingParams(KnobModel):
-    hidden: list[PositiveInt] = Field(default_factory=lambda: [64])
+    hidden: list[Size] = Field(default_factory=lambda: [64])
     activation: Activation = "silu"
     per_atom: str | None = Field(
         default=None,

@@ -18,7 +18,7 @@ import itertools
 from typing import Literal
 
 import torch
-from pydantic import Field, PositiveInt
+from pydantic import Field
 from torch import nn
 
 from geocompose.nn.activations import Activation, activation, mlp
@@ -28,6 +28,7 @@ from geocompose.nn.ops.scatter import scatter_mean, scatter_sum
 from geocompose.registry import Kind, KnobModel, register
 from geocompose.types import FieldType, Level, Signature, TypeRefusal
 from geocompose.types import fields as F
+from geocompose.types.bounds import Size
 from geocompose.types.group import Group
 from geocompose.types.irreps import parse_irreps
 from geocompose.types.signature import require_all
@@ -128,7 +129,7 @@ def cartesian_channels(upstream, ctx: BuildContext, reader: str, *, need_vectors
 
 
 class HeadParams(KnobModel):
-    hidden: list[PositiveInt] = Field(default_factory=lambda: [16])
+    hidden: list[Size] = Field(default_factory=lambda: [16])
     activation: Activation = "silu"
 
 
