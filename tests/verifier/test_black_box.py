@@ -137,3 +137,10 @@ def test_a_checkpoint_is_verified_with_its_trace_and_the_potentials_stress(tmp_p
     assert checks["stress"]["verdict"] == "pass" and checks["stress"]["error"] < 1e-6
     assert checks["float32 rotation"]["verdict"] == "pass"
     assert main(["verify", "--checkpoint", str(tmp_path / "missing.pt")]) == 2
+
+
+def test_verify_without_anything_to_verify_exits_2(capsys):
+    assert main(["verify"]) == 2
+    err = capsys.readouterr().err
+    assert "give blueprint PATHs, --calculator MODULE:FACTORY or --checkpoint FILE" in err
+    assert "Traceback" not in err
