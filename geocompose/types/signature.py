@@ -27,6 +27,9 @@ class Signature:
             model's energy is then no longer a sum of contributions from within the
             cutoff of each atom, so the verifier measures locality and extensivity
             instead of holding the model to them.
+        exact: False when the guarantee is approximate (a stochastic symmetry
+            strategy): the verifier then measures it instead of holding it to a
+            tight tolerance.
     """
 
     reads: Mapping[str, FieldType]
@@ -34,6 +37,7 @@ class Signature:
     guarantee: Group
     notes: tuple[str, ...] = field(default=())
     extensive: bool = True
+    exact: bool = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "reads", dict(self.reads))
