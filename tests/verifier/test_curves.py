@@ -7,6 +7,7 @@ from typing import Literal
 import pytest
 import torch
 
+from geocompose.nn.embedding.base import Envelope
 from geocompose.registry import REGISTRY, Kind, KnobModel, register
 from geocompose.verify import FULL_CHECKS, verify
 
@@ -17,16 +18,12 @@ class SteppedEnvelopeParams(KnobModel):
     type: Literal["stepped_cosine"] = "stepped_cosine"
 
 
-class SteppedEnvelope(torch.nn.Module):
+class SteppedEnvelope(Envelope):
     """A cosine envelope, smooth at the cutoff, with a 50 % step at half the cutoff."""
 
     Params = SteppedEnvelopeParams
 
-    def __init__(self, params, cutoff):
-        super().__init__()
-        self.cutoff = cutoff
-
-    def forward(self, lengths):
+    def of_lengths(self, lengths):
         inside = (lengths < self.cutoff).to(lengths.dtype)
         cosine = 0.5 * (torch.cos(math.pi * lengths / self.cutoff) + 1) * inside
         return cosine * (1 + 0.5 * (lengths > self.cutoff / 2).to(lengths.dtype))
