@@ -313,6 +313,7 @@ class MACEInteraction(MessagePassingInteraction):
             writes={F.NODE_FEATURES: FieldType(target, Level.NODE)},
             guarantee=Group.O3,
             notes=describe_plan(plan) + (f"A-basis {irreps_a}, correlation {params.correlation}",),
+            extensive=not params.a_norm,  # StructureNorm couples every atom of a structure
         )
 
     def __init__(self, params: MACEParams, upstream, ctx: BuildContext):
