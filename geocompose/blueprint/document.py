@@ -62,11 +62,6 @@ def validate_blueprint(data: Any, sourcemap: SourceMap | None, file: str) -> Loa
     return LoadedBlueprint(blueprint, sourcemap, file)
 
 
-def stem_matches_name(loaded: LoadedBlueprint) -> bool:
-    """Shipped blueprints are named after their file (``mace.yaml`` → ``name: mace``)."""
-    return Path(loaded.file).stem == loaded.blueprint.name
-
-
 def refuse(loaded: LoadedBlueprint, knob: str, message: str) -> BlueprintError:
     """A located error for a knob of an already-validated blueprint."""
     return BlueprintError(message, loaded.locate(knob), knob)

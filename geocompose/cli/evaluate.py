@@ -22,6 +22,7 @@ from geocompose.cli.train import metrics_table
 from geocompose.data.dataset import Dataset
 from geocompose.train import evaluate, load_checkpoint, parity_plot
 from geocompose.train.checkpoint import DTYPES, build_potential
+from geocompose.train.distributed import available
 
 __all__ = ["add_arguments", "run"]
 
@@ -60,8 +61,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     out = console()
+    device = available(args.device)  # before any work: a one-line refusal, exit 2
     state = load_checkpoint(args.checkpoint)
-    potential = build_potential(state, averaged=not args.raw).to(args.device)
+    potential = build_potential(state, averaged=not args.raw, where=args.checkpoint).to(device)
     data = Dataset.from_file(
         args.data,
         energy_key=args.energy_key,
@@ -80,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
             raise CommandError(f"the checkpoint's {args.split} split is empty")
     data.check(potential.species, require=("energy",))
     dtype = DTYPES[state["dtype"]]
-    batches = [b.to(device=args.device) for b in data.batches(indices, args.batch_atoms, dtype)]
+    batches = [b.to(device=device) for b in data.batches(indices, args.batch_atoms, dtype)]
     metrics, _ = evaluate(potential, batches, keep=not args.no_plot)
     summary = metrics.compute()
     weights = "raw" if args.raw or state.get("ema") is None else "averaged"

@@ -45,7 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     out = console()
     state = load_checkpoint(args.checkpoint)
-    potential = build_potential(state, averaged=not args.raw)
+    potential = build_potential(state, averaged=not args.raw, where=args.checkpoint)
     data = Dataset.from_file(args.data)
     if len(data) < 2:
         raise CommandError(f"{args.data}: export needs at least 2 structures to trace with")

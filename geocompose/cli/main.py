@@ -12,6 +12,7 @@
     geocompose train BLUEPRINT DATA [--epochs N --out DIR]  fit to reference energies and forces
     geocompose evaluate CHECKPOINT DATA [--plot FILE]   energy/force errors and a parity plot
     geocompose export CHECKPOINT OUT.pt2 DATA           torch.export file that runs without geocompose
+    geocompose lammps IN.lmp --model CHECKPOINT         run a LAMMPS input with the model as potential
 
 ``--import MODULE`` (repeatable, before the command) imports user code first, so the
 blocks it registers with ``@register`` are valid ``type:`` values for every command::
@@ -41,6 +42,7 @@ from geocompose.cli import (
     expressivity,
     info,
     knobs,
+    lammps,
     schema,
     search,
     space,
@@ -62,7 +64,8 @@ from geocompose.errors import GeocomposeError
 
 __all__ = ["build_parser", "import_user_modules", "main"]
 
-COMMANDS = (info, knobs, schema, verify, expressivity, space, search, train, evaluate, export)
+COMMANDS = (info, knobs, schema, verify, expressivity, space, search, train, evaluate, export,
+            lammps)  # fmt: skip
 """Command modules, in the order ``--help`` lists them."""
 
 

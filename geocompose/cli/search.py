@@ -5,8 +5,13 @@ verifies its symmetry claims (violated: rejected, never ranked), trains it for
 ``--budget`` epochs and is scored on validation error (forces MAE), parameter count and
 inference latency. Results land in ``--out``: ``search.journal`` (the study),
 ``trials/trial_NNNN.yaml`` (every trained blueprint), ``pareto.png`` and
-``runs/`` (checkpoints). Re-running the same command continues the study (a killed run
-loses nothing finished); ``--best`` prints only the chosen blueprint's YAML::
+``runs/`` (checkpoints). Each trial's blueprint is written as soon as it finishes.
+Re-running the same command continues the study (a killed run loses nothing finished;
+a trial it left unfinished is marked failed and its design re-tried once); SIGTERM or
+Ctrl-C stops the workers cleanly (exit 130). With ``--storage postgresql://...`` any
+number of machines run the same command (each with its own ``--out``) until the
+study has ``--trials`` finished trials; ``--best`` prints only the chosen blueprint's
+YAML::
 
     geocompose search examples/search-space.yaml geocompose/data/examples/cu_emt_small.extxyz \\
         --trials 8 --workers 2 --budget 2 --structures 60 --out search-demo
@@ -40,6 +45,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--storage",
         help="shared Optuna RDB URL (sqlite:///..., postgresql://...) "
         "for many machines; default OUT/search.journal",
+    )
+    parser.add_argument(
+        "--heartbeat",
+        type=int,
+        default=60,
+        metavar="SECONDS",
+        help="with --storage: each worker's heartbeat period; a trial silent for twice "
+        "as long is failed and re-tried elsewhere (default: 60)",
     )
     parser.add_argument(
         "--sampler",
@@ -101,6 +114,7 @@ def run(args: argparse.Namespace) -> int:
         lr=args.lr,
         expressivity=None if args.expressivity == "none" else args.expressivity,
         expressivity_objective=args.rank_expressivity,
+        heartbeat_s=args.heartbeat,
     )
     start = time.perf_counter()
     study = run_search(
@@ -122,6 +136,7 @@ def run(args: argparse.Namespace) -> int:
             raise CommandError(f"no trial of '{study.study_name}' has finished training yet")
         print(blueprint_yaml(chosen.blueprint), end="")
         return EXIT_OK
+    # Each trial wrote its own when it finished; this adds those other machines trained.
     export_blueprints(rows, directory / "trials")
     out.print(f"{study.study_name}: {len(rows)} trials ({summary(rows)}) in {elapsed:.0f} s")
     for row in rows:

@@ -12,6 +12,11 @@ only the checkpoint::
     geocompose train examples/blueprints/schnet_small.yaml \\
         geocompose/data/examples/cu_emt_small.extxyz --epochs 40 --out runs/cu --resume
 
+``--resume`` continues with the checkpoint's settings: an option given with another value
+than the checkpoint's, or a blueprint whose content differs from the one it trained, is
+refused (exit 2, naming it) unless ``--override`` is given; overrides are printed and
+appended to ``OUT/overrides.jsonl``.
+
 Under ``torchrun`` it trains data-parallel, one process per GPU (or CPU processes over
 gloo); only rank 0 prints and writes::
 
@@ -28,13 +33,23 @@ from rich.table import Table
 
 from geocompose.cli.common import EXIT_OK, CommandError, console, device
 from geocompose.compiler import load as load_blueprint
-from geocompose.data.dataset import Dataset
-from geocompose.train import TrainConfig, Trainer, distributed, evaluate, load_potential
+from geocompose.data.dataset import Dataset, Splits
+from geocompose.train import (
+    TrainConfig,
+    Trainer,
+    distributed,
+    evaluate,
+    load_checkpoint,
+    load_potential,
+)
+from geocompose.train.resume import BLUEPRINT, OVERRIDES_NAME, Change, ResumeConflict
 from geocompose.train.schedule import SCHEDULES
 
 __all__ = ["add_arguments", "metrics_table", "run"]
 
 DEFAULTS = TrainConfig()
+FLAGS = {"atoms_per_batch": "--batch-atoms", "edges_per_batch": "--batch-edges"}
+"""Options whose flag is not ``--`` + the TrainConfig field with dashes."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -44,6 +59,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--out", default="run", help="output directory (default: %(default)s)")
     parser.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    parser.add_argument(
+        "--override",
+        action="store_true",
+        help="with --resume: continue with options or a blueprint that differ from the "
+        "checkpoint's (recorded in OUT/overrides.jsonl)",
+    )
     run = parser.add_argument_group("schedule")
     run.add_argument(
         "--epochs", type=int, default=None, help=f"epochs (default: {DEFAULTS.epochs})"
@@ -129,18 +150,37 @@ def read_data(args: argparse.Namespace) -> Dataset:
     )
 
 
-def _config(args: argparse.Namespace) -> TrainConfig:
-    values = {
+def _given(args: argparse.Namespace) -> dict:
+    """The TrainConfig fields given on the command line, and only those."""
+    return {
         f.name: getattr(args, f.name)
         for f in fields(TrainConfig)
         if getattr(args, f.name, None) is not None
     }
+
+
+def _config(args: argparse.Namespace) -> TrainConfig:
+    values = _given(args)
     config = TrainConfig(**values)
     if config.epochs < 1 or config.atoms_per_batch < 1 or config.edges_per_batch < 0:
         raise CommandError("--epochs, --batch-atoms and --batch-edges must be positive")
     if config.lr <= 0:
         raise CommandError(f"--lr must be positive; got {config.lr}")
     return config
+
+
+def _flag(name: str) -> str:
+    return FLAGS.get(name, "--" + name.replace("_", "-"))
+
+
+def _describe(change: Change, blueprint: str) -> str:
+    """A change as the command line names it."""
+    if change.name == BLUEPRINT:
+        return (
+            f"{blueprint} differs at {change.path} "
+            f"({change.saved!r} in the checkpoint, now {change.given!r})"
+        )
+    return f"{_flag(change.name)} {change.given!r} (the checkpoint's: {change.saved!r})"
 
 
 def metrics_table(title: str, metrics: dict[str, float]) -> Table:
@@ -180,13 +220,10 @@ def _train(args: argparse.Namespace) -> int:
     data = read_data(args)
     echo = lambda line: out.print(line, highlight=False)
     progress = not args.no_progress and sys.stdout.isatty()
+    if args.override and not args.resume:
+        raise CommandError("--override goes with --resume (a new run has nothing to override)")
     if args.resume:
-        trainer = Trainer.resume(args.out, data, epochs=args.epochs, progress=progress, echo=echo)
-        given = load_blueprint(args.blueprint).blueprint.name
-        if given != trainer.blueprint["name"]:
-            raise CommandError(
-                f"--resume: {args.out} trains blueprint '{trainer.blueprint['name']}', not '{given}' ({args.blueprint})"
-            )
+        trainer = _resume(args, data, progress, echo)
         echo(f"resuming {args.out} after epoch {trainer.epoch} of {trainer.config.epochs}")
     else:
         splits = None
@@ -207,19 +244,26 @@ def _train(args: argparse.Namespace) -> int:
     echo(
         f"{trainer.blueprint['name']}: {sum(p.numel() for p in trainer.potential.parameters())} weights; "
         f"{data.source}: {len(splits.train)} train / {len(splits.valid)} valid / {len(splits.test)} test "
-        f"structures in {len(trainer.train_batches)} batches of <= {cfg.atoms_per_batch} atoms"
+        f"structures in {_batches(trainer)}"
     )
+    if trainer.judged_on == "train":
+        echo(
+            "no validation split (--valid-fraction 0): best.pt, the schedule and early "
+            "stopping judge the training structures, and so do the 'valid' columns"
+        )
     result = trainer.fit()
     if not distributed.is_main():
         return EXIT_OK
     echo(
         f"best epoch {result.best_epoch} of {result.epochs}; checkpoints {result.best} and {result.last}"
     )
-    out.print(
-        metrics_table(
-            f"validation (epoch {result.best_epoch}, averaged weights)", _best_metrics(result)
-        )
+    judged = (
+        "validation"
+        if trainer.judged_on == "valid"
+        else f"training structures, no validation split ({len(splits.train)} structures)"
     )
+    title = f"{judged} (epoch {result.best_epoch}, averaged weights)"
+    out.print(metrics_table(title, _best_metrics(result)))
     if splits.test:
         potential = load_potential(result.best).to(cfg.device)
         batches = [
@@ -233,7 +277,63 @@ def _train(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _best_metrics(result) -> dict[str, float]:
-    from geocompose.train import load_checkpoint
+def _resume(args: argparse.Namespace, data: Dataset, progress: bool, echo) -> Trainer:
+    """The run in ``--out`` continued, refusing given options that differ (exit 2)."""
+    given = load_blueprint(args.blueprint).blueprint
+    state = load_checkpoint(f"{args.out}/last.pt")
+    if given.name != state["blueprint"]["name"]:
+        raise CommandError(
+            f"--resume: {args.out} trains blueprint '{state['blueprint']['name']}', not '{given.name}' ({args.blueprint})"
+        )
+    if args.split_files:
+        files = data.split_from_files(*args.split_files)
+        saved = Splits(**{k: list(v) for k, v in state["splits"].items()})
+        if files != saved:
+            raise CommandError(
+                f"--resume: --split-files {' '.join(args.split_files)} give other splits than "
+                f"{args.out}'s checkpoint; start a new run for another split"
+            )
+    _config(args)  # the given values are checked as for a new run
+    settings = _given(args)
+    epochs = settings.pop("epochs", None)
+    try:
+        return Trainer.resume(
+            args.out,
+            data,
+            epochs=epochs,
+            progress=progress,
+            echo=echo,
+            settings=settings,
+            blueprint=given,
+            override=args.override,
+        )
+    except ResumeConflict as err:
+        listed = "; ".join(_describe(c, args.blueprint) for c in err.changes)
+        advice = (
+            "the checkpoint stores its splits; start a new run for another split"
+            if err.fixed
+            else f"pass --override to continue with them (recorded in {args.out}/{OVERRIDES_NAME})"
+        )
+        raise CommandError(
+            f"--resume: differs from {args.out}/last.pt: {listed}; {advice}"
+        ) from None
 
+
+def _batches(trainer: Trainer) -> str:
+    """How the training structures were batched, the truth about the atom cap included."""
+    cap = trainer.config.atoms_per_batch
+    batches = trainer.train_batches
+    over = [b.num_atoms for b in batches if b.num_atoms > cap]
+    if not over:
+        return f"{len(batches)} batches of <= {cap} atoms"
+    # A structure larger than the cap cannot be split: it forms a batch of its own.
+    others = len(batches) - len(over)
+    rest = f"; the other {others} hold <= {cap}" if others else ""
+    return (
+        f"{len(batches)} batches: {len(over)} hold one structure larger than the "
+        f"--batch-atoms cap of {cap} (up to {max(over)} atoms){rest}"
+    )
+
+
+def _best_metrics(result) -> dict[str, float]:
     return dict(load_checkpoint(result.best).get("metrics") or {})

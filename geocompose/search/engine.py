@@ -23,11 +23,20 @@ yet are enqueued first, so a small space is searched exhaustively and without re
 for a larger finite space the sampler's random start (NSGA-II's first population of 50,
 TPE's 10 startup trials) is drawn the same way, in a seeded random order. Later trials
 may still repeat a design: a repeat reuses the earlier verdict and costs no training,
-but counts as a trial. Storage is an Optuna journal file
-``OUT/search.journal`` (K processes on one machine) or any RDB URL (many machines;
-heartbeats fail trials of dead workers). Re-running continues the study: finished
-trials (complete or pruned) are kept, trials a killed run left RUNNING are marked FAIL
-and their parameters re-enqueued, and only ``trials - finished`` new trials run.
+but counts as a trial. Each trained trial's blueprint is written to
+``OUT/trials/trial_NNNN.yaml`` as soon as it finishes.
+
+Storage (:mod:`~geocompose.search.storage`) is an Optuna journal file
+``OUT/search.journal`` (K worker processes on one machine) or any RDB URL (many
+machines, each running this command with its own ``--out``; heartbeats fail the trials
+of workers that died). Workers die with the command and stop cleanly on SIGTERM or
+Ctrl-C (:mod:`~geocompose.search.processes`); one search runs on a directory at a time.
+Re-running continues the study: finished trials (complete or pruned) are kept, a trial
+a killed run left RUNNING is marked FAIL and its design re-enqueued once
+(:mod:`~geocompose.search.trials`), and trials run until ``trials`` have finished,
+counting every worker on every machine. The untried designs are enqueued by whichever
+command finds them untried; two commands starting at the same instant on one RDB may
+both enqueue a design, and the second trial of it is then a repeat (no training).
 
 Example::
 
@@ -39,120 +48,32 @@ Example::
 from __future__ import annotations
 
 import copy
-import multiprocessing
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from geocompose.errors import GeocomposeError
 from geocompose.search import objectives
-from geocompose.search.designs import OptunaSuggester, enqueue_untried, trial_params
-from geocompose.search.objectives import objective_names
+from geocompose.search.config import OBJECTIVES, SearchConfig, SearchError, objective_names
+from geocompose.search.designs import OptunaSuggester, enqueue_untried
+from geocompose.search.processes import RunLock, Workers, sigterm_as_interrupt
+from geocompose.search.results import write_blueprint
 from geocompose.search.sampler import refusal_reason
 from geocompose.search.space import Space, read_space
+from geocompose.search.storage import journal_path, open_study, repair_journal, shared
+from geocompose.search.trials import recover, run_trials
 
 __all__ = [
     "OBJECTIVES",
     "SearchConfig",
     "SearchError",
+    "WorkerJob",
     "open_study",
     "run_search",
+    "run_worker",
 ]
 
-OBJECTIVES = ("valid_error", "params", "latency_ms")
-"""The objectives of a multi-objective study, in order, all minimised (plus
-``expressivity``, maximised, with ``SearchConfig.expressivity_objective``)."""
-
-FINISHED = ("COMPLETE", "PRUNED")
 ENUMERATE_UP_TO = 10_000
 """Finite spaces up to this size are drawn without replacement (see :func:`run_search`)."""
-
-
-class SearchError(GeocomposeError):
-    """A search that cannot start (mismatched study, bad settings)."""
-
-
-@dataclass
-class SearchConfig:
-    """How each trial is judged (the same for every worker)."""
-
-    budget_epochs: int = 5
-    sampler: str = "nsga2"  # or "tpe" (single objective, median pruning)
-    seed: int = 0
-    atoms_per_batch: int = 256
-    lr: float = 1e-3
-    verify_samples: int = 1
-    latency_repeats: int = 5
-    expressivity: str | None = "counterexamples"  # suite scored per trial; None: skip
-    expressivity_objective: bool = False  # rank by it too (a 4th objective, maximised)
-
-
-# -- storage and study ----------------------------------------------------------------
-def _storage(storage: str | None, out: Path):
-    import optuna
-    from optuna.storages.journal import JournalFileBackend, JournalStorage
-
-    if storage is None:
-        out.mkdir(parents=True, exist_ok=True)
-        return JournalStorage(JournalFileBackend(str(out / "search.journal")))
-    if storage.endswith(".journal"):
-        return JournalStorage(JournalFileBackend(storage))
-    # Heartbeats let any machine fail the trials of a worker that died.
-    return optuna.storages.RDBStorage(storage, heartbeat_interval=60, grace_period=180)
-
-
-def _study_name(space: Space) -> str:
-    template = space.template if isinstance(space.template, dict) else {}
-    name = template.get("name")
-    return name if isinstance(name, str) else Path(space.file).stem
-
-
-def open_study(
-    space: Space,
-    out: str | Path,
-    storage: str | None = None,
-    config: SearchConfig | None = None,
-    seed: int | None = None,
-):
-    """The study of ``space`` in ``storage`` (created when absent)."""
-    import optuna
-
-    config = config or SearchConfig()
-    sampler, seed = config.sampler, config.seed if seed is None else seed
-    names = objective_names(config)
-    directions = ["maximize" if name == "expressivity" else "minimize" for name in names]
-    if sampler == "nsga2":
-        chosen = optuna.samplers.NSGAIISampler(seed=seed)
-    elif sampler == "tpe":
-        chosen = optuna.samplers.TPESampler(seed=seed)
-    else:
-        raise SearchError(f"sampler must be 'nsga2' or 'tpe'; got {sampler!r}")
-    pruner = (
-        optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1)
-        if sampler == "tpe"
-        else None
-    )
-    study = optuna.create_study(
-        study_name=_study_name(space),
-        storage=_storage(storage, Path(out)),
-        sampler=chosen,
-        pruner=pruner,
-        directions=directions,
-        load_if_exists=True,
-    )
-    if len(study.directions) != len(directions):
-        raise SearchError(
-            f"the study '{study.study_name}' in {storage or Path(out) / 'search.journal'} has "
-            f"{len(study.directions)} objective(s); this search has {len(directions)}: {', '.join(names)} "
-            "(use another --out)"
-        )
-    if study.user_attrs.get("space") not in (None, space.template.__repr__()):
-        raise SearchError(
-            f"the study '{study.study_name}' was run on a different search space; use another --out"
-        )
-    study.set_user_attr("space", space.template.__repr__())
-    study.set_user_attr("objectives", list(names))
-    return study
 
 
 # -- one trial ------------------------------------------------------------------------
@@ -176,6 +97,7 @@ def _objective(trial, space: Space, data, cfg: SearchConfig, out: Path):
             raise optuna.TrialPruned(
                 previous.user_attrs.get("rejected", "duplicate of a pruned trial")
             )
+        write_blueprint(out / "trials", trial.number, candidate, previous.user_attrs)
         return previous.values if len(previous.values) > 1 else previous.values[0]
 
     from geocompose.verify import verify
@@ -195,6 +117,7 @@ def _objective(trial, space: Space, data, cfg: SearchConfig, out: Path):
         values["expressivity"] = score
     for key, value in values.items():
         trial.set_user_attr(key, value)
+    write_blueprint(out / "trials", trial.number, candidate, trial.user_attrs)
     if cfg.sampler == "tpe":
         return error
     return tuple(values[name] for name in objective_names(cfg))
@@ -216,57 +139,46 @@ def _same_params(trial):
 
 
 # -- workers --------------------------------------------------------------------------
-def _worker(
-    space_file: str,
-    space_text: str,
-    data,
-    cfg: SearchConfig,
-    out: str,
-    storage: str | None,
-    n_trials: int,
-    index: int,
-    threads: int,
-    sampler_seed: int,
-) -> None:
+@dataclass
+class WorkerJob:
+    """What one worker process needs (pickled to it)."""
+
+    space_file: str
+    space_text: str | None
+    data: object  # a Dataset, or a path ASE reads
+    cfg: SearchConfig
+    out: str
+    storage: str | None
+    target: int  # finished trials the study should have, in total
+    limit: int  # trials this worker runs at most
+    index: int
+    threads: int
+    sampler_seed: int
+
+
+def run_worker(job: WorkerJob) -> int:
+    """Run trials of the job's study (in this process); returns how many it ran."""
     import optuna
     import torch
 
-    torch.set_num_threads(threads)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    space = read_space(space_file, text=space_text)
-    study = open_study(space, out, storage, cfg, seed=sampler_seed + 1000 * index)
+    torch.set_num_threads(job.threads)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # failures are listed at the end
+    space = read_space(job.space_file, text=job.space_text)
+    study = open_study(space, job.out, job.storage, job.cfg, seed=job.sampler_seed + 1000 * job.index)
+    data = job.data
     if isinstance(data, (str, Path)):
         from geocompose.data.dataset import Dataset
 
         data = Dataset.from_file(data)
-
-    def objective(trial):
-        try:
-            return _objective(trial, space, data, cfg, Path(out))
-        except optuna.TrialPruned:
-            raise
-        except Exception as err:  # recorded on the trial; Optuna marks it FAIL and goes on
-            trial.set_user_attr("error", f"{type(err).__name__}: {err}")
-            raise
-
-    study.optimize(objective, n_trials=n_trials, catch=(Exception,))
-
-
-def _recover(study, shared: bool) -> list[int]:
-    """Mark trials a killed local run left RUNNING as FAIL and re-enqueue their params."""
-    from optuna.trial import TrialState
-
-    if shared:
-        return []  # another machine may be running them; heartbeats fail the dead ones
-    failed = []
-    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
-        # An enqueued trial holds its values as fixed params until they are suggested.
-        params = trial_params(trial)
-        if params:  # killed before it drew anything: there is nothing to retry
-            study.enqueue_trial(params, user_attrs={"retry_of": trial.number}, skip_if_exists=False)
-        failed.append(trial.number)
-    return failed
+    out = Path(job.out)
+    return run_trials(
+        study,
+        lambda trial: _objective(trial, space, data, job.cfg, out),
+        target=job.target,
+        limit=job.limit,
+        out=out,
+        heartbeats=shared(job.storage),
+    )
 
 
 def run_search(
@@ -298,22 +210,31 @@ def run_search(
     Returns:
         The Optuna study, reloaded after every worker has finished.
     """
+    space = space if isinstance(space, Space) else read_space(space)
+    cfg = config or SearchConfig(budget_epochs=budget_epochs, seed=seed, sampler=sampler)
+    if trials < 1 or workers < 1 or cfg.budget_epochs < 1 or cfg.heartbeat_s < 1:
+        raise SearchError("--trials, --workers, --budget and --heartbeat must be at least 1")
+    out = Path(out)
+    with RunLock(out) as lock, sigterm_as_interrupt():
+        return _run_locked(space, data, trials, workers, out, storage, cfg, echo, lock)
+
+
+def _run_locked(space, data, trials, workers, out, storage, cfg, echo, lock):
     import optuna
     from optuna.trial import TrialState
 
-    space = space if isinstance(space, Space) else read_space(space)
-    cfg = config or SearchConfig(budget_epochs=budget_epochs, seed=seed, sampler=sampler)
-    if trials < 1 or workers < 1 or cfg.budget_epochs < 1:
-        raise SearchError("--trials, --workers and --budget must be at least 1")
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    journal = journal_path(storage, out)
+    if journal is not None and repair_journal(journal):
+        echo(f"dropped the last line of {journal}: a killed write left it incomplete")
     study = open_study(space, out, storage, cfg)
-    retried = _recover(study, shared=storage is not None and not storage.endswith(".journal"))
-    if retried:
-        echo(
-            f"marked {len(retried)} trial(s) a killed run left running as failed; re-sampling them: {retried}"
-        )
+    if not shared(storage):  # on an RDB, heartbeats find dead workers' trials instead
+        retried = recover(study, out)
+        if retried:
+            echo(
+                f"marked {len(retried)} trial(s) a killed run (or a stopped one) left unfinished as "
+                f"failed; re-trying their designs: {retried}"
+            )
     finished = len(
         study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
     )
@@ -334,37 +255,34 @@ def run_search(
     shares = [todo // workers + (i < todo % workers) for i in range(workers)]
     threads = max(1, (os.cpu_count() or 1) // workers)
     text = Path(space.file).read_text() if Path(space.file).is_file() else None
-    args = [
-        (
+    jobs = [
+        WorkerJob(
             space.file,
             text,
             data,
             copy.deepcopy(cfg),
             str(out),
             storage,
-            n,
-            i,
-            threads,
-            cfg.seed + finished,
+            target=trials,
+            limit=n,
+            index=i,
+            threads=threads,
+            sampler_seed=cfg.seed + finished,
         )
         for i, n in enumerate(shares)
     ]
     echo(f"running {todo} trial(s) ({finished} finished before) on {workers} worker(s)")
     if workers == 1:
-        _worker(*args[0])
+        run_worker(jobs[0])
     else:
-        context = multiprocessing.get_context("spawn")
-        processes = [context.Process(target=_worker, args=a, daemon=False) for a in args]
-        for p in processes:
-            p.start()
+        pool = Workers(out, lock)
         try:
-            for p in processes:
-                p.join()
-        except BaseException:  # Ctrl-C: stop the workers; their RUNNING trials resume later
-            for p in processes:
-                p.terminate()
+            pool.start(jobs)
+            codes = pool.wait()
+        except BaseException:  # SIGTERM or Ctrl-C: each worker re-enqueues its trial
+            pool.stop()
             raise
-        bad = [p.exitcode for p in processes if p.exitcode != 0]
+        bad = [code for code in codes if code != 0]
         if bad:
             echo(f"{len(bad)} worker(s) exited with codes {bad}; re-run the command to continue")
     return open_study(space, out, storage, cfg)

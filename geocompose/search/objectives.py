@@ -20,20 +20,11 @@ import math
 import statistics
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from geocompose.search.engine import SearchConfig
+from geocompose.search.config import SearchConfig
+from geocompose.search.sampler import interaction_stack
 
-__all__ = ["expressivity_score", "objective_names", "train_and_measure", "validation_error"]
-
-
-def objective_names(cfg) -> tuple[str, ...]:
-    """The study's objectives for a config, in order (expressivity is maximised)."""
-    if cfg.sampler == "tpe":
-        return ("valid_error",)
-    extra = ("expressivity",) if cfg.expressivity and cfg.expressivity_objective else ()
-    return ("valid_error", "params", "latency_ms", *extra)
+__all__ = ["expressivity_score", "train_and_measure", "validation_error"]
 
 
 def expressivity_score(candidate: dict, suite: str) -> float | None:
@@ -45,8 +36,8 @@ def expressivity_score(candidate: dict, suite: str) -> float | None:
         return None
     from geocompose.errors import GeocomposeError
 
-    stack = candidate.get("interactions") or [{}]
-    depth = stack[0].get("repeat", 1) if isinstance(stack[0], dict) else 1
+    stack = interaction_stack(candidate)
+    depth = stack[0][1] if stack else 1
     try:
         rows = run_suite([candidate], suite, layers=[depth], quick=True)
     except GeocomposeError:

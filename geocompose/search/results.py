@@ -10,27 +10,36 @@ Example::
     rows = trial_rows(study)
     front = pareto_front(rows)
     export_blueprints(rows, "search/trials")
-    plot_front(rows, front, "search/pareto.png")
+    plot_front(rows, "search/pareto.png")
 """
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
+from geocompose.search.config import OBJECTIVES
+from geocompose.search.sampler import interaction_stack
+
 __all__ = [
     "TrialRow",
     "best",
+    "blueprint_path",
     "export_blueprints",
     "pareto_front",
     "pareto_table",
     "plot_front",
+    "remove_partial_blueprints",
     "summary",
     "trial_rows",
+    "write_blueprint",
 ]
+
+PARTIAL = ".tmp"
 
 
 @dataclass
@@ -45,7 +54,7 @@ class TrialRow:
     latency_ms: float | None = None
     reason: str = ""
     attrs: dict = field(default_factory=dict)
-    names: tuple[str, ...] = ("valid_error", "params", "latency_ms")
+    names: tuple[str, ...] = OBJECTIVES
 
     @property
     def objectives(self) -> tuple[float, ...]:
@@ -57,12 +66,8 @@ class TrialRow:
 
     def describe(self) -> str:
         """The interaction stack in a few words, e.g. ``painn x2 -> scalars (16 ch)``."""
-        stack = (self.blueprint or {}).get("interactions") or []
-        parts = []
-        for block in stack if isinstance(stack, list) else []:
-            repeat = block.get("repeat", 1) if isinstance(block, dict) else 1
-            name = block.get("type", "?") if isinstance(block, dict) else str(block)
-            parts.append(f"{name} x{repeat}" if repeat != 1 else name)
+        stack = interaction_stack(self.blueprint) if self.blueprint else []
+        parts = [f"{name} x{repeat}" if repeat != 1 else name for name, repeat in stack]
         node = ((self.blueprint or {}).get("embedding") or {}).get("node") or {}
         width = f" ({node['features']} ch)" if isinstance(node, dict) and "features" in node else ""
         return " -> ".join(parts) + width
@@ -71,9 +76,16 @@ class TrialRow:
 def trial_rows(study) -> list[TrialRow]:
     """Every trial of the study, classified."""
     rows = []
-    names = tuple(study.user_attrs.get("objectives", ("valid_error", "params", "latency_ms")))
+    names = tuple(study.user_attrs.get("objectives", OBJECTIVES))
+    retried = {
+        t.user_attrs["retry_of"]: t.number
+        for t in study.get_trials(deepcopy=False)
+        if "retry_of" in t.user_attrs
+    }
     for trial in study.get_trials(deepcopy=False):
         attrs = trial.user_attrs
+        if attrs.get("surplus"):
+            continue  # started after other workers had taken the study's last trial
         state = trial.state.name.lower()
         reason = ""
         if "refused" in attrs:
@@ -83,7 +95,13 @@ def trial_rows(study) -> list[TrialRow]:
         elif state == "pruned":
             reason = f"median pruner after epoch {attrs.get('pruned_at', '?')}"
         elif state == "fail":
-            state, reason = "failed", attrs.get("error", "interrupted")
+            state = "failed"
+            reason = next(
+                (attrs[k] for k in ("error", "interrupted", "killed") if k in attrs),
+                "its worker stopped sending heartbeats",
+            )
+            if trial.number in retried:
+                reason += f"; re-tried as trial {retried[trial.number]}"
         row = TrialRow(
             trial.number,
             state,
@@ -160,20 +178,41 @@ def pareto_table(rows: list[TrialRow], title: str = "Pareto front"):
 
 def export_blueprints(rows: list[TrialRow], directory: str | Path) -> list[Path]:
     """Each complete trial's blueprint as ``trial_NNNN.yaml`` (compiles on its own)."""
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    written = []
-    for row in rows:
-        if row.state != "complete" or row.blueprint is None:
-            continue
-        path = directory / f"trial_{row.number:04d}.yaml"
-        header = (
-            f"# search trial {row.number}: {row.attrs.get('error_metric', 'valid error')} {row.valid_error:.6g}, "
-            f"{row.params:,} parameters, {row.latency_ms:.2f} ms per structure with forces\n"
-        )
-        path.write_text(header + blueprint_yaml(row.blueprint))
-        written.append(path)
-    return written
+    return [
+        write_blueprint(directory, row.number, row.blueprint, row.attrs)
+        for row in rows
+        if row.state == "complete" and row.blueprint is not None
+    ]
+
+
+def blueprint_path(directory: str | Path, number: int) -> Path:
+    """Where trial ``number``'s blueprint is written in ``directory``."""
+    return Path(directory) / f"trial_{number:04d}.yaml"
+
+
+def write_blueprint(directory: str | Path, number: int, blueprint: dict, attrs: dict) -> Path:
+    """One trained trial's blueprint with its scores in a header comment, replaced
+    atomically (a kill leaves the old file or the new one, and at most a
+    ``.trial_NNNN.yaml.tmp`` that :func:`remove_partial_blueprints` clears)."""
+    path = blueprint_path(directory, number)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    header = (
+        f"# search trial {number}: {attrs.get('error_metric', 'valid error')} "
+        f"{attrs['valid_error']:.6g}, {attrs['params']:,} parameters, "
+        f"{attrs['latency_ms']:.2f} ms per structure with forces\n"
+    )
+    partial = path.with_name(f".{path.name}{PARTIAL}")
+    partial.write_text(header + blueprint_yaml(blueprint))
+    os.replace(partial, path)
+    return path
+
+
+def remove_partial_blueprints(directory: str | Path) -> list[Path]:
+    """Delete what a killed :func:`write_blueprint` left half-written."""
+    found = sorted(Path(directory).glob(f".trial_*.yaml{PARTIAL}"))
+    for path in found:
+        path.unlink(missing_ok=True)
+    return found
 
 
 def blueprint_yaml(blueprint: dict) -> str:

@@ -8,7 +8,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 
-from geocompose.compiler import check
+from geocompose.compiler import check, load
 from geocompose.errors import BlueprintError
 from geocompose.search.space import Space
 
@@ -46,6 +46,16 @@ def refusal_reason(candidate: dict) -> str | None:
         message = re.sub(r"(?<![\w.])\d+(\.\d+)?(?![\deoy])", "N", message)
         return f"{knob}: {message}" if knob else message
     return None
+
+
+def interaction_stack(candidate: dict) -> list[tuple[str, int]]:
+    """``(type, repeat)`` of each interaction as the compiler reads them (its defaults
+    filled in); empty when the candidate does not validate."""
+    try:
+        interactions = load(candidate).blueprint.interactions
+    except BlueprintError:
+        return []
+    return [(params.type, params.repeat) for params in interactions]
 
 
 @dataclass

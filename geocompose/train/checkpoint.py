@@ -7,24 +7,36 @@ the model without the YAML file: the validated blueprint as a dict, the species,
 parameter dtype, the weights (raw and averaged), the reference energies and scale, and
 for ``--resume`` the optimiser, schedule, epoch counters, configuration and splits.
 
-Writes go to a temporary file in the same directory followed by ``os.replace``, so a
-crash mid-write never leaves a truncated checkpoint under the final name.
+Writes go through :func:`~geocompose.train.atomic.atomic_write` (a temporary file in the
+same directory, then ``os.replace``), so a crash mid-write never leaves a truncated
+checkpoint under the final name. Weights are loaded only after every tensor's name and
+shape has been matched against the model the blueprint builds, so a checkpoint from
+another blueprint is refused naming the first tensor that does not fit.
 """
 
 from __future__ import annotations
 
-import os
-import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 from geocompose.compiler import compile as compile_blueprint
 from geocompose.errors import GeocomposeError
+from geocompose.train.atomic import atomic_write
 from geocompose.train.potential import Potential
 
-__all__ = ["FORMAT", "CheckpointError", "load_checkpoint", "load_potential", "save_checkpoint"]
+__all__ = [
+    "FORMAT",
+    "CheckpointError",
+    "check_tensors",
+    "load_checkpoint",
+    "load_potential",
+    "load_weights",
+    "save_checkpoint",
+]
 
 FORMAT = "geocompose.checkpoint/1"
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -36,20 +48,8 @@ class CheckpointError(GeocomposeError):
 
 def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:
     """Write ``state`` to ``path`` atomically (temporary file, then ``os.replace``)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     state = {"format": FORMAT, **state}
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(state, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write(path, lambda handle: torch.save(state, handle))
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -73,26 +73,80 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     return state
 
 
-def build_potential(state: dict[str, Any], averaged: bool = True) -> Potential:
+def check_tensors(
+    expected: Mapping[str, torch.Tensor], found: Mapping[str, Any], where: str
+) -> None:
+    """Refuse ``found`` unless it holds a tensor of the right shape for every name.
+
+    Args:
+        expected: name -> tensor of the model being loaded into.
+        found: name -> tensor read from a checkpoint.
+        where: what ``found`` is, for the message (``"runs/cu/last.pt: weights"``).
+
+    Raises:
+        CheckpointError: a missing, unexpected, non-tensor or differently shaped entry,
+            naming the first one.
+    """
+    missing = [name for name in expected if name not in found]
+    if missing:
+        raise CheckpointError(
+            f"{where}: no tensor '{missing[0]}' ({len(missing)} missing); "
+            "the checkpoint was written for another blueprint"
+        )
+    extra = [name for name in found if name not in expected]
+    if extra:
+        raise CheckpointError(
+            f"{where}: tensor '{extra[0]}' is not in the model ({len(extra)} unexpected); "
+            "the checkpoint was written for another blueprint"
+        )
+    for name, target in expected.items():
+        value = found[name]
+        if not isinstance(value, torch.Tensor):
+            raise CheckpointError(f"{where}: '{name}' is a {type(value).__name__}, not a tensor")
+        if value.shape != target.shape:
+            raise CheckpointError(
+                f"{where}: tensor '{name}' has shape {tuple(value.shape)}, "
+                f"the blueprint builds {tuple(target.shape)}"
+            )
+
+
+def load_weights(module: nn.Module, weights: Mapping[str, Any], where: str) -> None:
+    """``module.load_state_dict(weights)`` after :func:`check_tensors` (one-line errors
+    instead of torch's multi-line RuntimeError)."""
+    check_tensors(module.state_dict(), weights, where)
+    module.load_state_dict(weights)
+
+
+def build_potential(
+    state: dict[str, Any], averaged: bool = True, where: str = "checkpoint"
+) -> Potential:
     """The Potential a checkpoint describes, in eval mode.
 
     Args:
         state: a loaded checkpoint.
         averaged: use the EMA weights when the checkpoint has them.
+        where: the checkpoint's name in error messages (usually its path).
+
+    Raises:
+        CheckpointError: weights or averages that do not fit the embedded blueprint.
     """
     dtype = DTYPES[state["dtype"]]
     model = compile_blueprint(state["blueprint"], dtype=dtype)
-    potential = Potential(
-        model, reference=state["weights"]["reference"], scale=float(state["weights"]["scale"])
-    )
-    potential.load_state_dict(state["weights"])
+    weights = state["weights"]
+    for name in ("reference", "scale"):
+        if not isinstance(weights.get(name), torch.Tensor):
+            raise CheckpointError(f"{where}: weights: no tensor '{name}'")
+    potential = Potential(model, reference=weights["reference"], scale=float(weights["scale"]))
+    load_weights(potential, weights, f"{where}: weights")
     if averaged and state.get("ema") is not None:
+        shadow = state["ema"]["shadow"]
+        check_tensors(dict(potential.named_parameters()), shadow, f"{where}: averaged weights")
         with torch.no_grad():
             for name, p in potential.named_parameters():
-                p.copy_(state["ema"]["shadow"][name])
+                p.copy_(shadow[name])
     return potential.eval()
 
 
 def load_potential(path: str | Path, averaged: bool = True) -> Potential:
     """Load a trained :class:`Potential` from a checkpoint file (eval mode)."""
-    return build_potential(load_checkpoint(path), averaged)
+    return build_potential(load_checkpoint(path), averaged, where=str(path))

@@ -28,9 +28,10 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from geocompose.errors import StructureError
+from geocompose.errors import GeocomposeError, StructureError
 
 __all__ = [
+    "DeviceUnavailable",
     "device",
     "is_main",
     "launched",
@@ -68,12 +69,48 @@ def is_main() -> bool:
     return rank() == 0
 
 
+class DeviceUnavailable(GeocomposeError):
+    """A ``--device`` that is not a torch device, or one this torch cannot use."""
+
+
 def device(requested: str) -> str:
     """The device of this process: ``cuda:LOCAL_RANK`` when CUDA is asked for under a
-    multi-process launch (one GPU per process), else ``requested`` unchanged."""
+    multi-process launch (one GPU per process), else ``requested`` unchanged.
+
+    Raises:
+        DeviceUnavailable: not a device name, or one this torch build or machine lacks
+            (``cuda`` on a CPU-only torch, ``cuda:3`` on a one-GPU machine).
+    """
     if launched() and requested.startswith("cuda"):
-        return f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
+        requested = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
+    return available(requested)
+
+
+def available(requested: str) -> str:
+    """``requested`` when this torch can allocate on it (see :func:`device`)."""
+    try:
+        where = torch.device(requested)
+    except (RuntimeError, TypeError) as err:
+        raise DeviceUnavailable(
+            f"--device {requested!r} is not a torch device ({_first_line(err)})"
+        ) from None
+    if where.type == "cpu":
+        return requested
+    try:  # the one probe that covers every backend: allocate nothing on it
+        torch.empty(0, device=where)
+    except (RuntimeError, AssertionError) as err:  # a CPU-only torch asserts on CUDA
+        raise DeviceUnavailable(
+            f"--device {requested}: this torch cannot use it ({_first_line(err)}); "
+            "use --device cpu"
+        ) from None
     return requested
+
+
+def _first_line(err: BaseException, width: int = 120) -> str:
+    """torch's message cut to one short line (its backend lists run to pages)."""
+    text = str(err).strip()
+    line = text.splitlines()[0] if text else type(err).__name__
+    return line if len(line) <= width else line[: width - 3].rstrip() + "..."
 
 
 def setup(requested_device: str = "cpu") -> None:

@@ -77,8 +77,10 @@ class Potential(nn.Module):
         )
 
     def forward(self, batch: Batch, stress: bool = False) -> dict[str, torch.Tensor]:
-        """``energy`` (B,) eV, ``forces`` (N, 3) eV/Å when the model has them, and
-        ``stress`` (B, 3, 3) eV/Å^3 when asked (periodic structures only).
+        """``energy`` (B,) eV, ``forces`` (N, 3) eV/Å when the model has them,
+        ``atomic_energy`` (N,) eV when the energy readout writes its per-atom terms under
+        that name (they sum to ``energy``), and ``stress`` (B, 3, 3) eV/Å^3 when asked
+        (periodic structures only).
 
         Raises:
             StructureError: stress asked for a structure that is not periodic in 3D.
@@ -94,6 +96,9 @@ class Potential(nn.Module):
             shift = scatter_sum(self.reference[species], batch.batch, batch.num_structures)
             energy = self.scale * out[F.ENERGY].reshape(-1) + shift
             result = {F.ENERGY: energy}
+            if F.ATOMIC_ENERGY in out:
+                atomic = self.scale * out[F.ATOMIC_ENERGY].reshape(-1)
+                result[F.ATOMIC_ENERGY] = atomic + self.reference[species]
             if self.has_forces:
                 result[F.FORCES] = self.scale * out[F.FORCES]
             if strain is not None:

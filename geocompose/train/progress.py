@@ -5,7 +5,28 @@ from __future__ import annotations
 import rich.progress as rp
 from typing_extensions import Self
 
-__all__ = ["Progress"]
+__all__ = ["Progress", "epoch_line"]
+
+
+def epoch_line(row: dict[str, float]) -> str:
+    """An epoch's log row as one printed line (when no live bar is shown)."""
+    parts = [
+        f"epoch {int(row['epoch'])}",
+        f"lr {row['lr']:.2e}",
+        f"train loss {row['train_loss']:.4g}",
+        f"valid loss {row['valid_loss']:.4g}",
+    ]
+    return ", ".join(parts + _errors(row, "MAE "))
+
+
+def _errors(row: dict[str, float], label: str) -> list[str]:
+    """The validation energy and force MAEs of a row, in meV."""
+    parts = []
+    if "valid_energy_per_atom_mae" in row:
+        parts.append(f"E {label}{1000 * row['valid_energy_per_atom_mae']:.2f} meV/atom")
+    if "valid_forces_mae" in row:
+        parts.append(f"F {label}{1000 * row['valid_forces_mae']:.1f} meV/Å")
+    return parts
 
 
 class Progress:
@@ -45,11 +66,7 @@ class Progress:
     def epoch_done(self, row: dict[str, float]) -> None:
         if not self.enabled:
             return
-        parts = [f"valid loss {row['valid_loss']:.4g}"]
-        if "valid_energy_per_atom_mae" in row:
-            parts.append(f"E {1000 * row['valid_energy_per_atom_mae']:.2f} meV/atom")
-        if "valid_forces_mae" in row:
-            parts.append(f"F {1000 * row['valid_forces_mae']:.1f} meV/Å")
+        parts = [f"valid loss {row['valid_loss']:.4g}", *_errors(row, "")]
         parts.append(f"lr {row['lr']:.1e}")
         self.bar.update(self.epochs, completed=int(row["epoch"]), info=", ".join(parts))
         self.bar.reset(self.batch, total=self.batches)

@@ -8,8 +8,15 @@ validation split. The best validation loss is kept in ``best.pt``, the latest st
 ``last.pt`` (what ``resume`` continues from); training stops early when the validation
 loss has not improved for ``patience`` epochs.
 
-Reproducible: the weights come from ``seed`` and the batch order of epoch ``e`` from
-``(seed, e)``, so a resumed run takes exactly the steps an uninterrupted one would.
+Reproducible: the weights come from ``seed``, the batch order of epoch ``e`` from
+``(seed, e)`` and the random draws of stochastic strategies (frames, rotations) in epoch
+``e`` from a generator seeded from ``(seed, e, rank)`` (never torch's global stream),
+so a resumed run takes exactly the steps an uninterrupted one would, whatever else ran
+in the process. Each epoch writes its log row, then ``best.pt`` (when improved), then
+``last.pt``; a run starts by cutting the log back to its checkpoint's epoch and deleting
+temporaries a killed writer left, so a kill at any point resumes without a repeated
+row. A resume refuses settings other than its checkpoint's unless told to override them
+(:mod:`geocompose.train.resume`).
 
 Under ``torchrun`` (several processes) each process takes its share of the epoch's
 order and DDP averages the gradients (:mod:`geocompose.train.distributed`); only rank 0
@@ -39,18 +46,24 @@ from geocompose.compiler import load as load_blueprint
 from geocompose.data.dataset import Dataset, Splits
 from geocompose.errors import GeocomposeError, StructureError
 from geocompose.train import distributed as dist
+from geocompose.nn.symmetry.draws import use_generator
+from geocompose.train import resume as changes
+from geocompose.train.atomic import remove_temporaries
 from geocompose.train.checkpoint import DTYPES, CheckpointError, load_checkpoint, save_checkpoint
 from geocompose.train.ema import EMA
 from geocompose.train.logs import EpochLog
 from geocompose.train.loss import LossWeights, Objective
 from geocompose.train.metrics import evaluate
 from geocompose.train.potential import Potential
-from geocompose.train.progress import Progress
+from geocompose.train.progress import Progress, epoch_line
 from geocompose.train.reference import fit_reference, force_scale
 from geocompose.train.schedule import Schedule
 from geocompose.types import fields as F
 
-__all__ = ["TrainConfig", "TrainResult", "Trainer", "TrainingDiverged"]
+__all__ = ["CHECKPOINTS", "TrainConfig", "TrainResult", "Trainer", "TrainingDiverged"]
+
+CHECKPOINTS = ("best.pt", "last.pt")
+DRAWS_STREAM = 0x6472617773  # keeps the draws' seeds apart from other uses of `seed`
 
 
 class TrainingDiverged(GeocomposeError):
@@ -158,6 +171,9 @@ class Trainer:
         reference = fit_reference(data, self.splits.train, species)
         scale = force_scale(data, self.splits.train, reference, species)
         self.potential = Potential(model, torch.tensor(reference), scale).to(self.device)
+        # The stochastic strategies' one source of randomness, reseeded every epoch.
+        self.draws = torch.Generator()
+        use_generator(self.potential, self.draws)
         train, valid = self.splits.train, self.splits.valid
         sizes = {
             "atoms_per_batch": cfg.atoms_per_batch,
@@ -180,6 +196,7 @@ class Trainer:
         self.epoch = 0  # epochs completed
         self.best_loss, self.best_epoch, self.bad_epochs = math.inf, 0, 0
         self.metrics: dict[str, float] = {}
+        self.overrides: list[dict[str, Any]] = []  # what resumes changed, oldest first
         self.objective = Objective(self.potential, weights, stress=cfg.stress_weight > 0)
 
     # -- resume ---------------------------------------------------------------------
@@ -191,14 +208,39 @@ class Trainer:
         epochs: int | None = None,
         progress: bool = True,
         echo=print,
+        settings: dict[str, Any] | None = None,
+        blueprint=None,
+        override: bool = False,
     ) -> Trainer:
         """Continue the run in ``out`` from its ``last.pt`` (optionally to more epochs).
 
+        Args:
+            out: the run directory.
+            data: the data set it was trained on.
+            epochs: train until this many epochs (default: the checkpoint's).
+            settings: TrainConfig fields asked for again (the others keep the
+                checkpoint's values); each must equal the checkpoint's unless ``override``.
+            blueprint: the blueprint asked for again (path, dict or validated), compared
+                by content with the checkpoint's; None continues with the checkpoint's.
+            override: continue with differing ``settings`` and ``blueprint``, appending
+                what changed to ``<out>/overrides.jsonl`` and printing it.
+
         Raises:
-            CheckpointError: no ``last.pt``, or a data set that does not fit its splits.
+            CheckpointError: no ``last.pt``, a data set that does not fit its splits, or
+                weights that do not fit the blueprint.
+            ResumeConflict: differing settings without ``override``, or differing
+                split fractions (never overridable).
         """
-        state = load_checkpoint(Path(out) / "last.pt")
-        config = TrainConfig.from_dict(state["config"])
+        out = Path(out)
+        state = load_checkpoint(out / "last.pt")
+        given = None
+        if blueprint is not None:
+            given = load_blueprint(blueprint).blueprint.model_dump(mode="json")
+        found = changes.compare(state, dict(settings or {}), given)
+        fixed = [c for c in found if c.name in changes.FIXED]
+        if fixed or (found and not override):
+            raise changes.ResumeConflict(out, fixed or found, fixed=bool(fixed))
+        config = TrainConfig.from_dict({**state["config"], **dict(settings or {})})
         if epochs is not None:
             config.epochs = epochs
         splits = Splits(**{k: list(v) for k, v in state["splits"].items()})
@@ -209,17 +251,19 @@ class Trainer:
                 f"({state.get('data')}); this data set has {len(data)}"
             )
         trainer = cls(
-            state["blueprint"], data, config, out, splits=splits, progress=progress, echo=echo
+            given if found and given is not None else state["blueprint"],
+            data,
+            config,
+            out,
+            splits=splits,
+            progress=progress,
+            echo=echo,
         )
-        trainer.potential.load_state_dict(state["weights"])
-        trainer.optimizer.load_state_dict(state["optimizer"])
-        trainer.schedule.load_state_dict(state["schedule"])
-        if trainer.ema is not None and state.get("ema") is not None:
-            trainer.ema.load_state_dict(state["ema"])
-        trainer.epoch = int(state["epoch"])
-        trainer.best_loss, trainer.best_epoch = float(state["best_loss"]), int(state["best_epoch"])
-        trainer.bad_epochs = int(state["bad_epochs"])
-        trainer.metrics = dict(state.get("metrics") or {})
+        changes.restore(trainer, state, str(out / "last.pt"))
+        if found:
+            trainer.overrides.append(changes.record(out, trainer.epoch, found))
+            for change in found:
+                trainer.echo(f"--override: {change}")
         return trainer
 
     # -- the loop -------------------------------------------------------------------
@@ -227,7 +271,12 @@ class Trainer:
         """Train until ``config.epochs`` or early stopping; returns the summary."""
         cfg = self.config
         self.out.mkdir(parents=True, exist_ok=True)
-        log = EpochLog(self.out) if self.main else None
+        log = None
+        if self.main:  # the one writer: nobody else is mid-write in `out`
+            log = EpochLog(self.out, after_epoch=self.epoch)  # rows past the checkpoint go
+            stale = remove_temporaries(self.out, (*CHECKPOINTS, log.path.name))
+            if stale:
+                self.echo(f"removed {len(stale)} temporary file(s) a killed run left in {self.out}")
         history: list[dict[str, float]] = []
         stopped = False
         # Wrapped here, after a resume loaded its weights: DDP broadcasts rank 0's.
@@ -251,7 +300,7 @@ class Trainer:
                     self._checkpoint(row)
                     bar.epoch_done(row)
                     if not self.progress:
-                        self.echo(_line(row))
+                        self.echo(epoch_line(row))
                 if cfg.patience and self.bad_epochs >= cfg.patience and self.epoch < cfg.epochs:
                     stopped = True
         finally:
@@ -278,6 +327,7 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         order = np.random.default_rng([cfg.seed, self.epoch]).permutation(len(self.train_batches))
+        self.draws.manual_seed(_draws_seed(cfg.seed, self.epoch, dist.rank()))
         order = dist.shard(order)  # this rank's share; the whole order when alone
         self.potential.train()
         sums: dict[str, float] = {}
@@ -325,6 +375,12 @@ class Trainer:
         row.update({f"valid_{k}": v for k, v in valid.items()})
         return row
 
+    @property
+    def judged_on(self) -> str:
+        """The split best.pt, the schedule and early stopping judge: "valid", or "train"
+        when there is no validation split."""
+        return "valid" if self.valid_batches else "train"
+
     def _validate(self) -> dict[str, float]:
         batches = self.valid_batches or self.train_batches  # no validation split: judge on train
         # Each rank evaluates every W-th batch; the sums are added over the ranks, so all
@@ -354,9 +410,11 @@ class Trainer:
         if not self.main:  # one writer; the other ranks only keep the counters
             return
         state = self.state()
-        save_checkpoint(state, self.out / "last.pt")
+        # best before last: a kill between the two resumes from the previous last.pt,
+        # redoes this epoch and rewrites best.pt (the other order would leave a stale one).
         if improved:
             save_checkpoint(state, self.out / "best.pt")
+        save_checkpoint(state, self.out / "last.pt")
 
     def state(self) -> dict[str, Any]:
         """The checkpoint contents (tensors and plain values only)."""
@@ -382,18 +440,13 @@ class Trainer:
             "data": self.data.source,
             "data_size": len(self.data),
             "metrics": dict(self.metrics),
+            "overrides": list(self.overrides),
         }
 
 
-def _line(row: dict[str, float]) -> str:
-    parts = [
-        f"epoch {int(row['epoch'])}",
-        f"lr {row['lr']:.2e}",
-        f"train loss {row['train_loss']:.4g}",
-        f"valid loss {row['valid_loss']:.4g}",
-    ]
-    if "valid_energy_per_atom_mae" in row:
-        parts.append(f"E MAE {1000 * row['valid_energy_per_atom_mae']:.2f} meV/atom")
-    if "valid_forces_mae" in row:
-        parts.append(f"F MAE {1000 * row['valid_forces_mae']:.1f} meV/Å")
-    return ", ".join(parts)
+def _draws_seed(seed: int, epoch: int, rank: int) -> int:
+    """The seed of the stochastic strategies' draws in 0-based ``epoch`` on ``rank``."""
+    words = np.random.SeedSequence([seed, DRAWS_STREAM, epoch, rank]).generate_state(2)
+    return int(words[0]) << 32 | int(words[1])
+
+

@@ -58,6 +58,8 @@ INPUT_TYPES: dict[str, FieldType] = {
 ENERGY = "energy"  # (B,) float target; (B, 1) model output, eV
 FORCES = "forces"  # (N, 3) float, eV/Å
 STRESS = "stress"  # (B, 3, 3) float, eV/Å^3, ASE's sign: (1/V) dE/d(strain)
+# The energy readout's per-atom terms (its `per_atom` output), which sum to the energy.
+ATOMIC_ENERGY = "atomic_energy"  # (N, 1) model output; (N,) eV from a Potential
 
 # The readout the expressivity suites put on a blueprint (geocompose.expressivity): pooled
 # per-structure features that a classifier head reads to tell two geometric graphs apart.

@@ -6,7 +6,7 @@ and structure that gave it, so a failing report says where to look.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
@@ -190,5 +190,3 @@ def finite_check(model, batches: list[tuple[str, Batch]]) -> Measured:
         float(len(bad)), float(len(bad)), ", ".join(bad) or f"{len(batches)} edge cases"
     )
 
-
-CheckFunction = Callable[..., Measured]

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import torch
 
+from geocompose.data.rotations import haar_rotations
+
 
 def haar_rotation(generator: torch.Generator, dtype: torch.dtype = torch.float64) -> torch.Tensor:
-    """A Haar-random proper rotation (3, 3): QR of a Gaussian matrix with signs fixed."""
-    q, r = torch.linalg.qr(torch.randn(3, 3, generator=generator, dtype=torch.float64))
-    q = q * torch.sign(torch.diagonal(r)).unsqueeze(0)
-    if torch.det(q) < 0:
-        q[:, 0] = -q[:, 0]
-    return q.to(dtype)
+    """A Haar-random proper rotation (3, 3), drawn in float64 (:func:`haar_rotations`)."""
+    return haar_rotations(1, generator)[0].to(dtype)
 
 
 def improper_rotation(

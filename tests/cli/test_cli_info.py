@@ -78,7 +78,7 @@ def test_invalid_blueprint_is_located(tmp_path, capsys):
     )
     assert main(["info", str(bad)]) == 2
     out, err = capsys.readouterr()
-    assert err.startswith(f"{bad}:") and "graph.cutoff: must be > 0" in err
+    assert err.startswith(f"{bad}:") and "graph.cutoff: must be >= 0.5" in err
     assert out == ""
 
 

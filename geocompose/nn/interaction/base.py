@@ -2,7 +2,10 @@
 
 An interaction computes per-edge messages (``message``), the one primitive in
 ``nn.ops.message`` aggregates them, and ``update`` turns the aggregate into the fields
-the block writes. No interaction writes its own scatter loop.
+the block writes. Every sum over neighbours goes through the primitives of ``nn.ops``
+(``aggregate`` onto atoms, ``scatter_sum`` onto edges); DimeNet++ and GemNet, whose
+layers interleave edge updates, triplet/quadruplet sums onto edges and an atom update,
+write their own ``forward`` around those primitives instead of ``message``/``update``.
 """
 
 from __future__ import annotations

@@ -11,9 +11,10 @@ One layer::
 ``A`` is the one-particle basis (channels ``k`` x the harmonics' irreps), ``B`` the
 many-body basis: every ``nu``-fold channel-wise Clebsch–Gordan product of ``A`` with
 itself coupled to each written irrep, with weights per species ``z``, channel ``k`` and
-coupling path ``eta``. The products are built with e3nn ``o3.TensorProduct`` in ``uuu``
-mode, one order at a time (``P^nu = P^{nu-1} (x) A``), pruning couplings that can no
-longer reach a written irrep and, at ``nu = 2``, the duplicates and the antisymmetric
+coupling path ``eta``. The products are ``uuu`` plans of
+:func:`~geocompose.nn.ops.paths.enumerate_paths` (built as e3nn ``o3.TensorProduct``),
+one order at a time (``P^nu = P^{nu-1} (x) A``), pruning couplings that can no longer
+reach a written irrep and, at ``nu = 2``, the duplicates and the antisymmetric
 couplings of ``A_k (x) A_k`` that vanish identically. The basis is therefore
 overcomplete for ``nu >= 3`` (MACE's generalised Clebsch–Gordan ``U`` tensors are
 not used): exact and equivariant, but with more weights than mace-torch for the same
@@ -43,6 +44,7 @@ from geocompose.nn.interaction.spherical import (
 )
 from geocompose.nn.interaction.spherical_update import SelfConnection, self_connection
 from geocompose.nn.ops.message import EdgeView
+from geocompose.nn.ops.paths import MixingMode, PathPlan, enumerate_paths
 from geocompose.nn.ops.scatter import scatter_mean
 from geocompose.registry import Family, Group, Kind, register
 from geocompose.types import FieldType, Level, Signature, TypeRefusal, require
@@ -53,11 +55,17 @@ from geocompose.types.irreps import IrrepsField
 @dataclass(frozen=True)
 class ContractionLevel:
     """The products of order ``nu``: ``irreps`` (each segment ``K x ir``) and, for
-    ``nu >= 2``, the ``(i_prev, i_a, i_out)`` couplings that make them from order
-    ``nu - 1`` and ``A``."""
+    ``nu >= 2``, the ``uuu`` :class:`PathPlan` that makes them from order ``nu - 1`` and
+    ``A`` (None at ``nu = 1``, and where no coupling of that order is needed)."""
 
     irreps: o3.Irreps
-    couplings: tuple[tuple[int, int, int], ...] = ()
+    plan: PathPlan | None = None
+
+    @property
+    def couplings(self) -> tuple[tuple[int, int, int], ...]:
+        """``(i_prev, i_a, i_out)`` of each coupling of this order."""
+        paths = self.plan.paths if self.plan is not None else ()
+        return tuple((p.i_in1, p.i_in2, p.i_out) for p in paths)
 
 
 def contraction_levels(
@@ -68,7 +76,6 @@ def contraction_levels(
     A segment of order ``nu`` is kept if it is a target irrep or can still reach one in
     the ``correlation - nu`` products left (``|l - l_t| <= l_max(A) * left``).
     """
-    k = irreps_a[0].mul
     a_lmax = irreps_a.lmax
     target_ls = {ir.l for ir in targets}
 
@@ -80,19 +87,20 @@ def contraction_levels(
     levels = [ContractionLevel(irreps_a)]  # order 1 is A itself (also every right factor)
     for nu in range(2, correlation + 1):
         prev = levels[-1].irreps
-        out, couplings = [], []
-        for i1, (_, ir1) in enumerate(prev):
-            for i2, (_, ir2) in enumerate(irreps_a):
-                for ir3 in ir1 * ir2:
-                    if not useful(ir3, correlation - nu):
-                        continue
-                    # A_k (x) A_k: (l2 x l1) repeats (l1 x l2); for l1 = l2 the part odd
-                    # under exchange, (-1)^(l1 + l2 + l3) = -1, is identically zero.
-                    if nu == 2 and (i2 < i1 or (i2 == i1 and (ir1.l + ir2.l + ir3.l) % 2)):
-                        continue
-                    couplings.append((i1, i2, len(out)))
-                    out.append((k, ir3))
-        levels.append(ContractionLevel(o3.Irreps(out), tuple(couplings)))
+
+        def keep(i1: int, i2: int, ir3: o3.Irrep, nu: int = nu, prev: o3.Irreps = prev) -> bool:
+            if not useful(ir3, correlation - nu):
+                return False
+            # A_k (x) A_k: (l2 x l1) repeats (l1 x l2); for l1 = l2 the part odd under
+            # exchange, (-1)^(l1 + l2 + l3) = -1, is identically zero.
+            ir1, ir2 = prev[i1].ir, irreps_a[i2].ir
+            return not (nu == 2 and (i2 < i1 or (i2 == i1 and (ir1.l + ir2.l + ir3.l) % 2)))
+
+        plan = enumerate_paths(prev, irreps_a, mode=MixingMode.UUU, keep=keep)
+        if isinstance(plan, TypeRefusal):  # nothing of this order reaches a target
+            levels.append(ContractionLevel(o3.Irreps("")))
+            continue
+        levels.append(ContractionLevel(plan.irreps_out, plan))
     return levels
 
 
@@ -133,10 +141,10 @@ class SymmetricContraction(nn.Module):
         self.levels = contraction_levels(irreps_a, targets, correlation)
         self.products = nn.ModuleList()
         for prev, level in zip(self.levels[:-1], self.levels[1:]):
-            instructions = [(i1, i2, i3, "uuu", False) for i1, i2, i3 in level.couplings]
-            self.products.append(
-                o3.TensorProduct(prev.irreps, irreps_a, level.irreps, instructions)
-            )
+            if level.plan is not None:
+                self.products.append(level.plan.tensor_product(shared_weights=True))
+            else:  # an empty order (no coupling needed): e3nn builds an all-zero product
+                self.products.append(o3.TensorProduct(prev.irreps, irreps_a, level.irreps, []))
         # Per order and target: the columns of the matching segments (e3nn layout, so a
         # segment is K x (2l+1) contiguous) gathered by ONE index_select, and W[z, k, path].
         self.terms: list[list[tuple[int, int]]] = []  # (target, number of paths)
@@ -272,7 +280,7 @@ class MACEInteraction(MessagePassingInteraction):
 
     @staticmethod
     def plan(params: MACEParams, upstream, reader: str):
-        """(inputs, target, irreps_a, edge plan, levels) or a refusal; pure."""
+        """(inputs, target, irreps_a, edge plan) or a refusal; pure."""
         inputs = spherical_inputs(params, upstream, reader)
         if isinstance(inputs, TypeRefusal):
             return inputs

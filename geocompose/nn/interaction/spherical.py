@@ -16,10 +16,12 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from e3nn import o3
 from pydantic import Field, PositiveFloat
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
 from geocompose.nn.activations import Activation, mlp
 from geocompose.nn.interaction.base import InteractionParams
@@ -110,22 +112,68 @@ def edge_plan(
     )
 
 
+# Factories whose result is always floating: without a dtype they make the default one.
+_FLOAT_FACTORIES = frozenset(
+    {
+        torch.empty,
+        torch.empty_strided,
+        torch.zeros,
+        torch.ones,
+        torch.rand,
+        torch.randn,
+        torch.normal,
+        torch.linspace,
+        torch.logspace,
+        torch.eye,
+        torch.scalar_tensor,
+    }
+)
+# Factories that infer their dtype from Python data: floating data gets the default one.
+_INFERRING_FACTORIES = frozenset({torch.tensor, torch.as_tensor, torch.arange, torch.full})
+
+
+class _FactoryDtype(TorchFunctionMode):
+    """Tensor factories called without a dtype make ``dtype`` tensors where they would make
+    the default dtype. A torch function mode lives on this thread's mode stack only, so,
+    unlike ``torch.set_default_dtype``, nothing outside the ``with`` block changes."""
+
+    def __init__(self, dtype: torch.dtype):
+        super().__init__()
+        self.dtype = dtype
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = dict(kwargs or {})
+        if kwargs.get("dtype") is None:
+            if func in _FLOAT_FACTORIES:
+                kwargs["dtype"] = self.dtype
+            elif func in _INFERRING_FACTORIES and not any(
+                isinstance(a, (torch.Tensor, np.ndarray)) for a in args
+            ):
+                out = func(*args, **kwargs)  # deterministic: safe to make twice
+                if out.dtype != torch.get_default_dtype():  # integer or bool data
+                    return out
+                kwargs["dtype"] = self.dtype
+        return func(*args, **kwargs)
+
+
 @contextmanager
-def exact_constants() -> Iterator[None]:
+def exact_constants(dtype: torch.dtype = torch.float64) -> Iterator[None]:
     """Build e3nn modules with float64 Clebsch–Gordan constants, whatever the default dtype.
 
-    e3nn computes its coupling coefficients in the default dtype when a module is built;
-    built in float32 and cast to float64 later they stay float32-accurate (~1e-8), which
-    measured here as 1e-10 relative equivariance errors in float64 — too close to the
-    verifier's 1e-9. Blocks built inside this context therefore come out in float64;
-    the compiler casts every model to its requested dtype afterwards.
+    e3nn computes its coupling coefficients (and draws its initial weights) in the
+    default dtype when a module is built, and takes no dtype argument; built in float32
+    and cast to float64 later they stay float32-accurate (~1e-8), which measured here as
+    1e-10 relative equivariance errors in float64 — too close to the verifier's 1e-9.
+    Inside this context tensor factories called without a dtype (``torch.empty(0)``, how
+    e3nn reads the default dtype, ``torch.randn``, ...) make ``dtype`` tensors instead,
+    on this thread only: the process-wide default dtype is never touched. The compiler
+    casts every model to its requested dtype afterwards.
+
+    Args:
+        dtype: the dtype of the constants and initial weights (float64: exact).
     """
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    try:
+    with _FactoryDtype(dtype):
         yield
-    finally:
-        torch.set_default_dtype(previous)
 
 
 class _SmallBatchedMatmul(torch.autograd.Function):

@@ -16,6 +16,8 @@ from e3nn import o3
 from torch import nn
 
 from geocompose.nn.activations import Activation, activation
+from geocompose.nn.ops.paths import MixingMode, PathPlan, enumerate_paths
+from geocompose.types import TypeRefusal
 
 Nonlinearity = Literal["gate", "norm", "none"]
 SelfConnection = Literal["species", "linear", "none"]
@@ -92,15 +94,20 @@ def nonlinearity(
 
 
 class SpeciesSelfConnection(nn.Module):
-    """``sc_i = W_{z_i} h_i``: a linear map per species (NequIP/MACE), as an e3nn
-    ``FullyConnectedTensorProduct`` of the features with the one-hot species."""
+    """``sc_i = W_{z_i} h_i``: a linear map per species (NequIP/MACE), as the fully
+    connected (``uvw``) tensor product of the features with the one-hot species, its paths
+    ``ir x 0e -> ir`` from :func:`~geocompose.nn.ops.paths.enumerate_paths` (the same
+    instructions, in the same order, as e3nn's ``FullyConnectedTensorProduct``)."""
 
     def __init__(self, irreps_in: o3.Irreps, irreps_out: o3.Irreps, num_species: int):
         super().__init__()
         self.num_species = num_species
-        self.tp = o3.FullyConnectedTensorProduct(
-            irreps_in, o3.Irreps(f"{num_species}x0e"), irreps_out
-        )
+        irreps_in, irreps_out = o3.Irreps(irreps_in), o3.Irreps(irreps_out)
+        species = o3.Irreps(f"{num_species}x0e")
+        plan = enumerate_paths(irreps_in, species, irreps_out=irreps_out, mode=MixingMode.UVW)
+        if isinstance(plan, TypeRefusal):  # no output irrep among the inputs: sc is zero
+            plan = PathPlan(irreps_in, species, irreps_out, (), MixingMode.UVW)
+        self.tp = plan.tensor_product(shared_weights=True)
 
     def forward(self, x: torch.Tensor, species: torch.Tensor) -> torch.Tensor:
         onehot = nn.functional.one_hot(species, self.num_species).to(x.dtype)

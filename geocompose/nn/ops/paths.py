@@ -7,11 +7,14 @@ A Clebsch–Gordan tensor product couples an irrep ``l1 p1`` of the first input 
     p3 = p1 * p2                    (parity rule)
 
 :func:`enumerate_paths` turns two input irreps, a filter (all allowed paths, an explicit
-list, a maximum output ``l``) and a channel-mixing mode into a :class:`PathPlan`: typed,
-frozen path records that compile once into an ``e3nn.o3.TensorProduct`` instruction
-list (e3nn's ``Instruction`` is the model: the extension point is data, not code).
-An explicitly requested path that breaks a selection rule is refused with a
-:class:`~geocompose.types.TypeRefusal` that names it.
+list, a maximum output ``l``, a caller's own pruning rule) and a channel-mixing mode into
+a :class:`PathPlan`: typed, frozen path records that compile once into an
+``e3nn.o3.TensorProduct`` instruction list (e3nn's ``Instruction`` is the model: the
+extension point is data, not code). Every product of the package takes its paths from
+here: the edge products of TFN/NequIP/MACE, MACE's symmetric contraction (``uuu``) and
+the species self-connection (``uvw``). An explicitly requested path that breaks a
+selection rule is refused with a :class:`~geocompose.types.TypeRefusal` that names it
+(the parsing of requested paths lives in :mod:`geocompose.nn.ops.path_spec`).
 
 YAML (inside a spherical interaction)::
 
@@ -21,18 +24,19 @@ YAML (inside a spherical interaction)::
 from __future__ import annotations
 
 import enum
-import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from e3nn import o3
-from pydantic import BeforeValidator, Field, PlainSerializer, WithJsonSchema
+from pydantic import AfterValidator, Field, WithJsonSchema
 
+from geocompose.nn.ops.path_spec import PathSpec, PathSpecField, check_spec
 from geocompose.registry import KnobModel
 from geocompose.types.signature import TypeRefusal
 
 __all__ = [
+    "KnobMixingMode",
     "MixingMode",
     "PathPlan",
     "PathSpec",
@@ -51,106 +55,50 @@ class MixingMode(str, enum.Enum):
     (one weight per ``(u, v)``; the per-edge weighted product of NequIP and MACE).
     ``uvw``: every output channel ``w`` mixes all ``(u, v)`` (fully connected; per-edge
     weights measured 3.7 s forward+backward at 10k edges in DESIGN.md, so use it sparingly).
+    ``uuu``: channel ``u`` of input 1 times channel ``u`` of input 2 into channel ``u``,
+    without weights (both inputs have the same multiplicity): MACE's symmetric
+    contraction, whose per-species weights come after the products. Not a knob value:
+    ``tensor_product.mode`` takes the weighted modes only.
     """
 
     UVU = "uvu"
     UVW = "uvw"
+    UUU = "uuu"
+
+
+_KNOB_MODES = (MixingMode.UVU, MixingMode.UVW)
+
+
+def _weighted_mode(mode: MixingMode) -> MixingMode:
+    if mode not in _KNOB_MODES:
+        raise ValueError(
+            f"mode {mode.value} has no weights; tensor_product.mode takes "
+            + " or ".join(m.value for m in _KNOB_MODES)
+        )
+    return mode
+
+
+KnobMixingMode = Annotated[
+    MixingMode,
+    AfterValidator(_weighted_mode),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "enum": [m.value for m in _KNOB_MODES],
+            "description": "How the channels of the two inputs meet in one path. ``uvu``: "
+            "channel ``u`` of input 1 times every ``v`` of input 2 stays in channel ``u`` (one "
+            "weight per ``(u, v)``; the per-edge weighted product of NequIP and MACE). ``uvw``: "
+            "every output channel ``w`` mixes all ``(u, v)`` (fully connected; per-edge weights "
+            "measured 3.7 s forward+backward at 10k edges in DESIGN.md, so use it sparingly).",
+        }
+    ),
+]
+"""Pydantic type of ``tensor_product.mode``: a :class:`MixingMode` with weights."""
 
 
 def allowed(ir1: o3.Irrep, ir2: o3.Irrep, ir3: o3.Irrep) -> bool:
     """The selection rules: triangle on ``l`` and product of parities."""
     return abs(ir1.l - ir2.l) <= ir3.l <= ir1.l + ir2.l and ir1.p * ir2.p == ir3.p
-
-
-_IRREP = r"(\d+)([eo])"
-_PATH_RE = re.compile(rf"^\s*{_IRREP}\s*x\s*{_IRREP}\s*->\s*{_IRREP}\s*$")
-_PARITY = {"e": 1, "o": -1}
-
-
-@dataclass(frozen=True)
-class PathSpec:
-    """One requested path, as a user writes it.
-
-    ``"1o x 1o -> 1e"`` fixes parities; ``[1, 1, 2]`` fixes only the orders ``l`` and
-    matches every parity the rules allow (``p3 = p1 * p2``).
-    """
-
-    l1: int
-    l2: int
-    l3: int
-    p1: int | None = None
-    p2: int | None = None
-    p3: int | None = None
-
-    @classmethod
-    def parse(cls, value: Any) -> PathSpec:
-        if isinstance(value, PathSpec):
-            return value
-        if isinstance(value, str):
-            match = _PATH_RE.match(value)
-            if match is None:
-                raise ValueError(f"path '{value}' is not of the form '1o x 1o -> 1e'")
-            l1, p1, l2, p2, l3, p3 = match.groups()
-            return cls(int(l1), int(l2), int(l3), _PARITY[p1], _PARITY[p2], _PARITY[p3])
-        if (
-            isinstance(value, (list, tuple))
-            and len(value) == 3
-            and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value)
-        ):
-            return cls(*value)
-        raise ValueError(f"a path is written '1o x 1o -> 1e' or [l1, l2, l3]; got {value!r}")
-
-    @property
-    def has_parity(self) -> bool:
-        return self.p1 is not None
-
-    def __str__(self) -> str:
-        if not self.has_parity:
-            return f"[{self.l1}, {self.l2}, {self.l3}]"
-        s = {1: "e", -1: "o"}
-        return f"{self.l1}{s[self.p1]} x {self.l2}{s[self.p2]} -> {self.l3}{s[self.p3]}"
-
-    def violation(self) -> str | None:
-        """Which selection rule the path breaks, or None."""
-        if not abs(self.l1 - self.l2) <= self.l3 <= self.l1 + self.l2:
-            return (
-                f"path {self} breaks the triangle rule |l1 - l2| <= l3 <= l1 + l2 "
-                f"(here {abs(self.l1 - self.l2)} <= {self.l3} <= {self.l1 + self.l2} is false)"
-            )
-        if self.has_parity and self.p1 * self.p2 != self.p3:
-            right = "e" if self.p1 * self.p2 == 1 else "o"
-            return (
-                f"path {self} breaks the parity rule p3 = p1 * p2 "
-                f"(the product of these inputs is {self.l3}{right})"
-            )
-        return None
-
-    def matches(self, ir1: o3.Irrep, ir2: o3.Irrep, ir3: o3.Irrep) -> bool:
-        if (ir1.l, ir2.l, ir3.l) != (self.l1, self.l2, self.l3):
-            return False
-        return not self.has_parity or (ir1.p, ir2.p, ir3.p) == (self.p1, self.p2, self.p3)
-
-
-PathSpecField = Annotated[
-    PathSpec,
-    BeforeValidator(PathSpec.parse),
-    PlainSerializer(lambda s: str(s) if s.has_parity else [s.l1, s.l2, s.l3]),
-    WithJsonSchema(
-        {
-            "anyOf": [
-                {"type": "string", "pattern": r"^\s*\d+[eo]\s*x\s*\d+[eo]\s*->\s*\d+[eo]\s*$"},
-                {
-                    "type": "array",
-                    "items": {"type": "integer", "minimum": 0},
-                    "minItems": 3,
-                    "maxItems": 3,
-                },
-            ],
-            "description": "a path such as '1o x 1o -> 1e', or [l1, l2, l3] for every parity",
-        }
-    ),
-]
-"""Pydantic type of one entry of ``tensor_product.paths``."""
 
 
 class TensorProductParams(KnobModel):
@@ -168,7 +116,7 @@ class TensorProductParams(KnobModel):
     l_max: int | None = Field(default=None, ge=0, le=8)
     paths: Literal["all"] | Annotated[list[PathSpecField], Field(min_length=1)] = "all"
     max_l_out: int | None = Field(default=None, ge=0, le=8)
-    mode: MixingMode = MixingMode.UVU
+    mode: KnobMixingMode = MixingMode.UVU
 
 
 @dataclass(frozen=True)
@@ -188,14 +136,20 @@ class TensorProductPath:
     mode: MixingMode
 
     @property
+    def has_weight(self) -> bool:
+        return self.mode is not MixingMode.UUU
+
+    @property
     def weight_numel(self) -> int:
+        if self.mode is MixingMode.UUU:
+            return 0
         if self.mode is MixingMode.UVU:
             return self.mul_in1 * self.mul_in2
         return self.mul_in1 * self.mul_in2 * self.mul_out
 
     def instruction(self) -> tuple[int, int, int, str, bool]:
         """The tuple ``o3.TensorProduct`` takes: (i_in1, i_in2, i_out, mode, has_weight)."""
-        return (self.i_in1, self.i_in2, self.i_out, self.mode.value, True)
+        return (self.i_in1, self.i_in2, self.i_out, self.mode.value, self.has_weight)
 
     def __str__(self) -> str:
         return f"{self.ir_in1} x {self.ir_in2} -> {self.ir_out}"
@@ -208,7 +162,8 @@ class PathPlan:
     Args:
         irreps_in1, irreps_in2: the inputs (not simplified: path indices refer to them).
         irreps_out: the output. In ``uvu`` mode one segment ``mul_in1 x ir_out`` per path,
-            sorted by output irrep; in ``uvw`` mode the requested ``irreps_out``.
+            sorted by output irrep; in ``uuu`` mode one segment per path in the order of
+            the inputs; in ``uvw`` mode the requested ``irreps_out``.
         paths: the instantiated paths.
         mode: the mixing mode of every path.
         skipped: explicitly requested paths that found no input segment here (e.g. a
@@ -230,14 +185,15 @@ class PathPlan:
         return [p.instruction() for p in self.paths]
 
     def tensor_product(self, *, shared_weights: bool = False) -> o3.TensorProduct:
-        """The e3nn module; weights come from outside (per edge) unless ``shared_weights``."""
+        """The e3nn module; weights come from outside (per edge) unless ``shared_weights``
+        (a ``uuu`` plan has none)."""
         return o3.TensorProduct(
             self.irreps_in1,
             self.irreps_in2,
             self.irreps_out,
             self.instructions(),
             shared_weights=shared_weights,
-            internal_weights=shared_weights,
+            internal_weights=shared_weights and self.weight_numel > 0,
         )
 
     def describe(self) -> list[str]:
@@ -262,6 +218,7 @@ def enumerate_paths(
     paths: Literal["all"] | Sequence[PathSpec | str | Sequence[int]] = "all",
     mode: MixingMode | str = MixingMode.UVU,
     names: tuple[str, str] = ("input 1", "input 2"),
+    keep: Callable[[int, int, o3.Irrep], bool] | None = None,
 ) -> PathPlan | TypeRefusal:
     """Every path of ``irreps_in1 x irreps_in2`` that the rules and the filter allow.
 
@@ -274,6 +231,9 @@ def enumerate_paths(
         paths: ``"all"`` or explicit :class:`PathSpec` (or their string/list forms).
         mode: :class:`MixingMode`.
         names: how the inputs are named in refusals (``node_features``, ``edge_angular``).
+        keep: a caller's own pruning on top of the rules: ``keep(i1, i2, ir3)`` is False for
+            a coupling of segment ``i1`` and ``i2`` into ``ir3`` that the caller knows it
+            never needs (MACE's contraction: couplings that vanish or cannot reach a target).
 
     Returns:
         A :class:`PathPlan`, or a :class:`TypeRefusal` naming the first explicit path that
@@ -293,7 +253,7 @@ def enumerate_paths(
     if paths != "all":
         specs = [PathSpec.parse(s) for s in paths]
         for spec in specs:
-            refusal = _check_spec(spec, irreps_in2, keep_out, names)
+            refusal = check_spec(spec, irreps_in2, keep_out, names)
             if refusal is not None:
                 return refusal
 
@@ -303,7 +263,7 @@ def enumerate_paths(
     for i1, (_, ir1) in enumerate(irreps_in1):
         for i2, (_, ir2) in enumerate(irreps_in2):
             for ir3 in ir1 * ir2:  # e3nn yields exactly the allowed outputs
-                if not keep_out(ir3):
+                if not keep_out(ir3) or (keep is not None and not keep(i1, i2, ir3)):
                     continue
                 if specs is not None:
                     hits = [s for s in specs if s.matches(ir1, ir2, ir3)]
@@ -324,10 +284,14 @@ def enumerate_paths(
         )
 
     records: list[TensorProductPath] = []
-    if mode is MixingMode.UVU:
-        # One output segment per path, ordered by output irrep (then by inputs), so the
-        # intermediate irreps read sorted.
-        found.sort(key=lambda t: (t[2].l, t[2].p, t[0], t[1]))
+    if mode is not MixingMode.UVW:
+        if mode is MixingMode.UVU:
+            # One output segment per path, ordered by output irrep (then by inputs), so the
+            # intermediate irreps read sorted. uuu keeps the order of the inputs: the
+            # contraction's weights address its segments by position.
+            found.sort(key=lambda t: (t[2].l, t[2].p, t[0], t[1]))
+        elif any(irreps_in1[i1].mul != irreps_in2[i2].mul for i1, i2, _ in found):
+            raise ValueError("uuu mode needs equal multiplicities")  # programming error
         out = []
         for i_out, (i1, i2, ir3) in enumerate(found):
             mul1, mul2 = irreps_in1[i1].mul, irreps_in2[i2].mul
@@ -358,29 +322,3 @@ def enumerate_paths(
                         )
                     )
     return PathPlan(irreps_in1, irreps_in2, irreps_final, tuple(records), mode, skipped)
-
-
-def _check_spec(spec: PathSpec, irreps_in2: o3.Irreps, keep_out, names) -> TypeRefusal | None:
-    """Refuse a requested path that can never be instantiated, naming it."""
-    broken = spec.violation()
-    if broken is not None:
-        return TypeRefusal(
-            broken, "keep |l1 - l2| <= l3 <= l1 + l2 and p3 = p1 * p2, e.g. '1o x 1o -> 1e'"
-        )
-    second = [
-        ir for _, ir in irreps_in2 if ir.l == spec.l2 and (not spec.has_parity or ir.p == spec.p2)
-    ]
-    if not second:
-        return TypeRefusal(
-            f"path {spec} needs l={spec.l2}{'' if not spec.has_parity else ' parity ' + ('e' if spec.p2 == 1 else 'o')} "
-            f"in {names[1]}, which holds {irreps_in2}",
-            "spherical harmonics of edge vectors have parity (-1)^l; raise embedding.angular.l_max "
-            "or tensor_product.l_max if l is too high",
-        )
-    outs = [o3.Irrep(spec.l3, p) for p in ((spec.p3,) if spec.has_parity else (1, -1))]
-    if not any(keep_out(ir) for ir in outs):
-        return TypeRefusal(
-            f"path {spec} produces l={spec.l3}, which the block's features or max_l_out exclude",
-            "add that irrep to the features, or drop the path",
-        )
-    return None

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-import torch
-
+from geocompose.data.rotations import haar_rotations
 from geocompose.nn.ops.scatter import scatter_mean
 from geocompose.nn.symmetry.base import Strategy, average_over_frames
+from geocompose.nn.symmetry.draws import RandomDraws
 from geocompose.registry import Kind, KnobModel, register
 from geocompose.types import fields as F
 from geocompose.types.group import Group
@@ -18,12 +18,13 @@ class AugmentationParams(KnobModel):
 
 
 @register(Kind.STRATEGY, exact=False)
-class Augmentation(Strategy):
+class Augmentation(RandomDraws, Strategy):
     """Each training call sees every structure under a random rotation (and, for an
     O(3) claim, a random reflection half of the time), with outputs mapped back — the
-    same as rotating the inputs and the targets. In evaluation the network runs as it
-    is: no guarantee, so the verifier reports the measured error, not a verdict on an
-    exact claim.
+    same as rotating the inputs and the targets. The rotations come from the strategy's
+    generator (:mod:`~geocompose.nn.symmetry.draws`), never torch's global stream. In
+    evaluation the network runs as it is: no guarantee, so the verifier reports the
+    measured error, not a verdict on an exact claim.
 
     YAML: ``symmetry: {group: O(3), strategy: augmentation}``
     """
@@ -39,11 +40,9 @@ class Augmentation(Strategy):
             return run(state)
         positions, batch = state[F.POSITIONS], state[F.BATCH]
         count = state[F.CELL].shape[0]
-        q, r = torch.linalg.qr(
-            torch.randn(count, 3, 3, dtype=positions.dtype, device=positions.device)
-        )
-        q = q * torch.sign(torch.diagonal(r, dim1=-2, dim2=-1)).unsqueeze(-2)  # Haar
-        if self.claim is Group.SO3:
-            q = q * torch.det(q).sign().view(-1, 1, 1)
+        # Drawn on the CPU from the strategy's generator: the same rotations on every device.
+        q = haar_rotations(
+            count, self.draws(), dtype=positions.dtype, proper=self.claim is Group.SO3
+        ).to(positions.device)
         centroid = scatter_mean(positions, batch, count)
         return average_over_frames(run, state, types, q.unsqueeze(1), centroid)

@@ -6,7 +6,9 @@ from typing import Literal
 
 import torch
 
+from geocompose.nn.ops.scatter import scatter_sum
 from geocompose.nn.symmetry.base import Strategy, average_over_frames
+from geocompose.nn.symmetry.draws import RandomDraws
 from geocompose.nn.symmetry.frames import covariance, frames, principal_axes, sign_patterns
 from geocompose.registry import Kind, KnobModel, register
 from geocompose.types import fields as F
@@ -65,9 +67,10 @@ class StochasticFrameAveragingParams(KnobModel):
 
 
 @register(Kind.STRATEGY, exact=False, frames=True)
-class StochasticFrameAveraging(FrameStrategy):
+class StochasticFrameAveraging(RandomDraws, FrameStrategy):
     """One random frame per structure per call in training (FAENet's SFA, Duval et al.,
-    ICML 2023). In evaluation the first ``eval_frames`` frames (deterministic), or all of
+    ICML 2023), drawn from the strategy's generator (:mod:`~geocompose.nn.symmetry.draws`).
+    In evaluation the first ``eval_frames`` frames (deterministic), or all of
     them: exact only with ``eval_frames: all``; otherwise approximate, and the verifier
     reports measured error figures instead of passing or failing an exact claim.
 
@@ -84,7 +87,8 @@ class StochasticFrameAveraging(FrameStrategy):
     def select(self, all_frames, axes, state):
         count = all_frames.shape[1]
         if self.training:
-            pick = torch.randint(count, (all_frames.shape[0],), device=all_frames.device)
+            pick = torch.randint(count, (all_frames.shape[0],), generator=self.draws())
+            pick = pick.to(all_frames.device)
             return all_frames[torch.arange(all_frames.shape[0]), pick].unsqueeze(1)
         if self.params.eval_frames == "all":
             return all_frames
@@ -122,18 +126,10 @@ class Canonicalisation(FrameStrategy):
             geometry[F.EDGE_VECTORS], edges[1], state[F.POSITIONS], batch, num_structures
         )
         _, axes = principal_axes(cov)
-        sums = torch.zeros_like(state[F.POSITIONS]).index_add_(
-            0, edges[1], geometry[F.EDGE_VECTORS]
-        )  # m_i
+        sums = scatter_sum(geometry[F.EDGE_VECTORS], edges[1], state[F.POSITIONS].shape[0])  # m_i
         projected = torch.einsum("ni,nij->nj", sums, axes[batch])  # (N, 3): m_i . v_k
-        moment = torch.zeros(num_structures, 3, dtype=sums.dtype, device=sums.device).index_add_(
-            0, batch, projected**3
-        )
-        size = (
-            torch.zeros_like(moment)
-            .index_add_(0, batch, projected.abs() ** 3)
-            .sum(dim=1, keepdim=True)
-        )
+        moment = scatter_sum(projected**3, batch, num_structures)  # (B, 3)
+        size = scatter_sum(projected.abs() ** 3, batch, num_structures).sum(dim=1, keepdim=True)
         ambiguous = moment.abs() <= AMBIGUOUS_MOMENT * size.clamp(min=1e-300)  # (B, 3)
         sign = torch.where(moment >= 0, 1.0, -1.0).to(axes.dtype)
         proper = self.claim is Group.SO3

@@ -19,10 +19,6 @@ import torch
 
 from geocompose.nn.ops.scatter import scatter_mean, scatter_sum
 
-# Below this relative gap between eigenvalues a frame is ill-defined (reported by the
-# verifier as a degenerate structure).
-DEGENERATE_GAP = 1e-6
-
 
 class SafeEigh(torch.autograd.Function):
     """``torch.linalg.eigh`` whose backward stays finite at repeated eigenvalues.

@@ -53,3 +53,45 @@ def test_without_tensorboard_only_csv(tmp_path, monkeypatch):
     assert log.writer is None
     log.write({"epoch": 1, "lr": 0.1})
     assert (tmp_path / "metrics.csv").is_file() and not (tmp_path / "tensorboard").exists()
+
+
+def write_log(path, text: str) -> None:
+    path.write_bytes(text.replace("\n", "\r\n").encode())  # as csv.writer ends its lines
+
+
+def epochs(path) -> list[str]:
+    with path.open(newline="") as handle:
+        return [r[0] for r in list(csv.reader(handle))[1:]]
+
+
+def test_a_run_cuts_the_log_back_to_its_checkpoint(tmp_path):
+    # Epoch 3's row was written, then the run was killed before its checkpoint, and
+    # again mid-way through epoch 4's row: the checkpoint says epoch 2.
+    log = tmp_path / "metrics.csv"
+    write_log(log, "epoch,lr\n1,0.1\n2,0.05\n3,0.025\n")
+    log.write_bytes(log.read_bytes() + b"4,0.01")
+    again = EpochLog(tmp_path, after_epoch=2, tensorboard=False)
+    assert epochs(log) == ["1", "2"]
+    again.write({"epoch": 3, "lr": 0.025})
+    assert epochs(log) == ["1", "2", "3"]
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_a_line_cut_short_is_dropped_even_when_its_epoch_would_be_kept(tmp_path):
+    log = tmp_path / "metrics.csv"
+    write_log(log, "epoch,lr\n1,0.1\n")
+    log.write_bytes(log.read_bytes() + b"1")  # the start of "12,0.001": not epoch 1
+    EpochLog(tmp_path, after_epoch=5, tensorboard=False)
+    assert epochs(log) == ["1"]
+
+
+def test_a_new_run_starts_a_new_log(tmp_path):
+    log = tmp_path / "metrics.csv"
+    write_log(log, "epoch,old_column\n1,7\n")
+    new = EpochLog(tmp_path, after_epoch=0, tensorboard=False)
+    new.write({"epoch": 1, "lr": 0.1})
+    with log.open(newline="") as handle:
+        assert list(csv.reader(handle)) == [["epoch", "lr"], ["1", "0.1"]]
+    write_log(log, "step,loss\n1,2\n")  # not one of ours (no epoch column): replaced
+    EpochLog(tmp_path, after_epoch=3, tensorboard=False)
+    assert not log.exists()

@@ -45,3 +45,14 @@ def tiny_painn(forces: str) -> dict:
             else {"type": "gradient", "of": "energy"},
         },
     }
+
+
+def tiny_stochastic(strategy: str) -> dict:
+    """A SchNet followed by an MLP on raw coordinates (no symmetry of its own), wrapped
+    in a strategy that draws at random in training: 'stochastic_frame_averaging' or
+    'augmentation'. Its draws change its training, so they must be reproducible."""
+    blueprint = tiny_schnet()
+    blueprint["name"] = f"tiny_{strategy}"
+    blueprint["symmetry"] = {"group": "O(3)", "strategy": strategy}
+    blueprint["interactions"].append({"type": "coordinate_mlp", "hidden": 8})
+    return blueprint

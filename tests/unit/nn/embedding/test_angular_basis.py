@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.special import spherical_jn as scipy_jn
 
+from geocompose.data.rotations import haar_rotations
 from geocompose.nn.embedding import angular_basis as A
 
 D = torch.float64
@@ -118,10 +119,7 @@ def test_dihedral_sign_and_reflection(phi):
     assert math.isclose(unsigned[0], unsigned[1], abs_tol=1e-14) and math.isclose(
         unsigned[0], abs(phi), abs_tol=1e-12
     )
-    rotation = torch.linalg.qr(
-        torch.randn(3, 3, dtype=D, generator=torch.Generator().manual_seed(1))
-    )[0]
-    rotation = rotation * torch.det(rotation)
+    rotation = haar_rotations(1, torch.Generator().manual_seed(1), dtype=D)[0]
     assert math.isclose(
         float(A.dihedral(b1 @ rotation, b2 @ rotation, b3 @ rotation)), got, abs_tol=1e-12
     )

@@ -15,6 +15,7 @@ import math
 import torch
 from e3nn import o3
 
+from geocompose.data.rotations import haar_rotations
 from geocompose.nn.block import BuildContext
 from geocompose.nn.graph.base import safe_norm
 from geocompose.nn.ops.cartesian import CartesianLayout
@@ -28,12 +29,8 @@ ATOL = 1e-12  # float64 equivariance, relative to the output scale
 
 
 def rotation(seed: int, improper: bool = False) -> torch.Tensor:
-    """A float64 orthogonal matrix (QR of a Gaussian), optionally times the inversion."""
-    gen = torch.Generator().manual_seed(seed)
-    q, r = torch.linalg.qr(torch.randn(3, 3, generator=gen, dtype=torch.float64))
-    q = q * torch.sign(torch.diagonal(r))
-    if torch.det(q) < 0:
-        q[:, 0] = -q[:, 0]
+    """A Haar-random float64 rotation, optionally times the inversion."""
+    q = haar_rotations(1, torch.Generator().manual_seed(seed))[0]
     return -q if improper else q
 
 

@@ -14,6 +14,7 @@ import math
 import torch
 from e3nn import o3
 
+from geocompose.data.rotations import haar_rotations
 from geocompose.nn.block import BuildContext
 from geocompose.nn.graph.base import safe_norm
 from geocompose.types import FieldType, Level, discrete, scalars
@@ -27,11 +28,8 @@ RTOL = 1e-11  # float64 equivariance, relative to the output scale
 
 
 def rotation(seed: int, improper: bool = False) -> torch.Tensor:
-    """A Haar-random float64 rotation (e3nn), times -1 for an improper one."""
-    gen_state = torch.random.get_rng_state()
-    torch.manual_seed(seed)
-    R = o3.rand_matrix(dtype=torch.float64)
-    torch.random.set_rng_state(gen_state)
+    """A Haar-random float64 rotation, times -1 for an improper one."""
+    R = haar_rotations(1, torch.Generator().manual_seed(seed))[0]
     return -R if improper else R
 
 

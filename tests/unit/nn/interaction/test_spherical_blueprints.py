@@ -11,6 +11,7 @@ from ase.build import bulk, molecule
 from e3nn import o3
 
 import geocompose
+from geocompose.data.rotations import haar_rotations
 from geocompose.blueprint import read_blueprint
 from geocompose.errors import BlueprintError
 from geocompose.types.irreps import wigner_d
@@ -54,7 +55,7 @@ def test_pseudotensor_outputs_flip_as_pseudotensors(batch):
     assert (
         out["chirality"].abs().max() > 1e-8 and out["axial"].abs().max() > 1e-6
     )  # not trivially zero
-    R = -o3.rand_matrix(dtype=torch.float64)
+    R = -haar_rotations(1)[0]
     moved = model(mol.replace(positions=mol.positions @ R.T))
     assert torch.allclose(moved["chirality"], -out["chirality"], atol=1e-12)  # 0o flips under -1
     assert torch.allclose(moved["axial"], out["axial"] @ wigner_d(o3.Irreps("1e"), R).T, atol=1e-12)
@@ -131,7 +132,7 @@ def test_cartesian_then_spherical_composes_and_stays_equivariant(batch):
     assert model.blocks[3].sig.writes["node_features"].irreps == o3.Irreps("8x0e + 8x1o")
     mol = batch.structure(0)
     out = {k: v.detach() for k, v in model(mol).items()}
-    for R in (o3.rand_matrix(dtype=torch.float64), -o3.rand_matrix(dtype=torch.float64)):
+    for R in (haar_rotations(1)[0], -haar_rotations(1)[0]):
         moved = model(mol.replace(positions=mol.positions @ R.T))
         assert torch.allclose(moved["energy"], out["energy"], atol=1e-11)
         assert torch.allclose(

@@ -8,6 +8,7 @@ from e3nn import o3
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from geocompose.data.rotations import haar_rotations
 from geocompose.nn.ops.cartesian import (
     CartesianLayout,
     VectorLinear,
@@ -27,12 +28,8 @@ E3NN_ATOL = 1e-6
 
 
 def rotation(seed: int, improper: bool = False) -> torch.Tensor:
-    """A float64 orthogonal matrix (QR of a Gaussian), optionally times the inversion."""
-    gen = torch.Generator().manual_seed(seed)
-    q, r = torch.linalg.qr(torch.randn(3, 3, generator=gen, dtype=torch.float64))
-    q = q * torch.sign(torch.diagonal(r))
-    if torch.det(q) < 0:
-        q[:, 0] = -q[:, 0]
+    """A Haar-random float64 rotation, optionally times the inversion."""
+    q = haar_rotations(1, torch.Generator().manual_seed(seed))[0]
     return -q if improper else q
 
 

@@ -7,6 +7,7 @@ import pytest
 import torch
 from e3nn import o3
 
+from geocompose.data.rotations import haar_rotations
 from geocompose.nn.ops.paths import (
     MixingMode,
     PathPlan,
@@ -132,7 +133,7 @@ def test_pseudovector_path_flips_correctly_under_reflection():
     plan = enumerate_paths(o3.Irreps("3x1o"), o3.Irreps("1x1o"), paths=["1o x 1o -> 1e"])
     tp = plan.tensor_product(shared_weights=True).double()
     x, y = torch.randn(5, 9, dtype=torch.float64), torch.randn(5, 3, dtype=torch.float64)
-    R = -o3.rand_matrix(dtype=torch.float64)
+    R = -haar_rotations(1)[0]
     out = tp(x, y)
     moved = tp(x @ wigner_d(plan.irreps_in1, R).T, y @ R.T)
     assert torch.allclose(moved, out @ wigner_d(plan.irreps_out, R).T, atol=1e-12)
@@ -165,3 +166,38 @@ def test_params_model_validates_and_round_trips():
         TensorProductParams(mode="uuu")
     with pytest.raises(pydantic.ValidationError):
         TensorProductParams(paths=[])
+
+
+def test_uuu_plan_has_no_weights_keeps_input_order_and_matches_e3nn():
+    """MACE's contraction products: one weightless segment per coupling, in input order,
+    pruned by the caller's rule; numerically the uuu product e3nn builds by hand."""
+    a = o3.Irreps("3x0e + 3x1o + 3x2e")
+    keep = lambda i1, i2, ir3: i1 <= i2 and ir3.l <= 2  # noqa: E731
+    plan = enumerate_paths(a, a, mode=MixingMode.UUU, keep=keep)
+    assert plan.weight_numel == 0 and all(not p.has_weight for p in plan.paths)
+    couplings = [(p.i_in1, p.i_in2) for p in plan.paths]
+    assert couplings == sorted(couplings) and all(i1 <= i2 for i1, i2 in couplings)
+    assert [p.i_out for p in plan.paths] == list(range(len(plan.paths)))
+    assert plan.irreps_out == o3.Irreps([(3, p.ir_out) for p in plan.paths])
+    expected = [
+        (i1, i2, ir3)
+        for i1, (_, ir1) in enumerate(a)
+        for i2, (_, ir2) in enumerate(a)
+        for ir3 in ir1 * ir2
+        if keep(i1, i2, ir3)
+    ]
+    assert [(p.i_in1, p.i_in2, p.ir_out) for p in plan.paths] == expected
+    ours = plan.tensor_product(shared_weights=True).double()
+    theirs = o3.TensorProduct(
+        a, a, plan.irreps_out, [(i1, i2, i, "uuu", False) for i, (i1, i2, _) in enumerate(expected)]
+    ).double()
+    x = torch.randn(5, a.dim, dtype=torch.float64)
+    assert list(ours.parameters()) == [] and torch.equal(ours(x, x), theirs(x, x))
+    with pytest.raises(ValueError, match="equal multiplicities"):
+        enumerate_paths(a, o3.Irreps("2x0e"), mode=MixingMode.UUU)
+
+
+def test_uuu_is_no_knob_value():
+    with pytest.raises(pydantic.ValidationError, match="uuu has no weights"):
+        TensorProductParams(mode="uuu")
+    assert TensorProductParams.model_json_schema()["properties"]["mode"]["enum"] == ["uvu", "uvw"]

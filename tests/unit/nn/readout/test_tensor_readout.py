@@ -7,6 +7,7 @@ import torch
 from e3nn import io, o3
 
 import geocompose
+from geocompose.data.rotations import haar_rotations
 from geocompose.errors import BlueprintError
 from geocompose.nn.block import BuildContext
 from geocompose.nn.readout.tensor import TensorReadout, TensorReadoutParams
@@ -67,7 +68,7 @@ def test_pools_per_structure_and_transforms_by_its_irreps(pool):
     per_atom = block.linear(x)
     expected = per_atom[:2].sum(0) if pool == "sum" else per_atom[:2].mean(0)
     assert torch.allclose(out[0], expected)
-    for R in (o3.rand_matrix(dtype=torch.float64), -o3.rand_matrix(dtype=torch.float64)):
+    for R in (haar_rotations(1)[0], -haar_rotations(1)[0]):
         moved = block({**state, F.NODE_FEATURES: x @ wigner_d(features, R).T})["polarizability"]
         assert torch.allclose(moved, out @ wigner_d(o3.Irreps("1x0e + 2x2e"), R).T, atol=1e-12)
 
@@ -88,7 +89,7 @@ def test_polarizability_blueprint_gives_a_symmetric_tensor_that_rotates():
     irreps_value = model(batch)["polarizability"].detach()
     T = cart.to_cartesian(irreps_value.to(torch.float32)).double()[0]  # (3, 3)
     assert torch.allclose(T, T.T, atol=1e-6) and T.abs().max() > 1e-4
-    for R in (o3.rand_matrix(dtype=torch.float64), -o3.rand_matrix(dtype=torch.float64)):
+    for R in (haar_rotations(1)[0], -haar_rotations(1)[0]):
         moved = model(batch.replace(positions=batch.positions @ R.T))["polarizability"].detach()
         assert torch.allclose(
             moved, irreps_value @ wigner_d(o3.Irreps("1x0e + 1x2e"), R).T, atol=1e-10

@@ -1,0 +1,182 @@
+"""The processes of a search: one run per output directory, workers that die with the
+command that started them, and SIGTERM taken like Ctrl-C.
+
+* :class:`RunLock` is an ``flock`` on ``OUT/search.lock``, taken by the command and
+  inherited by its workers (one open file description, passed to them), so the kernel
+  releases it only when the command and every worker have exited, however they exit. A
+  second search on the same directory waits a few seconds (the workers of a killed run
+  die in that time) and then refuses; a re-run after a kill therefore never marks
+  failed a trial whose worker is still alive.
+* Workers run :mod:`geocompose.search.worker` in a session of their own, so a
+  terminal's Ctrl-C reaches only the command, which stops them in order. On Linux each
+  asks the kernel (``prctl(PR_SET_PDEATHSIG, SIGKILL)``) to be killed when the command
+  dies, in a few lines run before anything is imported (importing torch takes seconds,
+  long enough for the command to die first), and exits at once if it already has;
+  elsewhere a thread watches the parent's pid. The job is pickled to the worker's stdin.
+* :func:`sigterm_as_interrupt` makes SIGTERM raise :class:`KeyboardInterrupt`, so a kill
+  and Ctrl-C take one path: the trial in progress is marked failed and re-enqueued
+  (:func:`~geocompose.search.trials.run_trials`), and the CLI prints one line.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import fcntl
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+from geocompose.search.config import SearchError
+
+__all__ = ["RunLock", "Workers", "die_with_parent", "sigterm_as_interrupt"]
+
+LOCK_NAME = "search.lock"
+PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+PARENT_GONE = 0
+"""A worker's exit code when its command died before it started: nothing went wrong
+in the worker, and the command is not there to read it anyway."""
+
+BOOTSTRAP = f"""\
+import os, sys
+if sys.platform.startswith("linux"):
+    import ctypes, signal
+    ctypes.CDLL(None).prctl({PR_SET_PDEATHSIG}, signal.SIGKILL, 0, 0, 0)
+if os.getppid() != int(sys.argv[1]):
+    os._exit({PARENT_GONE})
+import runpy
+runpy.run_module("geocompose.search.worker", run_name="__main__", alter_sys=True)
+"""
+"""What ``python -c`` runs in a worker: the parent-death request first, then the
+worker module (whose :func:`die_with_parent` checks again and, off Linux, watches)."""
+
+
+class RunLock:
+    """The one search running on ``directory`` (see the module docstring).
+
+    Args:
+        directory: the search's output directory.
+        wait_s: how long to wait for a previous run's workers to exit before refusing.
+    """
+
+    def __init__(self, directory: str | Path, wait_s: float = 15.0):
+        self.path = Path(directory) / LOCK_NAME
+        self.wait_s = wait_s
+        self.fd: int | None = None
+
+    def __enter__(self) -> RunLock:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        deadline = time.monotonic() + self.wait_s
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    os.close(fd)
+                    raise SearchError(
+                        f"another geocompose search is running on {self.path.parent} "
+                        f"(it holds {self.path}); wait for it to finish or use another --out"
+                    ) from None
+                time.sleep(0.2)
+        self.fd = fd
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """Have this process killed when ``parent_pid`` (its parent) dies; exit now if it
+    already has."""
+    armed = False
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        armed = libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0
+    if os.getppid() != parent_pid:  # it died before the request took effect
+        os._exit(PARENT_GONE)
+    if not armed:
+
+        def watch() -> None:
+            while os.getppid() == parent_pid:
+                time.sleep(0.5)
+            os._exit(PARENT_GONE)
+
+        threading.Thread(target=watch, daemon=True, name="parent-watch").start()
+
+
+@contextmanager
+def sigterm_as_interrupt():
+    """Within the block, SIGTERM raises :class:`KeyboardInterrupt` (once: a second one
+    during the clean-up is ignored). Only the main thread can take signals."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    raised = []
+
+    def interrupt(signum, frame):
+        if not raised:
+            raised.append(signum)
+            raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+class Workers:
+    """Worker processes of one run, each given one pickled job.
+
+    Args:
+        out: the output directory (named on the workers' command line).
+        lock: the run's lock, inherited by every worker.
+    """
+
+    def __init__(self, out: Path, lock: RunLock):
+        self.out, self.lock = out, lock
+        self.processes: list[subprocess.Popen] = []
+
+    def start(self, jobs: list) -> None:
+        """One worker per job (started one after another; :meth:`stop` stops those
+        started so far if this is interrupted)."""
+        for job in jobs:
+            process = subprocess.Popen(
+                [sys.executable, "-c", BOOTSTRAP, str(os.getpid()), str(self.out)],
+                stdin=subprocess.PIPE,
+                start_new_session=True,
+                pass_fds=(self.lock.fd,),
+            )
+            self.processes.append(process)
+            try:
+                process.stdin.write(pickle.dumps(job))
+                process.stdin.close()
+            except BrokenPipeError:  # it died at once; its exit code says why
+                pass
+
+    def wait(self) -> list[int]:
+        """Every worker's exit code, once all have exited."""
+        return [process.wait() for process in self.processes]
+
+    def stop(self, grace_s: float = 30.0) -> None:
+        """SIGTERM to every worker (each fails and re-enqueues its trial); SIGKILL to
+        those still running after ``grace_s``."""
+        for process in self.processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + grace_s
+        for process in self.processes:
+            try:
+                process.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()

@@ -1,0 +1,45 @@
+"""A search worker process: ``python -c BOOTSTRAP PARENT_PID OUT`` runs this module.
+
+Started by :class:`~geocompose.search.processes.Workers`, never by hand. It is armed to
+die with its parent before anything is read (so a parent killed while writing the job
+cannot leave it running), then reads its pickled
+:class:`~geocompose.search.engine.WorkerJob` from stdin and runs it. ``OUT`` is only
+named on the command line so that a process listing shows which search it serves.
+
+Exit codes: 0 done (or the parent was already gone), 130 stopped by SIGTERM/SIGINT
+(its trial marked failed and re-enqueued), 3 an internal error (one line on stderr).
+"""
+
+from __future__ import annotations
+
+import pickle
+import sys
+
+from geocompose.search.processes import PARENT_GONE, die_with_parent, sigterm_as_interrupt
+
+INTERRUPTED = 130
+INTERNAL = 3
+
+
+def main(argv: list[str]) -> int:
+    """Run one worker job read from stdin; returns the exit code."""
+    die_with_parent(int(argv[0]))
+    try:
+        with sigterm_as_interrupt():
+            try:
+                job = pickle.load(sys.stdin.buffer)
+            except (EOFError, pickle.UnpicklingError):
+                return PARENT_GONE  # the parent stopped while it was writing the job
+            from geocompose.search.engine import run_worker
+
+            run_worker(job)
+    except KeyboardInterrupt:
+        return INTERRUPTED
+    except Exception as err:  # a worker has no terminal of its own: one line, not a traceback
+        print(f"geocompose search worker: {type(err).__name__}: {err}", file=sys.stderr)
+        return INTERNAL
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
