@@ -37,7 +37,6 @@ __all__ = [
     "CommandError",
     "UserCodeError",
     "console",
-    "device",
     "exit_code",
     "file_error",
     "render",
@@ -102,36 +101,6 @@ class UserCodeError(CommandError):
 
     def render(self) -> str:
         return f"{self.details}\n{super().render()}"
-
-
-def device(text: str) -> str:
-    """``--device`` as an argparse ``type``: a device this torch can use, else exit 2.
-
-    ``--device cuda`` on a CPU-only torch used to die deep inside the first ``.to()``
-    with an AssertionError (exit 1, like a violated claim); argparse turns the
-    ``ArgumentTypeError`` raised here into a usage line and exit 2.
-    """
-    import argparse
-
-    import torch
-
-    try:
-        parsed = torch.device(text)
-    except (RuntimeError, ValueError):
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a torch device (write cpu, cuda, cuda:1, mps)"
-        ) from None
-    if parsed.type == "cuda" and not torch.cuda.is_available():
-        build = "a CPU-only build" if torch.version.cuda is None else "without a visible GPU"
-        raise argparse.ArgumentTypeError(f"{text!r}: this torch ({torch.__version__}) is {build}")
-    count = torch.cuda.device_count() if parsed.type == "cuda" else 0
-    if parsed.type == "cuda" and parsed.index is not None and parsed.index >= count:
-        raise argparse.ArgumentTypeError(
-            f"{text!r}: only {count} CUDA device(s) are visible"
-        )
-    if parsed.type == "mps" and not torch.backends.mps.is_available():
-        raise argparse.ArgumentTypeError(f"{text!r}: MPS is not available on this machine")
-    return text
 
 
 def file_error(err: OSError) -> CommandError | None:

@@ -17,7 +17,7 @@ import argparse
 import json
 from pathlib import Path
 
-from geocompose.cli.common import EXIT_OK, CommandError, console, device
+from geocompose.cli.common import EXIT_OK, CommandError, console
 from geocompose.cli.train import metrics_table
 from geocompose.data.dataset import Dataset
 from geocompose.train import evaluate, load_checkpoint, parity_plot
@@ -51,9 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--batch-atoms", type=int, default=1024, help="atoms per batch (default: %(default)s)"
     )
-    parser.add_argument(
-        "--device", default="cpu", type=device, help="torch device (default: %(default)s)"
-    )
+    parser.add_argument("--device", default="cpu", help="torch device (default: %(default)s)")
     parser.add_argument("--energy-key", default="energy", help="name of the energy in the file")
     parser.add_argument("--forces-key", default="forces", help="name of the forces in the file")
     parser.add_argument("--stress-key", default="stress", help="name of the stress in the file")

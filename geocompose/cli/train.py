@@ -31,7 +31,7 @@ from dataclasses import fields
 
 from rich.table import Table
 
-from geocompose.cli.common import EXIT_OK, CommandError, console, device
+from geocompose.cli.common import EXIT_OK, CommandError, console
 from geocompose.compiler import load as load_blueprint
 from geocompose.data.dataset import Dataset, Splits
 from geocompose.train import (
@@ -130,7 +130,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     other.add_argument(
         "--dtype", choices=("float32", "float64"), help=f"parameter dtype ({DEFAULTS.dtype})"
     )
-    other.add_argument("--device", type=device, help=f"torch device ({DEFAULTS.device})")
+    other.add_argument("--device", help=f"torch device ({DEFAULTS.device})")
     other.add_argument(
         "--autocast",
         choices=("off", "bf16"),

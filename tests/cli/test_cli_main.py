@@ -182,20 +182,3 @@ def test_python_dash_m_runs_the_same_command_line():
     assert run.returncode == 2
     assert "did you mean 'schnet'?" in run.stderr
     assert "Traceback" not in run.stdout + run.stderr
-
-
-@pytest.mark.parametrize("command", ["train", "evaluate"])
-def test_an_unusable_device_is_a_usage_error(capsys, command):
-    import torch
-
-    if torch.cuda.is_available():
-        pytest.skip("this torch sees a GPU: cuda is a usable device here")
-    with pytest.raises(SystemExit) as exit_:
-        main([command, "a", "b", "--device", "cuda"])
-    assert exit_.value.code == 2
-    err = capsys.readouterr().err
-    assert f"argument --device: 'cuda': this torch ({torch.__version__}) is" in err
-    assert "Traceback" not in err
-    with pytest.raises(SystemExit):
-        main([command, "a", "b", "--device", "abacus"])
-    assert "'abacus' is not a torch device" in capsys.readouterr().err
