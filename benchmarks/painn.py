@@ -152,7 +152,8 @@ def same_function(atoms_by_name) -> list[str]:
     theirs = SchnetpackPaiNN().double().eval()
     copy_weights(model, theirs)
     reference_norm = painn_module.vector_norm
-    painn_module.vector_norm = lambda v: torch.sqrt((v * v).sum(dim=-1) + 1e-8)
+    # schnetpack's norm; our layer passes its own scale, which this one has no use for
+    painn_module.vector_norm = lambda v, scale=None: torch.sqrt((v * v).sum(dim=-1) + 1e-8)
     lines = []
     try:
         for name, atoms in atoms_by_name.items():

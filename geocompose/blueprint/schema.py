@@ -29,24 +29,37 @@ def _shorthand_type(value: Any) -> Any:
     return {"type": value} if isinstance(value, str) else value
 
 
-def knob_union(kind: Kind, registry: Registry = REGISTRY) -> Any:
-    """The type of one knob slot: a union of the registered params, on ``type``."""
+def _with_default_type(default: str):
+    """The shorthand, plus ``type: default`` for a mapping that names none."""
+
+    def fill(value: Any) -> Any:
+        value = _shorthand_type(value)
+        if isinstance(value, dict) and "type" not in value:
+            return {"type": default, **value}
+        return value
+
+    return fill
+
+
+def knob_union(kind: Kind, registry: Registry = REGISTRY, default_type: str | None = None) -> Any:
+    """The type of one knob slot: a union of the registered params, on ``type``.
+
+    Args:
+        default_type: the knob a mapping without ``type`` chooses (so ``angular:
+            {l_max: 2}`` stays valid however many angular bases are registered).
+    """
     models = [entry.params for entry in registry.entries(kind)]
     if not models:
         raise RuntimeError(f"no {kind.value} is registered; import geocompose.nn first")
+    fill = _shorthand_type if default_type is None else _with_default_type(default_type)
+    before = BeforeValidator(fill)
     if len(models) == 1:
-        return Annotated[models[0], BeforeValidator(_shorthand_type)]
+        return Annotated[models[0], before]
     return Annotated[
         Union[tuple(models)],  # noqa: UP007 - a runtime-built union
         Field(discriminator="type"),
-        BeforeValidator(_shorthand_type),
+        before,
     ]
-
-
-class AngularSpec(KnobModel):
-    """Spherical harmonics of edge directions."""
-
-    l_max: int = Field(ge=0, le=8)
 
 
 def build_schema(registry: Registry = REGISTRY) -> type[KnobModel]:
@@ -81,7 +94,10 @@ def _build_schema(registry: Registry, version: int) -> type[KnobModel]:
         node=(knob_union(Kind.NODE_EMBEDDING, registry), ...),
         radial=(knob_union(Kind.RADIAL, registry), ...),
         envelope=(knob_union(Kind.ENVELOPE, registry), Field(default={"type": "polynomial"})),
-        angular=(AngularSpec | None, None),
+        angular=(
+            knob_union(Kind.ANGULAR, registry, default_type="spherical_harmonics") | None,
+            Field(default=None, description="angular basis of edge directions (none if unset)"),
+        ),
         __validators__={"check_species": field_validator("species")(_check_species)},
     )
     Interaction = knob_union(Kind.INTERACTION, registry)

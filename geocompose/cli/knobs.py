@@ -41,6 +41,8 @@ SLOTS: dict[Kind, str] = {
     Kind.NODE_EMBEDDING: "embedding.node",
     Kind.RADIAL: "embedding.radial",
     Kind.ENVELOPE: "embedding.envelope",
+    Kind.ANGULAR: "embedding.angular",
+    Kind.EDGE_EMBEDDING: "embedding.{radial,envelope,angular}",  # the three, evaluated together
     Kind.INTERACTION: "interactions[]",
     Kind.READOUT: "readout.<output>",
     Kind.STRATEGY: "symmetry.strategy",

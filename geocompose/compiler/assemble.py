@@ -8,14 +8,14 @@ from typing import Any
 import torch
 
 from geocompose.blueprint import LoadedBlueprint, read_blueprint, validate_blueprint
-from geocompose.compiler.resolve import resolve, smooth_entries
+from geocompose.compiler.resolve import STRATEGY_KNOB, resolve, smooth_entries, strategy_stage
 from geocompose.compiler.trace import TraceRow, TypeTrace
 from geocompose.compiler.typecheck import typecheck
 from geocompose.errors import BlueprintError
 from geocompose.nn.model import GeometricModel
-from geocompose.registry import REGISTRY, Kind
 from geocompose.types import fields as F
 from geocompose.types.group import Group
+from geocompose.types.signature import TypeRefusal
 
 
 def load(source: str | Path | dict | Any) -> LoadedBlueprint:
@@ -37,8 +37,9 @@ def check(source) -> TypeTrace:
     """Type-check a blueprint without building weights (used by search and ``info``)."""
     loaded = load(source)
     stages = resolve(loaded.blueprint)
-    signatures, _ = typecheck(stages, loaded.locate)
-    return _trace(loaded, stages, signatures, weights=None)
+    signatures, upstream = typecheck(stages, loaded.locate)
+    strategy, strategy_sig = _strategy(loaded, signatures, upstream)
+    return _trace(loaded, stages, signatures, strategy, strategy_sig, weights=None)
 
 
 def interaction_upstream(source) -> dict:
@@ -66,7 +67,8 @@ def compile(
     """
     loaded = load(source)
     stages = resolve(loaded.blueprint)
-    signatures, _ = typecheck(stages, loaded.locate)
+    signatures, final = typecheck(stages, loaded.locate)
+    strategy_at, strategy_sig = _strategy(loaded, signatures, final)
     # A seeded build must not disturb the caller's random stream.
     with torch.random.fork_rng(enabled=seed is not None):
         if seed is not None:
@@ -76,12 +78,16 @@ def compile(
         for stage, sig in zip(stages, signatures):
             blocks.append(_build(stage, upstream, loaded))
             upstream.update(sig.writes)
+    strategy = _build(strategy_at, final, loaded)
     trace = _trace(
-        loaded, stages, signatures, weights=[sum(p.numel() for p in b.parameters()) for b in blocks]
+        loaded,
+        stages,
+        signatures,
+        strategy_at,
+        strategy_sig,
+        weights=[sum(p.numel() for p in b.parameters()) for b in blocks],
     )
     symmetry = loaded.blueprint.symmetry
-    strategy_entry = REGISTRY.get(Kind.STRATEGY, symmetry.strategy.type)
-    strategy = strategy_entry.builder(symmetry.strategy, symmetry.group)
     model = GeometricModel(
         name=loaded.blueprint.name,
         species=loaded.blueprint.embedding.species,
@@ -114,11 +120,19 @@ def _build(stage, upstream, loaded: LoadedBlueprint):
         ) from None
 
 
-def _trace(loaded: LoadedBlueprint, stages, signatures, weights) -> TypeTrace:
+def _strategy(loaded: LoadedBlueprint, signatures, upstream):
+    """The strategy's stage and signature, around blocks that guarantee the weakest of
+    their guarantees; a strategy that refuses the model's fields is located."""
+    wrapped = Group.weakest(sig.guarantee for sig in signatures)
+    stage = strategy_stage(loaded.blueprint, wrapped)
+    sig = stage.signature(upstream)
+    if isinstance(sig, TypeRefusal):
+        raise BlueprintError(sig.render(), loaded.locate(STRATEGY_KNOB), STRATEGY_KNOB)
+    return stage, sig
+
+
+def _trace(loaded: LoadedBlueprint, stages, signatures, strategy, strategy_sig, weights):
     bp = loaded.blueprint
-    block_group = Group.weakest(sig.guarantee for sig in signatures)
-    strategy = REGISTRY.get(Kind.STRATEGY, bp.symmetry.strategy.type)
-    derived, exact = strategy.builder.derive(bp.symmetry.strategy, block_group, bp.symmetry.group)
     smooth = all(e.smooth is not False for e in smooth_entries(bp))
     outputs = {}
     for name in bp.readout:
@@ -143,9 +157,9 @@ def _trace(loaded: LoadedBlueprint, stages, signatures, weights) -> TypeTrace:
         name=bp.name,
         rows=rows,
         claim=bp.symmetry.group,
-        derived=derived,
-        exact=exact,
-        strategy=strategy.name,
+        derived=strategy_sig.guarantee,
+        exact=strategy_sig.exact,
+        strategy=strategy.entry.name,
         smooth=smooth,
         outputs=outputs,
     )

@@ -106,7 +106,7 @@ def load_for_inference(
         target = resolve_dtype(dtype, fallback=state["dtype"])
         name = {v: k for k, v in DTYPES.items()}[target]
         state = {**state, "dtype": name, "blueprint": _with_atomic_energies(state["blueprint"])}
-        potential = build_potential(state, averaged)
+        potential = build_potential(state, averaged, where=str(checkpoint))
     return potential.to(device).eval()
 
 

@@ -19,8 +19,10 @@ every step with its atoms, and the callback returns forces, the energy and the v
 
 The virial LAMMPS wants is ``W = -V sigma`` (eV, order xx yy zz xy xz yz) from the
 potential's strain derivative ``sigma`` (ASE's sign), so ``press`` is
-``(N k T + tr W / 3) / V`` as LAMMPS defines it. Boxes not periodic along x, y and z get
-energy and forces only, and the input must not ask for the model's pressure there.
+``(N k T + tr W / 3) / V`` as LAMMPS defines it. A box periodic along no axis (a
+molecule, ``boundary s s s``) gets the finite-system virial ``sum_i x_i (x) F_i``; a box
+periodic along some axes only (a slab) gets energy and forces, and its ``press`` leaves
+the model out.
 
 With 2 or more MPI ranks (``mpiexec -n 2 geocompose lammps ...``) LAMMPS integrates and
 communicates in parallel; the model still evaluates the whole system on every rank, so
@@ -160,8 +162,14 @@ class LammpsModel:
         f[:nlocal] = forces[rows]
         self.lmp.fix_external_set_energy_global(FIX_ID, float(out[F.ENERGY][0]))
         if stress:
-            volume = abs(np.linalg.det(cell))
-            w = -volume * out[F.STRESS][0].cpu().double().numpy()
+            w = -abs(np.linalg.det(cell)) * out[F.STRESS][0].cpu().double().numpy()
+        elif not periodic.any():
+            # A finite system: the energy is translation invariant, so the virial is
+            # sum_i x_i (x) F_i whatever the origin.
+            w = positions.T @ forces
+        else:
+            w = None  # partly periodic: no strain derivative (docs/deployment.md)
+        if w is not None:
             virial = [w[0, 0], w[1, 1], w[2, 2], w[0, 1], w[0, 2], w[1, 2]]
             self.lmp.fix_external_set_virial_global(FIX_ID, [float(v) for v in virial])
         self.calls += 1
@@ -228,7 +236,8 @@ def run_lammps(
     except Exception as err:
         lmp.close()
         if str(err).startswith("ERROR"):  # LAMMPS refused the input: the user's to fix
-            raise DeployError(f"{path}: LAMMPS {str(err).strip()}") from None
+            first = str(err).strip().splitlines()[0]  # the rest is a link to LAMMPS's docs
+            raise DeployError(f"{path}: LAMMPS {first}") from None
         raise
     if callback.error is not None:
         lmp.close()

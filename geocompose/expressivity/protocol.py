@@ -41,6 +41,7 @@ from geocompose.expressivity.classifier import (
     pair_batches,
 )
 from geocompose.expressivity.pairs import PAPER_CUTOFF, GeometricPair, rotation_z
+from geocompose.nn.symmetry.draws import use_generator
 
 __all__ = [
     "NOISE_RATIO",
@@ -141,7 +142,8 @@ def train_pair(
         batches = pair_batches(model.model, pair)
         targets = [torch.tensor([label]) for label in pair.labels]
         generator = torch.Generator().manual_seed(seed)
-        torch.manual_seed(seed)  # stochastic strategies draw frames from the global stream
+        # Stochastic strategies (frames, rotations) draw from their own seeded generator.
+        use_generator(model, torch.Generator().manual_seed(seed))
         optimiser = torch.optim.Adam(model.parameters(), lr=protocol.lr)
         schedule = torch.optim.lr_scheduler.ReduceLROnPlateau(
             optimiser, mode="max", factor=0.9, patience=25, min_lr=1e-5

@@ -1,4 +1,4 @@
-"""Modules: graph builders, bases, interactions, readouts, strategies.
+"""Modules: graph builders, embeddings and bases, interactions, readouts, strategies.
 
 Importing this package registers every built-in knob. Interaction families: invariant
 (schnet, long_range, cgcnn, dimenet, gemnet), Cartesian (egnn, gvp, painn; project),
@@ -7,7 +7,7 @@ spherical (mace, nequip, tfn), unconstrained (faenet). Readouts: pooling, gradie
 per-structure tensors).
 """
 
-from geocompose.nn.embedding import envelope, radial, species  # noqa: F401
+from geocompose.nn.embedding import edge, envelope, harmonics, radial, species  # noqa: F401
 from geocompose.nn.graph import complete, knn, point_cloud, radius  # noqa: F401
 from geocompose.nn.interaction import (  # noqa: F401
     cgcnn,

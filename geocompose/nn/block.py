@@ -1,13 +1,16 @@
-"""The block protocol every pipeline stage follows.
+"""The protocol every registered knob follows, whatever its kind.
 
-A block is an ``nn.Module`` with a params model and a pure typing rule::
+A knob is an ``nn.Module`` with a params model, a pure typing rule::
 
     signature(params, upstream, ctx) -> Signature | TypeRefusal
 
 that runs before any weights exist (so the compiler and the search type-check without
-building modules). A built block stores ``irreps_in``/``irreps_out`` keyed by field, and
-its ``forward`` takes the model state (field name → tensor) and returns only the fields
-it writes.
+building modules), and one constructor ``Builder(params, upstream, ctx)``. Graph
+builders, node embeddings, radial bases, envelopes, angular bases, the edge embedding,
+interactions and readouts are blocks: ``forward`` takes the model state (field name →
+tensor) and returns only the fields it writes. Symmetry strategies follow the same
+protocol but wrap the pipeline instead (``geocompose.nn.symmetry.base``). A built
+block stores ``irreps_in``/``irreps_out`` keyed by field.
 """
 
 from __future__ import annotations
@@ -32,21 +35,23 @@ class BuildContext:
 
     Args:
         species: chemical symbols, in the blueprint's order (index = species id).
-        cutoff: the graph's cutoff radius in Å (None for graphs without one).
+        cutoff: the graph's cutoff radius in Å (every graph builder has one; bases and
+            envelopes are scaled to it).
         knob: the blueprint path of the block being built, for messages.
         output: for readouts, the output name (the key under ``readout:``).
         long_range_cutoff: radius of the graph's long-range edge set, if it has one.
     """
 
     species: tuple[str, ...]
-    cutoff: float | None
+    cutoff: float
     knob: str = ""
     output: str = ""
     long_range_cutoff: float | None = None
 
 
 class Block(nn.Module):
-    """Base of every stage: typed reads and writes, one ``forward(state) -> writes``."""
+    """Base of every registered knob: typed reads and writes, one ``forward(state) ->
+    writes`` (a strategy's ``forward`` wraps the pipeline instead)."""
 
     Params: ClassVar[type[KnobModel]]
     entry: ClassVar[Entry]
@@ -55,7 +60,13 @@ class Block(nn.Module):
     def signature(
         cls, params: KnobModel, upstream: FieldTypes, ctx: BuildContext
     ) -> Signature | TypeRefusal:
+        """The typing rule: what the knob reads and writes given ``upstream``, or why not."""
         raise NotImplementedError
+
+    @classmethod
+    def label(cls, params: KnobModel) -> str:
+        """How the knob is named in type traces: its ``type`` unless it says more."""
+        return params.type  # type: ignore[attr-defined]
 
     def __init__(self, params: KnobModel, upstream: FieldTypes, ctx: BuildContext):
         super().__init__()

@@ -66,14 +66,9 @@ class GeometricModel(nn.Module):
         self.symmetry_exact = symmetry_exact
         self.symmetry_tolerance = symmetry_tolerance
         self.trace = trace
-        for block in blocks:
-            entry = getattr(block, "entry", None)
-            block.entry_is_derivative = bool(entry is not None and entry.derivative)
-        derived_outputs = {name for b in blocks if b.entry_is_derivative for name in b.irreps_out}
+        derivatives = [b for b in blocks if b.entry.derivative]
+        derived_outputs = {name for b in derivatives for name in b.irreps_out}
         self.inner_outputs = [name for name in outputs if name not in derived_outputs]
-        derivatives = [
-            b for b in blocks if getattr(b, "entry", None) is not None and b.entry.derivative
-        ]
         self.needs_position_grad = bool(derivatives)
         # With several derivative readouts each later one differentiates the same graph.
         self.derivatives_share_graph = len(derivatives) > 1
@@ -117,7 +112,7 @@ class GeometricModel(nn.Module):
         """Graph geometry → embeddings → interactions → non-derivative readouts."""
         state = dict(state)
         for block in self.blocks:
-            if not block.entry_is_derivative:
+            if not block.entry.derivative:
                 state.update(block(state))
         return {name: state[name] for name in self.inner_outputs}
 
@@ -161,7 +156,7 @@ class GeometricModel(nn.Module):
             # gradient of the symmetrised energy.
             state.update(self.strategy(self._run_inner, state, self.outputs, self.graph))
             for block in self.blocks:
-                if block.entry_is_derivative:
+                if block.entry.derivative:
                     state.update(block(state, keep_graph=keep))
         if self.needs_position_grad and not keep:
             # The graph behind them is gone: plain tensors, not a backward() that fails.

@@ -1,7 +1,9 @@
 """One registry for every knob kind.
 
 An entry is a params model (pydantic, ``extra="forbid"``), a builder (the class that
-makes the module), a typing rule (``signature``) and typed metadata. Built-in blocks
+makes the module) and typed metadata. Every kind follows one protocol: the builder's
+classmethod ``signature(params, upstream, ctx)`` is the typing rule (run before any
+weights exist) and ``builder(params, upstream, ctx)`` makes the module. Built-in blocks
 and user blocks register the same way, with :func:`register`::
 
     @register(Kind.INTERACTION, family=Family.INVARIANT, body_order=2, group=Group.O3)
@@ -197,22 +199,36 @@ def register(
     frames: bool = False,
     registry: Registry | None = None,
 ) -> Callable[[type], type]:
-    """Class decorator that registers a block; reads the params model from ``Params``.
+    """Class decorator that registers a knob of any kind; reads the params model from
+    ``Params``.
 
-    The decorated class must name its params model in a class attribute ``Params``.
+    The decorated class must name its params model in a class attribute ``Params`` and
+    define the typing rule ``signature(params, upstream, ctx)`` as a classmethod; it is
+    built as ``builder(params, upstream, ctx)``. The entry is stored on the class as
+    ``entry``, so every built module knows its registry entry.
     """
 
     def decorate(builder: type) -> type:
         params = getattr(builder, "Params", None)
         if not (isinstance(params, type) and issubclass(params, KnobModel)):
             raise RegistryError(f"{builder.__qualname__} needs `Params = <a KnobModel subclass>`")
+        name = knob_name(params)
         if kind is Kind.INTERACTION and "repeat" not in params.model_fields:
             raise RegistryError(
                 f"{params.__name__} is an interaction's params and needs `repeat`: derive it "
                 "from geocompose.nn.interaction.base.InteractionParams"
             )
+        if kind is Kind.GRAPH and "cutoff" not in params.model_fields:
+            raise RegistryError(
+                f"{params.__name__} is a graph builder's params and needs `cutoff` (bases and "
+                "envelopes are scaled to it): derive it from geocompose.nn.graph.base.GraphParams"
+            )
+        if not callable(getattr(builder, "signature", None)):
+            raise RegistryError(
+                f"{builder.__qualname__} needs a classmethod `signature(params, upstream, ctx)`"
+            )
         entry = Entry(
-            name=knob_name(params),
+            name=name,
             kind=kind,
             params=params,
             builder=builder,

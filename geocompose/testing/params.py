@@ -1,8 +1,10 @@
 """Draw small, valid params for any registered knob from its pydantic model.
 
 Sizes are kept small (channel counts 1–8, at most 2 repeats) so that drawn
-compositions build and verify in well under a second each. Fields with no rule here
-keep their default, which every registered params model must make valid.
+compositions build and verify in well under a second each. A field that lists
+``examples`` (pydantic ``Field(examples=...)``) is drawn among them (and its default).
+Fields with no rule here keep their default, which every registered params model must
+make valid; required fields without examples are left to the caller.
 """
 
 from __future__ import annotations
@@ -51,6 +53,11 @@ def field_strategy(name: str, info: FieldInfo) -> st.SearchStrategy | None:
         return None
     if name == "repeat":
         return st.integers(1, 2)
+    if info.examples:
+        # A params model names the values worth testing (e.g. a small l_max, a
+        # long-range radius beyond every drawn cutoff); an optional field may keep its default.
+        values = list(info.examples) + ([] if info.is_required() else [default])
+        return st.sampled_from(values)
     if origin is Literal:
         return st.sampled_from(typing.get_args(annotation))
     if annotation is bool:
@@ -75,7 +82,7 @@ def params_strategy(model: type[KnobModel]) -> st.SearchStrategy[KnobModel]:
     """Small valid params for ``model``: drawn fields plus defaults for the rest."""
     drawn: dict[str, st.SearchStrategy[Any]] = {}
     for name, info in model.model_fields.items():
-        if info.is_required():
+        if info.is_required() and not info.examples:
             continue  # required fields (e.g. a cutoff) are supplied by the caller
         strategy = field_strategy(name, info)
         if strategy is not None:

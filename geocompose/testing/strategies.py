@@ -1,12 +1,16 @@
 """Public hypothesis strategies: structures, group elements and valid compositions.
 
 The heart is :func:`compositions`: it draws blueprints from whatever is registered,
-choosing each interaction only among blocks whose typing rule accepts the fields
-upstream of it, so every drawn composition type-checks and compositions nobody wrote
-by hand get verified.
+choosing every knob (graph builder, bases, interactions, readouts, strategy) only
+among those whose typing rule accepts the fields upstream of it, so every drawn
+composition type-checks, compositions nobody wrote by hand get verified, and a knob
+registered by user code is drawn with no change here.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict
 
 import numpy as np
 import torch
@@ -19,8 +23,12 @@ from geocompose.data import structures as S
 from geocompose.data.batch import Batch
 from geocompose.errors import BlueprintError
 from geocompose.nn.block import BuildContext
+from geocompose.nn.symmetry.base import StrategyContext
 from geocompose.registry import REGISTRY, Kind
 from geocompose.testing.params import params_strategy
+from geocompose.types import Level, scalars
+from geocompose.types import fields as F
+from geocompose.types.group import Group
 from geocompose.types.signature import TypeRefusal
 from geocompose.verify import groups
 
@@ -50,28 +58,52 @@ def structures(
     return Batch.from_ase(atoms)
 
 
-@st.composite
-def graphs(draw, cutoff: float) -> dict:
-    """A graph section: radius (sometimes with a long-range edge set), kNN or complete."""
-    kind = draw(st.sampled_from(["radius", "radius", "radius_long_range", "knn", "complete"]))
-    if kind == "radius_long_range":
-        return {
-            "type": "radius",
-            "cutoff": cutoff,
-            "long_range_cutoff": cutoff + draw(st.sampled_from([2.0, 4.0])),
-        }
-    if kind == "knn":
-        return {"type": "knn", "k": draw(st.integers(2, 8)), "cutoff": cutoff}
-    return {"type": kind, "cutoff": cutoff}
+Choices = Mapping[Kind, Sequence[str]]
+"""Kind → the registered names a drawn composition may use at that kind's slot."""
 
 
-def _accepts(entry, params: dict, upstream: dict, species: list[str], cutoff: float) -> bool:
+def _ctx(kind: Kind, species, cutoff: float, output: str = "") -> BuildContext:
+    ctx = BuildContext(tuple(species), cutoff, knob=kind.value, output=output)
+    if kind is Kind.STRATEGY:  # accepts any blocks; the claim is set from the trace later
+        return StrategyContext(**asdict(ctx), claim=Group.O3, wrapped=Group.O3)
+    return ctx
+
+
+def _accepted(kind: Kind, params: dict, upstream, ctx: BuildContext):
+    """The validated params, or None when the params model or the typing rule refuses."""
+    entry = REGISTRY.get(kind, params["type"])
     try:
-        model = entry.params.model_validate({"type": entry.name, **params})
+        model = entry.params.model_validate(params)
     except ValueError:  # a drawn combination the params model refuses
-        return False
-    stage = registered_stage(Kind.INTERACTION, model, BuildContext(tuple(species), cutoff), "x")
-    return not isinstance(stage.signature(upstream), TypeRefusal)
+        return None
+    stage = registered_stage(kind, model, ctx, kind.value)
+    sig = stage.signature(upstream)
+    return None if isinstance(sig, TypeRefusal) else sig
+
+
+def knob(draw, kind: Kind, names: Sequence[str], upstream, ctx: BuildContext, **fixed):
+    """Draw one knob of ``kind`` among ``names``: params from its params model (plus
+    ``fixed``), kept only if its typing rule accepts ``upstream``. Returns the params
+    dict and its signature, or None when no candidate type-checks."""
+    candidates = []
+    for name in names:
+        params = {**draw(params_strategy(REGISTRY.get(kind, name).params)), **fixed, "type": name}
+        sig = _accepted(kind, params, upstream, ctx)
+        if sig is not None:
+            candidates.append((params, sig))
+    return draw(st.sampled_from(candidates)) if candidates else None
+
+
+def _names(choose: Choices, kind: Kind, default: Sequence[str] | None = None) -> list[str]:
+    if kind in choose:
+        return list(choose[kind])
+    return list(default if default is not None else REGISTRY.names(kind))
+
+
+def _require(found):
+    if found is None:
+        reject()  # nothing registered at this slot accepts what is upstream of it
+    return found
 
 
 @st.composite
@@ -80,55 +112,130 @@ def compositions(
     interactions: list[str] | None = None,
     max_interactions: int = 2,
     species: list[str] = SPECIES,
+    choose: Choices | None = None,
 ) -> dict:
-    """A valid blueprint dict drawn from the registry.
+    """A valid blueprint dict drawn from the registry, every slot from its kind's entries.
+
+    Each knob (graph builder, node embedding, radial basis, envelope, angular basis,
+    interactions, readouts, strategy) is drawn among the registered ones whose typing
+    rule accepts the fields upstream of it, with params drawn from its params model;
+    so a knob registered by user code is drawn too, with no change here.
 
     Args:
         interactions: restrict the first interaction to these names (e.g. one block
             under test); later ones are drawn from every registered interaction.
         max_interactions: at most this many interaction entries.
+        choose: restrict a kind's slot to these names. A chosen readout is added as an
+            extra output ``extra`` (or fills ``forces`` if it is a derivative readout).
+            Unless chosen, envelopes are drawn among the smooth ones and the strategy
+            is ``built_in`` (frame strategies multiply every check's cost).
     """
+    choose = dict(choose or {})
+    if interactions:
+        choose.setdefault(Kind.INTERACTION, interactions)
     cutoff = draw(st.sampled_from([3.0, 4.0]))
-    smooth = [n for n in REGISTRY.names(Kind.ENVELOPE) if REGISTRY.get(Kind.ENVELOPE, n).smooth]
-    embedding = {"species": species, "envelope": {"type": draw(st.sampled_from(smooth))}}
-    for key, kind in (("node", Kind.NODE_EMBEDDING), ("radial", Kind.RADIAL)):
-        name = draw(st.sampled_from(REGISTRY.names(kind)))
-        embedding[key] = {"type": name, **draw(params_strategy(REGISTRY.get(kind, name).params))}
-    embedding["angular"] = {"l_max": draw(st.integers(1, 2))}
+
+    def ctx(kind: Kind, output: str = "") -> BuildContext:
+        return _ctx(kind, species, cutoff, output)
+
+    upstream = dict(F.INPUT_TYPES)
+    graphs = _names(choose, Kind.GRAPH)
+    graph, sig = _require(knob(draw, Kind.GRAPH, graphs, upstream, ctx(Kind.GRAPH), cutoff=cutoff))
+    upstream.update(sig.writes)
+    embedding: dict = {"species": species}
+    smooth = [e.name for e in REGISTRY.entries(Kind.ENVELOPE) if e.smooth]
+    for key, kind, default in (
+        ("node", Kind.NODE_EMBEDDING, None),
+        ("radial", Kind.RADIAL, None),
+        ("envelope", Kind.ENVELOPE, smooth),
+        ("angular", Kind.ANGULAR, None),
+    ):
+        names = _names(choose, kind, default)
+        embedding[key], _ = _require(knob(draw, kind, names, upstream, ctx(kind)))
     blueprint = {
         "name": "drawn",
         "symmetry": {"group": "O(3)", "strategy": "built_in"},
-        "graph": draw(graphs(cutoff)),
+        "graph": graph,
         "embedding": embedding,
         "interactions": [],
-        "readout": {"energy": {"type": "sum", "hidden": [4]}, "forces": {"type": "gradient"}},
+        # Validation needs a readout; it is drawn once the interactions are.
+        "readout": {"energy": _placeholder_readout()},
     }
     for position in range(draw(st.integers(1, max_interactions))):
         upstream = interaction_upstream(blueprint)
         names = (
-            interactions if (position == 0 and interactions) else REGISTRY.names(Kind.INTERACTION)
+            choose[Kind.INTERACTION]
+            if (position == 0 and Kind.INTERACTION in choose)
+            else REGISTRY.names(Kind.INTERACTION)
         )
-        candidates = []
-        for name in names:
-            entry = REGISTRY.get(Kind.INTERACTION, name)
-            params = {**draw(params_strategy(entry.params)), "repeat": 1}
-            if _accepts(entry, params, upstream, species, cutoff):
-                candidates.append((name, params))
-        if not candidates:
+        found = knob(draw, Kind.INTERACTION, names, upstream, ctx(Kind.INTERACTION), repeat=1)
+        if found is None:
             break
-        name, params = draw(st.sampled_from(candidates))
-        blueprint["interactions"].append({"type": name, **params})
-    if any(
-        REGISTRY.get(Kind.INTERACTION, i["type"]).periodic is False
-        for i in blueprint["interactions"]
-    ):
-        blueprint["graph"] = {"type": "complete", "cutoff": cutoff}  # a molecules-only block
-    try:
-        trace = check(blueprint)  # the readout may still refuse (e.g. no 0e channels left)
-    except BlueprintError:
-        reject()
+        blueprint["interactions"].append(found[0])
     if not blueprint["interactions"]:
         reject()
-    # Claim what the blocks guarantee (a signed-torsion block makes the model SO(3)).
+    molecules_only = any(_periodic(Kind.INTERACTION, i) is False for i in blueprint["interactions"])
+    if molecules_only and Kind.GRAPH not in choose:
+        # A molecules-only block: draw the graph among molecules-only builders.
+        molecular = [e.name for e in REGISTRY.entries(Kind.GRAPH) if e.periodic is False]
+        if molecular:
+            inputs = dict(F.INPUT_TYPES)
+            found = knob(draw, Kind.GRAPH, molecular, inputs, ctx(Kind.GRAPH), cutoff=cutoff)
+            blueprint["graph"], _ = _require(found)
+    _draw_readouts(draw, blueprint, choose, ctx)
+    strategies = _names(choose, Kind.STRATEGY, ["built_in"])
+    blueprint["symmetry"]["strategy"], _ = _require(
+        knob(draw, Kind.STRATEGY, strategies, interaction_upstream(blueprint), ctx(Kind.STRATEGY))
+    )
+    try:
+        trace = check(blueprint)
+    except BlueprintError:
+        reject()
+    # Claim what the model guarantees (a signed-torsion block makes it SO(3)).
     blueprint["symmetry"]["group"] = trace.derived.value
     return blueprint
+
+
+def _placeholder_readout() -> dict:
+    """A readout that validates by its type alone (never type-checked: the upstream of
+    interactions is computed without readouts)."""
+    for entry in REGISTRY.entries(Kind.READOUT):
+        try:
+            entry.params.model_validate({"type": entry.name})
+        except ValueError:
+            continue
+        return {"type": entry.name}
+    raise RuntimeError("no readout is registered whose params all have defaults")
+
+
+def _periodic(kind: Kind, params: dict) -> bool | None:
+    return REGISTRY.get(kind, params["type"]).periodic
+
+
+def _draw_readouts(draw, blueprint: dict, choose: Choices, ctx) -> None:
+    """``energy`` (a per-structure 0e), ``forces`` (a derivative of it) and, when a
+    readout is chosen, that one too."""
+    upstream = interaction_upstream(blueprint)
+    blueprint["readout"] = {}
+    chosen = list(choose.get(Kind.READOUT, []))
+    entries = {e.name: e for e in REGISTRY.entries(Kind.READOUT)}
+    plain = [n for n, e in entries.items() if not e.derivative]
+    energy_type = scalars(1, Level.STRUCTURE)
+    candidates = []
+    for name in plain:
+        found = knob(draw, Kind.READOUT, [name], upstream, ctx(Kind.READOUT, "energy"))
+        if found is not None and found[1].writes.get("energy") == energy_type:
+            candidates.append(found)
+    energy, sig = draw(st.sampled_from(_require(candidates or None)))
+    blueprint["readout"]["energy"] = energy
+    upstream = {**upstream, **sig.writes}
+    derivative = [n for n in chosen if entries[n].derivative] or [
+        n for n, e in entries.items() if e.derivative
+    ]
+    forces = knob(draw, Kind.READOUT, derivative, upstream, ctx(Kind.READOUT, "forces"))
+    if forces is not None:
+        blueprint["readout"]["forces"] = forces[0]
+    extra = [n for n in chosen if not entries[n].derivative]
+    if extra:
+        found = _require(knob(draw, Kind.READOUT, extra, upstream, ctx(Kind.READOUT, "extra")))
+        blueprint["readout"]["extra"] = found[0]

@@ -45,8 +45,8 @@ from geocompose.compiler import compile as compile_blueprint
 from geocompose.compiler import load as load_blueprint
 from geocompose.data.dataset import Dataset, Splits
 from geocompose.errors import GeocomposeError, StructureError
-from geocompose.train import distributed as dist
 from geocompose.nn.symmetry.draws import use_generator
+from geocompose.train import distributed as dist
 from geocompose.train import resume as changes
 from geocompose.train.atomic import remove_temporaries
 from geocompose.train.checkpoint import DTYPES, CheckpointError, load_checkpoint, save_checkpoint

@@ -21,12 +21,17 @@ class Signature:
         reads: fields the block consumes, with the types it accepts them as.
         writes: fields the block produces (or overwrites), with their types.
         guarantee: the group the block is equivariant under when its reads are.
+        notes: remarks for the trace (e.g. tensor-product paths left out).
+        exact: False when the guarantee is approximate (a stochastic symmetry
+            strategy): the verifier then measures it instead of holding it to a
+            tight tolerance.
     """
 
     reads: Mapping[str, FieldType]
     writes: Mapping[str, FieldType]
     guarantee: Group
     notes: tuple[str, ...] = field(default=())
+    exact: bool = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "reads", dict(self.reads))

@@ -66,7 +66,7 @@ def verify(
     cutoff = float(getattr(model.graph.params, "cutoff", 5.0))
     # Periodic samples only when the graph handles cells and no block rules them out
     # (a block reading absolute coordinates cannot be invariant to wrapping).
-    entries = [b.entry for b in model.blocks if getattr(b, "entry", None) is not None]
+    entries = [b.entry for b in model.blocks]
     periodic = bool(model.graph.entry.periodic) and all(e.periodic is not False for e in entries)
 
     strategy = getattr(model, "strategy", None)
@@ -162,8 +162,7 @@ def verify(
     fd_batch = Batch.concatenate([batch.structure(i) for i in smooth_sample])
     fd_labels = [labels[i] for i in smooth_sample]
     for block in model.blocks:
-        entry = getattr(block, "entry", None)
-        if entry is not None and entry.kind is Kind.READOUT and entry.derivative:
+        if block.entry.kind is Kind.READOUT and block.entry.derivative:
             measured = checks.conservative_check(
                 model, fd_batch, fd_labels, gen, block.output, block.params.of
             )

@@ -1,7 +1,9 @@
 """docs/getting-started.md cannot drift: its code runs here.
 
 * the ```python blocks run in order in one namespace (the user block is registered,
-  compiled into a model, run and verified), then the block is unregistered;
+  compiled into a model, run and verified; then a radial basis, a graph builder and a
+  strategy are registered, verified and drawn by the property tests), then all are
+  unregistered;
 * the first ```yaml block is the blueprint the page calls ``tiny.yaml``: it compiles,
   and the misspelt variant gives the error text the page shows;
 * every ``geocompose ...`` line in the ```bash blocks parses with the real parser;
@@ -24,6 +26,8 @@ from geocompose.registry import REGISTRY, Kind
 REPO = Path(__file__).resolve().parents[2]
 PAGE = (REPO / "docs" / "getting-started.md").read_text(encoding="utf-8")
 BLOCK_NAME = "distance_gate"
+# The knobs of the section "A knob of any kind is one new file".
+KNOBS = [(Kind.RADIAL, "hat"), (Kind.GRAPH, "shell"), (Kind.STRATEGY, "inversion_average")]
 
 
 def blocks(language: str) -> list[str]:
@@ -32,21 +36,28 @@ def blocks(language: str) -> list[str]:
 
 @pytest.fixture
 def clean_registry():
-    REGISTRY.remove(Kind.INTERACTION, BLOCK_NAME)
+    for kind, name in [(Kind.INTERACTION, BLOCK_NAME), *KNOBS]:
+        REGISTRY.remove(kind, name)
     sys.modules.pop("my_blocks", None)
     yield
-    REGISTRY.remove(Kind.INTERACTION, BLOCK_NAME)
+    for kind, name in [(Kind.INTERACTION, BLOCK_NAME), *KNOBS]:
+        REGISTRY.remove(kind, name)
     sys.modules.pop("my_blocks", None)
 
 
 def test_python_examples_run(clean_registry, capsys):
     code = blocks("python")
-    assert len(code) == 2, "expected the block definition and its use"
+    assert len(code) == 3, "expected the block definition, its use, and the knob of each kind"
     namespace = {"__name__": "getting_started_example"}
     for source in code:
         # dont_inherit: this file's `from __future__ import annotations` must not leak in.
         exec(compile(source, "docs/getting-started.md", "exec", dont_inherit=True), namespace)  # noqa: S102
     assert REGISTRY.get(Kind.INTERACTION, BLOCK_NAME).builder.__name__ == "DistanceGateInteraction"
+    assert [REGISTRY.get(kind, name).builder.__name__ for kind, name in KNOBS] == [
+        "HatRadial",
+        "ShellGraph",
+        "InversionAverage",
+    ]
     assert namespace["report"].passed
     assert "derived O(3)" in capsys.readouterr().out  # the example prints the summary
 

@@ -6,41 +6,20 @@ from __future__ import annotations
 
 import csv
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 from ase.build import molecule
 from ase.io import read, write
+from train_cli_cases import write_inputs
 
 from geocompose.cli.main import main
 from geocompose.train import load_checkpoint
 
-SAMPLE = Path(__file__).parents[2] / "geocompose" / "data" / "examples" / "cu_emt_small.extxyz"
-
-TINY = """\
-name: tiny_cu
-symmetry: {group: O(3), strategy: built_in}
-graph: {type: radius, cutoff: 4.0}
-embedding:
-  species: [Cu]
-  node: {type: learned, features: 8}
-  radial: {type: gaussian, num: 8}
-  envelope: {type: cosine}
-interactions:
-  - {type: schnet, filters: 8}
-readout:
-  energy: {type: sum, hidden: [8]}
-  forces: {type: gradient, of: energy}
-"""
-
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
-    root = tmp_path_factory.mktemp("train")
-    (root / "tiny.yaml").write_text(TINY)
-    write(root / "cu.extxyz", read(SAMPLE, index=":20"), format="extxyz")
-    return root
+    return write_inputs(tmp_path_factory.mktemp("train"), 20)
 
 
 def test_train_resume_and_evaluate(files, tmp_path, capsys):

@@ -15,35 +15,15 @@ import numpy as np
 import pytest
 import torch
 from ase.io import read, write
+from train_cli_cases import TINY, write_inputs
 
 from geocompose.cli.main import main
 from geocompose.train import load_checkpoint, save_checkpoint
 
-SAMPLE = Path(__file__).parents[2] / "geocompose" / "data" / "examples" / "cu_emt_small.extxyz"
-
-TINY = """\
-name: tiny_cu
-symmetry: {group: O(3), strategy: built_in}
-graph: {type: radius, cutoff: 4.0}
-embedding:
-  species: [Cu]
-  node: {type: learned, features: 8}
-  radial: {type: gaussian, num: 8}
-  envelope: {type: cosine}
-interactions:
-  - {type: schnet, filters: 8}
-readout:
-  energy: {type: sum, hidden: [8]}
-  forces: {type: gradient, of: energy}
-"""
-
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
-    root = tmp_path_factory.mktemp("resume")
-    (root / "tiny.yaml").write_text(TINY)
-    write(root / "cu.extxyz", read(SAMPLE, index=":8"), format="extxyz")
-    return root
+    return write_inputs(tmp_path_factory.mktemp("resume"), 8)
 
 
 @pytest.fixture(scope="module")

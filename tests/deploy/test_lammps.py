@@ -121,6 +121,25 @@ def test_nve_conserves_energy_and_the_drift_is_reported(checkpoint, tmp_path, mo
     assert abs(drift) < 5 and excursion < 1
 
 
+def test_a_cluster_gets_the_finite_system_virial(checkpoint, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cluster = SINGLE_POINT.replace("units metal", "units metal\nboundary s s s").replace(
+        "thermo_style custom step", "thermo_style custom step vol"
+    ).replace('"$(pe:%.17g)', '"$(vol:%.17g) $(pe:%.17g)')
+    (tmp_path / "in.lmp").write_text(cluster)
+    assert main(["lammps", "in.lmp", "--model", str(checkpoint), "--log", "none"]) == 0
+    values = np.loadtxt(tmp_path / "thermo.txt")
+    volume, energy, tensor = values[0], values[1], values[3:]
+    rows = np.array([line.split() for line in (tmp_path / "atoms.dump").read_text()
+                     .splitlines()[9:]], dtype=float)
+    atoms = Atoms("Cu%d" % len(rows), positions=rows[:, 2:5], pbc=False)
+    atoms.calc = Calculator(checkpoint, dtype="float64")
+    assert energy == pytest.approx(atoms.get_potential_energy(), rel=1e-10)
+    w = atoms.positions.T @ atoms.get_forces()
+    expected = np.array([w[0, 0], w[1, 1], w[2, 2], w[0, 1], w[0, 2], w[1, 2]])
+    np.testing.assert_allclose(tensor * volume / NKTV2P, expected, rtol=1e-8, atol=1e-10)
+
+
 @pytest.mark.skipif(shutil.which("mpiexec") is None, reason="mpich's mpiexec (lammps[mpi])")
 def test_two_mpi_ranks_give_the_serial_numbers(checkpoint, tmp_path):
     (tmp_path / "in.lmp").write_text(SINGLE_POINT)

@@ -1,6 +1,8 @@
-"""Every registered interaction, with params drawn by hypothesis, verifies.
+"""Every registered knob, with params drawn by hypothesis, verifies at its slot of a
+drawn composition.
 
-A new block registered with @register is picked up here with no new test code.
+A new knob of any kind registered with @register is picked up here with no new test
+code (tests/symmetry/test_new_knobs.py shows it with throwaway knobs).
 """
 
 import pytest
@@ -25,10 +27,29 @@ def test_interaction_block_verifies(name):
     check()
 
 
-@pytest.mark.parametrize(
-    "kind", [Kind.RADIAL, Kind.ENVELOPE, Kind.NODE_EMBEDDING, Kind.GRAPH, Kind.READOUT]
-)
+@pytest.mark.parametrize("kind", list(Kind), ids=str)
 def test_every_component_is_covered_by_a_verified_blueprint_or_composition(kind):
-    """Components are exercised through compositions (radial, envelope, node) or the
-    dedicated tests in tests/unit; this guards that each kind has entries at all."""
+    """Every kind has entries, each verified below (interactions above, strategies in
+    test_strategies.py; the edge embedding is built in every composition)."""
     assert REGISTRY.names(kind)
+
+
+COMPONENTS = [
+    (kind, name)
+    for kind in (Kind.GRAPH, Kind.NODE_EMBEDDING, Kind.RADIAL, Kind.ENVELOPE, Kind.ANGULAR)
+    + (Kind.READOUT,)
+    for name in REGISTRY.names(kind)
+]
+
+
+@pytest.mark.parametrize(("kind", "name"), COMPONENTS, ids=lambda v: str(getattr(v, "value", v)))
+def test_component_verifies_in_a_drawn_composition(kind, name):
+    """Each registered component, at its slot of a drawn composition, verifies."""
+
+    @settings(max_examples=1)
+    @given(compositions(max_interactions=1, choose={kind: [name]}))
+    def check(blueprint):
+        report = verify(blueprint, samples=1, seed=1)
+        assert report.passed, f"{blueprint}\n{report.text()}"
+
+    check()

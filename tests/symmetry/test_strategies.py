@@ -1,5 +1,6 @@
 """Symmetry strategies: frame averaging makes any network exact; approximate strategies
-report measured figures; degenerate frames are reported separately; `none` fails."""
+report measured figures; degenerate frames are reported separately; `none` fails.
+The property tests draw every registered strategy from the registry."""
 
 import copy
 from pathlib import Path
@@ -14,6 +15,7 @@ import geocompose
 from geocompose.blueprint import read_blueprint
 from geocompose.nn.symmetry.draws import use_generator
 from geocompose.nn.symmetry.frames import SafeEigh, frames, sign_patterns
+from geocompose.registry import REGISTRY, Kind
 from geocompose.testing import compositions
 from geocompose.verify import Verdict, verify
 
@@ -152,8 +154,13 @@ def test_safe_eigh_matches_autograd_away_from_degeneracy_and_is_finite_at_it():
     assert torch.isfinite(grad).all()
 
 
+# Drawn from the registry: a strategy registered by user code is tested here too.
+EXACT = [e.name for e in REGISTRY.entries(Kind.STRATEGY) if e.exact]
+APPROXIMATE = [e.name for e in REGISTRY.entries(Kind.STRATEGY) if not e.exact]
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("strategy", ["frame_averaging", "canonicalisation"])
+@pytest.mark.parametrize("strategy", EXACT)
 def test_strategies_times_drawn_blocks(strategy):
     """Property test over strategies x blocks: any drawn composition, wrapped, is exact."""
 
@@ -166,7 +173,7 @@ def test_strategies_times_drawn_blocks(strategy):
     check()
 
 
-@pytest.mark.parametrize("strategy", ["frame_averaging", "canonicalisation"])
+@pytest.mark.parametrize("strategy", EXACT)
 def test_strategies_times_one_drawn_composition(strategy):
     """The quick version of the property test above (one drawn composition each)."""
 
@@ -175,6 +182,21 @@ def test_strategies_times_one_drawn_composition(strategy):
     def check(blueprint):
         report = verify(with_strategy(blueprint, strategy), samples=1, seed=4)
         assert report.check("rotation").verdict is Verdict.PASS, report.text()
+
+    check()
+
+
+@pytest.mark.parametrize("strategy", APPROXIMATE)
+def test_approximate_strategies_on_a_drawn_composition_claim_nothing_exact(strategy):
+    """An approximate strategy (params drawn) around a drawn composition: measured
+    figures, no violated claim."""
+
+    @settings(max_examples=1)
+    @given(compositions(max_interactions=1, choose={Kind.STRATEGY: [strategy]}))
+    def check(blueprint):
+        assert blueprint["symmetry"]["strategy"]["type"] == strategy
+        report = verify(blueprint, samples=1, seed=4)
+        assert report.passed, report.text()
 
     check()
 

@@ -12,6 +12,7 @@ import torch
 
 import geocompose
 from geocompose.nn.block import Block
+from geocompose.nn.embedding.base import Envelope
 from geocompose.nn.interaction.base import InteractionParams
 from geocompose.nn.ops.message import EdgeView, aggregate
 from geocompose.nn.ops.scatter import scatter_sum
@@ -77,16 +78,12 @@ class StepEnvelopeParams(KnobModel):
     type: Literal["step_claimed_smooth"] = "step_claimed_smooth"
 
 
-class StepEnvelopeClaimedSmooth(torch.nn.Module):
+class StepEnvelopeClaimedSmooth(Envelope):
     """A hard cutoff registered as smooth."""
 
     Params = StepEnvelopeParams
 
-    def __init__(self, params, cutoff):
-        super().__init__()
-        self.cutoff = cutoff
-
-    def forward(self, lengths):
+    def of_lengths(self, lengths):
         return (lengths < self.cutoff).to(lengths.dtype)
 
 

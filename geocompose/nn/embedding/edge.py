@@ -1,79 +1,90 @@
-"""The edge embedding stage: radial basis, envelope and (optionally) spherical harmonics.
+"""The edge embedding: radial basis, envelope and (optionally) angular basis, once per model.
 
-Not a knob itself: it is assembled from the ``radial``, ``envelope`` and ``angular``
-knobs of the blueprint's ``embedding`` section, once per model, so every interaction
-reads the same bases (never recomputed per layer).
+It is the stage that evaluates the ``radial``, ``envelope`` and ``angular`` knobs of
+the blueprint's ``embedding`` section together, so every interaction reads the same
+bases (never recomputed per layer). Each part is itself a registered knob with its own
+typing rule; this block's rule is theirs combined, and it builds them through the same
+protocol, ``builder(params, upstream, ctx)``.
 """
 
 from __future__ import annotations
 
+from typing import ClassVar, Literal
+
 import torch
-from e3nn import o3
-from pydantic import Field
+from pydantic import Field, SerializeAsAny
+from torch import nn
 
 from geocompose.nn.block import Block, BuildContext, State
-from geocompose.registry import KnobModel
-from geocompose.types import FieldType, Level, Signature, TypeRefusal, require, scalars
-from geocompose.types import fields as F
+from geocompose.registry import REGISTRY, Kind, KnobModel, register
+from geocompose.types import Signature, TypeRefusal
 from geocompose.types.group import Group
 
 
-class AngularParams(KnobModel):
-    """Spherical harmonics of edge directions up to ``l_max`` (e3nn, component-normalised)."""
+class EdgeEmbeddingParams(KnobModel):
+    """The three parts, each the validated params of a registered knob of its kind."""
 
-    l_max: int = Field(ge=0, le=8)
+    type: Literal["edge_bases"] = "edge_bases"
+    radial: SerializeAsAny[KnobModel] = Field(description="the `embedding.radial` knob")
+    envelope: SerializeAsAny[KnobModel] = Field(description="the `embedding.envelope` knob")
+    angular: SerializeAsAny[KnobModel] | None = Field(
+        default=None, description="the `embedding.angular` knob, if any"
+    )
+
+    parts: ClassVar[dict[str, Kind]] = {
+        "radial": Kind.RADIAL,
+        "envelope": Kind.ENVELOPE,
+        "angular": Kind.ANGULAR,
+    }
+    """Field → the kind of knob it holds (what a test strategy draws for it)."""
+
+    def chosen(self) -> list[tuple[str, KnobModel, type[Block]]]:
+        """(part, params, builder) of each part present, in evaluation order."""
+        return [
+            (part, getattr(self, part), REGISTRY.get(kind, getattr(self, part).type).builder)
+            for part, kind in self.parts.items()
+            if getattr(self, part) is not None
+        ]
 
 
-def angular_irreps(l_max: int) -> o3.Irreps:
-    """``1x0e + 1x1o + 1x2e + ...``: harmonics of a polar vector have parity (-1)^l."""
-    return o3.Irreps.spherical_harmonics(l_max)
-
-
+@register(Kind.EDGE_EMBEDDING)
 class EdgeEmbedding(Block):
-    """Writes ``edge_radial`` (num x 0e), ``edge_envelope`` (1x0e) and, with
-    ``angular``, ``edge_angular`` (spherical harmonics of the unit edge vector)."""
+    """Writes ``edge_radial`` (num x 0e), ``edge_envelope`` (1x0e) and, with an
+    ``angular`` basis, ``edge_angular`` (e.g. spherical harmonics of the unit edge
+    vector): whatever its parts' signatures write, read from what they read.
 
-    def __init__(
-        self,
-        radial: torch.nn.Module,
-        envelope: torch.nn.Module,
-        angular: AngularParams | None,
-        upstream,
-        ctx: BuildContext,
-    ):
-        self.radial_num = radial.num
-        self.l_max = angular.l_max if angular is not None else None
-        super().__init__(angular or AngularParams(l_max=0), upstream, ctx)
-        self.radial = radial
-        self.envelope = envelope
+    YAML: ``radial: {type: bessel, num: 8}`` beside ``envelope`` and ``angular`` in the
+    ``embedding`` section: the edge embedding is those keys, not chosen by a ``type``.
+    """
 
-    def signature(self, params, upstream, ctx):  # instance-level: depends on the components
-        return self.edge_signature(self.radial_num, self.l_max, upstream)
+    Params = EdgeEmbeddingParams
 
-    @staticmethod
-    def edge_signature(radial_num: int, l_max: int | None, upstream) -> Signature | TypeRefusal:
-        reads = {}
-        for name in (F.EDGE_LENGTHS,) + ((F.EDGE_VECTORS,) if l_max is not None else ()):
-            found = require(upstream, name, "the edge embedding")
-            if isinstance(found, TypeRefusal):
-                return found
-            reads[name] = found
-        writes = {
-            F.EDGE_RADIAL: scalars(radial_num, Level.EDGE),
-            F.EDGE_ENVELOPE: scalars(1, Level.EDGE),
-        }
-        if l_max is not None:
-            writes[F.EDGE_ANGULAR] = FieldType(angular_irreps(l_max), Level.EDGE)
-        return Signature(reads=reads, writes=writes, guarantee=Group.O3)
+    @classmethod
+    def label(cls, params: EdgeEmbeddingParams) -> str:
+        labels = [builder.label(part) for _, part, builder in params.chosen()]
+        return " x ".join(labels[:2]) + "".join(f" + {label}" for label in labels[2:])
+
+    @classmethod
+    def signature(cls, params, upstream, ctx: BuildContext) -> Signature | TypeRefusal:
+        reads, writes, guarantees = {}, {}, []
+        for _, part, builder in params.chosen():
+            sig = builder.signature(part, upstream, ctx)
+            if isinstance(sig, TypeRefusal):
+                return sig
+            reads.update(sig.reads)
+            writes.update(sig.writes)
+            guarantees.append(sig.guarantee)
+        return Signature(reads=reads, writes=writes, guarantee=Group.weakest(guarantees))
+
+    def __init__(self, params: EdgeEmbeddingParams, upstream, ctx: BuildContext):
+        super().__init__(params, upstream, ctx)
+        for name, part, builder in params.chosen():
+            setattr(self, name, builder(part, upstream, ctx))
+        self.part_names = [name for name, _, _ in params.chosen()]
 
     def forward(self, state: State) -> dict[str, torch.Tensor]:
-        lengths = state[F.EDGE_LENGTHS]  # (E, 1)
-        out = {F.EDGE_RADIAL: self.radial(lengths), F.EDGE_ENVELOPE: self.envelope(lengths)}
-        if self.l_max is not None:
-            # Divide by a clamped length: a zero vector (coincident atoms) gets harmonics of
-            # the zero vector (finite) instead of 0/0.
-            unit = state[F.EDGE_VECTORS] / lengths.clamp(min=1e-12)
-            out[F.EDGE_ANGULAR] = o3.spherical_harmonics(
-                list(range(self.l_max + 1)), unit, normalize=False, normalization="component"
-            )
+        out: dict[str, torch.Tensor] = {}
+        for name in self.part_names:
+            part: nn.Module = getattr(self, name)
+            out.update(part(state))
         return out

@@ -2,6 +2,7 @@
 
 An envelope registered ``smooth=True`` must make the energy continuous across the
 cutoff; the verifier tests that claim by moving an atom through the cutoff.
+Signature of every envelope: reads ``edge_lengths`` → writes ``edge_envelope: 1x0e``.
 """
 
 from __future__ import annotations
@@ -10,8 +11,8 @@ import math
 from typing import Literal
 
 import torch
-from torch import nn
 
+from geocompose.nn.embedding.base import Envelope
 from geocompose.registry import Kind, KnobModel, register
 from geocompose.types.bounds import Size
 
@@ -21,7 +22,7 @@ class CosineEnvelopeParams(KnobModel):
 
 
 @register(Kind.ENVELOPE, smooth=True)
-class CosineEnvelope(nn.Module):
+class CosineEnvelope(Envelope):
     """``u(r) = (cos(pi r / c) + 1) / 2`` inside the cutoff, 0 outside (SchNet, Behler).
 
     Continuous with a continuous first derivative at r = c.
@@ -31,11 +32,7 @@ class CosineEnvelope(nn.Module):
 
     Params = CosineEnvelopeParams
 
-    def __init__(self, params: CosineEnvelopeParams, cutoff: float):
-        super().__init__()
-        self.cutoff = cutoff
-
-    def forward(self, lengths: torch.Tensor) -> torch.Tensor:
+    def of_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
         inside = lengths < self.cutoff
         value = 0.5 * (torch.cos(lengths * (math.pi / self.cutoff)) + 1.0)
         return torch.where(inside, value, torch.zeros_like(value))
@@ -47,7 +44,7 @@ class PolynomialEnvelopeParams(KnobModel):
 
 
 @register(Kind.ENVELOPE, smooth=True)
-class PolynomialEnvelope(nn.Module):
+class PolynomialEnvelope(Envelope):
     """DimeNet's polynomial envelope, smooth to order ``p`` at the cutoff.
 
     ``u(x) = 1 - (p+1)(p+2)/2 x^p + p(p+2) x^(p+1) - p(p+1)/2 x^(p+2)``, ``x = r/c`` —
@@ -58,21 +55,21 @@ class PolynomialEnvelope(nn.Module):
 
     Params = PolynomialEnvelopeParams
 
-    def __init__(self, params: PolynomialEnvelopeParams, cutoff: float):
-        super().__init__()
-        self.cutoff = cutoff
-        self.p = params.p
+    def of_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
+        return polynomial_envelope(lengths, self.cutoff, self.params.p)
 
-    def forward(self, lengths: torch.Tensor) -> torch.Tensor:
-        p = self.p
-        x = lengths / self.cutoff
-        value = (
-            1.0
-            - 0.5 * (p + 1) * (p + 2) * x**p
-            + p * (p + 2) * x ** (p + 1)
-            - 0.5 * p * (p + 1) * x ** (p + 2)
-        )
-        return torch.where(x < 1.0, value, torch.zeros_like(value))
+
+def polynomial_envelope(lengths: torch.Tensor, cutoff: float, p: int) -> torch.Tensor:
+    """The polynomial envelope of order ``p`` at ``cutoff``, 0 beyond it (also used by
+    blocks that need an envelope at a radius of their own, e.g. GemNet's torsions)."""
+    x = lengths / cutoff
+    value = (
+        1.0
+        - 0.5 * (p + 1) * (p + 2) * x**p
+        + p * (p + 2) * x ** (p + 1)
+        - 0.5 * p * (p + 1) * x ** (p + 2)
+    )
+    return torch.where(x < 1.0, value, torch.zeros_like(value))
 
 
 class HardEnvelopeParams(KnobModel):
@@ -80,7 +77,7 @@ class HardEnvelopeParams(KnobModel):
 
 
 @register(Kind.ENVELOPE, smooth=False)
-class HardEnvelope(nn.Module):
+class HardEnvelope(Envelope):
     """A step: 1 inside the cutoff, 0 outside. Energies jump when an atom crosses it.
 
     Registered ``smooth=False``, so a model using it makes no continuity claim.
@@ -90,9 +87,5 @@ class HardEnvelope(nn.Module):
 
     Params = HardEnvelopeParams
 
-    def __init__(self, params: HardEnvelopeParams, cutoff: float):
-        super().__init__()
-        self.cutoff = cutoff
-
-    def forward(self, lengths: torch.Tensor) -> torch.Tensor:
+    def of_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
         return (lengths < self.cutoff).to(lengths.dtype)

@@ -1,4 +1,7 @@
-"""Radial bases: expand an edge length into ``num`` invariant (``0e``) channels."""
+"""Radial bases: expand an edge length into ``num`` invariant (``0e``) channels.
+
+Signature of every basis: reads ``edge_lengths`` → writes ``edge_radial: num x 0e``.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +12,8 @@ import torch
 from pydantic import Field
 from torch import nn
 
+from geocompose.nn.block import BuildContext
+from geocompose.nn.embedding.base import RadialBasis
 from geocompose.registry import Kind, KnobModel, register
 from geocompose.types.bounds import Size
 
@@ -23,7 +28,7 @@ class GaussianRadialParams(KnobModel):
 
 
 @register(Kind.RADIAL)
-class GaussianRadial(nn.Module):
+class GaussianRadial(RadialBasis):
     """Gaussians on evenly spaced centres from ``start`` to the cutoff (SchNet).
 
     ``e_k(r) = exp(-(r - mu_k)^2 / (2 width^2))`` — Schütt et al., J. Chem. Phys. 148,
@@ -35,16 +40,16 @@ class GaussianRadial(nn.Module):
 
     Params = GaussianRadialParams
 
-    def __init__(self, params: GaussianRadialParams, cutoff: float):
-        super().__init__()
+    def __init__(self, params: GaussianRadialParams, upstream, ctx: BuildContext):
+        super().__init__(params, upstream, ctx)
+        cutoff = ctx.cutoff
         centres = torch.linspace(params.start, cutoff, params.num, dtype=torch.float64)
         spacing = (cutoff - params.start) / max(params.num - 1, 1)
         width = params.width if params.width is not None else spacing
-        self.num = params.num
         self.register_buffer("centres", centres)
         self.coeff = -0.5 / width**2
 
-    def forward(self, lengths: torch.Tensor) -> torch.Tensor:
+    def of_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
         """(E, 1) lengths → (E, num) basis values."""
         return torch.exp(self.coeff * (lengths - self.centres.to(lengths.dtype)) ** 2)
 
@@ -56,7 +61,7 @@ class BesselRadialParams(KnobModel):
 
 
 @register(Kind.RADIAL)
-class BesselRadial(nn.Module):
+class BesselRadial(RadialBasis):
     """Zeroth-order spherical Bessel functions (DimeNet, NequIP, MACE).
 
     ``e_n(r) = sqrt(2/c) sin(n pi r / c) / r`` — Gasteiger et al., ICLR 2020. Written
@@ -68,14 +73,14 @@ class BesselRadial(nn.Module):
 
     Params = BesselRadialParams
 
-    def __init__(self, params: BesselRadialParams, cutoff: float):
-        super().__init__()
+    def __init__(self, params: BesselRadialParams, upstream, ctx: BuildContext):
+        super().__init__(params, upstream, ctx)
+        cutoff = ctx.cutoff
         freqs = torch.arange(1, params.num + 1, dtype=torch.float64) * math.pi / cutoff
         self.freqs = nn.Parameter(freqs, requires_grad=params.trainable)
         self.prefactor = math.sqrt(2.0 / cutoff)
-        self.num = params.num
 
-    def forward(self, lengths: torch.Tensor) -> torch.Tensor:
+    def of_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
         freqs = self.freqs.to(lengths.dtype)
         # sin(w r) / r = w * sin(x) / x with x = w r, through a safe sin(x)/x.
         return self.prefactor * freqs * sin_over_x(lengths * freqs)

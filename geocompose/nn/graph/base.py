@@ -11,15 +11,25 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from pydantic import Field
 
 from geocompose.nn.block import Block, BuildContext, State
 from geocompose.nn.graph.neighbours import edge_vectors
+from geocompose.registry import KnobModel
 from geocompose.types import FieldType, Level, Signature, TypeRefusal, discrete, require, scalars
 from geocompose.types import fields as F
+from geocompose.types.bounds import Cutoff
 from geocompose.types.group import Group
 from geocompose.types.irreps import parse_irreps
 
 Pairs = tuple[np.ndarray, np.ndarray, np.ndarray]  # receivers (E,), senders (E,), shifts (E, 3)
+
+
+class GraphParams(KnobModel):
+    """Params every graph builder shares: a cutoff radius, required unless a builder
+    gives it a default (the compiler hands it to bases and envelopes as ``ctx.cutoff``)."""
+
+    cutoff: Cutoff = Field(description="cutoff radius in Å")
 
 
 class GraphBuilder(Block):

@@ -7,13 +7,13 @@ from typing import Literal
 from pydantic import Field
 
 from geocompose.errors import StructureError
-from geocompose.nn.graph.base import GraphBuilder
+from geocompose.nn.graph.base import GraphBuilder, GraphParams
 from geocompose.nn.graph.neighbours import complete_pairs
-from geocompose.registry import Kind, KnobModel, register
+from geocompose.registry import Kind, register
 from geocompose.types.bounds import Cutoff
 
 
-class CompleteGraphParams(KnobModel):
+class CompleteGraphParams(GraphParams):
     type: Literal["complete"] = "complete"
     cutoff: Cutoff = Field(
         default=10.0,

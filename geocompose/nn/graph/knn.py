@@ -6,13 +6,13 @@ from typing import Literal
 
 from pydantic import Field
 
-from geocompose.nn.graph.base import GraphBuilder
+from geocompose.nn.graph.base import GraphBuilder, GraphParams
 from geocompose.nn.graph.neighbours import knn_pairs
-from geocompose.registry import Kind, KnobModel, register
+from geocompose.registry import Kind, register
 from geocompose.types.bounds import Cutoff, Size
 
 
-class KnnGraphParams(KnobModel):
+class KnnGraphParams(GraphParams):
     type: Literal["knn"] = "knn"
     k: Size = 12
     cutoff: Cutoff = Field(description="never connect beyond this radius (Å)")

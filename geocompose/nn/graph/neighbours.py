@@ -192,9 +192,12 @@ def _radius_pairs(positions: np.ndarray, cell: np.ndarray, pbc: np.ndarray, cuto
     # user's cell carries. All-False gets an all-zero box, which vesin needs.
     box = np.where(pbc[:, None], cell, 0.0)
     try:
-        i, j, shifts = vesin.NeighborList(cutoff=cutoff, full_list=True).compute(
-            positions, box, pbc.tolist(), quantities="ijS"
+        # vesin's default (0) takes every core unless OMP_NUM_THREADS is set; the caller's
+        # torch.set_num_threads is what a user (or a trainer sharing the machine) sets.
+        search = vesin.NeighborList(
+            cutoff=cutoff, full_list=True, n_threads=torch.get_num_threads()
         )
+        i, j, shifts = search.compute(positions, box, pbc.tolist(), quantities="ijS")
     except RuntimeError as err:  # vesin refuses e.g. a box it cannot invert
         raise StructureError(f"neighbour list: vesin refused the structure: {err}") from err
     receivers = i.astype(np.int64)  # vesin gives uint64 / int32

@@ -7,12 +7,12 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
-from geocompose.nn.graph.base import GraphBuilder
-from geocompose.registry import Kind, KnobModel, register
+from geocompose.nn.graph.base import GraphBuilder, GraphParams
+from geocompose.registry import Kind, register
 from geocompose.types.bounds import Cutoff
 
 
-class PointCloudParams(KnobModel):
+class PointCloudParams(GraphParams):
     type: Literal["point_cloud"] = "point_cloud"
     cutoff: Cutoff = Field(
         default=5.0,

@@ -9,9 +9,9 @@ import torch
 from pydantic import Field
 
 from geocompose.nn.block import BuildContext, State
-from geocompose.nn.graph.base import GraphBuilder, safe_norm
+from geocompose.nn.graph.base import GraphBuilder, GraphParams, safe_norm
 from geocompose.nn.graph.neighbours import edge_vectors, radius_pairs
-from geocompose.registry import Kind, KnobModel, register
+from geocompose.registry import Kind, register
 from geocompose.types import FieldType, Level, Signature, TypeRefusal, discrete, scalars
 from geocompose.types import fields as F
 from geocompose.types.bounds import Cutoff
@@ -26,13 +26,13 @@ LONG_RANGE = {
 """Local edge field → its long-range counterpart."""
 
 
-class RadiusGraphParams(KnobModel):
+class RadiusGraphParams(GraphParams):
     type: Literal["radius"] = "radius"
-    cutoff: Cutoff = Field(description="cutoff radius in Å")
     long_range_cutoff: Cutoff | None = Field(
         default=None,
         description="also build a second edge set up to this radius (Å), e.g. for a "
         "'long_range' interaction; must exceed cutoff",
+        examples=[6.0, 8.0],
     )
 
 

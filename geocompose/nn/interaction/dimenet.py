@@ -192,10 +192,6 @@ class DimeNetPPInteraction(Block):
 
     @classmethod
     def signature(cls, params, upstream, ctx: BuildContext):
-        if ctx.cutoff is None:
-            return TypeRefusal(
-                "dimenet_pp needs a graph cutoff for its Bessel basis", "use a radius graph"
-            )
         return edge_state_signature("dimenet_pp", params.hidden, upstream, Group.O3)
 
     def __init__(self, params: DimeNetPPParams, upstream, ctx: BuildContext):

@@ -98,7 +98,7 @@ class EGNNInteraction(MessagePassingInteraction):
         num_radial = self.irreps_in[F.EDGE_RADIAL].dim
         hidden, act = params.hidden, params.activation
         self.moved_before = F.UPDATED_POSITIONS in self.irreps_in
-        self.inverse_cutoff_sq = 1.0 / (ctx.cutoff or 1.0) ** 2
+        self.inverse_cutoff_sq = 1.0 / ctx.cutoff ** 2
         self.phi_e = nn.Sequential(
             mlp([2 * width + 1 + num_radial, hidden, hidden], act), activation(act)
         )

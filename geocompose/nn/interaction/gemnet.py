@@ -46,7 +46,7 @@ from geocompose.nn.embedding.angular_basis import (
     torsion_harmonics,
     unit,
 )
-from geocompose.nn.embedding.envelope import PolynomialEnvelope, PolynomialEnvelopeParams
+from geocompose.nn.embedding.envelope import polynomial_envelope
 from geocompose.nn.graph.higher_order import memo, quadruplet_index, reverse_edges
 from geocompose.nn.interaction.base import InteractionParams
 from geocompose.nn.interaction.dimenet import (
@@ -60,11 +60,11 @@ from geocompose.nn.interaction.dimenet import (
 from geocompose.nn.ops.message import EdgeView, aggregate
 from geocompose.nn.ops.scatter import scatter_sum
 from geocompose.registry import Family, Group, Kind, register
-from geocompose.types import TypeRefusal
 from geocompose.types import fields as F
 from geocompose.types.bounds import Cutoff, Size
 
 INV_SQRT2 = 1.0 / math.sqrt(2.0)
+TORSION_ENVELOPE_P = 6  # order of the polynomial envelope at torsion_cutoff (DimeNet's p)
 
 
 class GemNetTParams(InteractionParams):
@@ -135,10 +135,6 @@ class GemNetTInteraction(Block):
 
     @classmethod
     def signature(cls, params, upstream, ctx: BuildContext):
-        if ctx.cutoff is None:
-            return TypeRefusal(
-                f"{params.type} needs a graph cutoff for its Bessel basis", "use a radius graph"
-            )
         return edge_state_signature(params.type, params.hidden, upstream, cls.group)
 
     def __init__(self, params: GemNetTParams, upstream, ctx: BuildContext):
@@ -206,7 +202,6 @@ class QuadrupletInteraction(nn.Module):
         width = p.angle_order * (1 + p.torsion_order * (2 if signed else 1))
         self.weights = nn.Linear(width, p.quad_emb, bias=False)
         self.up = nn.Sequential(nn.Linear(p.quad_emb, p.hidden, bias=False), activation(act))
-        self.envelope = PolynomialEnvelope(PolynomialEnvelopeParams(), p.torsion_cutoff)
         self.cutoff, self.torsion_order, self.angle_order = (
             p.torsion_cutoff,
             p.torsion_order,
@@ -243,7 +238,7 @@ class QuadrupletInteraction(nn.Module):
             torsion = torsion_harmonics(b1, b2, b3, self.torsion_order, self.signed)
             torsion = torch.cat([torch.ones_like(torsion[:, :1]), torsion], dim=-1)  # (Q, 1 + M')
             angle = legendre(self.angle_order - 1, -(b2 * b3).sum(-1))  # cos of the angle k-j-i
-            env = self.envelope(state[F.EDGE_LENGTHS])  # (E, 1)
+            env = polynomial_envelope(state[F.EDGE_LENGTHS], self.cutoff, TORSION_ENVELOPE_P)
             weight = env[lk] * env[kj] * env[ji]  # (Q, 1)
             return (angle[:, :, None] * torsion[:, None, :]).flatten(1) * weight
 

@@ -6,7 +6,7 @@ from typing import Literal
 
 from geocompose.data.rotations import haar_rotations
 from geocompose.nn.ops.scatter import scatter_mean
-from geocompose.nn.symmetry.base import Strategy, average_over_frames
+from geocompose.nn.symmetry.base import Strategy, StrategyContext, average_over_frames
 from geocompose.nn.symmetry.draws import RandomDraws
 from geocompose.registry import Kind, KnobModel, register
 from geocompose.types import fields as F
@@ -30,10 +30,12 @@ class Augmentation(RandomDraws, Strategy):
     """
 
     Params = AugmentationParams
+    needs = (F.POSITIONS, F.CELL, F.BATCH)
 
     @classmethod
-    def derive(cls, params, blocks: Group, claim: Group) -> tuple[Group, bool]:
-        return claim, blocks.covers(claim)
+    def signature(cls, params, upstream, ctx: StrategyContext):
+        # The claim, approximately: exact only when the blocks already guarantee it.
+        return cls.wrapping(params, upstream, ctx.claim, exact=ctx.wrapped.covers(ctx.claim))
 
     def forward(self, run, state, types, graph):
         if not self.training:

@@ -9,36 +9,80 @@ derivative readouts (forces) come after it, so forces are the gradient of the
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
-from torch import nn
 
-from geocompose.registry import KnobModel
-from geocompose.types import FieldType, Level
+from geocompose.nn.block import Block, BuildContext
+from geocompose.types import FieldType, FieldTypes, Level, Signature, TypeRefusal
 from geocompose.types import fields as F
 from geocompose.types.group import Group
 from geocompose.types.irreps import rotate_rows
+from geocompose.types.signature import require_all
 
 Run = Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]]
 
+FRAME_READS = (F.POSITIONS, F.CELL, F.BATCH, F.EDGE_INDEX, F.EDGE_VECTORS)
+"""What a strategy building frames from the geometry reads (edge vectors from the graph)."""
 
-class Strategy(nn.Module):
-    """Base of strategies. ``derive`` tells the compiler what the model may claim."""
 
-    Params: type[KnobModel]
+@dataclass(frozen=True, kw_only=True)
+class StrategyContext(BuildContext):
+    """A strategy's build context: the claim it serves and what it wraps.
 
-    def __init__(self, params: KnobModel, claim: Group):
-        super().__init__()
-        self.params = params
-        self.claim = claim
+    Args:
+        claim: the group the blueprint claims.
+        wrapped: the guarantee of the blocks it wraps (the weakest of theirs).
+    """
+
+    claim: Group
+    wrapped: Group
+
+
+class Strategy(Block):
+    """Base of strategies: the block protocol, with a ``forward`` that wraps the pipeline.
+
+    Its typing rule reads what the strategy needs from the model's fields and gives
+    the model's guarantee as a function of the claim and of the wrapped blocks'
+    guarantee (``Signature.exact`` False where that guarantee is only approximate);
+    it writes no field of its own. This base passes the wrapped guarantee through.
+    """
+
+    needs: ClassVar[tuple[str, ...]] = ()
+    """Fields the strategy reads from the state it wraps."""
 
     @classmethod
-    def derive(cls, params, blocks: Group, claim: Group) -> tuple[Group, bool]:
-        """(guaranteed group, whether it is exact) given the blocks' guarantee."""
-        return blocks, True
+    def signature(
+        cls, params, upstream: FieldTypes, ctx: StrategyContext
+    ) -> Signature | TypeRefusal:
+        return cls.wrapping(params, upstream, ctx.wrapped)
+
+    @classmethod
+    def wrapping(
+        cls, params, upstream: FieldTypes, group: Group, exact: bool = True
+    ) -> Signature | TypeRefusal:
+        """The signature of a strategy that reads ``needs`` and guarantees ``group``."""
+        reads = require_all(upstream, cls.needs, f"the '{params.type}' strategy")
+        if isinstance(reads, TypeRefusal):
+            return reads
+        return Signature(reads=reads, writes={}, guarantee=group, exact=exact)
+
+    def __init__(self, params, upstream: FieldTypes, ctx: StrategyContext):
+        super().__init__(params, upstream, ctx)
+        self.claim = ctx.claim
 
     def forward(self, run: Run, state: dict, types: Mapping[str, FieldType], graph) -> dict:
         return run(state)
+
+    def extra_repr(self) -> str:
+        return ""  # no fields of its own; the trace summary states the guarantee
+
+
+def framed_group(ctx: StrategyContext) -> Group:
+    """What averaging over (or choosing) frames guarantees: the claim, whatever the
+    wrapped blocks do; with no claim, just what the blocks give."""
+    return ctx.claim if ctx.claim is not Group.NONE else ctx.wrapped
 
 
 def average_over_frames(

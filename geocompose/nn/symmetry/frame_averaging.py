@@ -7,7 +7,13 @@ from typing import Literal
 import torch
 
 from geocompose.nn.ops.scatter import scatter_sum
-from geocompose.nn.symmetry.base import Strategy, average_over_frames
+from geocompose.nn.symmetry.base import (
+    FRAME_READS,
+    Strategy,
+    StrategyContext,
+    average_over_frames,
+    framed_group,
+)
 from geocompose.nn.symmetry.draws import RandomDraws
 from geocompose.nn.symmetry.frames import covariance, frames, principal_axes, sign_patterns
 from geocompose.registry import Kind, KnobModel, register
@@ -19,13 +25,15 @@ from geocompose.types.group import Group
 class FrameStrategy(Strategy):
     """Shared body: PCA frames from edge vectors, then a subclass picks which to average."""
 
+    needs = FRAME_READS
+
     def select(self, all_frames: torch.Tensor, axes: torch.Tensor, state) -> torch.Tensor:
         """(B, K, 3, 3) all sign choices → (B, K', 3, 3) the frames to average."""
         return all_frames
 
     @classmethod
-    def derive(cls, params, blocks: Group, claim: Group) -> tuple[Group, bool]:
-        return (claim if claim is not Group.NONE else blocks), True
+    def signature(cls, params, upstream, ctx: StrategyContext):
+        return cls.wrapping(params, upstream, framed_group(ctx))
 
     def forward(self, run, state, types, graph):
         geometry = graph(state)
@@ -80,9 +88,9 @@ class StochasticFrameAveraging(RandomDraws, FrameStrategy):
     Params = StochasticFrameAveragingParams
 
     @classmethod
-    def derive(cls, params, blocks: Group, claim: Group) -> tuple[Group, bool]:
-        group, _ = super().derive(params, blocks, claim)
-        return group, params.eval_frames == "all"
+    def signature(cls, params, upstream, ctx: StrategyContext):
+        exact = params.eval_frames == "all"
+        return cls.wrapping(params, upstream, framed_group(ctx), exact=exact)
 
     def select(self, all_frames, axes, state):
         count = all_frames.shape[1]

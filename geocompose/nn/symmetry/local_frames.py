@@ -7,7 +7,13 @@ from typing import Literal
 import torch
 
 from geocompose.nn.ops.scatter import scatter_mean, scatter_sum
-from geocompose.nn.symmetry.base import Strategy, average_over_frames
+from geocompose.nn.symmetry.base import (
+    FRAME_READS,
+    Strategy,
+    StrategyContext,
+    average_over_frames,
+    framed_group,
+)
 from geocompose.nn.symmetry.frames import principal_axes
 from geocompose.registry import Kind, KnobModel, register
 from geocompose.types import fields as F
@@ -35,10 +41,11 @@ class LocalFrames(Strategy):
     """
 
     Params = LocalFramesParams
+    needs = FRAME_READS
 
     @classmethod
-    def derive(cls, params, blocks: Group, claim: Group) -> tuple[Group, bool]:
-        return (claim if claim is not Group.NONE else blocks), True
+    def signature(cls, params, upstream, ctx: StrategyContext):
+        return cls.wrapping(params, upstream, framed_group(ctx))
 
     def forward(self, run, state, types, graph):
         geometry = graph(state)

@@ -6,8 +6,10 @@ import pytest
 import torch
 
 import geocompose
+from geocompose.nn.embedding.base import RadialBasis
 from geocompose.registry import REGISTRY, Kind, KnobModel, RegistryError, register
 from geocompose.registry.core import Registry
+from geocompose.types import fields as F
 
 
 def test_every_kind_has_entries_and_sources():
@@ -25,10 +27,10 @@ def test_duplicate_name_is_refused_with_a_versioning_hint():
     class P(KnobModel):
         type: Literal["thing"] = "thing"
 
-    class A:
+    class A(RadialBasis):
         Params = P
 
-    class B:
+    class B(RadialBasis):
         Params = P
 
     register(Kind.RADIAL, registry=registry)(A)
@@ -57,17 +59,13 @@ def test_user_radial_basis_is_a_valid_yaml_type_and_compiles():
         type: Literal["linear_test"] = "linear_test"
         num: int = 3
 
-    class LinearRadial(torch.nn.Module):
+    class LinearRadial(RadialBasis):
         """r, r^2, ... (a user's basis)."""
 
         Params = LinearRadialParams
 
-        def __init__(self, params, cutoff):
-            super().__init__()
-            self.num = params.num
-
-        def forward(self, lengths):
-            return torch.cat([lengths**k for k in range(1, self.num + 1)], dim=1)
+        def of_lengths(self, lengths):
+            return torch.cat([lengths**k for k in range(1, self.params.num + 1)], dim=1)
 
     register(Kind.RADIAL)(LinearRadial)
     try:
@@ -84,7 +82,7 @@ def test_user_radial_basis_is_a_valid_yaml_type_and_compiles():
             "readout": {"energy": {"type": "sum"}},
         }
         model = geocompose.compile(bp)
-        assert model.blocks[2].radial_num == 3
+        assert model.blocks[2].radial.irreps_out[F.EDGE_RADIAL].dim == 3
         from geocompose.blueprint import json_schema
 
         assert "linear_test" in str(json_schema())

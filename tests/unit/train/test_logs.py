@@ -95,3 +95,21 @@ def test_a_new_run_starts_a_new_log(tmp_path):
     write_log(log, "step,loss\n1,2\n")  # not one of ours (no epoch column): replaced
     EpochLog(tmp_path, after_epoch=3, tensorboard=False)
     assert not log.exists()
+
+
+def test_a_resumed_log_asks_tensorboard_to_purge_the_later_steps(tmp_path, monkeypatch):
+    made = []
+
+    class Writer:
+        def __init__(self, log_dir, **options):
+            made.append(options)
+
+        def close(self):
+            pass
+
+    fake = types.ModuleType("torch.utils.tensorboard")
+    fake.SummaryWriter = Writer
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", fake)
+    EpochLog(tmp_path, after_epoch=4).close()
+    EpochLog(tmp_path, after_epoch=0).close()
+    assert made == [{"purge_step": 5}, {}]

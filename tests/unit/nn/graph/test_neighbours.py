@@ -171,6 +171,28 @@ def test_unpacked_sort_gives_the_same_order(monkeypatch):
         np.testing.assert_array_equal(a, b)
 
 
+def test_vesin_uses_torchs_thread_count(monkeypatch):
+    """The real vesin runs; a spy records the thread count it was given."""
+    given_threads = []
+    real = neighbours.vesin.NeighborList
+
+    def spy(**kwargs):
+        given_threads.append(kwargs.get("n_threads"))
+        return real(**kwargs)
+
+    monkeypatch.setattr(neighbours.vesin, "NeighborList", spy)
+    positions = np.random.default_rng(0).uniform(0, 4, (20, 3))
+    previous = torch.get_num_threads()
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            pairs = radius_pairs(positions, np.zeros((3, 3)), np.zeros(3, bool), 2.0)
+            assert_canonical(pairs)
+    finally:
+        torch.set_num_threads(previous)
+    assert given_threads == [1, 2]
+
+
 def test_molecule_with_zero_cell():
     positions = np.array([[0.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.0, 1.5, 0.0], [5.0, 5.0, 5.0]])
     pairs = radius_pairs(positions, np.zeros((3, 3)), np.array([False] * 3), 1.6)
