@@ -234,8 +234,8 @@ def _then(*hints: str) -> str:
 
 def _as_written(value: object, written: str | None, *, quote: bool = True) -> str:
     """What YAML made of a scalar, and how to keep it a string: ``NO`` is ``false``."""
-    if written is None or isinstance(value, str):
-        return ""
+    if not written or isinstance(value, str):
+        return ""  # nothing written (`name:`) has no text to quote
     made = "" if written == _show(value) else f" (YAML reads {written} as {_show(value)})"
     return f'{made}; quote it if you mean the text: "{written}"' if quote else made
 

@@ -88,7 +88,8 @@ def run(args: argparse.Namespace) -> int:
             "geocompose search needs Optuna: pip install 'geocompose[search]'"
         ) from None
     from geocompose.data.dataset import Dataset
-    from geocompose.search.engine import SearchConfig, run_search
+    from geocompose.search.config import SearchConfig
+    from geocompose.search.engine import run_search
     from geocompose.search.results import (
         best,
         blueprint_yaml,

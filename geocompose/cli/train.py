@@ -43,6 +43,8 @@ from geocompose.train import (
     load_potential,
 )
 from geocompose.train.resume import BLUEPRINT, OVERRIDES_NAME, Change, ResumeConflict
+from geocompose.train.learning_rate import E3NN_LR, TORCH_LR
+from geocompose.train.trainer import STRESS_WEIGHT
 from geocompose.train.schedule import SCHEDULES
 
 __all__ = ["add_arguments", "metrics_table", "run"]
@@ -59,6 +61,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--out", default="run", help="output directory (default: %(default)s)")
     parser.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    parser.add_argument(
+        "--init",
+        metavar="CHECKPOINT",
+        help="start from this checkpoint's trained weights (same species and architecture)",
+    )
+    parser.add_argument(
+        "--freeze",
+        nargs="+",
+        metavar="NAME",
+        help="do not train these blocks (blueprint paths as `geocompose info` shows them, "
+        "e.g. embedding interactions[0]#1)",
+    )
     parser.add_argument(
         "--override",
         action="store_true",
@@ -81,7 +95,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         help="also cap the edges per batch (neighbour-list pairs; default: no cap)",
     )
-    run.add_argument("--lr", type=float, help=f"initial learning rate, AdamW ({DEFAULTS.lr})")
+    run.add_argument(
+        "--lr",
+        type=float,
+        help=f"initial learning rate, AdamW ({E3NN_LR:g} for models with e3nn weights, else {TORCH_LR:g})",
+    )
     run.add_argument(
         "--weight-decay", type=float, help=f"AdamW weight decay ({DEFAULTS.weight_decay})"
     )
@@ -105,7 +123,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--forces-weight", type=float, help=f"force weight ({DEFAULTS.forces_weight})"
     )
     loss.add_argument(
-        "--stress-weight", type=float, help=f"stress weight ({DEFAULTS.stress_weight})"
+        "--stress-weight",
+        type=float,
+        help=f"stress weight ({STRESS_WEIGHT:g} when every structure is periodic with a stress, else 0)",
     )
     data = parser.add_argument_group("data")
     data.add_argument(
@@ -164,7 +184,7 @@ def _config(args: argparse.Namespace) -> TrainConfig:
     config = TrainConfig(**values)
     if config.epochs < 1 or config.atoms_per_batch < 1 or config.edges_per_batch < 0:
         raise CommandError("--epochs, --batch-atoms and --batch-edges must be positive")
-    if config.lr <= 0:
+    if config.lr is not None and config.lr <= 0:
         raise CommandError(f"--lr must be positive; got {config.lr}")
     return config
 
@@ -220,6 +240,8 @@ def _train(args: argparse.Namespace) -> int:
     data = read_data(args)
     echo = lambda line: out.print(line, highlight=False)
     progress = not args.no_progress and sys.stdout.isatty()
+    if args.resume and (args.init or args.freeze):
+        raise CommandError("--init and --freeze start a new run; --resume continues OUT/last.pt")
     if args.override and not args.resume:
         raise CommandError("--override goes with --resume (a new run has nothing to override)")
     if args.resume:
@@ -241,10 +263,12 @@ def _train(args: argparse.Namespace) -> int:
             echo=echo,
         )
     cfg, splits = trainer.config, trainer.splits
+    if cfg.init:
+        echo(f"starting from {cfg.init}" + (f"; frozen: {', '.join(trainer.frozen)}" if trainer.frozen else ""))
     echo(
         f"{trainer.blueprint['name']}: {sum(p.numel() for p in trainer.potential.parameters())} weights; "
         f"{data.source}: {len(splits.train)} train / {len(splits.valid)} valid / {len(splits.test)} test "
-        f"structures in {_batches(trainer)}"
+        f"structures in {_batches(trainer)}; lr {cfg.lr:g}"
     )
     if trainer.judged_on == "train":
         echo(

@@ -3,16 +3,28 @@
 Each PATH is a blueprint file or a directory (its ``*.yaml`` files are verified, in
 name order). Every blueprint is compiled with seeded float64 weights and checked on
 sampled structures and group elements (``geocompose.verify.verify``); one table per
-blueprint, then a summary across all of them. Every file is verified even when an
-earlier one fails; the exit code is the worst seen::
+blueprint, then a summary across all of them. When a symmetry claim fails, the table's
+title names the first block whose output breaks its declared type. ``--json FILE``
+writes every report (each check, its error, tolerance and verdict) as JSON. Every file
+is verified even when an earlier one fails; the exit code is the worst seen::
 
     0  every claim of every blueprint holds
     1  a claim is violated (the table says which, with the measured error)
     2  a blueprint is invalid or unreadable (its error is printed, located, on stderr)
+    3  the verifier itself crashed (a bug: its traceback is printed on stderr); a
+       crash is never reported as a violated claim
 
-Example::
+Black boxes get the same report: ``--calculator MODULE:FACTORY`` verifies any ASE
+calculator (``FACTORY(**json.loads(--kwargs))`` makes it), ``--checkpoint FILE`` a
+model trained by ``geocompose train`` (its compiled blueprint, plus the stress of the
+trained potential). For a calculator the claim comes from ``--claim`` (default O(3))
+and the sampled elements from ``--species``; locality and extensivity are claims only
+when ``--reach`` states the range beyond which atoms never interact.
 
-    geocompose verify blueprints/ --samples 2 --seed 0
+Examples::
+
+    geocompose verify blueprints/ --samples 2 --seed 0 --json report.json
+    geocompose verify --calculator ase.calculators.emt:EMT --species Cu Al Ni
 """
 
 from __future__ import annotations
@@ -20,14 +32,26 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
 from rich.table import Table
 from rich.text import Text
 
-from geocompose.cli.common import EXIT_FAILED, EXIT_INVALID, EXIT_OK, console, exit_code, render
+from geocompose.cli.common import (
+    EXIT_FAILED,
+    EXIT_INTERNAL,
+    EXIT_INVALID,
+    EXIT_OK,
+    CommandError,
+    console,
+    exit_code,
+    render,
+)
 from geocompose.errors import GeocomposeError
+from geocompose.types.group import Group
+from geocompose.verify.report import write_json
 
 __all__ = ["Outcome", "add_arguments", "blueprint_files", "run"]
 
@@ -44,7 +68,35 @@ def _positive(value: str) -> int:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "paths", metavar="PATH", nargs="+", help="blueprint files or directories of them"
+        "paths", metavar="PATH", nargs="*", help="blueprint files or directories of them"
+    )
+    box = parser.add_argument_group("black boxes")
+    box.add_argument("--calculator", metavar="MODULE:FACTORY", help="an ASE calculator factory")
+    box.add_argument(
+        "--kwargs", default="{}", metavar="JSON", help="keyword arguments of FACTORY, as JSON"
+    )
+    box.add_argument("--checkpoint", metavar="FILE", help="a checkpoint of geocompose train")
+    box.add_argument(
+        "--claim",
+        choices=[g.value for g in Group],
+        default=Group.O3.value,
+        help="the group the calculator claims (default O(3))",
+    )
+    box.add_argument("--species", nargs="+", default=[], help="elements to sample structures of")
+    box.add_argument(
+        "--cutoff", type=float, default=5.0, help="calculator: sizes samples, Å (default 5)"
+    )
+    box.add_argument(
+        "--reach",
+        type=float,
+        default=None,
+        help="calculator: range beyond which atoms never interact, Å (claims locality)",
+    )
+    box.add_argument(
+        "--smooth", action="store_true", help="calculator: claim continuity at --cutoff"
+    )
+    box.add_argument(
+        "--molecules-only", action="store_true", help="calculator: do not sample periodic cells"
     )
     parser.add_argument(
         "--samples",
@@ -59,6 +111,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="seed of structures, group elements and weights (verifier default if unset)",
     )
     parser.add_argument("-q", "--quiet", action="store_true", help="only the summary table")
+    parser.add_argument(
+        "--json", metavar="FILE", default=None, help="also write every report as JSON to FILE"
+    )
+    parser.add_argument(
+        "--curves",
+        action="store_true",
+        help="also measure diatomic curves of every species pair and a short NVE run",
+    )
 
 
 @dataclass
@@ -90,21 +150,30 @@ def blueprint_files(paths: list[str]) -> list[tuple[str, str]]:
     return files
 
 
-def _verify_one(file: str, options: dict) -> Outcome:
+def _verify_one(file: str, source, options: dict) -> Outcome:
     # Looked up per call (not imported by name) so tests can monkeypatch it, and via
     # importlib so a function re-exported as `geocompose.verify` cannot shadow the module.
     verify = importlib.import_module("geocompose.verify").verify
     try:
-        report = verify(file, **options)
+        report = verify(source, **options)
     except GeocomposeError as err:
         print(render(err), file=sys.stderr)
         lines = render(err).splitlines()
         more = f" (+{len(lines) - 1} more on stderr)" if len(lines) > 1 else ""
         return Outcome(file, exit_code(err), error=lines[0] + more)
+    except Exception as err:  # a bug in the verifier or the model: never a violated claim
+        traceback.print_exc(file=sys.stderr)
+        summary = " ".join(f"{type(err).__name__}: {err}".split())[:200]
+        return Outcome(file, EXIT_INTERNAL, error=f"internal error: {summary}")
     return Outcome(file, EXIT_OK if report.passed else EXIT_FAILED, report=report)
 
 
-_RESULT = {EXIT_OK: "verified", EXIT_FAILED: "claim violated", EXIT_INVALID: "invalid"}
+_RESULT = {
+    EXIT_OK: "verified",
+    EXIT_FAILED: "claim violated",
+    EXIT_INVALID: "invalid",
+    EXIT_INTERNAL: "internal error",
+}
 
 
 def _summary(outcomes: list[Outcome]) -> Table:
@@ -118,24 +187,74 @@ def _summary(outcomes: list[Outcome]) -> Table:
             details = o.error.removeprefix(f"{o.file}:")
             table.add_row(o.file, "—", result, Text(details))
             continue
-        failures = [c.name for c in getattr(o.report, "failures", [])]
+        failures = [c.name for c in o.report.failures]
         details = f"failed: {', '.join(failures)}" if failures else ""
+        if o.report.blame is not None:
+            details += f"; {o.report.blame.text()}"
         table.add_row(o.file, str(o.report.name), result, Text(details))
     return table
 
 
+def _json_entry(o: Outcome) -> dict:
+    entry = {"file": o.file, "exit_code": o.code, "result": _RESULT[o.code]}
+    if o.report is not None:
+        entry["report"] = o.report.to_dict()
+    else:
+        entry["error"] = o.error
+    return entry
+
+
+def black_box(args: argparse.Namespace):
+    """``(label, Subject)`` for ``--calculator`` / ``--checkpoint``, or None.
+
+    Raises:
+        CommandError: a factory that cannot be imported or called, bad ``--kwargs``.
+    """
+    if args.checkpoint is not None:
+        from geocompose.cli.black_box import checkpoint_subject
+
+        return args.checkpoint, checkpoint_subject(args.checkpoint)
+    if args.calculator is None:
+        return None
+    from geocompose.cli.black_box import make_calculator
+    from geocompose.verify.calculator import calculator_subject
+
+    calculator = make_calculator(args.calculator, args.kwargs)
+    subject = calculator_subject(
+        calculator,
+        species=args.species,
+        claim=Group(args.claim),
+        cutoff=args.cutoff,
+        reach=args.reach,
+        smooth=args.smooth,
+        periodic=not args.molecules_only,
+    )
+    return args.calculator, subject
+
+
 def run(args: argparse.Namespace) -> int:
     options = {k: v for k, v in (("samples", args.samples), ("seed", args.seed)) if v is not None}
+    if args.curves:
+        from geocompose.verify.battery import FULL_CHECKS
+
+        options["checks"] = FULL_CHECKS
     out = console()
     outcomes: list[Outcome] = []
-    for file, problem in blueprint_files(args.paths):
+    box = black_box(args)
+    if box is None and not args.paths:
+        raise CommandError("give blueprint PATHs, --calculator MODULE:FACTORY or --checkpoint FILE")
+    targets = [(box[0], "")] if box is not None else []
+    for file, problem in targets + blueprint_files(args.paths):
         if problem:
             print(problem, file=sys.stderr)
             outcomes.append(Outcome(file, EXIT_INVALID, error=problem))
             continue
-        outcome = _verify_one(file, options)
+        source = box[1] if box is not None and file == box[0] else file
+        outcome = _verify_one(file, source, options)
         if outcome.report is not None and not args.quiet:
             out.print(outcome.report.table())
         outcomes.append(outcome)
     out.print(_summary(outcomes))
+    if args.json is not None:
+        write_json([_json_entry(o) for o in outcomes], args.json)
     return max(o.code for o in outcomes)

@@ -14,6 +14,7 @@ from geocompose.compiler.typecheck import typecheck
 from geocompose.errors import BlueprintError
 from geocompose.nn.model import GeometricModel
 from geocompose.types import fields as F
+from geocompose.types import Level
 from geocompose.types.group import Group
 from geocompose.types.signature import TypeRefusal
 
@@ -134,6 +135,17 @@ def _strategy(loaded: LoadedBlueprint, signatures, upstream):
 def _trace(loaded: LoadedBlueprint, stages, signatures, strategy, strategy_sig, weights):
     bp = loaded.blueprint
     smooth = all(e.smooth is not False for e in smooth_entries(bp))
+    graph = stages[0].entry  # resolve() puts the graph builder first
+    # A block that cannot be periodic (it reads absolute coordinates) rules cells out.
+    periodic = bool(graph.periodic) and all(stage.entry.periodic is not False for stage in stages)
+    # Frames built from a whole structure couple all of its atoms, like a normalisation.
+    extensive = not strategy.entry.frames and all(sig.extensive for sig in signatures)
+    conservative = {
+        name: _differentiated(sig)
+        for stage, sig in zip(stages, signatures)
+        if stage.entry.derivative
+        for name in sig.writes
+    }
     outputs = {}
     for name in bp.readout:
         for sig in signatures:
@@ -159,7 +171,20 @@ def _trace(loaded: LoadedBlueprint, stages, signatures, strategy, strategy_sig, 
         claim=bp.symmetry.group,
         derived=strategy_sig.guarantee,
         exact=strategy_sig.exact,
+        tolerance=bp.symmetry.tolerance,
         strategy=strategy.entry.name,
+        frames=strategy.entry.frames,
         smooth=smooth,
+        cutoff=float(bp.graph.cutoff),
+        reach=graph.builder.reach(bp.graph),
+        periodic=periodic,
+        extensive=extensive,
+        conservative=conservative,
         outputs=outputs,
     )
+
+
+def _differentiated(sig) -> str:
+    """The per-structure energy a derivative readout differentiates: the one
+    structure-level field among what it reads."""
+    return next(name for name, ftype in sig.reads.items() if ftype.level is Level.STRUCTURE)

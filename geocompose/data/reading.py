@@ -80,8 +80,11 @@ def _xyz_layout(path: Path, lines: list[str]) -> list[int]:
         count = _count(lines[start])
         if count is None:
             got = lines[start].strip()[:40]
+            hint = ""
+            if frame and len(lines[start].split()) > 1:
+                hint = f" (frame {frame - 1} has more atom lines than its count says?)"
             raise StructureError(
-                f"{where}: expected the number of atoms on this line; got {got!r}"
+                f"{where}: expected the number of atoms on this line; got {got!r}{hint}"
             )
         if start + 2 + count > len(lines):
             written = max(0, len(lines) - start - 2)
@@ -92,6 +95,12 @@ def _xyz_layout(path: Path, lines: list[str]) -> list[int]:
         body = lines[start + 2 : start + 2 + count]
         expected = _columns(lines[start + 1]) or (len(body[0].split()) if body else 0)
         for atom, line in enumerate(body):
+            if len(line.split()) == 1 and expected > 1 and _count(line) is not None:
+                raise StructureError(
+                    f"{path}:{start + 3 + atom}: frame {frame}: a count line where atom "
+                    f"{atom} should be; the frame declares {count} atoms but has {atom} "
+                    "(an atom line is missing?)"
+                )
             if len(line.split()) != expected:
                 raise StructureError(
                     f"{path}:{start + 3 + atom}: frame {frame}, atom {atom}: "

@@ -219,8 +219,9 @@ def compile_classifier(
 
 
 def model_cutoff(model: GeometricModel) -> float:
-    """The graph builder's cutoff (every builder has one: the radial basis range)."""
-    return float(getattr(model.graph.params, "cutoff", PAPER_CUTOFF))
+    """The graph builder's cutoff (every builder has one: the radial basis range), as
+    the compiler recorded it on the model's type trace."""
+    return model.trace.cutoff
 
 
 def graph_batch(model: GeometricModel, positions: np.ndarray, edges, dtype: torch.dtype) -> Batch:

@@ -25,7 +25,14 @@ from geocompose.nn.interaction import (  # noqa: F401
     tfn,
 )
 from geocompose.nn.model import GeometricModel
-from geocompose.nn.readout import gradient, pooling, tensor, vector  # noqa: F401
+from geocompose.nn.readout import (  # noqa: F401
+    gradient,
+    pooling,
+    reference_energies,
+    tensor,
+    vector,
+    zbl,
+)
 from geocompose.nn.symmetry import augmentation, builtin, frame_averaging, local_frames  # noqa: F401
 
 __all__ = ["GeometricModel"]

@@ -148,7 +148,14 @@ class GeometricModel(nn.Module):
         With derivative readouts (forces) the outputs stay differentiable when training,
         or when the caller's positions or cell require grad; otherwise the autograd
         graph is freed during the forces' backward pass and the outputs are detached.
+
+        A batch in another float dtype than the model's weights (``Batch.from_ase``
+        gives float64, ``compile`` float32 by default) is cast to the model's dtype, so
+        ``model(Batch.from_ase(atoms))`` works whatever ``dtype`` was compiled; the
+        cast is differentiable, so forces and gradients reach the caller's tensors.
         """
+        if batch.positions.dtype != self.dtype:
+            batch = batch.to(self.dtype)
         # The caller will differentiate the outputs: derivative readouts keep the graph.
         keep = (
             self.training

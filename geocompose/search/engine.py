@@ -55,7 +55,7 @@ from pathlib import Path
 from geocompose.search import objectives
 from geocompose.search.config import OBJECTIVES, SearchConfig, SearchError, objective_names
 from geocompose.search.designs import OptunaSuggester, enqueue_untried
-from geocompose.search.processes import RunLock, Workers, sigterm_as_interrupt
+from geocompose.search.processes import Interrupts, RunLock, Workers, interrupts
 from geocompose.search.results import write_blueprint
 from geocompose.search.sampler import refusal_reason
 from geocompose.search.space import Space, read_space
@@ -156,15 +156,21 @@ class WorkerJob:
     sampler_seed: int
 
 
-def run_worker(job: WorkerJob) -> int:
-    """Run trials of the job's study (in this process); returns how many it ran."""
+def run_worker(job: WorkerJob, signals: Interrupts | None = None) -> int:
+    """Run trials of the job's study (in this process); returns how many it ran.
+
+    Args:
+        job: what to run.
+        signals: where SIGTERM/SIGINT are held while the study is written.
+    """
     import optuna
     import torch
 
     torch.set_num_threads(job.threads)
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # failures are listed at the end
     space = read_space(job.space_file, text=job.space_text)
-    study = open_study(space, job.out, job.storage, job.cfg, seed=job.sampler_seed + 1000 * job.index)
+    seed = job.sampler_seed + 1000 * job.index  # each worker samples its own stream
+    study = open_study(space, job.out, job.storage, job.cfg, seed=seed)
     data = job.data
     if isinstance(data, (str, Path)):
         from geocompose.data.dataset import Dataset
@@ -178,6 +184,7 @@ def run_worker(job: WorkerJob) -> int:
         limit=job.limit,
         out=out,
         heartbeats=shared(job.storage),
+        signals=signals,
     )
 
 
@@ -215,11 +222,11 @@ def run_search(
     if trials < 1 or workers < 1 or cfg.budget_epochs < 1 or cfg.heartbeat_s < 1:
         raise SearchError("--trials, --workers, --budget and --heartbeat must be at least 1")
     out = Path(out)
-    with RunLock(out) as lock, sigterm_as_interrupt():
-        return _run_locked(space, data, trials, workers, out, storage, cfg, echo, lock)
+    with RunLock(out) as lock, interrupts() as signals:
+        return _run_locked(space, data, trials, workers, out, storage, cfg, echo, lock, signals)
 
 
-def _run_locked(space, data, trials, workers, out, storage, cfg, echo, lock):
+def _run_locked(space, data, trials, workers, out, storage, cfg, echo, lock, signals):
     import optuna
     from optuna.trial import TrialState
 
@@ -232,15 +239,18 @@ def _run_locked(space, data, trials, workers, out, storage, cfg, echo, lock):
         retried = recover(study, out)
         if retried:
             echo(
-                f"marked {len(retried)} trial(s) a killed run (or a stopped one) left unfinished as "
-                f"failed; re-trying their designs: {retried}"
+                f"marked {len(retried)} trial(s) a killed run (or a stopped one) left "
+                f"unfinished as failed; re-trying their designs: {retried}"
             )
     finished = len(
         study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
     )
     todo = max(0, trials - finished)
     if todo and space.size <= ENUMERATE_UP_TO:
-        fresh = todo - len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
+        # Waiting trials will run; running ones are other machines' (locally, recover()
+        # has failed and re-enqueued them): neither leaves room for a new design.
+        held = (TrialState.WAITING, TrialState.RUNNING)
+        fresh = todo - len(study.get_trials(deepcopy=False, states=held))
         if space.size <= trials:  # the budget covers the space: all of it, once
             enqueue_untried(study, space, fresh)
         else:  # the sampler's random start, drawn without replacement
@@ -273,12 +283,13 @@ def _run_locked(space, data, trials, workers, out, storage, cfg, echo, lock):
     ]
     echo(f"running {todo} trial(s) ({finished} finished before) on {workers} worker(s)")
     if workers == 1:
-        run_worker(jobs[0])
+        run_worker(jobs[0], signals)
     else:
         pool = Workers(out, lock)
         try:
-            pool.start(jobs)
-            codes = pool.wait()
+            with signals.raising():
+                pool.start(jobs)
+                codes = pool.wait()
         except BaseException:  # SIGTERM or Ctrl-C: each worker re-enqueues its trial
             pool.stop()
             raise

@@ -13,9 +13,10 @@ command that started them, and SIGTERM taken like Ctrl-C.
   dies, in a few lines run before anything is imported (importing torch takes seconds,
   long enough for the command to die first), and exits at once if it already has;
   elsewhere a thread watches the parent's pid. The job is pickled to the worker's stdin.
-* :func:`sigterm_as_interrupt` makes SIGTERM raise :class:`KeyboardInterrupt`, so a kill
-  and Ctrl-C take one path: the trial in progress is marked failed and re-enqueued
-  (:func:`~geocompose.search.trials.run_trials`), and the CLI prints one line.
+* :func:`interrupts` takes SIGTERM like Ctrl-C, as :class:`KeyboardInterrupt`, raised
+  only where it is safe (:class:`Interrupts`): the trial in progress is marked failed
+  and re-enqueued (:func:`~geocompose.search.trials.run_trials`), and the CLI prints
+  one line.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from pathlib import Path
 
 from geocompose.search.config import SearchError
 
-__all__ = ["RunLock", "Workers", "die_with_parent", "sigterm_as_interrupt"]
+__all__ = ["Interrupts", "RunLock", "Workers", "die_with_parent", "interrupts"]
 
 LOCK_NAME = "search.lock"
 PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
@@ -113,25 +114,57 @@ def die_with_parent(parent_pid: int) -> None:
         threading.Thread(target=watch, daemon=True, name="parent-watch").start()
 
 
+class Interrupts:
+    """SIGTERM and SIGINT, taken as :class:`KeyboardInterrupt` only where it is safe.
+
+    Inside :meth:`raising` (a trial's training, the command waiting for its workers)
+    the signal raises at once; elsewhere (Optuna writing the study) it is held and
+    raised by the next :meth:`check` or :meth:`raising`, so a signal never cuts a
+    storage write in half (Optuna's own clean-up then fails). A second signal while
+    the first is being handled is ignored.
+    """
+
+    def __init__(self):
+        self.pending: str | None = None
+        self._raising = False
+
+    def handle(self, signum, frame) -> None:
+        if self.pending is not None:
+            return
+        self.pending = signal.Signals(signum).name
+        if self._raising:
+            raise KeyboardInterrupt(f"signal {self.pending}")
+
+    def check(self) -> None:
+        """Raise the held signal, if any."""
+        if self.pending is not None:
+            raise KeyboardInterrupt(f"signal {self.pending}")
+
+    @contextmanager
+    def raising(self):
+        """A block where a signal raises at once (a held one raises on entry)."""
+        self.check()
+        self._raising = True
+        try:
+            yield
+        finally:
+            self._raising = False
+
+
 @contextmanager
-def sigterm_as_interrupt():
-    """Within the block, SIGTERM raises :class:`KeyboardInterrupt` (once: a second one
-    during the clean-up is ignored). Only the main thread can take signals."""
+def interrupts():
+    """Within the block, SIGTERM and SIGINT go to the :class:`Interrupts` it yields
+    (only the main thread can take signals; elsewhere they are left alone)."""
+    handler = Interrupts()
     if threading.current_thread() is not threading.main_thread():
-        yield
+        yield handler
         return
-    raised = []
-
-    def interrupt(signum, frame):
-        if not raised:
-            raised.append(signum)
-            raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
+    previous = {s: signal.signal(s, handler.handle) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
-        yield
+        yield handler
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, action in previous.items():
+            signal.signal(signum, action)
 
 
 class Workers:

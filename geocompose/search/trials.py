@@ -11,8 +11,9 @@
 * A trial whose worker was stopped (SIGTERM, Ctrl-C: ``interrupted``) or killed (left
   RUNNING, found by the next run on that directory: ``killed``; or failed for a stale
   heartbeat) is FAIL and its design is enqueued again exactly once, as a trial whose
-  ``retry_of`` names it. The rule depends only on the study's state, so
-  :func:`recover` may run again after a kill in the middle of it.
+  ``retry_of`` names it. A worker whose trial was failed for a stale heartbeat while
+  it still ran (too loaded to send one) drops its result. The rule depends only on
+  the study's state, so :func:`recover` may run again after a kill in the middle of it.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from geocompose.search.designs import trial_params
+from geocompose.search.processes import Interrupts
 from geocompose.search.results import blueprint_path, remove_partial_blueprints
 
 __all__ = ["Surplus", "discard_outputs", "recover", "retry", "run_trials"]
@@ -42,8 +44,8 @@ def _is_surplus(trial, target: int) -> bool:
     from optuna.trial import TrialState
 
     held = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING)
-    ahead = [t for t in trial.study.get_trials(deepcopy=False, states=held) if t.number < trial.number]
-    return len(ahead) >= target
+    trials = trial.study.get_trials(deepcopy=False, states=held)
+    return sum(t.number < trial.number for t in trials) >= target
 
 
 def retry(study, number: int) -> int | None:
@@ -77,7 +79,8 @@ def recover(study, out: Path) -> list[int]:
     from optuna.trial import TrialState
 
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        study._storage.set_trial_user_attr(trial._trial_id, "killed", "left running by a killed run")
+        why = "left running by a killed run"
+        study._storage.set_trial_user_attr(trial._trial_id, "killed", why)
         study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
     retried = []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.FAIL,)):
@@ -97,18 +100,22 @@ def run_trials(
     out: Path,
     heartbeats: bool,
     poll_s: float = 1.0,
+    signals: Interrupts | None = None,
 ) -> int:
     """Run trials of ``study`` until it has ``target`` finished ones or this worker has
     run ``limit`` (see the module docstring); returns how many this worker ran.
 
     Raises:
-        KeyboardInterrupt: SIGINT or SIGTERM; the trial in progress is FAIL
-            (``interrupted``), its design re-enqueued and its partial outputs removed.
+        KeyboardInterrupt: SIGINT or SIGTERM (``signals`` holds them while Optuna
+            writes the study); the trial in progress is FAIL (``interrupted``), its
+            design re-enqueued and its partial outputs removed.
     """
     import optuna
 
+    signals = signals or Interrupts()  # none installed: nothing is ever held
     ran = 0
     while ran < limit:
+        signals.check()  # one that came while Optuna wrote the study
         states = _states(study)
         finished = states["COMPLETE"] + states["PRUNED"]
         if finished >= target:
@@ -129,7 +136,8 @@ def run_trials(
                 trial.set_user_attr("surplus", True)
                 raise Surplus(f"trial {trial.number}: the study already has its {target} trials")
             try:
-                return objective(trial)
+                with signals.raising():
+                    return objective(trial)
             except optuna.TrialPruned:
                 raise
             except KeyboardInterrupt:
@@ -146,7 +154,15 @@ def run_trials(
                 discard_outputs(out, current[0])
                 retry(study, current[0])
             raise
+        except Exception:
+            if not current or _state(study, current[0]) != "FAIL":
+                raise
+            # Optuna could not record the result: another worker had found this one's
+            # heartbeat stale (a machine too loaded to send it), failed the trial and
+            # re-enqueued its design. The result is dropped; the retry stands.
+            discard_outputs(out, current[0])
         ran += 1
+    signals.check()
     return ran
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import pickle
 import sys
 
-from geocompose.search.processes import PARENT_GONE, die_with_parent, sigterm_as_interrupt
+from geocompose.search.processes import PARENT_GONE, die_with_parent, interrupts
 
 INTERRUPTED = 130
 INTERNAL = 3
@@ -25,14 +25,14 @@ def main(argv: list[str]) -> int:
     """Run one worker job read from stdin; returns the exit code."""
     die_with_parent(int(argv[0]))
     try:
-        with sigterm_as_interrupt():
+        with interrupts() as signals:
             try:
                 job = pickle.load(sys.stdin.buffer)
             except (EOFError, pickle.UnpicklingError):
                 return PARENT_GONE  # the parent stopped while it was writing the job
             from geocompose.search.engine import run_worker
 
-            run_worker(job)
+            run_worker(job, signals)
     except KeyboardInterrupt:
         return INTERRUPTED
     except Exception as err:  # a worker has no terminal of its own: one line, not a traceback

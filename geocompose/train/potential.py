@@ -7,7 +7,9 @@ The network learns the *residual* energy in units of a fixed scale:
 where ``e_ref`` are per-species reference energies fitted by least squares on the
 training set and ``scale`` is the RMS of the training forces (the normalisation used by
 NequIP and MACE), so an untrained network starts near the right magnitudes. Both are
-buffers: saved with the weights, never trained.
+buffers: saved with the weights, never trained. Physical energy terms in the blueprint
+(``zbl``, ``reference_energies``) are divided by ``scale`` inside the model, so they
+reach ``E_b`` in eV, unscaled.
 
 Stress comes from a symmetric strain ``eps`` applied to positions and cell,
 ``x -> x (1 + eps)``, ``cell -> cell (1 + eps)``:
@@ -29,6 +31,7 @@ from geocompose.data.batch import Batch
 from geocompose.errors import StructureError
 from geocompose.nn.model import GeometricModel
 from geocompose.nn.ops.scatter import scatter_sum
+from geocompose.nn.readout.energy_term import set_energy_unit
 from geocompose.types import fields as F
 
 __all__ = ["Potential"]
@@ -58,6 +61,8 @@ class Potential(nn.Module):
             reference = torch.zeros(len(model.species))
         self.register_buffer("reference", reference.detach().to(model.dtype).clone())
         self.register_buffer("scale", torch.tensor(float(scale), dtype=model.dtype))
+        # Physical terms (ZBL, E0s) inside the model divide by the scale this multiplies by.
+        set_energy_unit(model, float(scale))
 
     @property
     def species(self) -> tuple[str, ...]:
@@ -111,7 +116,9 @@ class Potential(nn.Module):
                 )
                 if grad is None:
                     grad = torch.zeros_like(strain)
-                volume = torch.linalg.det(batch.cell).abs().view(-1, 1, 1)
+                # In the strain's dtype: under bf16 autocast the strained cell is bf16,
+                # for which torch has no determinant.
+                volume = torch.linalg.det(batch.cell.to(strain.dtype)).abs().view(-1, 1, 1)
                 result[F.STRESS] = grad / volume
                 if not self.training:
                     result = {k: v.detach() for k, v in result.items()}

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -51,19 +51,22 @@ from geocompose.train import resume as changes
 from geocompose.train.atomic import remove_temporaries
 from geocompose.train.checkpoint import DTYPES, CheckpointError, load_checkpoint, save_checkpoint
 from geocompose.train.ema import EMA
+from geocompose.train.finetune import freeze_blocks, load_initial_weights
 from geocompose.train.logs import EpochLog
+from geocompose.train.learning_rate import default_lr
 from geocompose.train.loss import LossWeights, Objective
 from geocompose.train.metrics import evaluate
 from geocompose.train.potential import Potential
 from geocompose.train.progress import Progress, epoch_line
-from geocompose.train.reference import fit_reference, force_scale
+from geocompose.train.reference import force_scale, resolve_reference
 from geocompose.train.schedule import Schedule
 from geocompose.types import fields as F
 
-__all__ = ["CHECKPOINTS", "TrainConfig", "TrainResult", "Trainer", "TrainingDiverged"]
+__all__ = ["CHECKPOINTS", "STRESS_WEIGHT", "TrainConfig", "TrainResult", "Trainer", "TrainingDiverged"]
 
 CHECKPOINTS = ("best.pt", "last.pt")
 DRAWS_STREAM = 0x6472617773  # keeps the draws' seeds apart from other uses of `seed`
+STRESS_WEIGHT = 1.0  # (eV/Å^3)^-2, mace-torch's default --stress_weight
 
 
 class TrainingDiverged(GeocomposeError):
@@ -77,13 +80,13 @@ class TrainConfig:
     epochs: int = 100
     atoms_per_batch: int = 256
     edges_per_batch: int = 0  # 0: batches limited by atoms only
-    lr: float = 1e-3
+    lr: float | None = None  # None: by the model's weights (train/learning_rate.py)
     weight_decay: float = 0.0
     schedule: str = "cosine"
     min_lr_ratio: float = 0.01
     energy_weight: float = 1.0
     forces_weight: float = 10.0
-    stress_weight: float = 0.0
+    stress_weight: float | None = None  # None: STRESS_WEIGHT when all data is 3D-periodic with stress, else 0
     ema_decay: float = 0.99  # 0 turns the average off
     clip: float = 10.0  # max gradient norm; 0 turns clipping off
     patience: int = 50  # epochs without improvement before stopping; 0 never stops
@@ -93,6 +96,8 @@ class TrainConfig:
     dtype: str = "float32"
     autocast: str = "off"  # "bf16": forward and loss under torch.autocast (mixed precision)
     device: str = "cpu"
+    init: str = ""  # a checkpoint to start from (train/finetune.py)
+    freeze: list[str] = field(default_factory=list)  # blueprint paths of blocks not trained
 
     @property
     def weights(self) -> LossWeights:
@@ -140,7 +145,8 @@ class Trainer:
         progress: bool = True,
         echo=print,
     ):
-        self.config = config or TrainConfig()
+        # A copy: the learning rate resolved below belongs to this run, not the caller's config.
+        self.config = replace(config) if config is not None else TrainConfig()
         self.data = data
         self.out = Path(out)
         cfg = self.config
@@ -156,6 +162,11 @@ class Trainer:
         self.autocast = cfg.autocast == "bf16"  # float32's range, no loss scaling; opt-in
         self.blueprint = load_blueprint(blueprint).blueprint.model_dump(mode="json")
         model = compile_blueprint(self.blueprint, dtype=DTYPES[cfg.dtype], seed=cfg.seed)
+        if cfg.stress_weight is None:  # on when the data can train it (issue 16)
+            periodic = all(r.pbc.all() for r in data.records)
+            cfg.stress_weight = STRESS_WEIGHT if periodic and data.has(F.STRESS) else 0.0
+        if cfg.lr is None:
+            cfg.lr = default_lr(model)
         weights = cfg.weights
         if weights.forces > 0 and F.FORCES not in model.outputs:
             raise StructureError(
@@ -168,9 +179,13 @@ class Trainer:
         if not self.splits.train:
             raise StructureError("the training split is empty")
         species = list(model.species)
-        reference = fit_reference(data, self.splits.train, species)
-        scale = force_scale(data, self.splits.train, reference, species)
+        # Fitted E0s, or the blueprint's reference_energies term (then the shift is 0).
+        reference, in_force = resolve_reference(model, data, self.splits.train)
+        scale = force_scale(data, self.splits.train, in_force, species)
         self.potential = Potential(model, torch.tensor(reference), scale).to(self.device)
+        if cfg.init:  # its weights, reference energies and scale replace the fitted ones
+            load_initial_weights(self.potential, cfg.init)
+        self.frozen = freeze_blocks(model, cfg.freeze) if cfg.freeze else []
         # The stochastic strategies' one source of randomness, reseeded every epoch.
         self.draws = torch.Generator()
         use_generator(self.potential, self.draws)
@@ -187,7 +202,9 @@ class Trainer:
         ]
         self.valid_batches = [b.to(device=self.device) for b in batches(valid, **sizes)]
         self.optimizer = torch.optim.AdamW(
-            self.potential.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay
+            [p for p in self.potential.parameters() if p.requires_grad],
+            lr=cfg.lr,
+            weight_decay=cfg.weight_decay,
         )
         self.schedule = Schedule(
             cfg.schedule, cfg.lr, cfg.epochs, cfg.min_lr_ratio, patience=max(cfg.patience // 4, 5)
@@ -250,15 +267,17 @@ class Trainer:
                 f"the checkpoint in {out} was trained on {state.get('data_size')} structures "
                 f"({state.get('data')}); this data set has {len(data)}"
             )
+        # The run's own last.pt holds the weights: the --init checkpoint is not reread.
         trainer = cls(
             given if found and given is not None else state["blueprint"],
             data,
-            config,
+            replace(config, init=""),
             out,
             splits=splits,
             progress=progress,
             echo=echo,
         )
+        trainer.config.init = config.init
         changes.restore(trainer, state, str(out / "last.pt"))
         if found:
             trainer.overrides.append(changes.record(out, trainer.epoch, found))

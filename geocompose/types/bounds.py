@@ -32,8 +32,11 @@ MAX_SIZE = 4096
 MIN_CUTOFF = 0.5
 """Å: shorter than any chemical bond (H2 is 0.74 Å), so a smaller radius has no edges."""
 
-MAX_CUTOFF = 30.0
-"""Å: a local model's radius; longer-range physics needs its own block, not a radius."""
+MAX_CUTOFF = 15.0
+"""Å: a local model's radius (long-range edge sets in use stop at about 12 Å). The
+verifier's periodic cells are 3-6 Å wide, so its edge count grows as the cube of the
+cutoff: 15 Å is already 27 times the edges of a 5 Å model; longer-range physics needs
+its own block (e.g. ``long_range``), not a bigger radius."""
 
 Size = Annotated[int, Field(gt=0, le=MAX_SIZE)]
 """A count of channels, hidden units, filters, basis functions or neighbours."""

@@ -21,7 +21,12 @@ class Signature:
         reads: fields the block consumes, with the types it accepts them as.
         writes: fields the block produces (or overwrites), with their types.
         guarantee: the group the block is equivariant under when its reads are.
-        notes: remarks for the trace (e.g. tensor-product paths left out).
+        notes: remarks shown in the trace.
+        extensive: False when the block couples every atom of a structure (a
+            per-structure normalisation, a mean over atoms, pairs at any distance): the
+            model's energy is then no longer a sum of contributions from within the
+            cutoff of each atom, so the verifier measures locality and extensivity
+            instead of holding the model to them.
         exact: False when the guarantee is approximate (a stochastic symmetry
             strategy): the verifier then measures it instead of holding it to a
             tight tolerance.
@@ -31,6 +36,7 @@ class Signature:
     writes: Mapping[str, FieldType]
     guarantee: Group
     notes: tuple[str, ...] = field(default=())
+    extensive: bool = True
     exact: bool = True
 
     def __post_init__(self) -> None:

@@ -77,16 +77,16 @@ def rotation_check(
     """Outputs under a Haar-random rotation (or rotation-reflection); ``level`` limits the
     comparison to per-structure or per-atom outputs."""
     rotation = groups.improper_rotation(gen) if improper else groups.haar_rotation(gen)
-    return _equivariance(model, batch, labels, rotation, None, level)
+    return equivariance(model, batch, labels, rotation, None, level)
 
 
 def translation_check(model, batch, labels, gen) -> Measured:
-    return _equivariance(
+    return equivariance(
         model, batch, labels, torch.eye(3, dtype=torch.float64), groups.translation(gen)
     )
 
 
-def _equivariance(model, batch, labels, rotation, shift, level: Level | None = None) -> Measured:
+def equivariance(model, batch, labels, rotation, shift, level: Level | None = None) -> Measured:
     base = detached(model(batch))
     moved = detached(model(actions.transform_batch(batch, rotation, shift)))
     expected = actions.transform_outputs(base, model.outputs, rotation, shift)
@@ -171,10 +171,16 @@ def continuity_check(model, symbol: str, cutoff: float, energy_names: list[str])
     return Measured(worst, worst, where)
 
 
-def finite_check(model, batches: list[tuple[str, Batch]]) -> Measured:
-    """Outputs and their gradients w.r.t. positions are finite on edge cases."""
+def finite_check(model, batches: list[tuple[str, Batch]], gradients: bool = True) -> Measured:
+    """Outputs (and, when ``gradients``, their gradients w.r.t. positions) are finite
+    on edge cases."""
     bad = []
     for label, batch in batches:
+        if not gradients:
+            outputs = detached(model(batch))
+            if not all(torch.isfinite(v).all() for v in outputs.values() if v.is_floating_point()):
+                bad.append(f"output on {label}")
+            continue
         positions = batch.positions.detach().clone().requires_grad_(True)
         outputs = model(batch.replace(positions=positions))
         values = [v for v in outputs.values() if v.is_floating_point()]

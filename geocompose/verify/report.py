@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
 
 
 class Verdict(str, enum.Enum):
@@ -33,6 +37,17 @@ class CheckResult:
     detail: str = ""
     mean: float | None = None
 
+    @classmethod
+    def judged(
+        cls, name: str, error: float, mean: float, detail: str, tolerance: float | None
+    ) -> CheckResult:
+        """Pass/FAIL against ``tolerance`` for a claim; measured when it is None."""
+        if tolerance is None:
+            verdict = Verdict.MEASURED
+        else:
+            verdict = Verdict.PASS if error <= tolerance else Verdict.FAIL
+        return cls(name, error, tolerance, verdict, detail, mean)
+
 
 @dataclass
 class VerificationReport:
@@ -44,6 +59,7 @@ class VerificationReport:
     derived: str
     strategy: str = "built_in"
     checks: list[CheckResult] = field(default_factory=list)
+    blame: Any = None  # a verify.blame.Blame when a block is found to break its type
 
     @property
     def passed(self) -> bool:
@@ -59,13 +75,21 @@ class VerificationReport:
                 return c
         raise KeyError(f"no check named '{name}' (have: {[c.name for c in self.checks]})")
 
+    @property
+    def derivation(self) -> str:
+        """``derived O(3)``, or, when blame found the block that lied about its type,
+        that the derivation does not hold and which block breaks it."""
+        if self.blame is None:
+            return f"derived {self.derived}"
+        return f"derived {self.derived} does not hold: {self.blame.text()}"
+
     def table(self):
         """A rich Table: check, measured error, tolerance, verdict, detail."""
         from rich.table import Table
 
         verdict = "[green]verified[/]" if self.passed else "[red]claim violated[/]"
         table = Table(
-            title=f"{self.name}: claim {self.claim} via {self.strategy} (derived {self.derived}), "
+            title=f"{self.name}: claim {self.claim} via {self.strategy} ({self.derivation}), "
             f"{self.weights:,} weights — {verdict}"
         )
         for column in ("check", "max error", "mean", "tolerance", "verdict", "detail"):
@@ -91,13 +115,48 @@ class VerificationReport:
         """Plain-text rendering (for exceptions and logs)."""
         verdict = "verified" if self.passed else "CLAIM VIOLATED"
         lines = [
-            f"{self.name}: claim {self.claim} via {self.strategy}, derived {self.derived}, {verdict}"
+            f"{self.name}: claim {self.claim} via {self.strategy}, {self.derivation}, {verdict}"
         ]
         for c in self.checks:
             lines.append(
                 f"  {c.name:<24} {_fmt(c.error):>10}  tol {_fmt(c.tolerance):>8}  {c.verdict.value:<8} {c.detail}"
             )
         return "\n".join(lines)
+
+
+    def to_dict(self) -> dict:
+        """The whole report as JSON-ready data (infinite errors as the string ``"inf"``)."""
+        return {
+            "name": self.name,
+            "weights": self.weights,
+            "claim": self.claim,
+            "derived": self.derived,
+            "strategy": self.strategy,
+            "passed": self.passed,
+            "blame": asdict(self.blame) if self.blame is not None else None,
+            "checks": [
+                {
+                    "name": c.name,
+                    "error": _json_number(c.error),
+                    "mean": _json_number(c.mean),
+                    "tolerance": c.tolerance,
+                    "verdict": c.verdict.value,
+                    "detail": c.detail,
+                }
+                for c in self.checks
+            ],
+        }
+
+
+def write_json(reports: list[dict], path: str | Path) -> None:
+    """Write report dicts (``to_dict``, or an error entry) as one JSON document."""
+    Path(path).write_text(json.dumps({"reports": reports}, indent=2) + "\n")
+
+
+def _json_number(x: float | None):
+    if x is None or math.isfinite(x):
+        return x
+    return "inf" if x > 0 else "-inf" if x < 0 else "nan"
 
 
 def _fmt(x: float | None) -> str:

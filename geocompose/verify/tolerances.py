@@ -30,3 +30,21 @@ CONTINUITY_RTOL = 1e-5
 
 def exact_rtol(dtype: torch.dtype) -> float:
     return EXACT_RTOL.get(dtype, 1e-4)
+
+# Deployment precision (float32): translations by these distances (Å) along a random
+# direction. Rounding alone moves a coordinate of size |t| by ~6e-8 |t|, so an honest
+# float32 model's relative error grows with |t|: the bound is the float32 exact
+# tolerance plus 1e-5 per Å (1.1e-4 at 1 Å, 5e-4 at 40 Å, 1e-2 at 1,000 Å), ~170 times
+# that rounding. Measured on the shipped blueprints: at most 3.5e-5 at 40 Å and
+# 5e-4 at 1,000 Å (docs/verification.md).
+FLOAT32_SHIFTS = (1.0, 40.0, 1000.0)
+FLOAT32_RTOL_PER_ANGSTROM = 1e-5
+
+
+def float32_translation_rtol(distance: float) -> float:
+    return EXACT_RTOL[torch.float32] + FLOAT32_RTOL_PER_ANGSTROM * distance
+
+# Stress vs a five-point difference of the energy in strain (dimensionless step): as
+# for forces, truncation O(step^4) and round-off ~1e-16 |E| / step, held to
+# CONSERVATIVE_RTOL.
+STRAIN_STEP = 1e-4

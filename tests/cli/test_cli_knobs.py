@@ -78,7 +78,7 @@ def test_kind_filter(capsys):
     out = capsys.readouterr().out
     assert " gaussian " in out and " bessel " in out
     assert " schnet " not in out and "interaction  (blueprint" not in out
-    assert "num: int = 50  (> 0)" in out  # params with type, default, constraint
+    assert "num: int = 50  (0 < x <= 4096)" in out  # params with type, default, constraint
 
 
 def test_unknown_kind_is_refused_by_the_parser(capsys):

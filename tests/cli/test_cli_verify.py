@@ -8,6 +8,7 @@ blueprint that holds its claim and on one with a planted block that breaks it.
 from __future__ import annotations
 
 import importlib
+import json
 from pathlib import Path
 from typing import Literal
 
@@ -119,6 +120,37 @@ def test_verification_failed_raised_by_the_verifier_exits_1(fake, tmp_path, caps
     assert "claim violated" in out and "invalid" not in out
 
 
+def test_a_crash_exits_3_never_1_and_the_others_are_still_verified(fake, tmp_path, capsys):
+    verifier = fake(a=ZeroDivisionError("a bug in the verifier"), b=True)
+    assert main(["verify", str(tmp_path)]) == 3
+    out, err = capsys.readouterr()
+    assert [Path(p).stem for p, _ in verifier.calls] == ["a", "b"]
+    assert "Traceback" in err and "ZeroDivisionError: a bug in the verifier" in err
+    assert "internal error" in out and "claim violated" not in out
+
+
+def test_json_writes_every_report_and_error(fake, tmp_path):
+    bad = tmp_path / "bad.yaml"
+    fake(bad=BlueprintError("must be > 0; got 0", Location(str(bad), 3, 31), "graph.cutoff"),
+         broken=False, good=True)
+    out = tmp_path / "out" / "report.json"
+    out.parent.mkdir()
+    assert main(["verify", str(tmp_path), "-q", "--json", str(out)]) == 2
+    entries = {Path(e["file"]).stem: e for e in json.loads(out.read_text())["reports"]}
+    assert entries["bad"]["exit_code"] == 2 and "graph.cutoff" in entries["bad"]["error"]
+    broken = entries["broken"]["report"]
+    assert entries["broken"]["result"] == "claim violated" and broken["passed"] is False
+    assert broken["checks"][0] == {
+        "name": "rotation",
+        "error": 0.3,
+        "mean": None,
+        "tolerance": 1e-9,
+        "verdict": "FAIL",
+        "detail": "energy on molecule 0",
+    }
+    assert entries["good"]["report"]["passed"] is True
+
+
 def test_invalid_file_exits_2_after_verifying_the_others(fake, tmp_path, capsys):
     bad = tmp_path / "bad.yaml"
     located = BlueprintError("must be > 0; got 0", Location(str(bad), 3, 31), "graph.cutoff")
@@ -197,6 +229,11 @@ def x_leak():
 def test_real_verifier_catches_a_planted_defect(x_leak, tmp_path, capsys):
     path = tmp_path / "leaky.yaml"
     path.write_text(TINY.format(name="leaky", interaction="x_leak_cli_test"))
-    assert main(["verify", str(path), "--samples", "1"]) == 1
+    report = tmp_path / "leaky.json"
+    assert main(["verify", str(path), "--samples", "1", "--json", str(report)]) == 1
     out = capsys.readouterr().out
     assert "claim violated" in out and "failed: rotation" in out
+    assert "block 3 (x_leak_cli_test, interactions[0])" in out  # blame, in title and summary
+    blame = json.loads(report.read_text())["reports"][0]["report"]["blame"]
+    named = (blame["index"], blame["block"], blame["field"])
+    assert named == (3, "x_leak_cli_test", "node_features")

@@ -6,7 +6,6 @@ The verifier is stood in for (the engine's tests run the real one); training is 
 from __future__ import annotations
 
 import importlib
-from pathlib import Path
 
 import pytest
 import yaml
@@ -15,28 +14,10 @@ import geocompose
 import geocompose.data.dataset
 from geocompose.cli.main import main
 from geocompose.verify.report import VerificationReport
+from search_procs import DATA, ROOT, SPACE
 
 pytest.importorskip("optuna")
 pytest.importorskip("geocompose.train")  # the trainer may land separately
-
-ROOT = Path(__file__).parents[2]
-DATA = ROOT / "geocompose" / "data" / "examples" / "cu_emt_small.extxyz"
-
-SPACE = """\
-name: cli-search
-symmetry: {group: O(3), strategy: built_in}
-graph: {type: radius, cutoff: 3.0}
-embedding:
-  species: [Cu]
-  node: {type: learned, features: 4}
-  radial: {type: bessel, num: 4}
-  envelope: {type: polynomial, p: 6}
-interactions:
-  - {type: schnet, filters: 4, repeat: {range: [1, 2]}}
-readout:
-  energy: {type: sum, hidden: [4]}
-  forces: {type: gradient, of: energy}
-"""
 
 
 @pytest.fixture
@@ -49,8 +30,8 @@ def passing_verifier(monkeypatch):
 
 
 def search_args(tmp_path, trials: int) -> list[str]:
-    """``geocompose search`` on SPACE (written into tmp_path) and 8 structures, 1 epoch
-    per trial, results in tmp_path/out."""
+    """``geocompose search`` on SPACE (6 designs, written into tmp_path) and 8
+    structures, 1 epoch per trial, results in tmp_path/out."""
     space = tmp_path / "space.yaml"
     space.write_text(SPACE)
     return [

@@ -1,8 +1,9 @@
 """The many-machine path for real: a PostgreSQL server started by this test, two
 ``geocompose search --storage postgresql://...`` commands on it (as two machines would
 run them, each with its own ``--out``), one killed with SIGKILL in the middle of a
-trial. The other must finish the study: the killed trial failed by its stale heartbeat
-and its design re-tried once, every design trained exactly once, nothing lost.
+trial and started again while the other works. Together they must finish the study
+with exactly ``--trials`` trials: the killed trial failed by its stale heartbeat and
+its design re-tried once, every design trained exactly once, nothing lost.
 
 The server is Debian's ``postgresql`` package (``initdb`` + ``pg_ctl`` in a temporary
 directory, on a free loopback port, as the ``postgres`` user when run as root, which
@@ -27,7 +28,7 @@ import yaml
 pytest.importorskip("optuna")
 pytest.importorskip("geocompose.train")
 
-from search_procs import DESIGNS, SPACE, search_command, serving, start, wait_gone
+from search_procs import SPACE, search_command, serving, start, wait_gone
 
 
 def _server_binary(name: str) -> str | None:
@@ -66,19 +67,27 @@ def postgres_url():
         subprocess.run([*as_user, *command], check=True, capture_output=True, timeout=120)
 
     run(initdb, "-D", str(data), "-A", "trust", "-U", "geocompose", "--no-sync")
-    options = f"-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={root} -c fsync=off"
+    options = (
+        f"-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={root} -c fsync=off"
+    )
     run(pg_ctl, "-D", str(data), "-o", options, "-l", str(root / "server.log"), "-w", "start")
     try:
         import psycopg2
 
-        connection = psycopg2.connect(host="127.0.0.1", port=port, user="geocompose", dbname="postgres")
+        connection = psycopg2.connect(
+            host="127.0.0.1", port=port, user="geocompose", dbname="postgres"
+        )
         connection.autocommit = True
         connection.cursor().execute("CREATE DATABASE search")
         connection.close()
         yield f"postgresql+psycopg2://geocompose@127.0.0.1:{port}/search"
     finally:
-        subprocess.run([*as_user, pg_ctl, "-D", str(data), "-m", "immediate", "stop"], capture_output=True)
+        stop = [*as_user, pg_ctl, "-D", str(data), "-m", "immediate", "stop"]
+        subprocess.run(stop, capture_output=True)
         shutil.rmtree(root, ignore_errors=True)
+
+
+TRIALS = 4  # of the space's 6 designs: enough for two machines to share, and quick
 
 
 def _study(url: str):
@@ -92,60 +101,71 @@ def _state(url: str, number: int) -> str | None:
     return trials[0].state.name if trials else None
 
 
-def _kill_mid_trial(url: str, command: list[str], out: Path, log: Path) -> int:
-    """Start ``command`` and SIGKILL it while one of its trials runs; returns that
-    trial's number (tries again, a fresh process, if a trial finished first)."""
-    for _ in range(3):
-        process = start(command, log)
-        deadline, number = time.monotonic() + 300, None
-        while number is None and process.poll() is None and time.monotonic() < deadline:
-            for run in sorted((out / "runs").glob("trial_*")) if (out / "runs").is_dir() else []:
-                candidate = int(run.name[-4:])
-                if _state(url, candidate) == "RUNNING":
-                    number = candidate
-                    break
-            time.sleep(0.02)
-        process.kill()
-        process.wait()
-        assert wait_gone(serving(out), timeout=10) == []
-        if number is not None and _state(url, number) == "RUNNING":
-            return number
-    pytest.fail("could not kill a worker in the middle of a trial in three tries")
+def _wait_for_line(process, log: Path, text: str, timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    while text not in log.read_text():
+        assert process.poll() is None, log.read_text()[-3000:]
+        assert time.monotonic() < deadline, f"no {text!r} in {log} after {timeout} s"
+        time.sleep(0.1)
+
+
+def _kill_mid_trial(url: str, process, out: Path) -> int:
+    """SIGKILL ``process`` while one of its trials runs; returns that trial's number."""
+    deadline, number = time.monotonic() + 300, None
+    while number is None and process.poll() is None and time.monotonic() < deadline:
+        for run in sorted((out / "runs").glob("trial_*")) if (out / "runs").is_dir() else []:
+            if _state(url, int(run.name[-4:])) == "RUNNING":
+                number = int(run.name[-4:])
+        time.sleep(0.02)
+    process.kill()
+    process.wait()
+    assert wait_gone(serving(out), timeout=10) == []
+    assert number is not None and _state(url, number) == "RUNNING", "no trial was running"
+    return number
 
 
 def test_two_machines_share_a_postgres_study_and_survive_a_kill(tmp_path, postgres_url):
     space = tmp_path / "space.yaml"
     space.write_text(SPACE)
-    options = ("--storage", postgres_url, "--heartbeat", "1")
+    # Heartbeats every 3 s: a trial silent for 6 s is its dead worker's (short enough to
+    # wait for; long enough that a loaded machine's live workers are rarely taken for
+    # dead, and when they are, their trial is re-tried once like the killed one).
+    options = ("--storage", postgres_url, "--heartbeat", "3")
     first, second = tmp_path / "first", tmp_path / "second"
-    survivor = start(search_command(space, second, DESIGNS, *options), tmp_path / "second.log")
+    command = search_command(space, first, TRIALS, *options)
+    doomed = start(command, tmp_path / "first.log")
     # The other machine starts once the designs' grid is enqueued (two commands that
     # enqueue at the same instant may both enqueue a design; see engine.py).
-    deadline = time.monotonic() + 300
-    while "running" not in (tmp_path / "second.log").read_text():
-        assert survivor.poll() is None and time.monotonic() < deadline
-        time.sleep(0.1)
-    killed = _kill_mid_trial(
-        postgres_url, search_command(space, first, DESIGNS, *options), first, tmp_path / "first.log"
-    )
+    _wait_for_line(doomed, tmp_path / "first.log", "running")
+    survivor = start(search_command(space, second, TRIALS, *options), tmp_path / "second.log")
+    killed = _kill_mid_trial(postgres_url, doomed, first)
+    # The killed machine comes back while the other works: both run to the target.
+    back = start(command, tmp_path / "first.log")
     assert survivor.wait(timeout=600) == 0, (tmp_path / "second.log").read_text()[-3000:]
-    assert serving(second) == []
+    assert back.wait(timeout=600) == 0, (tmp_path / "first.log").read_text()[-3000:]
+    assert serving(first) == serving(second) == []
 
     trials = _study(postgres_url).trials
     by_number = {t.number: t for t in trials}
     assert by_number[killed].state.name == "FAIL"  # failed by its stale heartbeat
     retries = [t for t in trials if t.user_attrs.get("retry_of") == killed]
-    assert len(retries) == 1 and retries[0].state.name == "COMPLETE"
+    assert len(retries) == 1 and retries[0].state.name == "COMPLETE", [
+        (t.number, t.state.name, t.user_attrs.get("retry_of"), t.user_attrs.get("surplus"))
+        for t in trials
+    ]
     assert retries[0].params == by_number[killed].params  # the same design, once more
     counted = [t for t in trials if not t.user_attrs.get("surplus")]
     complete = [t for t in counted if t.state.name == "COMPLETE"]
-    assert len(complete) == DESIGNS
-    assert len({tuple(sorted(t.params.items())) for t in complete}) == DESIGNS
+    assert len(complete) == TRIALS
+    assert len({tuple(sorted(t.params.items())) for t in complete}) == TRIALS
     assert {t.state.name for t in counted} == {"COMPLETE", "FAIL"}
-    assert all(t.state.name != "FAIL" or t.number == killed for t in counted)
-    # The survivor's --out holds every finished trial's blueprint, the dead one's too.
+    for failed in (t for t in counted if t.state.name == "FAIL"):  # killed, or taken for dead
+        assert [t.user_attrs.get("retry_of") for t in trials].count(failed.number) == 1
+    # Every finished trial's blueprint is on some machine, as the study has it.
     for trial in complete:
-        path = second / "trials" / f"trial_{trial.number:04d}.yaml"
-        assert yaml.safe_load(path.read_text()) == trial.user_attrs["blueprint"]
-    log = (tmp_path / "second.log").read_text()
-    assert "Traceback" not in log, log[-3000:]
+        name = f"trial_{trial.number:04d}.yaml"
+        paths = [out / "trials" / name for out in (first, second)]
+        written = [yaml.safe_load(p.read_text()) for p in paths if p.is_file()]
+        assert written and all(blueprint == trial.user_attrs["blueprint"] for blueprint in written)
+    for log in ("first.log", "second.log"):
+        assert "Traceback" not in (tmp_path / log).read_text()

@@ -218,3 +218,33 @@ def test_assert_symmetry_raises_with_the_report():
 
     with pytest.raises(geocompose.VerificationFailed, match="reflection"):
         assert_symmetry(blueprint([{"type": "defect", "kind": "pseudoscalar"}]))
+
+
+# ------------------------------------------------------------------------------ blame
+
+
+def test_blame_names_the_block_that_reads_absolute_positions():
+    report = verify(blueprint([{"type": "defect", "kind": "raw_coordinates"}]), samples=2, seed=0)
+    blame = report.blame
+    assert (blame.index, blame.block, blame.knob, blame.field) == (
+        4,
+        "defect",
+        "interactions[1]",
+        "node_features",
+    )
+    assert blame.action == "rotation" and blame.error > 1e-3
+    # The header no longer says the derivation holds.
+    header = report.text().splitlines()[0]
+    assert "derived O(3) does not hold: block 4 (defect, interactions[1])" in header
+
+
+def test_blame_under_reflection_for_a_pseudoscalar_sign_bug():
+    report = verify(blueprint([{"type": "defect", "kind": "pseudoscalar"}]), samples=2, seed=0)
+    assert (report.blame.index, report.blame.action) == (4, "reflection")
+
+
+def test_no_blame_for_a_sound_model_or_a_non_symmetry_failure():
+    assert verify(blueprint([]), samples=1, seed=0).blame is None
+    leak = verify(blueprint([{"type": "defect", "kind": "batch_leak"}]), samples=1, seed=0)
+    assert not leak.passed and leak.blame is None
+    assert "derived O(3)," in leak.text().splitlines()[0]

@@ -54,6 +54,12 @@ class GraphBuilder(Block):
             guarantee=Group.O3,
         )
 
+    @classmethod
+    def reach(cls, params) -> float:
+        """The longest edge this builder can make (Å): an atom farther than this from
+        every other atom has no edge at all (the verifier's locality check)."""
+        return float(params.cutoff)
+
     def pairs(self, positions: np.ndarray, cell: np.ndarray, pbc: np.ndarray) -> Pairs:
         """Neighbour pairs of one structure (float64 numpy in, int64 numpy out)."""
         raise NotImplementedError

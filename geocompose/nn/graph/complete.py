@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Literal
 
 from pydantic import Field
@@ -10,6 +11,7 @@ from geocompose.errors import StructureError
 from geocompose.nn.graph.base import GraphBuilder, GraphParams
 from geocompose.nn.graph.neighbours import complete_pairs
 from geocompose.registry import Kind, register
+from geocompose.types import Signature
 from geocompose.types.bounds import Cutoff
 
 
@@ -30,6 +32,14 @@ class CompleteGraph(GraphBuilder):
     """
 
     Params = CompleteGraphParams
+
+    @classmethod
+    def signature(cls, params, upstream, ctx):
+        sig = super().signature(params, upstream, ctx)
+        if not isinstance(sig, Signature):
+            return sig
+        # Pairs at any distance: an atom far away still changes every other atom.
+        return dataclasses.replace(sig, extensive=False)
 
     def pairs(self, positions, cell, pbc):
         if pbc.any():

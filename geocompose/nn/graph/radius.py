@@ -68,6 +68,10 @@ class RadiusGraph(GraphBuilder):
         writes[F.LONG_RANGE_EDGE_LENGTHS] = scalars(1, Level.EDGE)
         return Signature(reads=sig.reads, writes=writes, guarantee=sig.guarantee)
 
+    @classmethod
+    def reach(cls, params) -> float:
+        return float(max(params.cutoff, params.long_range_cutoff or 0.0))
+
     def pairs(self, positions, cell, pbc):
         return radius_pairs(positions, cell, pbc, self.params.cutoff)
 

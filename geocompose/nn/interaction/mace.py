@@ -104,6 +104,23 @@ def contraction_levels(
     return levels
 
 
+MAX_CONTRACTION_COEFFICIENTS = 2_000_000
+"""Most Clebsch-Gordan coefficients the symmetric contraction's products may hold.
+
+Counted from irreps before anything is built (:func:`contraction_coefficients`). MACE's
+published settings are far below (l_max 3, correlation 3: 5,184 per channel set);
+l_max 8 at correlation 4 holds 27.9M, and e3nn needed minutes only to compile it."""
+
+
+def contraction_coefficients(irreps_a: o3.Irreps, levels: list[ContractionLevel]) -> int:
+    """Clebsch-Gordan coefficients of every coupling of every order: the build cost."""
+    return sum(
+        prev.irreps[i1].ir.dim * irreps_a[i2].ir.dim * level.irreps[i3].ir.dim
+        for prev, level in zip(levels[:-1], levels[1:])
+        for i1, i2, i3 in level.couplings
+    )
+
+
 class SymmetricContraction(nn.Module):
     """``A`` (N, K x irreps_a) and species (N,) → ``B`` (N, K x targets), see the module doc.
 
@@ -290,6 +307,17 @@ class MACEInteraction(MessagePassingInteraction):
         reached = {p.ir_out for p in plan.paths}
         irreps_a = o3.Irreps([(mul, ir) for mul, ir in irreps_a if ir in reached])
         levels = contraction_levels(irreps_a, [ir for _, ir in target], params.correlation)
+        coefficients = contraction_coefficients(irreps_a, levels)
+        if coefficients > MAX_CONTRACTION_COEFFICIENTS:
+            couplings = sum(len(lev.couplings) for lev in levels)
+            return TypeRefusal(
+                f"{reader}: the symmetric contraction of A = {irreps_a.simplify()} up to "
+                f"correlation {params.correlation} has {couplings:,} couplings with "
+                f"{coefficients:,} Clebsch-Gordan coefficients, more than the "
+                f"{MAX_CONTRACTION_COEFFICIENTS:,} geocompose builds (it would take minutes "
+                "and gigabytes before the first step)",
+                "lower correlation or tensor_product.l_max (MACE uses l_max 3, correlation 3)",
+            )
         made = {ir for lev in levels for _, ir in lev.irreps}
         missing = [str(ir) for _, ir in target if ir not in made]
         if missing:
@@ -313,6 +341,7 @@ class MACEInteraction(MessagePassingInteraction):
             writes={F.NODE_FEATURES: FieldType(target, Level.NODE)},
             guarantee=Group.O3,
             notes=describe_plan(plan) + (f"A-basis {irreps_a}, correlation {params.correlation}",),
+            extensive=not params.a_norm,  # StructureNorm couples every atom of a structure
         )
 
     def __init__(self, params: MACEParams, upstream, ctx: BuildContext):

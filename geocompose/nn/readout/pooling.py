@@ -55,7 +55,9 @@ class PoolingReadout(Block):
         writes = {ctx.output: scalars(1, Level.STRUCTURE)}
         if params.per_atom:
             writes[params.per_atom] = scalars(1, Level.NODE)
-        return Signature(reads=reads, writes=writes, guarantee=Group.O3)
+        # A mean over atoms is intensive: far-apart copies do not add up.
+        extensive = cls.pool is not scatter_mean
+        return Signature(reads=reads, writes=writes, guarantee=Group.O3, extensive=extensive)
 
     def __init__(self, params: PoolingParams, upstream, ctx: BuildContext):
         super().__init__(params, upstream, ctx)

@@ -68,7 +68,9 @@ class TensorReadout(Block):
         writes = {ctx.output: FieldType(params.irreps, Level.STRUCTURE)}
         if params.per_atom:
             writes[params.per_atom] = FieldType(params.irreps, Level.NODE)
-        return Signature(reads=reads, writes=writes, guarantee=Group.O3)
+        return Signature(
+            reads=reads, writes=writes, guarantee=Group.O3, extensive=params.pool == "sum"
+        )
 
     def __init__(self, params: TensorReadoutParams, upstream, ctx: BuildContext):
         super().__init__(params, upstream, ctx)

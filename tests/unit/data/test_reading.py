@@ -105,3 +105,26 @@ def test_train_on_a_bad_file_exits_2_with_the_located_line(tmp_path, capsys):
     assert main(["train", blueprint, str(path), "--out", str(tmp_path / "run")]) == 2
     err = capsys.readouterr().err
     assert err.strip() == f"{path}:40: frame 1, atom 3: unknown chemical symbol 'Qq'"
+
+
+def test_a_missing_atom_line_is_named_as_such(tmp_path):
+    def drop(lines):
+        del lines[5]  # frame 0 now has 31 atom lines; frame 1's count line becomes "atom 31"
+
+    path = planted(tmp_path, drop)
+    with pytest.raises(StructureError) as err:
+        Dataset.from_file(path)
+    assert str(err.value) == (
+        f"{path}:34: frame 0: a count line where atom 31 should be; the frame declares "
+        "32 atoms but has 31 (an atom line is missing?)"
+    )
+
+
+def test_an_extra_atom_line_is_named_as_such(tmp_path):
+    def extra(lines):
+        lines.insert(5, lines[5])
+
+    path = planted(tmp_path, extra)
+    with pytest.raises(StructureError, match=r":35: frame 1: expected the number of atoms .*"
+                       r"\(frame 0 has more atom lines than its count says\?\)"):
+        Dataset.from_file(path)

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from geocompose.search.config import SearchError
-from geocompose.search.processes import BOOTSTRAP, RunLock, sigterm_as_interrupt
+from geocompose.search.processes import BOOTSTRAP, RunLock, interrupts
 from geocompose.search.storage import FlockLock, repair_journal
 from search_procs import alive, wait_gone
 
@@ -48,8 +48,8 @@ def command_with_child(tmp_path: Path, child_code: str) -> tuple[subprocess.Pope
 def test_a_worker_dies_with_its_command(tmp_path):
     # The worker's real bootstrap, with the worker module swapped for a long sleep.
     code = BOOTSTRAP.replace(
-        'import runpy\nrunpy.run_module("geocompose.search.worker", run_name="__main__", alter_sys=True)',
-        "import time\ntime.sleep(600)",
+        'runpy.run_module("geocompose.search.worker", run_name="__main__", alter_sys=True)',
+        "import time; time.sleep(600)",
     )
     assert code != BOOTSTRAP
     command, child = command_with_child(tmp_path, code)
@@ -112,13 +112,19 @@ def test_the_run_lock_waits_for_dying_workers(tmp_path):
     assert 0.3 < waited < 30
 
 
-def test_sigterm_raises_keyboard_interrupt_inside_the_block_only():
-    previous = signal.getsignal(signal.SIGTERM)
-    with pytest.raises(KeyboardInterrupt, match="SIGTERM"):
-        with sigterm_as_interrupt():
-            os.kill(os.getpid(), signal.SIGTERM)
+def test_sigterm_is_held_while_the_study_is_written_and_raised_where_safe():
+    previous = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+    with interrupts() as signals:
+        os.kill(os.getpid(), signal.SIGTERM)  # as if Optuna were writing: held
+        time.sleep(0.2)
+        assert signals.pending == "SIGTERM"
+        with pytest.raises(KeyboardInterrupt, match="SIGTERM"):
+            signals.check()
+    with pytest.raises(KeyboardInterrupt, match="SIGINT"):
+        with interrupts() as signals, signals.raising():  # training: raised at once
+            os.kill(os.getpid(), signal.SIGINT)
             time.sleep(5)  # the handler runs before this returns
-    assert signal.getsignal(signal.SIGTERM) is previous
+    assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == previous
 
 
 def test_the_journal_lock_is_released_when_its_holder_is_killed(tmp_path):

@@ -76,7 +76,7 @@ def test_an_interrupted_trial_fails_and_is_retried_once(tmp_path):
 
     def interrupted(trial):
         trial.suggest_int("x", 0, 9)
-        raise KeyboardInterrupt  # SIGTERM becomes this (sigterm_as_interrupt)
+        raise KeyboardInterrupt  # SIGTERM becomes this (processes.Interrupts)
 
     with pytest.raises(KeyboardInterrupt):
         run_trials(study, interrupted, target=2, limit=2, out=tmp_path, heartbeats=False)
@@ -130,3 +130,17 @@ def test_a_dead_workers_trial_is_failed_by_heartbeat_and_retried(tmp_path):
     assert failed.state is TrialState.FAIL
     assert retried.state is TrialState.COMPLETE and retried.user_attrs["retry_of"] == 0
     assert retried.params == failed.params
+
+
+def test_a_result_refused_because_another_worker_failed_the_trial_is_dropped(tmp_path):
+    study = journal_study(tmp_path)
+    (tmp_path / "runs" / "trial_0000").mkdir(parents=True)
+
+    def taken_for_dead(trial):  # another worker saw no heartbeat and failed this trial
+        value = square(trial)
+        trial.study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+        return value
+
+    assert run_trials(study, taken_for_dead, target=1, limit=1, out=tmp_path, heartbeats=False) == 1
+    assert study.trials[0].state is TrialState.FAIL
+    assert not (tmp_path / "runs" / "trial_0000").exists()

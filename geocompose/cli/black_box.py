@@ -1,0 +1,65 @@
+"""The black boxes ``geocompose verify`` accepts: an ASE calculator factory, a checkpoint."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import importlib
+import json
+import os
+import sys
+
+from geocompose.cli.common import CommandError
+from geocompose.types import fields as F
+from geocompose.verify.calculator import CalculatorRun
+from geocompose.verify.subject import Subject, compiled_subject
+
+
+def make_calculator(spec: str, kwargs_json: str):
+    """``MODULE:FACTORY`` called with ``json.loads(kwargs_json)``.
+
+    Raises:
+        CommandError: a malformed spec, a module or factory not found, bad JSON, or a
+            factory that refuses its arguments.
+    """
+    module_name, sep, factory_name = spec.partition(":")
+    if not sep or not module_name or not factory_name:
+        raise CommandError(
+            f"--calculator {spec!r}: write MODULE:FACTORY, e.g. ase.calculators.emt:EMT"
+        )
+    try:
+        kwargs = json.loads(kwargs_json)
+    except json.JSONDecodeError as err:
+        raise CommandError(f"--kwargs is not valid JSON: {err}") from None
+    if not isinstance(kwargs, dict):
+        raise CommandError(f"--kwargs must be a JSON object; got {type(kwargs).__name__}")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())  # a factory in the user's own directory
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as err:
+        raise CommandError(f"--calculator {spec}: no module named {err.name!r}") from None
+    factory = getattr(module, factory_name, None)
+    if not callable(factory):
+        raise CommandError(f"--calculator {spec}: {module_name} has no callable {factory_name!r}")
+    try:
+        return factory(**kwargs)
+    except TypeError as err:
+        raise CommandError(f"--calculator {spec} refused --kwargs {kwargs_json}: {err}") from None
+
+
+def checkpoint_subject(path: str) -> Subject:
+    """A trained checkpoint: its compiled model (facts from its trace, float64), plus
+    energy and stress of the trained potential (in float64) for the stress check.
+
+    Raises:
+        CheckpointError: the file is missing or not a checkpoint.
+    """
+    from geocompose.ase import Calculator
+    from geocompose.train.checkpoint import load_potential
+
+    potential = copy.deepcopy(load_potential(path)).double()
+    subject = compiled_subject(potential.model)
+    run = CalculatorRun(Calculator(potential))
+    facts = dataclasses.replace(subject.facts, stress=F.STRESS)
+    return dataclasses.replace(subject, facts=facts, energy_of=run.energy, stress_of=run.stress)

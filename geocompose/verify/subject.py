@@ -1,0 +1,157 @@
+"""What is verified: a model as a function of a batch, and the facts that set its claims.
+
+For a compiled model the facts are read from its type trace (the compiler derived them
+from the blocks); for a black box (an ASE calculator, an export) they come from the
+command line. The checks never look inside the model beyond these facts.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+import ase
+import numpy as np
+import torch
+
+from geocompose.data.batch import Batch
+from geocompose.errors import GeocomposeError
+from geocompose.types import FieldType
+from geocompose.types.group import Group
+
+Outputs = Mapping[str, torch.Tensor]
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What a model claims and can do; each check's ``when`` reads these.
+
+    Args:
+        name: the model's name (report title).
+        species: chemical symbols it accepts (samples are drawn from these).
+        outputs: output name → declared type.
+        claim: the group claimed.
+        derived: the group the compiler derived (the claim, for black boxes).
+        exact: whether the claim is exact; approximate claims use ``tolerance``.
+        tolerance: the bound an approximate claim states (None: measured only).
+        strategy: the symmetry strategy (``black box`` for external models).
+        frames: the strategy builds frames from the geometry.
+        smooth: energy claimed continuous across the cutoff.
+        cutoff: the cutoff (Å).
+        reach: the longest edge (Å); atoms farther apart than this never interact.
+        periodic: periodic cells are accepted.
+        extensive: energies are sums of local terms (locality and extensivity claimed).
+        conservative: derivative outputs (forces) → the energy they differentiate.
+        stress: the output that is the strain derivative of the energy per volume, if any.
+        differentiable: outputs can be differentiated w.r.t. positions by autograd.
+        weights: number of weights (0 when unknown).
+    """
+
+    name: str
+    species: tuple[str, ...]
+    outputs: dict[str, FieldType]
+    claim: Group
+    derived: Group
+    exact: bool = True
+    tolerance: float | None = None
+    strategy: str = "built_in"
+    frames: bool = False
+    smooth: bool = True
+    cutoff: float = 5.0
+    reach: float = 5.0
+    periodic: bool = True
+    extensive: bool = True
+    conservative: dict[str, str] = field(default_factory=dict)
+    stress: str | None = None
+    differentiable: bool = True
+    weights: int = 0
+
+    @property
+    def geometric(self) -> bool:
+        """Rotations and translations are claimed (O(3) or SO(3))."""
+        return self.claim in (Group.O3, Group.SO3)
+
+    @property
+    def energies(self) -> list[str]:
+        """Per-structure scalar outputs (energies and the like)."""
+        return [n for n, t in self.outputs.items() if t.level.value == "structure" and t.is_scalar]
+
+
+@dataclass
+class Subject:
+    """A model to verify: ``run(batch) -> outputs`` in ``dtype``, with its facts.
+
+    Args:
+        run: the model as a function; it must not keep state between calls.
+        facts: its claims and capabilities.
+        dtype: the dtype batches are given in (float64 for exact claims).
+        module: the compiled model, when there is one (blame re-checks its blocks).
+        at_dtype: the same model in another dtype (the deployment-precision check).
+        energy_of: one structure's energy in eV, for the stress check.
+        stress_of: one periodic structure's (3, 3) stress (eV/Å^3, ASE's sign), or
+            None where it is not implemented; the stress check needs both.
+    """
+
+    run: Callable[[Batch], Outputs]
+    facts: Facts
+    dtype: torch.dtype = torch.float64
+    module: torch.nn.Module | None = None
+    at_dtype: Callable[[torch.dtype], Subject] | None = None
+    energy_of: Callable[[ase.Atoms], float] | None = None
+    stress_of: Callable[[ase.Atoms], np.ndarray | None] | None = None
+
+    def __call__(self, batch: Batch) -> dict[str, torch.Tensor]:
+        return dict(self.run(batch))
+
+    @property
+    def outputs(self) -> dict[str, FieldType]:
+        return self.facts.outputs
+
+
+def facts_from_trace(trace, species, weights: int) -> Facts:
+    """A compiled model's facts, as its compiler derived them."""
+    return Facts(
+        name=trace.name,
+        species=tuple(species),
+        outputs=dict(trace.outputs),
+        claim=trace.claim,
+        derived=trace.derived,
+        exact=trace.exact,
+        tolerance=trace.tolerance,
+        strategy=trace.strategy,
+        frames=trace.frames,
+        smooth=trace.smooth,
+        cutoff=trace.cutoff,
+        reach=trace.reach,
+        periodic=trace.periodic,
+        extensive=trace.extensive,
+        conservative=dict(trace.conservative),
+        weights=weights,
+    )
+
+
+def compiled_subject(
+    model: torch.nn.Module, dtype: torch.dtype = torch.float64, own: bool = False
+) -> Subject:
+    """A compiled ``GeometricModel``, cast to ``dtype``; copied first unless ``own`` (the
+    verifier compiled it itself), so a caller's model is never modified.
+
+    Raises:
+        GeocomposeError: the model carries no type trace (it was not compiled).
+    """
+    trace = getattr(model, "trace", None)
+    if trace is None:
+        raise GeocomposeError(
+            f"model '{getattr(model, 'name', type(model).__name__)}' has no type trace: "
+            "verify a compiled model (geocompose.compile) or use verify_module for a bare nn.Module"
+        )
+    model = (model if own else copy.deepcopy(model)).to(dtype).eval()
+    facts = facts_from_trace(trace, model.species, sum(p.numel() for p in model.parameters()))
+    return Subject(
+        run=model,
+        facts=facts,
+        dtype=dtype,
+        module=model,
+        at_dtype=lambda other: compiled_subject(model, other),
+    )
