@@ -91,6 +91,13 @@ class Batch:
         """A new batch with some tensors changed and an empty cache."""
         return replace(self, _cache=Cache(), **changes)
 
+    def same_topology(self, **changes: Any) -> Batch:
+        """A new batch with some tensors changed that shares this batch's cache, for
+        changes that keep its neighbour topology (a rigid motion, a zero strain): the
+        edge rows of the two correspond one to one. Geometry memos are per run, never
+        on the batch, so nothing computed from the old positions is reused."""
+        return replace(self, _cache=self._cache, **changes)
+
     def to(
         self, dtype: torch.dtype | None = None, device: torch.device | str | None = None
     ) -> Batch:

@@ -58,3 +58,11 @@ def test_a_call_without_a_batch_memoises_for_itself_only():
     edge_index = torch.zeros((2, 0), dtype=torch.int64)
     assert one.topology(edge_index, ("t",), lambda: 1) == 1
     assert two.topology(edge_index, ("t",), lambda: 2) == 2
+
+
+def test_same_topology_shares_the_cache_and_replace_does_not():
+    batch = Batch.empty()
+    batch.cached("neighbours", lambda: "of batch")
+    kept = batch.same_topology(positions=batch.positions + 1.0)
+    assert kept.cached("neighbours", lambda: "rebuilt") == "of batch"
+    assert batch.replace(positions=batch.positions + 1.0).cached("neighbours", lambda: 0) == 0
