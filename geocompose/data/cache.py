@@ -81,9 +81,11 @@ class RunCaches:
     ) -> Any:
         """Memoise integer data derived from the edge set ``edge_index`` for the batch.
 
+        A scope holds one edge set: the first ``edge_index`` memoised under it.
+
         Raises:
-            RuntimeError: when the entry was built from another edge set (a state
-                paired with another batch's caches): never reused silently.
+            RuntimeError: when ``edge_index`` is not that edge set (a state paired with
+                another batch's caches): a memo is never served for other edges.
         """
         # The first edge set memoised under a scope owns it: the graph's topology is
         # itself cached on the batch, so a state from this batch brings that tensor.

@@ -10,9 +10,9 @@ builders, node embeddings, radial bases, envelopes, angular bases, the edge embe
 interactions and readouts are blocks: ``forward`` takes the model state (field name →
 tensor) and returns only the fields it writes. Blocks that share derived data (triplet
 layouts, their angular bases) memoise it in the state's caches (:func:`run_caches`),
-never on a tensor. Symmetry strategies follow the same
-protocol but wrap the pipeline instead (``geocompose.nn.symmetry.base``). A built
-block stores ``irreps_in``/``irreps_out`` keyed by field.
+never on a tensor. Symmetry strategies follow the same protocol but wrap the pipeline
+instead (``geocompose.nn.symmetry.base``). A built block stores
+``irreps_in``/``irreps_out`` keyed by field.
 """
 
 from __future__ import annotations
