@@ -1,7 +1,7 @@
 """Verification: does a model have the symmetry and physics its blueprint (or its
 caller, for a black box) claims?"""
 
-from geocompose.verify.battery import CHECKS, FULL_CHECKS
+from geocompose.verify.battery import CHECKS, FULL_CHECKS, PRECISION_CHECKS
 from geocompose.verify.calculator import calculator_subject
 from geocompose.verify.engine import verify
 from geocompose.verify.module import verify_module
@@ -12,6 +12,7 @@ from geocompose.verify.subject import Facts, Subject
 __all__ = [
     "CHECKS",
     "FULL_CHECKS",
+    "PRECISION_CHECKS",
     "Check",
     "CheckResult",
     "Facts",

@@ -206,6 +206,11 @@ CHECKS: tuple[Check, ...] = (
     *precision.CHECKS,
 )
 
+PRECISION_CHECKS: frozenset[str] = frozenset(c.name for c in precision.CHECKS)
+"""The rows judged in the model's deployment dtype (float32), against float32 tolerances;
+every other claimed row is a float64 figure (search records those as a design's
+symmetry error)."""
+
 FULL_CHECKS: tuple[Check, ...] = (*CHECKS, *curves.CHECKS)
 """The default battery plus the measured physicality figures (diatomic curves of every
 species pair, a short NVE run): a model call per ~2,000 dimers, so many species cost

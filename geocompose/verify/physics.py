@@ -121,8 +121,14 @@ def _per_atom(subject, atoms: ase.Atoms, names: list[str]) -> dict[str, torch.Te
     result = {name: out[name].detach() for name in names}
     for name in subject.facts.energies:
         if out[name].requires_grad:
-            (grad,) = torch.autograd.grad(out[name].sum(), positions, retain_graph=True)
-            result[f"d{name}/dx"] = grad.detach()
+            # An energy that needs grad through weights only (e.g. read from species alone)
+            # does not depend on positions: its gradient is zero, not an autograd error.
+            (grad,) = torch.autograd.grad(
+                out[name].sum(), positions, retain_graph=True, allow_unused=True
+            )
+            result[f"d{name}/dx"] = (
+                torch.zeros_like(positions) if grad is None else grad.detach()
+            )
     return result
 
 

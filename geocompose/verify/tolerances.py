@@ -34,11 +34,14 @@ def exact_rtol(dtype: torch.dtype) -> float:
 # Deployment precision (float32): translations by these distances (Å) along a random
 # direction. Rounding alone moves a coordinate of size |t| by ~6e-8 |t|, so an honest
 # float32 model's relative error grows with |t|: the bound is the float32 exact
-# tolerance plus 1e-5 per Å (1.1e-4 at 1 Å, 5e-4 at 40 Å, 1e-2 at 1,000 Å), ~170 times
+# tolerance plus 3e-5 per Å (1.3e-4 at 1 Å, 1.3e-3 at 40 Å, 3e-2 at 1,000 Å), ~500 times
 # that rounding. Measured on the shipped blueprints: at most 3.5e-5 at 40 Å and
-# 5e-4 at 1,000 Å (docs/verification.md).
+# 5e-4 at 1,000 Å (docs/verification.md); a drawn composition with a charge-dipole
+# readout (random weights, a small dipole) reached 3.4e-4 at 40 Å and 1.1e-2 at 1,000 Å,
+# which is why the slope is not the 1e-5 first chosen. The planted cancellation defect
+# (tests/verifier/test_physics_checks.py) measures 4.6e-3 at 40 Å and 1.4 at 1,000 Å.
 FLOAT32_SHIFTS = (1.0, 40.0, 1000.0)
-FLOAT32_RTOL_PER_ANGSTROM = 1e-5
+FLOAT32_RTOL_PER_ANGSTROM = 3e-5
 
 
 def float32_translation_rtol(distance: float) -> float:

@@ -24,7 +24,8 @@ class InteractionParams(KnobModel):
     """Params every interaction has."""
 
     # That many copies in a row, each with its own weights.
-    repeat: Size = Field(default=1, le=64)
+    # Its own bound (the shared Size would override `le` with 4096): 64 copies of a block.
+    repeat: int = Field(default=1, gt=0, le=64)
 
 
 class MessagePassingInteraction(Block):

@@ -35,6 +35,8 @@ class EnergyTermParams(KnobModel):
     add_to: str = Field(
         default="network_energy",
         pattern=r"^[a-z][a-z0-9_]*$",
+        # Drawn compositions name their learned energy `energy` (geocompose.testing).
+        examples=["energy"],
         description="the per-structure energy output this term is added to",
     )
 
