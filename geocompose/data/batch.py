@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from geocompose.data.cache import Cache, RunCaches
 from geocompose.errors import StructureError
 
 
@@ -16,8 +17,9 @@ from geocompose.errors import StructureError
 class Batch:
     """Several structures concatenated along the atom axis.
 
-    Positions are treated as immutable: derived data (neighbour lists) is cached on
-    the batch, so transform a batch with :meth:`replace`, never in place.
+    Positions are treated as immutable: derived data (neighbour lists, triplets) is
+    cached on the batch (:mod:`geocompose.data.cache`), so transform a batch with
+    :meth:`replace`, never in place.
 
     Args:
         positions: (N, 3) Cartesian coordinates in Å.
@@ -34,7 +36,7 @@ class Batch:
     cell: torch.Tensor
     pbc: torch.Tensor
     targets: dict[str, torch.Tensor] = field(default_factory=dict)
-    _cache: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
+    _cache: Cache = field(default_factory=Cache, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         n = self.positions.shape[0]
@@ -78,13 +80,23 @@ class Batch:
 
     def cached(self, key: Any, compute: Callable[[], Any]) -> Any:
         """Memoise derived data (neighbour topology) for this batch."""
-        if key not in self._cache:
-            self._cache[key] = compute()
-        return self._cache[key]
+        return self._cache.cached(key, compute)
+
+    def run_caches(self, scope: Any) -> RunCaches:
+        """The caches a model call on this batch hands its blocks: this batch's cache
+        (memos of the edge set named ``scope``) and a fresh per-run one."""
+        return RunCaches(self._cache, scope)
 
     def replace(self, **changes: Any) -> Batch:
         """A new batch with some tensors changed and an empty cache."""
-        return replace(self, _cache={}, **changes)
+        return replace(self, _cache=Cache(), **changes)
+
+    def same_topology(self, **changes: Any) -> Batch:
+        """A new batch with some tensors changed that shares this batch's cache, for
+        changes that keep its neighbour topology (a rigid motion, a zero strain): the
+        edge rows of the two correspond one to one. Geometry memos are per run, never
+        on the batch, so nothing computed from the old positions is reused."""
+        return replace(self, _cache=self._cache, **changes)
 
     def to(
         self, dtype: torch.dtype | None = None, device: torch.device | str | None = None

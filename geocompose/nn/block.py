@@ -8,9 +8,11 @@ that runs before any weights exist (so the compiler and the search type-check wi
 building modules), and one constructor ``Builder(params, upstream, ctx)``. Graph
 builders, node embeddings, radial bases, envelopes, angular bases, the edge embedding,
 interactions and readouts are blocks: ``forward`` takes the model state (field name →
-tensor) and returns only the fields it writes. Symmetry strategies follow the same
-protocol but wrap the pipeline instead (``geocompose.nn.symmetry.base``). A built
-block stores ``irreps_in``/``irreps_out`` keyed by field.
+tensor) and returns only the fields it writes. Blocks that share derived data (triplet
+layouts, their angular bases) memoise it in the state's caches (:func:`run_caches`),
+never on a tensor. Symmetry strategies follow the same protocol but wrap the pipeline
+instead (``geocompose.nn.symmetry.base``). A built block stores
+``irreps_in``/``irreps_out`` keyed by field.
 """
 
 from __future__ import annotations
@@ -22,11 +24,26 @@ from typing import ClassVar
 import torch
 from torch import nn
 
+from geocompose.data.cache import RunCaches
 from geocompose.registry.core import Entry, KnobModel
+from geocompose.types import fields as F
 from geocompose.types.signature import FieldTypes, Signature, TypeRefusal
 
 State = Mapping[str, torch.Tensor]
-"""The model state between blocks: declared field name → tensor."""
+"""The model state between blocks: declared field name → tensor; its one other entry,
+``F.CACHES``, holds the run's :class:`~geocompose.data.cache.RunCaches`."""
+
+
+def run_caches(state: State) -> RunCaches:
+    """The memo tables of the run ``state`` belongs to: per batch (topology) and per
+    run (geometry, with its autograd graph); ``GeometricModel`` puts them there."""
+    caches = state.get(F.CACHES)
+    if caches is None:
+        raise KeyError(
+            f"the state has no '{F.CACHES}': blocks sharing memos run inside a "
+            "GeometricModel, or get RunCaches from batch.run_caches(graph.cache_key)"
+        )
+    return caches  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from geocompose.data.batch import Batch
+from geocompose.data.cache import RunCaches
 from geocompose.errors import StructureError
 from geocompose.nn.block import Block
 from geocompose.nn.graph.base import GraphBuilder
@@ -108,9 +109,34 @@ class GeometricModel(nn.Module):
             )
         return index
 
+    def input_state(
+        self, batch: Batch, positions: torch.Tensor | None = None
+    ) -> dict[str, torch.Tensor]:
+        """The state the blocks start from: the batch's inputs (``positions`` in place
+        of its own if given), its cached topology, and the caches of its memos."""
+        state: dict[str, torch.Tensor] = {
+            F.POSITIONS: batch.positions if positions is None else positions,
+            F.ATOMIC_NUMBERS: batch.atomic_numbers,
+            F.SPECIES: self.species_index(batch.atomic_numbers),
+            F.BATCH: batch.batch,
+            F.CELL: batch.cell,
+            F.PBC: batch.pbc,
+            # Memos of this batch's edge set and of each run (geocompose.data.cache).
+            F.CACHES: batch.run_caches(self.graph.cache_key),
+        }
+        state.update(self.graph.topology(batch))
+        return state
+
     def _run_inner(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Graph geometry → embeddings → interactions → non-derivative readouts."""
+        """Graph geometry → embeddings → interactions → non-derivative readouts.
+
+        Every run (every frame a strategy averages over) gets a fresh per-run cache:
+        geometry memos carry this run's autograd graph. A state from outside
+        :meth:`forward` (an exported program's inputs) has no batch to memoise on.
+        """
         state = dict(state)
+        caches = state.get(F.CACHES)
+        state[F.CACHES] = caches.for_run() if caches is not None else RunCaches.for_call()
         for block in self.blocks:
             if not block.entry.derivative:
                 state.update(block(state))
@@ -143,15 +169,7 @@ class GeometricModel(nn.Module):
                 # A leaf copy, so forces are d/d(this call's positions) and the caller's
                 # tensor is untouched.
                 positions = positions.detach().requires_grad_(True)
-            state: dict[str, torch.Tensor] = {
-                F.POSITIONS: positions,
-                F.ATOMIC_NUMBERS: batch.atomic_numbers,
-                F.SPECIES: self.species_index(batch.atomic_numbers),
-                F.BATCH: batch.batch,
-                F.CELL: batch.cell,
-                F.PBC: batch.pbc,
-            }
-            state.update(self.graph.topology(batch))
+            state = self.input_state(batch, positions)
             # The strategy wraps everything but derivative readouts, so forces are the
             # gradient of the symmetrised energy.
             state.update(self.strategy(self._run_inner, state, self.outputs, self.graph))

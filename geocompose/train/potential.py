@@ -21,7 +21,6 @@ which works for every blueprint whose energy reads geometry through edge vectors
 
 from __future__ import annotations
 
-import dataclasses
 from contextlib import nullcontext
 
 import torch
@@ -134,5 +133,5 @@ def _strained(batch: Batch) -> tuple[Batch, torch.Tensor]:
     )
     positions = torch.einsum("ni,nij->nj", batch.positions, deform[batch.batch])
     cell = torch.bmm(batch.cell, deform)
-    strained = dataclasses.replace(batch, positions=positions, cell=cell, _cache=batch._cache)
+    strained = batch.same_topology(positions=positions, cell=cell)
     return strained, eps

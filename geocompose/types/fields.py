@@ -43,6 +43,11 @@ UPDATED_POSITIONS = "updated_positions"  # (N, 3) float, 1o, translates
 # Edge state of directional message passing (DimeNet, GemNet): one message per edge j->i.
 EDGE_FEATURES = "edge_features"  # (E, irreps.dim) float, n x 0e (invariant messages)
 
+# Not a feature: the memo tables of this run (geocompose.data.cache.RunCaches), put in
+# the state by the model for blocks that share derived data (triplets, their bases).
+# Never typed, never read through a Signature.
+CACHES = "caches"  # RunCaches: per-batch topology memos + this run's geometry memos
+
 INPUT_TYPES: dict[str, FieldType] = {
     POSITIONS: FieldType(o3.Irreps("1o"), Level.NODE, translates=True),
     SPECIES: discrete(Level.NODE),

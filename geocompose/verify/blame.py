@@ -10,7 +10,6 @@ translations), so edge fields line up row by row.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
 import torch
@@ -118,7 +117,7 @@ def _block_writes(model, batch, rotation, shift):
         model(batch)
         moved = actions.transform_batch(batch, rotation, shift)
         # Same topology (invariant under the action): edge rows correspond one to one.
-        moved = dataclasses.replace(moved, _cache=dict(batch._cache))
+        moved = batch.same_topology(positions=moved.positions, cell=moved.cell)
         model(moved)
     finally:
         for hook in hooks:

@@ -2,10 +2,10 @@
 
 Body order 3 and 4 scalarisation (DimeNet, GemNet) sums over pairs and chains of
 edges. Everything here is integer topology, built vectorised in torch (no Python loop
-over edges or atoms), sized before it is allocated, and memoised on the batch's
-``edge_index`` tensor: the graph builder caches that tensor on the Batch (see
-``GraphBuilder.topology``), so triplets are built once per batch and reused by every
-layer, every epoch and every check of the verifier, exactly like the neighbour list.
+over edges or atoms) and sized before it is allocated. Nothing here memoises: the
+blocks keep what they build in the batch's cache, beside the neighbour list (see
+``interaction.dimenet.layout`` and :mod:`geocompose.data.cache`), so triplets are built
+once per batch and reused by every layer, every epoch and every check of the verifier.
 
 Conventions (those of ``nn.graph.neighbours``): edge ``e = (j → i)`` has sender
 ``j = edge_index[0, e]``, receiver ``i = edge_index[1, e]``, integer shift ``s_e`` and
@@ -24,9 +24,7 @@ restricted to a sub-graph of short edges (``benchmarks/triplets.py`` prints figu
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 
@@ -39,7 +37,6 @@ __all__ = [
     "MAX_TRIPLETS",
     "TripletLayout",
     "count_higher_order",
-    "memo",
     "quadruplet_index",
     "reverse_edges",
     "triplet_index",
@@ -53,24 +50,6 @@ MAX_QUADRUPLETS = 2**27
 DENSE_PAD_RATIO = 3.0
 _CHUNK = 2**22  # sparse contraction: elements of (chunk, L, C) per step
 _PACKED_KEY_LIMIT = 2**62
-_MEMO = "_geocompose_memo"
-
-
-def memo(anchor: torch.Tensor, key: Any, compute: Callable[[], Any]) -> Any:
-    """Memoise ``compute()`` on the tensor ``anchor``; it lives as long as the tensor.
-
-    Anchored on ``edge_index`` (cached on the Batch) a value is per batch; anchored on
-    ``edge_vectors`` (new every forward) it is per forward pass, shared by the layers.
-    The value must be a pure function of the anchor and ``key``.
-    """
-    store = getattr(anchor, _MEMO, None)
-    if store is None:
-        store = {}
-        setattr(anchor, _MEMO, store)
-    if key not in store:
-        store[key] = compute()
-    return store[key]
-
 
 def _segments(counts: torch.Tensor, total: int) -> tuple[torch.Tensor, torch.Tensor]:
     """For rows r with counts[r] children: (parent row, rank within parent) per child."""
@@ -273,18 +252,12 @@ class TripletLayout:
     ) -> torch.Tensor:
         """``Y_l^0(angle k-j-i)`` for l < ``num_orders``, zero on masked slots:
         (N, K_out, K_in, L) dense — (N, L, K_out, K_in) with ``order_major``, the layout
-        ``contract(per_order=True)`` takes — or (T, L) sparse; once per forward pass
-        (memoised on ``edge_vectors``) however many layers read it."""
-
-        def compute():
-            y = spherical_harmonics_m0(num_orders - 1, self.cosines(edge_vectors))
-            if not self.dense:
-                return y
-            y = y * self.mask[..., None].to(y.dtype)
-            return y.permute(0, 3, 1, 2).contiguous() if order_major else y
-
-        major = order_major and self.dense
-        return memo(edge_vectors, ("triplet_harmonics", num_orders, major), compute)
+        ``contract(per_order=True)`` takes — or (T, L) sparse (``order_major`` ignored)."""
+        y = spherical_harmonics_m0(num_orders - 1, self.cosines(edge_vectors))
+        if not self.dense:
+            return y
+        y = y * self.mask[..., None].to(y.dtype)
+        return y.permute(0, 3, 1, 2).contiguous() if order_major else y
 
     def contract(
         self, basis: torch.Tensor, values: torch.Tensor, per_order: bool = False
@@ -324,29 +297,21 @@ class TripletLayout:
 
 
 def triplet_layout(
-    edge_index: torch.Tensor, edge_shifts: torch.Tensor, num_nodes: int
+    edge_index: torch.Tensor,
+    edge_shifts: torch.Tensor,
+    num_nodes: int,
+    reverse: torch.Tensor | None = None,
 ) -> TripletLayout:
-    """The batch's :class:`TripletLayout`, built once and memoised on ``edge_index``."""
-    return memo(
-        edge_index,
-        ("triplet_layout", num_nodes),
-        lambda: _build_layout(edge_index, edge_shifts, num_nodes),
-    )
+    """The :class:`TripletLayout` of an edge set, dense where padding is cheap.
 
-
-def _build_layout(edge_index, edge_shifts, num_nodes) -> TripletLayout:
+    Args:
+        reverse: (E,) from :func:`reverse_edges`, when the caller already has it.
+    """
     senders, receivers = edge_index
     num_edges = senders.numel()
-    reverse = memo(
-        edge_index,
-        ("reverse", num_nodes),
-        lambda: reverse_edges(edge_index, edge_shifts, num_nodes),
-    )
-    kj, ji = memo(
-        edge_index,
-        ("triplets", num_nodes),
-        lambda: triplet_index(edge_index, edge_shifts, num_nodes, reverse=reverse),
-    )
+    if reverse is None:
+        reverse = reverse_edges(edge_index, edge_shifts, num_nodes)
+    kj, ji = triplet_index(edge_index, edge_shifts, num_nodes, reverse=reverse)
     if num_edges == 0:
         return TripletLayout(kj, ji, num_edges)
     deg_in = torch.bincount(receivers, minlength=num_nodes)

@@ -1,8 +1,11 @@
 """DimeNet++: directional messages on edges with a distance x angle basis (body order 3).
 
 Also home of the edge-state pieces GemNet reuses: :class:`EdgeState` (the DimeNet
-embedding block ``m_ji = act(W [h_i, h_j, act(W_rbf e_ji)])``), :class:`ResidualLayer`
-and :func:`spherical_radial` (the radial half of ``a_SBF``, once per forward pass).
+embedding block ``m_ji = act(W [h_i, h_j, act(W_rbf e_ji)])``), :class:`ResidualLayer`,
+and the memoised triplet data every layer shares (:mod:`geocompose.data.cache`): the
+batch's :func:`layout` and :func:`reverse` edges, built once per batch, and the run's
+:func:`triplet_harmonics` and :func:`spherical_radial` (the two halves of ``a_SBF``),
+built once per run of the pipeline.
 """
 
 from __future__ import annotations
@@ -14,9 +17,9 @@ from pydantic import Field, NonNegativeInt
 from torch import nn
 
 from geocompose.nn.activations import Activation, activation
-from geocompose.nn.block import Block, BuildContext, State
+from geocompose.nn.block import Block, BuildContext, State, run_caches
 from geocompose.nn.embedding.angular_basis import SphericalBesselRadial
-from geocompose.nn.graph.higher_order import TripletLayout, memo, triplet_layout
+from geocompose.nn.graph.higher_order import TripletLayout, reverse_edges, triplet_layout
 from geocompose.nn.interaction.base import InteractionParams
 from geocompose.nn.ops.message import EdgeView, aggregate
 from geocompose.registry import Family, Group, Kind, register
@@ -75,14 +78,35 @@ def rbf(state: State) -> torch.Tensor:
 
 
 def spherical_radial(basis: SphericalBesselRadial, state: State) -> torch.Tensor:
-    """(E, L, n) ``j_l(z_ln d/c)`` times the envelope, shared by all layers of a forward."""
+    """(E, L, n) ``j_l(z_ln d/c)`` times the envelope, shared by the layers of a run."""
     key = ("spherical_radial", basis.num_spherical, basis.num_radial, basis.cutoff)
     compute = lambda: basis(state[F.EDGE_LENGTHS]) * state[F.EDGE_ENVELOPE][:, :, None]
-    return memo(state[F.EDGE_VECTORS], key, compute)
+    return run_caches(state).per_run(key, compute)
+
+
+def reverse(state: State) -> torch.Tensor:
+    """(E,) each edge's reverse (-1 where none), built once per batch."""
+    edge_index, num_nodes = state[F.EDGE_INDEX], state[F.POSITIONS].shape[0]
+    compute = lambda: reverse_edges(edge_index, state[F.EDGE_SHIFTS], num_nodes)
+    return run_caches(state).topology(edge_index, ("reverse", num_nodes), compute)
 
 
 def layout(state: State) -> TripletLayout:
-    return triplet_layout(state[F.EDGE_INDEX], state[F.EDGE_SHIFTS], state[F.POSITIONS].shape[0])
+    """The batch's triplets k→j→i in their padded or sparse layout, built once per batch."""
+    edge_index, num_nodes = state[F.EDGE_INDEX], state[F.POSITIONS].shape[0]
+    compute = lambda: triplet_layout(
+        edge_index, state[F.EDGE_SHIFTS], num_nodes, reverse=reverse(state)
+    )
+    return run_caches(state).topology(edge_index, ("triplet_layout", num_nodes), compute)
+
+
+def triplet_harmonics(state: State, num_orders: int, order_major: bool = False) -> torch.Tensor:
+    """``Y_l^0(angle k-j-i)`` of the batch's triplets (:meth:`TripletLayout.harmonics`),
+    once per run however many layers read it."""
+    triplets = layout(state)
+    key = ("triplet_harmonics", num_orders, order_major and triplets.dense)
+    compute = lambda: triplets.harmonics(state[F.EDGE_VECTORS], num_orders, order_major)
+    return run_caches(state).per_run(key, compute)
 
 
 class ResidualLayer(nn.Module):
@@ -236,8 +260,7 @@ class DimeNetPPInteraction(Block):
         x_kj = self.down(self.lin_kj(m) * self.rbf_kj(rbf(state)))  # (E, int_emb)
         radial = spherical_radial(self.basis, state)  # (E, L, n)
         weights = self.sbf2(torch.einsum("eln,lnb->elb", radial, self.sbf1))  # (E, L, int_emb)
-        triplets = layout(state)
-        angular = triplets.harmonics(state[F.EDGE_VECTORS], self.params.num_spherical)
-        x_kj = self.up(triplets.contract(angular, x_kj[:, None, :] * weights))  # (E, hidden)
+        angular = triplet_harmonics(state, self.params.num_spherical)
+        x_kj = self.up(layout(state).contract(angular, x_kj[:, None, :] * weights))  # (E, hidden)
         m = self.after(self.skip(self.before(x_ji + x_kj)) + m)
         return {F.NODE_FEATURES: h + self.output(state, edges, m), F.EDGE_FEATURES: m}

@@ -39,7 +39,7 @@ from pydantic import Field, NonNegativeInt
 from torch import nn
 
 from geocompose.nn.activations import Activation, activation
-from geocompose.nn.block import Block, BuildContext, State
+from geocompose.nn.block import Block, BuildContext, State, run_caches
 from geocompose.nn.embedding.angular_basis import (
     SphericalBesselRadial,
     legendre,
@@ -47,7 +47,7 @@ from geocompose.nn.embedding.angular_basis import (
     unit,
 )
 from geocompose.nn.embedding.envelope import polynomial_envelope
-from geocompose.nn.graph.higher_order import memo, quadruplet_index, reverse_edges
+from geocompose.nn.graph.higher_order import quadruplet_index
 from geocompose.nn.interaction.base import InteractionParams
 from geocompose.nn.interaction.dimenet import (
     EdgeState,
@@ -55,7 +55,9 @@ from geocompose.nn.interaction.dimenet import (
     edge_state_signature,
     layout,
     rbf,
+    reverse,
     spherical_radial,
+    triplet_harmonics,
 )
 from geocompose.nn.ops.message import EdgeView, aggregate
 from geocompose.nn.ops.scatter import scatter_sum
@@ -104,9 +106,9 @@ class TripletBilinear(nn.Module):
         filters = torch.einsum(
             "eln,lnc->elc", spherical_radial(self.basis, state), self.radial
         )  # (E, L, C)
-        triplets = layout(state)
-        angular = triplets.harmonics(state[F.EDGE_VECTORS], self.num_spherical, order_major=True)
-        summed = triplets.contract(angular, x[:, None, :] * filters, per_order=True)  # (E, L, C)
+        angular = triplet_harmonics(state, self.num_spherical, order_major=True)
+        values = x[:, None, :] * filters  # (E, L, C)
+        summed = layout(state).contract(angular, values, per_order=True)  # (E, L, C)
         return self.bilinear(summed.flatten(1))
 
 
@@ -209,12 +211,13 @@ class QuadrupletInteraction(nn.Module):
         )
 
     def quadruplets(self, state: State) -> torch.Tensor:
-        """(3, Q) chains ``[lk, kj, ji]`` of short edges, built once per batch."""
+        """(3, Q) chains ``[lk, kj, ji]`` of short edges, built once per batch (its
+        positions, hence which edges are short, are fixed; frames only rotate them)."""
         edge_index, shifts = state[F.EDGE_INDEX], state[F.EDGE_SHIFTS]
         n = state[F.POSITIONS].shape[0]
 
         def build():
-            reverse = memo(edge_index, ("reverse", n), lambda: reverse_edges(edge_index, shifts, n))
+            reverse_of = reverse(state)
             short = state[F.EDGE_LENGTHS].detach().flatten() < self.cutoff
             triplets = layout(state)
             return quadruplet_index(
@@ -223,13 +226,14 @@ class QuadrupletInteraction(nn.Module):
                 n,
                 torch.stack([triplets.kj, triplets.ji]),
                 short,
-                reverse=reverse,
+                reverse=reverse_of,
             )
 
-        return memo(edge_index, ("quadruplets", n, self.cutoff), build)
+        key = ("quadruplets", n, self.cutoff)
+        return run_caches(state).topology(edge_index, key, build)
 
     def basis(self, state: State, quads: torch.Tensor) -> torch.Tensor:
-        """(Q, width) angle x torsion basis times the torsion envelopes, per forward."""
+        """(Q, width) angle x torsion basis times the torsion envelopes, once per run."""
 
         def compute():
             lk, kj, ji = quads
@@ -243,7 +247,7 @@ class QuadrupletInteraction(nn.Module):
             return (angle[:, :, None] * torsion[:, None, :]).flatten(1) * weight
 
         key = ("quadruplet_basis", self.cutoff, self.torsion_order, self.angle_order, self.signed)
-        return memo(state[F.EDGE_VECTORS], key, compute)
+        return run_caches(state).per_run(key, compute)
 
     def forward(self, state: State, m: torch.Tensor) -> torch.Tensor:
         quads = self.quadruplets(state)

@@ -163,7 +163,7 @@ def test_dense_and_sparse_contraction_agree_with_explicit_sum(per_order):
     atoms = batch[0] + ase.Atoms(batch[1].symbols, batch[1].positions + 30.0)  # two far-apart parts
     atoms.pbc = False
     edge_index, shifts, vectors = graph(atoms, 3.5)
-    layout = H._build_layout(edge_index, shifts, len(atoms))
+    layout = H.triplet_layout(edge_index, shifts, len(atoms))
     assert layout.dense
     sparse = H.TripletLayout(layout.kj, layout.ji, layout.num_edges)
     values = torch.randn(edge_index.shape[1], 4, 3, dtype=torch.float64)
@@ -190,13 +190,4 @@ def test_layout_falls_back_to_sparse_when_padding_is_wasteful():
     positions += [[20 + 3 * i, 0, 0] for i in range(60)] + [[20 + 3 * i, 1.0, 0] for i in range(60)]
     atoms = ase.Atoms(f"C{len(positions)}", positions=positions)
     edge_index, shifts, _ = graph(atoms, 2.0)
-    assert not H._build_layout(edge_index, shifts, len(atoms)).dense
-
-
-def test_memo_lives_on_the_anchor_tensor():
-    calls = []
-    anchor = torch.zeros(3)
-    assert H.memo(anchor, "k", lambda: calls.append(1) or 5) == 5
-    assert H.memo(anchor, "k", lambda: calls.append(1) or 6) == 5
-    assert H.memo(torch.zeros(3), "k", lambda: calls.append(1) or 7) == 7
-    assert len(calls) == 2
+    assert not H.triplet_layout(edge_index, shifts, len(atoms)).dense

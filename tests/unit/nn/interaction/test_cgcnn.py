@@ -34,14 +34,7 @@ def test_update_is_the_papers_gated_convolution_times_the_envelope():
     crystal = ase.build.bulk("NaCl", "rocksalt", a=5.64)
     crystal.rattle(0.05, seed=0)
     batch = geocompose.Batch.from_ase(crystal)
-    state = {
-        F.POSITIONS: batch.positions,
-        F.SPECIES: model.species_index(batch.atomic_numbers),
-        F.BATCH: batch.batch,
-        F.CELL: batch.cell,
-        F.PBC: batch.pbc,
-    }
-    state.update(model.graph.topology(batch))
+    state = model.input_state(batch)
     for block in model.blocks[:3]:
         state.update(block(state))
     conv = model.blocks[3]

@@ -56,15 +56,7 @@ def sample_batch():
 
 
 def state_before(model, batch, index):
-    state = {
-        F.POSITIONS: batch.positions,
-        F.ATOMIC_NUMBERS: batch.atomic_numbers,
-        F.SPECIES: model.species_index(batch.atomic_numbers),
-        F.BATCH: batch.batch,
-        F.CELL: batch.cell,
-        F.PBC: batch.pbc,
-    }
-    state.update(model.graph.topology(batch))
+    state = model.input_state(batch)
     for block in model.blocks[:index]:
         state.update(block(state))
     return state
