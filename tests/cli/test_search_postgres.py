@@ -130,7 +130,10 @@ def test_two_machines_share_a_postgres_study_and_survive_a_kill(tmp_path, postgr
     # Heartbeats every 3 s: a trial silent for 6 s is its dead worker's (short enough to
     # wait for; long enough that a loaded machine's live workers are rarely taken for
     # dead, and when they are, their trial is re-tried once like the killed one).
+    # Trials of 4 epochs on 16 structures (the shared command's 1 on 8 finish in about a
+    # second on an idle machine, faster than the test can see one running and kill it).
     options = ("--storage", postgres_url, "--heartbeat", "3")
+    options += ("--budget", "4", "--structures", "16")
     first, second = tmp_path / "first", tmp_path / "second"
     command = search_command(space, first, TRIALS, *options)
     doomed = start(command, tmp_path / "first.log")
