@@ -18,7 +18,7 @@ import torch
 
 import geocompose
 from geocompose.blueprint import read_blueprint
-from geocompose.verify import verify
+from geocompose.verification import verify
 
 ROOT = Path(__file__).parents[1]
 STRATEGIES = [

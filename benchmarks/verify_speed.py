@@ -48,8 +48,8 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    from geocompose.verify import FULL_CHECKS, verify
-    from geocompose.verify.battery import CHECKS
+    from geocompose.verification import FULL_CHECKS, verify
+    from geocompose.verification.battery import CHECKS
 
     files = args.blueprints or sorted(str(p) for p in (ROOT / "blueprints").glob("*.yaml"))
     print(f"geocompose verify, default battery, {args.threads} thread(s), median of {args.repeats}")
@@ -63,7 +63,7 @@ def main() -> None:
 
     from ase.calculators.emt import EMT
 
-    from geocompose.verify.calculator import calculator_subject
+    from geocompose.verification.calculator import calculator_subject
 
     subject = calculator_subject(EMT(), species=["Cu", "Al", "Ni"], cutoff=5.0, name="EMT")
     median, report = timed(lambda: verify(subject, checks=FULL_CHECKS), 1)

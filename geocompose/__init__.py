@@ -11,7 +11,7 @@ from geocompose.data import Batch
 from geocompose.errors import BlueprintError, GeocomposeError, StructureError, VerificationFailed
 from geocompose.nn.model import GeometricModel
 from geocompose.registry import REGISTRY, Family, Group, Kind, KnobModel, register
-from geocompose.verify.engine import verify  # the function; the package stays importable
+from geocompose.verification.engine import verify  # the function; the package is `verification`
 
 __all__ = [
     "REGISTRY",

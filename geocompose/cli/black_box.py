@@ -11,8 +11,8 @@ import sys
 
 from geocompose.cli.common import CommandError
 from geocompose.types import fields as F
-from geocompose.verify.calculator import CalculatorRun
-from geocompose.verify.subject import Subject, compiled_subject
+from geocompose.verification.calculator import CalculatorRun
+from geocompose.verification.subject import Subject, compiled_subject
 
 
 def make_calculator(spec: str, kwargs_json: str):

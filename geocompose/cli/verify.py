@@ -2,7 +2,7 @@
 
 Each PATH is a blueprint file or a directory (its ``*.yaml`` files are verified, in
 name order). Every blueprint is compiled with seeded float64 weights and checked on
-sampled structures and group elements (``geocompose.verify.verify``); one table per
+sampled structures and group elements (``geocompose.verification.verify``); one table per
 blueprint, then a summary across all of them. When a symmetry claim fails, the table's
 title names the first block whose output breaks its declared type. ``--json FILE``
 writes every report (each check, its error, tolerance and verdict) as JSON. Every file
@@ -30,7 +30,6 @@ Examples::
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 import traceback
 from dataclasses import dataclass
@@ -51,7 +50,8 @@ from geocompose.cli.common import (
 )
 from geocompose.errors import GeocomposeError
 from geocompose.types.group import Group
-from geocompose.verify.report import write_json
+from geocompose import verification
+from geocompose.verification.report import write_json
 
 __all__ = ["Outcome", "add_arguments", "blueprint_files", "run"]
 
@@ -151,9 +151,8 @@ def blueprint_files(paths: list[str]) -> list[tuple[str, str]]:
 
 
 def _verify_one(file: str, source, options: dict) -> Outcome:
-    # Looked up per call (not imported by name) so tests can monkeypatch it, and via
-    # importlib so a function re-exported as `geocompose.verify` cannot shadow the module.
-    verify = importlib.import_module("geocompose.verify").verify
+    # Looked up per call (not imported by name) so tests can monkeypatch it.
+    verify = verification.verify
     try:
         report = verify(source, **options)
     except GeocomposeError as err:
@@ -217,7 +216,7 @@ def black_box(args: argparse.Namespace):
     if args.calculator is None:
         return None
     from geocompose.cli.black_box import make_calculator
-    from geocompose.verify.calculator import calculator_subject
+    from geocompose.verification.calculator import calculator_subject
 
     calculator = make_calculator(args.calculator, args.kwargs)
     subject = calculator_subject(
@@ -235,7 +234,7 @@ def black_box(args: argparse.Namespace):
 def run(args: argparse.Namespace) -> int:
     options = {k: v for k, v in (("samples", args.samples), ("seed", args.seed)) if v is not None}
     if args.curves:
-        from geocompose.verify.battery import FULL_CHECKS
+        from geocompose.verification.battery import FULL_CHECKS
 
         options["checks"] = FULL_CHECKS
     out = console()

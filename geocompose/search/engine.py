@@ -6,7 +6,7 @@ conditional knob is its own parameter), then
 
 1. type-checks it (:func:`~geocompose.search.sampler.refusal_reason`): an ill-typed
    candidate is pruned at once, reason in the ``refused`` user attribute, no weights built;
-2. verifies its symmetry claims (:func:`geocompose.verify.verify`): a failing exact
+2. verifies its symmetry claims (:func:`geocompose.verification.verify`): a failing exact
    claim is pruned as ``rejected`` (never ranked), the worst measured error is kept;
 3. trains it for ``budget_epochs`` on the data set and returns the objectives
    (all minimised): validation error (forces MAE, else the best validation loss),
@@ -100,7 +100,7 @@ def _objective(trial, space: Space, data, cfg: SearchConfig, out: Path):
         write_blueprint(out / "trials", trial.number, candidate, previous.user_attrs)
         return previous.values if len(previous.values) > 1 else previous.values[0]
 
-    from geocompose.verify import PRECISION_CHECKS, verify
+    from geocompose.verification import PRECISION_CHECKS, verify
 
     report = verify(candidate, samples=cfg.verify_samples, seed=cfg.seed)
     # The float64 figures: float32 rows are judged against float32 tolerances instead.

@@ -3,7 +3,7 @@
 from geocompose.testing.assertions import assert_symmetry
 from geocompose.testing.params import params_strategy
 from geocompose.testing.strategies import compositions, rotations, structures
-from geocompose.verify.tolerances import EXACT_RTOL, exact_rtol
+from geocompose.verification.tolerances import EXACT_RTOL, exact_rtol
 
 __all__ = [
     "EXACT_RTOL",

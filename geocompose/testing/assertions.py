@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from geocompose.errors import VerificationFailed
-from geocompose.verify import VerificationReport, verify
+from geocompose.verification import VerificationReport, verify
 
 
 def assert_symmetry(model_or_blueprint, *, samples: int = 2, seed: int = 0) -> VerificationReport:

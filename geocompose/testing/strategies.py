@@ -30,7 +30,7 @@ from geocompose.types import Level, scalars
 from geocompose.types import fields as F
 from geocompose.types.group import Group
 from geocompose.types.signature import TypeRefusal
-from geocompose.verify import groups
+from geocompose.verification import groups
 
 SPECIES = ["H", "C", "O", "Cu"]
 

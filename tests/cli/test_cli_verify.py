@@ -1,6 +1,6 @@
 """``geocompose verify``: files and directories, one table each, a summary, the worst exit code.
 
-The wiring is tested against a stand-in for ``geocompose.verify.verify`` (fast, and
+The wiring is tested against a stand-in for ``geocompose.verification.verify`` (fast, and
 each outcome on demand); two tests run the real verifier end to end, on a tiny
 blueprint that holds its claim and on one with a planted block that breaks it.
 """
@@ -22,7 +22,7 @@ from geocompose.nn.ops.message import EdgeView, aggregate
 from geocompose.registry import REGISTRY, Group, Kind, register
 from geocompose.types import Signature
 from geocompose.types import fields as F
-from geocompose.verify.report import CheckResult, Verdict, VerificationReport
+from geocompose.verification.report import CheckResult, Verdict, VerificationReport
 
 TINY = """\
 name: {name}
@@ -55,7 +55,7 @@ def report(name: str, passed: bool) -> VerificationReport:
 
 
 class FakeVerifier:
-    """Stands in for ``geocompose.verify.verify``: an outcome per file stem, calls recorded."""
+    """Stands in for ``geocompose.verification.verify``: an outcome per file stem, calls recorded."""
 
     def __init__(self, outcomes: dict[str, object]):
         self.outcomes = outcomes
@@ -73,7 +73,7 @@ class FakeVerifier:
 def fake(monkeypatch, tmp_path):
     def install(**outcomes):
         verifier = FakeVerifier(outcomes)
-        monkeypatch.setattr(importlib.import_module("geocompose.verify"), "verify", verifier)
+        monkeypatch.setattr(importlib.import_module("geocompose.verification"), "verify", verifier)
         for stem in outcomes:
             (tmp_path / f"{stem}.yaml").write_text(f"name: {stem}\n")
         return verifier

@@ -13,7 +13,7 @@ import yaml
 import geocompose
 import geocompose.data.dataset
 from geocompose.cli.main import main
-from geocompose.verify.report import VerificationReport
+from geocompose.verification.report import VerificationReport
 from search_procs import DATA, ROOT, SPACE
 
 pytest.importorskip("optuna")
@@ -23,7 +23,7 @@ pytest.importorskip("geocompose.train")  # the trainer may land separately
 @pytest.fixture
 def passing_verifier(monkeypatch):
     monkeypatch.setattr(
-        importlib.import_module("geocompose.verify"),
+        importlib.import_module("geocompose.verification"),
         "verify",
         lambda *a, **k: VerificationReport("x", 0, "O(3)", "O(3)"),
     )

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 
 from geocompose.registry import REGISTRY, Kind
 from geocompose.testing import compositions
-from geocompose.verify import verify
+from geocompose.verification import verify
 
 INTERACTIONS = REGISTRY.names(Kind.INTERACTION)
 

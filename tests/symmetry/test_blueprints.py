@@ -6,7 +6,7 @@ import pytest
 
 import geocompose
 from geocompose.blueprint import read_blueprint
-from geocompose.verify import Verdict, verify
+from geocompose.verification import Verdict, verify
 
 BLUEPRINTS = sorted((Path(__file__).parents[2] / "blueprints").glob("*.yaml"))
 

@@ -4,7 +4,7 @@ from hypothesis import given, settings
 
 import geocompose
 from geocompose.testing import compositions
-from geocompose.verify import verify
+from geocompose.verification import verify
 
 
 @settings(max_examples=6)

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, find, given, settings
 
 from geocompose.registry import REGISTRY, Family, Kind, register
 from geocompose.testing import compositions
-from geocompose.verify import Verdict, verify
+from geocompose.verification import Verdict, verify
 import new_knobs as K
 
 CLEAN = {

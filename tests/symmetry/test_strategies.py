@@ -17,7 +17,7 @@ from geocompose.nn.symmetry.draws import use_generator
 from geocompose.nn.symmetry.frames import SafeEigh, frames, sign_patterns
 from geocompose.registry import REGISTRY, Kind
 from geocompose.testing import compositions
-from geocompose.verify import Verdict, verify
+from geocompose.verification import Verdict, verify
 
 ROOT = Path(__file__).parents[2]
 MLP = read_blueprint(ROOT / "blueprints" / "mlp-frame-averaging.yaml").blueprint.model_dump(

@@ -12,8 +12,8 @@ from ase.calculators.emt import EMT
 
 from geocompose.cli.main import main
 from geocompose.types.group import Group
-from geocompose.verify import Verdict, verify
-from geocompose.verify.calculator import calculator_subject
+from geocompose.verification import Verdict, verify
+from geocompose.verification.calculator import calculator_subject
 
 SPECIES = ["Cu", "Al", "Ni"]
 

@@ -9,7 +9,7 @@ import torch
 
 from geocompose.nn.embedding.base import Envelope
 from geocompose.registry import REGISTRY, Kind, KnobModel, register
-from geocompose.verify import FULL_CHECKS, verify
+from geocompose.verification import FULL_CHECKS, verify
 
 CUTOFF = 4.0
 

@@ -6,8 +6,8 @@ from e3nn import o3
 
 from geocompose.errors import GeocomposeError
 from geocompose.types.group import Group
-from geocompose.verify import Verdict
-from geocompose.verify.module import verify_module
+from geocompose.verification import Verdict
+from geocompose.verification.module import verify_module
 
 
 def verdicts(report):

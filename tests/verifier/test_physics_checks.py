@@ -21,7 +21,7 @@ from geocompose.nn.readout.pooling import SumReadout, SumReadoutParams
 from geocompose.registry import REGISTRY, Family, Group, Kind, register
 from geocompose.types import Signature
 from geocompose.types import fields as F
-from geocompose.verify import Verdict, verify
+from geocompose.verification import Verdict, verify
 
 CUTOFF = 4.0
 

@@ -20,7 +20,7 @@ from geocompose.registry import REGISTRY, Family, Group, Kind, KnobModel, regist
 from geocompose.types import FieldType, Level, Signature
 from geocompose.types import fields as F
 from geocompose.types.irreps import parse_irreps
-from geocompose.verify import Verdict, verify
+from geocompose.verification import Verdict, verify
 
 
 def scalar_block_signature(upstream):

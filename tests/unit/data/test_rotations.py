@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from geocompose.data.rotations import haar_rotations
-from geocompose.verify import groups
+from geocompose.verification import groups
 
 
 @pytest.mark.parametrize("proper", [True, False])

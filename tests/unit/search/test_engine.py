@@ -196,8 +196,8 @@ def test_a_larger_finite_space_starts_without_repeats(tmp_path, data):
 
 
 def test_failed_symmetry_claim_is_rejected_not_ranked(tmp_path, data, monkeypatch):
-    verify_module = importlib.import_module("geocompose.verify")
-    from geocompose.verify.report import CheckResult, Verdict, VerificationReport
+    verify_module = importlib.import_module("geocompose.verification")
+    from geocompose.verification.report import CheckResult, Verdict, VerificationReport
 
     def broken(candidate, samples, seed):
         report = VerificationReport("x", 0, "O(3)", "O(3)")

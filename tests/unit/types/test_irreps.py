@@ -3,7 +3,7 @@ import torch
 from e3nn import o3
 
 from geocompose.types.irreps import FieldType, Level, is_subset, parse_irreps, scalar_part, wigner_d
-from geocompose.verify.groups import haar_rotation
+from geocompose.verification.groups import haar_rotation
 
 
 def test_parse_makes_parity_explicit_and_counts_are_scalars():

@@ -13,7 +13,7 @@ import yaml
 import geocompose
 from geocompose.cli.main import main
 from geocompose.registry import REGISTRY, Group, Kind
-from geocompose.verify import Verdict, verify
+from geocompose.verification import Verdict, verify
 
 SPECIES = ["H", "C", "F", "Cl", "Br"]
 

@@ -16,7 +16,7 @@ from geocompose.errors import GeocomposeError
 from geocompose.nn.readout.reference_energies import ReferenceEnergies
 from geocompose.train import TrainConfig, Trainer
 from geocompose.train.reference import fit_reference
-from geocompose.verify import verify
+from geocompose.verification import verify
 
 SAMPLE = Path(__file__).parents[4] / "geocompose" / "data" / "examples" / "cu_emt_small.extxyz"
 QUIET = {"progress": False, "echo": lambda _: None}

@@ -14,7 +14,7 @@ from geocompose.errors import BlueprintError
 from geocompose.registry import REGISTRY, Kind
 from geocompose.testing import exact_rtol, params_strategy
 from geocompose.testing import structures as drawn_batches
-from geocompose.verify import actions, checks, groups
+from geocompose.verification import actions, checks, groups
 
 SPECIES = ["H", "C", "N", "O", "Cu"]
 

@@ -11,7 +11,7 @@ from geocompose.compiler import compile as compile_blueprint
 from geocompose.errors import GeocomposeError
 from geocompose.nn.readout.zbl import COULOMB, zbl_pair_energy
 from geocompose.train.potential import Potential
-from geocompose.verify import verify
+from geocompose.verification import verify
 
 
 def blueprint(species=("H", "Cu"), cutoff=5.0, **zbl) -> dict:

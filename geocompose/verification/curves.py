@@ -18,9 +18,9 @@ import numpy as np
 from geocompose.data.batch import Batch
 from geocompose.data.structures import dimer
 from geocompose.types import fields as F
-from geocompose.verify import tolerances
-from geocompose.verify.checks import Measured, detached
-from geocompose.verify.record import Check, Rows, Sample, Skip
+from geocompose.verification import tolerances
+from geocompose.verification.checks import Measured, detached
+from geocompose.verification.record import Check, Rows, Sample, Skip
 
 # Dimer grid: from SHORTEST Å to the cutoff + 0.5 Å in steps of GRID_STEP Å.
 SHORTEST = 0.5

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 import torch
 
 from geocompose.data.batch import Batch
-from geocompose.verify.checks import Measured
-from geocompose.verify.subject import Facts, Subject
+from geocompose.verification.checks import Measured
+from geocompose.verification.subject import Facts, Subject
 
 
 @dataclass

@@ -16,9 +16,9 @@ import torch
 
 from geocompose.data.batch import Batch
 from geocompose.types import Level
-from geocompose.verify import tolerances
-from geocompose.verify.checks import Measured, detached
-from geocompose.verify.record import Check, Rows, Sample, Skip
+from geocompose.verification import tolerances
+from geocompose.verification.checks import Measured, detached
+from geocompose.verification.record import Check, Rows, Sample, Skip
 
 # A ghost atom sits this far (Å) beyond the reach of every atom; far copies are this
 # far beyond twice the reach from each other.

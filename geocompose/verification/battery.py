@@ -16,9 +16,9 @@ from geocompose.data import structures as S
 from geocompose.data.batch import Batch
 from geocompose.types import Level
 from geocompose.types.group import Group
-from geocompose.verify import checks, curves, physics, precision, tolerances
-from geocompose.verify.record import Check, Rows, Sample, Skip
-from geocompose.verify.subject import Facts
+from geocompose.verification import checks, curves, physics, precision, tolerances
+from geocompose.verification.record import Check, Rows, Sample, Skip
+from geocompose.verification.subject import Facts
 
 
 def _exact(facts: Facts) -> float:

@@ -14,7 +14,7 @@ import torch
 from geocompose.data.batch import Batch
 from geocompose.data.structures import dimer
 from geocompose.types import FieldType, Level
-from geocompose.verify import actions, groups, tolerances
+from geocompose.verification import actions, groups, tolerances
 
 Outputs = Mapping[str, torch.Tensor]
 

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import torch
 
-from geocompose.verify import actions, groups, tolerances
-from geocompose.verify.report import Verdict, VerificationReport
+from geocompose.verification import actions, groups, tolerances
+from geocompose.verification.report import Verdict, VerificationReport
 
 # The checks whose failure blame explains, with the group element each one samples.
 ACTIONS = ("rotation", "reflection", "translation")

@@ -21,7 +21,7 @@ from geocompose.types import FieldType, Level
 from geocompose.types import fields as F
 from geocompose.types.group import Group
 from geocompose.types.irreps import parse_irreps
-from geocompose.verify.subject import Facts, Subject
+from geocompose.verification.subject import Facts, Subject
 
 OUTPUTS = {
     F.ENERGY: FieldType(parse_irreps("1x0e"), Level.STRUCTURE),

@@ -19,8 +19,8 @@ from e3nn import o3
 from geocompose.errors import GeocomposeError
 from geocompose.types.group import Group
 from geocompose.types.irreps import wigner_d
-from geocompose.verify import groups, tolerances
-from geocompose.verify.report import CheckResult, VerificationReport
+from geocompose.verification import groups, tolerances
+from geocompose.verification.report import CheckResult, VerificationReport
 
 
 def _as_irreps(value) -> o3.Irreps | None:

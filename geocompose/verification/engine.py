@@ -1,9 +1,9 @@
 """``verify``: sample structures and group elements, run every check of the battery, report.
 
 Which checks run, when each is a claim (judged) or only measured (reported), and its
-tolerance are records in :data:`geocompose.verify.battery.CHECKS`; this module only
+tolerance are records in :data:`geocompose.verification.battery.CHECKS`; this module only
 samples the structures, runs the records in order and, when a compiled model fails a
-symmetry claim, asks :mod:`geocompose.verify.blame` which block broke it.
+symmetry claim, asks :mod:`geocompose.verification.blame` which block broke it.
 """
 
 from __future__ import annotations
@@ -14,11 +14,11 @@ import torch
 from geocompose.compiler import compile as compile_blueprint
 from geocompose.data import structures as S
 from geocompose.data.batch import Batch
-from geocompose.verify import blame
-from geocompose.verify.battery import CHECKS
-from geocompose.verify.record import Check, Sample, Skip
-from geocompose.verify.report import CheckResult, Verdict, VerificationReport
-from geocompose.verify.subject import Subject, compiled_subject
+from geocompose.verification import blame
+from geocompose.verification.battery import CHECKS
+from geocompose.verification.record import Check, Sample, Skip
+from geocompose.verification.report import CheckResult, Verdict, VerificationReport
+from geocompose.verification.subject import Subject, compiled_subject
 
 METALS_WITH_BULK = ("Cu", "Al", "Ni", "Ag", "Au", "Pd", "Pt", "Fe", "Na", "K", "Li")
 
@@ -35,7 +35,7 @@ def verify(
     Args:
         source: a compiled model (copied and cast to float64, never modified), a
             blueprint path / dict (compiled with weights from ``seed``), or a
-            :class:`~geocompose.verify.subject.Subject` (a black box with its facts).
+            :class:`~geocompose.verification.subject.Subject` (a black box with its facts).
         samples: random molecules and random periodic cells each (plus fixed cases:
             a slab, a bulk metal with tied distances, an isolated atom, one atom, an
             empty batch).

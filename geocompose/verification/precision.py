@@ -5,15 +5,15 @@ the origin keep fewer digits, and an expression that cancels catastrophically (e
 distance as ``|x_i|^2 + |x_j|^2 - 2 x_i.x_j``) loses all of them. The checks rotate
 the sampled structures and translate them by 1, 40 and 1,000 Å in float32 and compare
 with the float32 outputs at the origin, against the float32 tolerances stated in
-:mod:`geocompose.verify.tolerances`.
+:mod:`geocompose.verification.tolerances`.
 """
 
 from __future__ import annotations
 
 import torch
 
-from geocompose.verify import checks, groups, tolerances
-from geocompose.verify.record import Check, Rows, Sample, Skip
+from geocompose.verification import checks, groups, tolerances
+from geocompose.verification.record import Check, Rows, Sample, Skip
 
 DEPLOYED = torch.float32
 
