@@ -44,7 +44,7 @@ from geocompose.train import (
 )
 from geocompose.train.resume import BLUEPRINT, OVERRIDES_NAME, Change, ResumeConflict
 from geocompose.train.learning_rate import E3NN_LR, TORCH_LR
-from geocompose.train.trainer import STRESS_WEIGHT
+from geocompose.train.config import STRESS_WEIGHT
 from geocompose.train.schedule import SCHEDULES
 
 __all__ = ["add_arguments", "metrics_table", "run"]

@@ -13,7 +13,8 @@ from geocompose.train.checkpoint import (
 from geocompose.train.loss import LossWeights
 from geocompose.train.metrics import Metrics, evaluate, parity_plot
 from geocompose.train.potential import Potential
-from geocompose.train.trainer import TrainConfig, Trainer, TrainingDiverged, TrainResult
+from geocompose.train.config import TrainConfig, TrainingDiverged, TrainResult
+from geocompose.train.trainer import Trainer
 
 __all__ = [
     "CheckpointError",

@@ -80,7 +80,7 @@ def test_mace_learns_ethanol_at_the_quick_start_budget(tmp_path):
 
 
 def test_stress_weight_is_on_by_default_only_for_periodic_data_with_stress(sample, tmp_path):
-    from geocompose.train.trainer import STRESS_WEIGHT
+    from geocompose.train.config import STRESS_WEIGHT
 
     assert sample.has("stress")
     cu = Trainer(tiny_schnet(), sample, TrainConfig(epochs=1), tmp_path / "cu", **QUIET)
