@@ -13,18 +13,19 @@ same pairs as ``idx_i`` (receivers), ``idx_j`` (senders) and ``Rij = x_j - x_i +
 computed in torch inside the timed region, as ours are, so forces flow through them.
 
 schnetpack 2.1.1 pins torch 2.4, and its top-level package fails to import on newer
-torch (``schnetpack.data`` imports ``T_co``, a private name torch removed), so install
-it without dependencies in a separate venv that sees the system torch and run from it::
+torch (``schnetpack.data`` imports ``T_co``, a private name torch removed), so install it without dependencies into a folder of its own and put
+that folder on the path (nothing in the project's venv changes)::
 
-    python -m venv --system-site-packages /tmp/spk && /tmp/spk/bin/pip install --no-deps schnetpack==2.1.1
-    /tmp/spk/bin/python benchmarks/painn.py [--repeats 20] [--warmup 3] [--threads N]
+    pip install --no-deps --target /work/venvs/spk-lib schnetpack==2.1.1
+    PYTHONPATH=/work/venvs/spk-lib python benchmarks/painn.py [--repeats 20] [--warmup 3] [--threads 1]
 
 Only ``schnetpack.representation``, ``schnetpack.nn`` and ``schnetpack.properties`` are
 loaded (the package ``__init__`` is bypassed); they need nothing beyond torch.
 
 Timed: ``forward`` (energy, under ``torch.inference_mode``: our blueprint without its
 forces readout) and ``forward+forces`` (forces = -dE/dx by autograd, eval mode).
-Median wall and CPU time of interleaved calls, float32.
+Timed by ``benchmarks/harness.py``: median wall and CPU time of interleaved calls,
+ratio ours / schnetpack, float32.
 """
 
 from __future__ import annotations
@@ -37,7 +38,6 @@ from pathlib import Path
 
 import ase.data
 import torch
-import yaml
 from torch import nn
 
 import geocompose
@@ -45,7 +45,8 @@ from geocompose.nn.interaction import painn as painn_module
 from geocompose.types import fields as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from schnet import interleaved_ms, machine_lines, structures
+import harness  # noqa: E402  (benchmarks/harness.py, beside this script)
+from schnet import structures  # noqa: E402  (the same structures as the SchNet benchmark)
 
 BLUEPRINT = Path(__file__).resolve().parents[1] / "blueprints" / "painn.yaml"
 FEATURES, INTERACTIONS, NUM_RBF, CUTOFF = 128, 3, 20, 5.0
@@ -138,14 +139,6 @@ def copy_weights(model: geocompose.GeometricModel, theirs: SchnetpackPaiNN) -> N
         theirs.head[2].load_state_dict(head.head[2].state_dict())
 
 
-def energy_only(model: geocompose.GeometricModel) -> geocompose.GeometricModel:
-    raw = yaml.safe_load(BLUEPRINT.read_text())
-    del raw["readout"]["forces"]
-    twin = geocompose.compile(raw, dtype=model.dtype, seed=0)
-    twin.load_state_dict(model.state_dict())
-    return twin.eval()
-
-
 def same_function(atoms_by_name) -> list[str]:
     """float64, schnetpack's norm swapped in: energies and forces must agree."""
     model = geocompose.compile(BLUEPRINT, dtype=torch.float64, seed=0).eval()
@@ -206,56 +199,46 @@ def run_case(name, atoms, model, energy_model, theirs, warmup, repeats):
         return energy, -grad
 
     with torch.inference_mode():
-        forward = interleaved_ms(
+        forward = harness.interleaved(
             {"schnetpack": lambda: theirs(*args), "ours": lambda: energy_model(batch)["energy"]},
-            warmup,
             repeats,
+            warmup,
         )
-    forces = interleaved_ms(
-        {"schnetpack": theirs_forces, "ours": lambda: model(batch)}, warmup, repeats
+    forces = harness.interleaved(
+        {"schnetpack": theirs_forces, "ours": lambda: model(batch)}, repeats, warmup
     )
-    return topo[F.EDGE_INDEX].shape[1], {"forward": forward, "forward+forces": forces}
+    edges = topo[F.EDGE_INDEX].shape[1]
+    return [
+        harness.Row(name, len(atoms), edges, kind, timing["schnetpack"], timing["ours"])
+        for kind, timing in (("forward", forward), ("forward+forces", forces))
+    ]
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
+    threads = harness.set_threads(args.threads)
     cases = structures(args.seed)
     checks = same_function(cases)
 
     model = geocompose.compile(BLUEPRINT, dtype=torch.float32, seed=0).eval()
-    energy_model = energy_only(model)
+    energy_model = harness.energy_only(BLUEPRINT, model)
     theirs = SchnetpackPaiNN().float().eval()
     copy_weights(model, theirs)
 
-    print("\n".join(machine_lines(torch.get_num_threads())))
-    print(
-        f"float32; median of {args.repeats} interleaved calls after {args.warmup} warm-up calls\n"
-    )
-    header = (
-        f"| {'structure':<24} | {'edges':>6} | {'pass':<14} | {'spk ms':>8} | {'ours ms':>8} "
-        f"| {'ours/spk':>8} | {'CPU ours/spk':>12} |"
-    )
-    print(header)
-    print("|" + "|".join("-" * len(cell) for cell in header.split("|")[1:-1]) + "|")
+    print(harness.header("PaiNN: geocompose against schnetpack", ["schnetpack"], threads))
+    print(f"float32; {harness.timing_note(args.repeats, args.warmup)}\n")
+    rows = []
     for name, atoms in cases.items():
-        edges, timings = run_case(
-            name, atoms, model, energy_model, theirs, args.warmup, args.repeats
-        )
-        for kind, result in timings.items():
-            (spk, spk_cpu), (ours, ours_cpu) = result["schnetpack"], result["ours"]
-            print(
-                f"| {name:<24} | {edges:>6} | {kind:<14} | {spk:>8.2f} | {ours:>8.2f} "
-                f"| {ours / spk:>8.2f} | {ours_cpu / spk_cpu:>12.2f} |"
-            )
+        rows += run_case(name, atoms, model, energy_model, theirs, args.warmup, args.repeats)
+    print(harness.table(rows, "spk"))
     print("\nsame function (our weights in schnetpack, its 1e-8 norm in ours), float64:")
     print("\n".join(f"  {line}" for line in checks))
+    print(harness.footer())
 
 
 if __name__ == "__main__":

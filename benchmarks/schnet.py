@@ -15,30 +15,25 @@ interactions, lin1/act/lin2 head, sum pooling) directly.
 
 Timed: ``forward`` (energy only, under ``torch.inference_mode``: our blueprint without
 its forces readout, PyG's modules as they are) and ``forward+forces`` (forces = -dE/dx
-by autograd in both, in eval mode). Median wall and CPU time over ``--repeats`` calls
-after ``--warmup`` calls, the two models interleaved in one process.
+by autograd in both, in eval mode), timed by ``benchmarks/harness.py``: median wall and
+CPU time over ``--repeats`` calls after ``--warmup`` calls, the two models interleaved
+in one process, ratio ours / PyG.
 
 Usage::
 
-    python benchmarks/schnet.py [--repeats 30] [--warmup 5] [--threads N]
+    python benchmarks/schnet.py [--repeats 30] [--warmup 5] [--threads 1]
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import platform
-import statistics
-import time
-from collections.abc import Callable
-from importlib.metadata import version
+import sys
 from pathlib import Path
 
 import ase.build
 import ase.data
 import numpy as np
 import torch
-import yaml
 from torch_geometric.nn.models import SchNet
 
 import geocompose
@@ -46,6 +41,9 @@ from geocompose.nn.embedding.species import LearnedEmbedding
 from geocompose.nn.interaction.schnet import SchNetInteraction
 from geocompose.nn.readout.pooling import SumReadout
 from geocompose.types import fields as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import harness  # noqa: E402  (benchmarks/harness.py, beside this script)
 
 BLUEPRINT = Path(__file__).resolve().parents[1] / "blueprints" / "schnet.yaml"
 HYPER = {
@@ -67,15 +65,6 @@ def structures(seed: int) -> dict[str, ase.Atoms]:
         atoms.positions += rng.normal(scale=0.02, size=atoms.positions.shape)
         out[f"Cu fcc ({len(atoms)} atoms, PBC)"] = atoms
     return out
-
-
-def energy_only(model: geocompose.GeometricModel) -> geocompose.GeometricModel:
-    """The same blueprint and weights without the forces readout."""
-    raw = yaml.safe_load(BLUEPRINT.read_text())
-    del raw["readout"]["forces"]
-    twin = geocompose.compile(raw, dtype=model.dtype, seed=0)
-    twin.load_state_dict(model.state_dict())
-    return twin.eval()
 
 
 def pyg_twin(model: geocompose.GeometricModel) -> SchNet:
@@ -112,33 +101,6 @@ def pyg_energy(pyg: SchNet, z, positions, edge_index, shifts, cell, batch, num_s
         h = h + interaction(h, edge_index, edge_weight, edge_attr)
     h = pyg.lin2(pyg.act(pyg.lin1(h)))
     return pyg.readout(h, batch, dim=0, dim_size=num_structures).view(-1)
-
-
-def interleaved_ms(
-    fns: dict[str, Callable[[], object]], warmup: int, repeats: int
-) -> dict[str, tuple[float, float]]:
-    """Median wall and CPU time (ms) of each function, calls interleaved in alternating order.
-
-    Interleaving makes both models see the same machine load (other processes, CPU
-    frequency), which matters most on a small shared machine. CPU time (this process,
-    all threads) is less sensitive to other processes than wall time.
-    """
-    names = list(fns)
-    for _ in range(warmup):
-        for name in names:
-            fns[name]()
-    wall: dict[str, list[float]] = {name: [] for name in names}
-    cpu: dict[str, list[float]] = {name: [] for name in names}
-    for repeat in range(repeats):
-        for name in names if repeat % 2 == 0 else reversed(names):
-            start, start_cpu = time.perf_counter(), time.process_time()
-            fns[name]()
-            cpu[name].append(time.process_time() - start_cpu)
-            wall[name].append(time.perf_counter() - start)
-    return {
-        name: (1e3 * statistics.median(wall[name]), 1e3 * statistics.median(cpu[name]))
-        for name in names
-    }
 
 
 def run_case(name, atoms, model, energy_model, pyg, warmup, repeats):
@@ -182,87 +144,45 @@ def run_case(name, atoms, model, energy_model, pyg, warmup, repeats):
     assert torch.allclose(e_plain.view(-1), e_ours.view(-1)), f"{name}: energy-only model differs"
 
     with torch.inference_mode():
-        forward = interleaved_ms({"pyg": theirs_energy, "ours": ours_energy}, warmup, repeats)
-    forces = interleaved_ms({"pyg": theirs_forces, "ours": ours_forces}, warmup, repeats)
-    timings = {("forward", k): v for k, v in forward.items()}
-    timings.update({("forward+forces", k): v for k, v in forces.items()})
-    return {
-        "name": name,
-        "atoms": len(atoms),
-        "edges": edge_index.shape[1],
-        "energy": float(e_ours.view(-1)[0]),
-        "d_energy": d_energy,
-        "d_forces": d_forces,
-        "timings": timings,
-    }
-
-
-def machine_lines(threads: int) -> list[str]:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as handle:
-            for line in handle:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    versions = ", ".join(
-        f"{pkg} {version(pkg)}" for pkg in ("torch", "e3nn", "torch_geometric", "geocompose")
-    )
-    load = ", ".join(f"{x:.1f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
-    return [
-        (
-            f"machine: {platform.platform()}, {cpu}, {os.cpu_count()} cores, "
-            f"torch threads {threads}, load average {load} at start"
-        ),
-        f"python {platform.python_version()}; {versions}",
+        forward = harness.interleaved({"pyg": theirs_energy, "ours": ours_energy}, repeats, warmup)
+    forces = harness.interleaved({"pyg": theirs_forces, "ours": ours_forces}, repeats, warmup)
+    rows = [
+        harness.Row(name, len(atoms), edge_index.shape[1], kind, timing["pyg"], timing["ours"])
+        for kind, timing in (("forward", forward), ("forward+forces", forces))
     ]
+    check = (
+        f"{name}: energy {float(e_ours.view(-1)[0]):.4f} (finite), vs PyG max |dE|/|E| "
+        f"{d_energy:.1e}, max |dF| {d_forces:.1e}"
+    )
+    return rows, check
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=30, help="timed calls per case (median)")
     parser.add_argument("--warmup", type=int, default=5, help="untimed calls before timing")
-    parser.add_argument(
-        "--threads", type=int, default=None, help="torch threads (default: torch's)"
-    )
+    parser.add_argument("--threads", type=int, default=1, help="torch threads")
     parser.add_argument("--seed", type=int, default=0, help="seed of the rattled cells")
     args = parser.parse_args(argv)
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
+    threads = harness.set_threads(args.threads)
 
     model = geocompose.compile(BLUEPRINT, dtype=torch.float32, seed=0).eval()
-    energy_model = energy_only(model)
+    energy_model = harness.energy_only(BLUEPRINT, model)
     pyg = pyg_twin(model)
 
-    print("\n".join(machine_lines(torch.get_num_threads())))
-    print(
-        f"float32; median of {args.repeats} interleaved calls after {args.warmup} warm-up calls; "
-        "CPU = process time, all threads\n"
-    )
-    header = (
-        f"| {'structure':<24} | {'edges':>6} | {'pass':<14} | {'PyG ms':>8} | {'ours ms':>8} "
-        f"| {'ours/PyG':>8} | {'CPU ours/PyG':>12} |"
-    )
-    print(header)
-    print("|" + "|".join("-" * (len(cell)) for cell in header.split("|")[1:-1]) + "|")
-    checks = []
+    print(harness.header("SchNet: geocompose against PyG", ["torch_geometric"], threads))
+    print(f"float32; {harness.timing_note(args.repeats, args.warmup)}\n")
+    rows, checks = [], []
     for name, atoms in structures(args.seed).items():
-        result = run_case(name, atoms, model, energy_model, pyg, args.warmup, args.repeats)
-        for kind in ("forward", "forward+forces"):
-            theirs, theirs_cpu = result["timings"][(kind, "pyg")]
-            ours, ours_cpu = result["timings"][(kind, "ours")]
-            print(
-                f"| {name:<24} | {result['edges']:>6} | {kind:<14} | {theirs:>8.2f} | {ours:>8.2f} "
-                f"| {ours / theirs:>8.2f} | {ours_cpu / theirs_cpu:>12.2f} |"
-            )
-        checks.append(
-            f"{name}: energy {result['energy']:.4f} (finite), vs PyG max |dE|/|E| "
-            f"{result['d_energy']:.1e}, max |dF| {result['d_forces']:.1e}"
+        case_rows, check = run_case(
+            name, atoms, model, energy_model, pyg, args.warmup, args.repeats
         )
+        rows += case_rows
+        checks.append(check)
+    print(harness.table(rows, "PyG"))
     print("\nsame function (our weights copied into PyG), float32 round-off only:")
     print("\n".join(f"  {line}" for line in checks))
+    print(harness.footer())
 
 
 if __name__ == "__main__":

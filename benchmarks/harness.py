@@ -1,0 +1,290 @@
+"""The one timing harness every benchmark script uses.
+
+What it guarantees, so that two implementations are compared fairly on a small,
+shared machine:
+
+* **Interleaved repetitions**: each repetition calls every contender once, in an order
+  that alternates from one repetition to the next, so a change of machine load (other
+  jobs, CPU frequency) hits all of them alike. Warm-up calls come first and are not
+  timed (lazy initialisation, allocator growth, e3nn's code generation).
+* **Median and spread**: each contender gets its median wall time and the spread of
+  its samples (quartiles), plus its median CPU time (process time, all threads; other
+  processes disturb it less than wall time).
+* **One ratio convention**: ``ours / theirs`` everywhere (below 1: ours is faster).
+* **Threads set explicitly** (:func:`set_threads`), and a header naming the machine
+  (CPU model, cores), the package versions and the load average, with the load
+  average again at the end (:func:`footer`): on a shared machine a figure without its
+  load means little.
+
+A contender that runs in another process (a peer code pinned to other versions, e.g.
+mace-torch on e3nn 0.4.4) is a :class:`Worker`: the harness still interleaves it call
+by call with ours, and the worker reports the times it measured itself.
+
+This file imports nothing beyond the standard library at the top, so the worker side
+(:func:`serve`) runs in any venv.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One call's wall and CPU seconds."""
+
+    wall: float
+    cpu: float
+
+
+@dataclass(frozen=True)
+class Timing:
+    """The samples of one contender; figures in milliseconds."""
+
+    samples: tuple[Sample, ...]
+
+    @property
+    def median_ms(self) -> float:
+        return 1e3 * statistics.median(s.wall for s in self.samples)
+
+    @property
+    def cpu_ms(self) -> float:
+        return 1e3 * statistics.median(s.cpu for s in self.samples)
+
+    @property
+    def spread_ms(self) -> tuple[float, float]:
+        """First and third quartile of the wall time (min and max under 4 samples)."""
+        walls = sorted(1e3 * s.wall for s in self.samples)
+        if len(walls) < 4:
+            return walls[0], walls[-1]
+        q1, _, q3 = statistics.quantiles(walls, n=4)
+        return q1, q3
+
+    def __str__(self) -> str:
+        low, high = self.spread_ms
+        return f"{self.median_ms:.2f} [{low:.2f}-{high:.2f}]"
+
+
+def timed_call(fn: Callable[[], object]) -> Sample:
+    """Time one call; a callable that times itself (a :class:`Worker` call) returns its
+    own :class:`Sample`, which is used instead."""
+    start, start_cpu = time.perf_counter(), time.process_time()
+    result = fn()
+    sample = Sample(time.perf_counter() - start, time.process_time() - start_cpu)
+    return result if isinstance(result, Sample) else sample
+
+
+def interleaved(
+    fns: dict[str, Callable[[], object]], repeats: int, warmup: int = 2
+) -> dict[str, Timing]:
+    """Time each named callable ``repeats`` times, interleaved, after ``warmup`` calls each.
+
+    Repetition r calls the contenders in order when r is even and in reverse when odd,
+    so none is always first (after another's allocations) or always last.
+    """
+    names = list(fns)
+    for _ in range(warmup):
+        for name in names:
+            fns[name]()
+    samples: dict[str, list[Sample]] = {name: [] for name in names}
+    for repeat in range(repeats):
+        for name in names if repeat % 2 == 0 else reversed(names):
+            samples[name].append(timed_call(fns[name]))
+    return {name: Timing(tuple(samples[name])) for name in names}
+
+
+def measure(fn: Callable[[], object], repeats: int, warmup: int = 1) -> Timing:
+    """One callable alone (no contender): its timing after ``warmup`` calls."""
+    return interleaved({"only": fn}, repeats, warmup)["only"]
+
+
+def ratio(ours: Timing, theirs: Timing) -> float:
+    """``ours / theirs`` of the median wall times: below 1, ours is faster."""
+    return ours.median_ms / theirs.median_ms
+
+
+def set_threads(threads: int | None) -> int:
+    """Set torch's intra-op threads (and OpenMP's for libraries that read it); returns
+    the count in force. Our radius graph hands the same count to vesin."""
+    import torch
+
+    if threads is not None:
+        os.environ["OMP_NUM_THREADS"] = str(threads)
+        torch.set_num_threads(threads)
+    return torch.get_num_threads()
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def load_average() -> str:
+    if not hasattr(os, "getloadavg"):
+        return "n/a"
+    return ", ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def versions(packages: Iterable[str]) -> str:
+    found = []
+    for package in packages:
+        try:
+            found.append(f"{package} {version(package)}")
+        except PackageNotFoundError:
+            found.append(f"{package} (not installed)")
+    return ", ".join(found)
+
+
+def header(title: str, packages: Iterable[str] = (), threads: int | None = None) -> str:
+    """The lines every benchmark prints first: what, where, with which versions."""
+    import torch
+
+    threads = torch.get_num_threads() if threads is None else threads
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    packages = ["torch", "e3nn", "numpy", "vesin", "geocompose", *packages]
+    return "\n".join(
+        [
+            f"# {title}",
+            f"machine: {cpu_model()}, {os.cpu_count()} cores ({usable} usable), "
+            f"{platform.platform()}",
+            f"python {platform.python_version()}; {versions(dict.fromkeys(packages))}",
+            f"torch threads {threads}; load average {load_average()} at start",
+        ]
+    )
+
+
+def footer() -> str:
+    return f"load average {load_average()} at end"
+
+
+def timing_note(repeats: int, warmup: int) -> str:
+    return (
+        f"median of {repeats} interleaved calls after {warmup} warm-up calls each; "
+        "[q1-q3] spread; ratio = ours / theirs (below 1: ours faster)"
+    )
+
+
+# ---------------------------------------------------------------------------------
+# A contender in another process (another venv).
+
+
+class Worker:
+    """A peer code run by :func:`serve` in a child process, called one call at a time.
+
+    ``Worker(command)`` starts the child; ``worker.call(name)`` is a callable for the
+    harness: each call asks the child to run its function ``name`` once and returns the
+    :class:`Sample` the child measured. ``worker.info`` is what the child reported when
+    ready (weights, edges, versions, ...).
+    """
+
+    def __init__(self, command: list[str]) -> None:
+        self._process = subprocess.Popen(
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1
+        )
+        self.info = self._reply()
+
+    def _reply(self) -> dict:
+        line = self._process.stdout.readline()
+        if not line:
+            code = self._process.wait()
+            raise SystemExit(f"benchmark worker exited ({code}) before replying")
+        return json.loads(line)
+
+    def call(self, name: str) -> Callable[[], Sample]:
+        def run() -> Sample:
+            self._process.stdin.write(name + "\n")
+            reply = self._reply()
+            return Sample(reply["wall"], reply["cpu"])
+
+        return run
+
+    def close(self) -> None:
+        if self._process.poll() is None:
+            self._process.stdin.close()
+            self._process.wait(timeout=60)
+
+    def __enter__(self) -> Worker:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._process.poll() is None and exc[0] is not None:
+            self._process.kill()
+        self.close()
+
+
+def serve(fns: dict[str, Callable[[], object]], info: dict) -> None:
+    """The child side of :class:`Worker`: report ``info``, then run the named function
+    once per line read from stdin and reply with its time, until stdin closes."""
+    out = sys.stdout
+    sys.stdout = sys.stderr  # a peer's prints must not corrupt the reply channel
+    out.write(json.dumps(info) + "\n")
+    out.flush()
+    for line in sys.stdin:
+        sample = timed_call(fns[line.strip()])
+        out.write(json.dumps({"wall": sample.wall, "cpu": sample.cpu}) + "\n")
+        out.flush()
+
+
+# ---------------------------------------------------------------------------------
+# The comparison table every ours-against-a-reference script prints.
+
+
+@dataclass(frozen=True)
+class Row:
+    """One structure and pass: the reference's timing and ours."""
+
+    structure: str
+    atoms: int
+    edges: int
+    kind: str  # "forward", "forward+forces", ...
+    theirs: Timing
+    ours: Timing
+
+
+def table(rows: Iterable[Row], reference: str) -> str:
+    """Markdown table of rows: medians with spread, wall and CPU ratio ours / theirs."""
+    lines = [
+        f"| structure | atoms | edges | pass | {reference} ms [q1-q3] | ours ms [q1-q3] "
+        f"| ours/{reference} | CPU ours/{reference} |",
+        "|---|---:|---:|---|---:|---:|---:|---:|",
+    ]
+    for row in rows:
+        lines.append(
+            f"| {row.structure} | {row.atoms:,} | {row.edges:,} | {row.kind} | {row.theirs} "
+            f"| {row.ours} | {ratio(row.ours, row.theirs):.2f} "
+            f"| {row.ours.cpu_ms / row.theirs.cpu_ms:.2f} |"
+        )
+    return "\n".join(lines)
+
+
+def energy_only(blueprint, model):
+    """The same blueprint and weights as ``model`` without its forces readout, in eval
+    mode: the 'forward' contender (energy alone, no autograd through positions)."""
+    import copy
+
+    import geocompose
+    from geocompose.blueprint import read_blueprint
+
+    if isinstance(blueprint, dict):
+        raw = copy.deepcopy(blueprint)
+    else:
+        raw = read_blueprint(blueprint).blueprint.model_dump(mode="json")
+    raw["readout"] = {k: v for k, v in raw["readout"].items() if k != "forces"}
+    twin = geocompose.compile(raw, dtype=model.dtype, seed=0)
+    twin.load_state_dict(model.state_dict())
+    return twin.to(next(model.parameters()).device).eval()
