@@ -193,8 +193,10 @@ class Worker:
     """
 
     def __init__(self, command: list[str]) -> None:
+        # The peer's warnings (deprecations of its pinned versions) would drown the table.
+        env = {**os.environ, "PYTHONWARNINGS": "ignore"}
         self._process = subprocess.Popen(
-            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1, env=env
         )
         self.info = self._reply()
 
@@ -227,17 +229,21 @@ class Worker:
         self.close()
 
 
-def serve(fns: dict[str, Callable[[], object]], info: dict) -> None:
+def serve(fns: dict[str, Callable[[], object]], info: dict, channel=None) -> None:
     """The child side of :class:`Worker`: report ``info``, then run the named function
-    once per line read from stdin and reply with its time, until stdin closes."""
-    out = sys.stdout
-    sys.stdout = sys.stderr  # a peer's prints must not corrupt the reply channel
-    out.write(json.dumps(info) + "\n")
-    out.flush()
+    once per line read from stdin and reply with its time, until stdin closes.
+
+    ``channel`` is the reply stream (default: stdout, which is then pointed at stderr
+    so that a peer's prints cannot corrupt the replies).
+    """
+    if channel is None:
+        channel, sys.stdout = sys.stdout, sys.stderr
+    channel.write(json.dumps(info) + "\n")
+    channel.flush()
     for line in sys.stdin:
         sample = timed_call(fns[line.strip()])
-        out.write(json.dumps({"wall": sample.wall, "cpu": sample.cpu}) + "\n")
-        out.flush()
+        channel.write(json.dumps({"wall": sample.wall, "cpu": sample.cpu}) + "\n")
+        channel.flush()
 
 
 # ---------------------------------------------------------------------------------

@@ -6,8 +6,9 @@ interactions, ``r_max = 5`` Å, 8 Bessel functions with a p = 5 polynomial envel
 radial MLP ``[64, 64, 64]``, species-dependent self-connection, a 16-unit nonlinear
 energy readout. Structures: fcc Cu with 64 and 512 atoms (primitive cell 4^3 and 8^3,
 rattled 0.05 Å) and ethanol. float32, graph built once and reused (both models
-compute edge vectors from positions in each call). Timings are medians of repeated
-calls after warm-up, for the forward pass (energy, no gradients) and forward + forces.
+compute edge vectors from positions in each call). Timed by ``benchmarks/harness.py``:
+medians (with quartiles) of interleaved calls after warm-up, for the forward pass
+(energy, no gradients) and forward + forces, ratio ours / mace-torch.
 
 mace-torch pins e3nn 0.4.4 and geocompose uses e3nn 0.6, so they cannot share a
 Python environment: this script times geocompose in-process and runs *itself* under
@@ -15,19 +16,20 @@ the mace venv (``--engine mace-torch``, default ``/work/venvs/mace/bin/python``,
 created with ``python -m venv /work/venvs/mace && pip install torch==2.13.0
 mace-torch``) on the same structures, written to a temporary extxyz file.
 
-Run: ``python benchmarks/mace.py [--threads 1] [--repeats 5] [--profile]``
+Run: ``python benchmarks/mace.py [--threads 1] [--repeats 7] [--profile]``
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import harness  # noqa: E402  (benchmarks/harness.py: stdlib only, so the mace venv has it too)
 
 SPECIES = ["H", "C", "O", "Cu"]
 CUTOFF = 5.0
@@ -74,33 +76,18 @@ def blueprint(forces: bool) -> dict:
     }
 
 
-def timed(fn, repeats: int, warmup: int = 2) -> float:
-    """Fastest of ``repeats`` calls of ``fn()`` after ``warmup``, in seconds.
-
-    The minimum, not the median: this machine is shared, and other processes only ever
-    add time, so the fastest call is the best estimate of the model's own cost.
-    """
-    for _ in range(warmup):
-        fn()
-    samples = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - start)
-    return min(samples)
-
-
-def run_ours(atoms_by_name, repeats: int) -> dict:
+def ours_calls(atoms_by_name) -> tuple[dict, dict]:
+    """geocompose's timed callables, ``"name/pass"`` -> fn, and the edge counts."""
     import torch
 
     import geocompose
 
-    forward_model = geocompose.compile(blueprint(forces=False), dtype=torch.float32, seed=0).eval()
     force_model = geocompose.compile(blueprint(forces=True), dtype=torch.float32, seed=0).eval()
-    out = {"weights": sum(p.numel() for p in forward_model.parameters())}
+    forward_model = harness.energy_only(blueprint(forces=True), force_model)
+    calls, edges = {}, {}
     for name, atoms in atoms_by_name.items():
         batch = geocompose.Batch.from_ase([atoms], dtype=torch.float32)
-        edges = int(forward_model.graph.topology(batch)["edge_index"].shape[1])
+        edges[name] = int(forward_model.graph.topology(batch)["edge_index"].shape[1])
 
         def forward(batch=batch):
             with torch.no_grad():
@@ -109,17 +96,16 @@ def run_ours(atoms_by_name, repeats: int) -> dict:
         def forward_forces(batch=batch):
             force_model(batch)["forces"].sum().item()
 
-        out[name] = {
-            "atoms": len(atoms),
-            "edges": edges,
-            "forward": timed(forward, repeats),
-            "forward_forces": timed(forward_forces, repeats),
-        }
-    return out
+        calls[f"{name}/forward"] = forward
+        calls[f"{name}/forward+forces"] = forward_forces
+    weights = sum(p.numel() for p in forward_model.parameters())
+    return calls, {"weights": weights, "edges": edges}
 
 
-def run_reference(atoms_by_name, repeats: int) -> dict:
-    """mace-torch (runs inside the mace venv)."""
+def serve_reference(atoms_by_name) -> None:
+    """mace-torch, inside the mace venv: a :class:`harness.Worker` child, called one
+    call at a time by the parent run."""
+    channel, sys.stdout = sys.stdout, sys.stderr  # replies only on the real stdout
     # This file is benchmarks/mace.py: drop its folder from the path so `import mace`
     # finds mace-torch, not this script.
     here = Path(__file__).resolve().parent
@@ -163,7 +149,7 @@ def run_reference(atoms_by_name, repeats: int) -> dict:
         .eval()
     )
     table = tools.AtomicNumberTable(z)
-    out = {"weights": sum(p.numel() for p in model.parameters())}
+    calls, edges = {}, {}
     for name, atoms in atoms_by_name.items():
         config = data.config_from_atoms(atoms)
         graph = data.AtomicData.from_config(config, z_table=table, cutoff=CUTOFF)
@@ -181,13 +167,11 @@ def run_reference(atoms_by_name, repeats: int) -> dict:
         def forward_forces(batch=batch):
             model(batch, compute_force=True)["forces"].sum().item()
 
-        out[name] = {
-            "atoms": len(atoms),
-            "edges": int(batch["edge_index"].shape[1]),
-            "forward": timed(forward, repeats),
-            "forward_forces": timed(forward_forces, repeats),
-        }
-    return out
+        calls[f"{name}/forward"] = forward
+        calls[f"{name}/forward+forces"] = forward_forces
+        edges[name] = int(batch["edge_index"].shape[1])
+    weights = sum(p.numel() for p in model.parameters())
+    harness.serve(calls, {"weights": weights, "edges": edges}, channel)
 
 
 def profile_ours(atoms, rows: int = 12) -> str:
@@ -232,94 +216,72 @@ def profile_ours(atoms, rows: int = 12) -> str:
     return "\n".join(lines)
 
 
-def run_reference_subprocess(args, name: str, atoms) -> dict:
-    """Time mace-torch on one structure in its own venv (this script, ``--engine mace-torch``)."""
+def reference_worker(args, atoms_by_name, folder: Path) -> harness.Worker:
+    """mace-torch in its own venv: this script with ``--engine mace-torch`` on the same
+    structures (an extxyz file), serving one call at a time."""
     import ase.io
 
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "structures.extxyz"
+    frames = []
+    for name, atoms in atoms_by_name.items():
         atoms = atoms.copy()
         atoms.info["name"] = name
-        ase.io.write(path, [atoms], format="extxyz")
-        command = [
-            args.reference_python,
-            os.path.abspath(__file__),
-            "--engine",
-            "mace-torch",
-            "--structures-file",
-            str(path),
-            "--threads",
-            str(args.threads),
-            "--repeats",
-            str(args.repeats),
-            "--only",
-            name,
-        ]
-        done = subprocess.run(command, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        sys.exit(f"mace-torch run failed:\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+        frames.append(atoms)
+    path = folder / "structures.extxyz"
+    ase.io.write(path, frames, format="extxyz")
+    command = [args.reference_python, os.path.abspath(__file__), "--engine", "mace-torch",
+               "--structures-file", str(path), "--threads", str(args.threads)]  # fmt: skip
+    return harness.Worker(command)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--engine", choices=["both", "ours", "mace-torch"], default="both")
+    parser.add_argument("--engine", choices=["both", "mace-torch"], default="both")
     parser.add_argument("--structures-file", help="extxyz written by the parent run (internal)")
     parser.add_argument("--reference-python", default=DEFAULT_REFERENCE)
     parser.add_argument("--threads", type=int, default=1, help="torch threads for both engines")
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument(
         "--only", default="ethanol,cu64,cu512", help="comma-separated structure names"
     )
     parser.add_argument("--profile", action="store_true", help="profile geocompose on cu64")
     args = parser.parse_args()
 
-    import torch
-
-    torch.set_num_threads(args.threads)
-    wanted = args.only.split(",")
+    threads = harness.set_threads(args.threads)
     if args.engine == "mace-torch":
         import ase.io
 
         frames = ase.io.read(args.structures_file, index=":")
-        atoms_by_name = {a.info["name"]: a for a in frames if a.info["name"] in wanted}
-        print(json.dumps(run_reference(atoms_by_name, args.repeats)))
+        serve_reference({a.info["name"]: a for a in frames})
         return
 
+    wanted = args.only.split(",")
     atoms_by_name = {k: v for k, v in structures().items() if k in wanted}
+    print(harness.header("MACE: geocompose against mace-torch", [], threads))
     print(
-        f"torch {torch.__version__}, {args.threads} thread(s), float32, fastest of {args.repeats} calls"
+        f"mace-torch: this script under {args.reference_python} (its own venv, e3nn 0.4.4), "
+        "called one call at a time, interleaved with ours"
     )
-    if args.engine == "both":
-        print(
-            f"mace-torch: this script re-run under {args.reference_python} (its own venv, e3nn 0.4.4),"
-        )
-        print(
-            "one structure at a time, alternating with geocompose so both see the same machine load"
-        )
-    reference: dict | None = {} if args.engine == "both" else None
-    ours: dict = {}
-    for name, atoms in atoms_by_name.items():
-        if reference is not None:
-            reference.update(run_reference_subprocess(args, name, atoms))
-        ours.update(run_ours({name: atoms}, args.repeats))
-    print(
-        f"weights: geocompose {ours['weights']:,}"
-        + (f", mace-torch {reference['weights']:,}" if reference else "")
-    )
-    header = f"{'structure':10} {'atoms':>5} {'edges':>6} | {'forward ms':>22} {'ratio':>6} | {'forward+forces ms':>22} {'ratio':>6}"
-    print(header)
-    print(f"{'':24} | {'ours':>10} {'mace':>11} {'':>6} | {'ours':>10} {'mace':>11}")
-    for name in atoms_by_name:
-        o = ours[name]
-        r = reference[name] if reference else None
-        cells = [f"{name:10} {o['atoms']:5d} {o['edges']:6d} |"]
-        for key in ("forward", "forward_forces"):
-            ref = f"{r[key] * 1e3:11.1f}" if r else f"{'-':>11}"
-            ratio = f"{o[key] / r[key]:6.2f}" if r else f"{'-':>6}"
-            cells.append(f"{o[key] * 1e3:10.1f} {ref} {ratio} |")
-        print(" ".join(cells).rstrip("|"))
-    print("ratio = geocompose / mace-torch (below 1: geocompose faster)")
+    print(f"float32; {harness.timing_note(args.repeats, args.warmup)}\n")
+    ours, info = ours_calls(atoms_by_name)
+    rows = []
+    folder = tempfile.TemporaryDirectory()
+    with folder, reference_worker(args, atoms_by_name, Path(folder.name)) as worker:
+        for name, atoms in atoms_by_name.items():
+            for kind in ("forward", "forward+forces"):
+                key = f"{name}/{kind}"
+                timing = harness.interleaved(
+                    {"mace-torch": worker.call(key), "ours": ours[key]}, args.repeats, args.warmup
+                )
+                edges = info["edges"][name]
+                if edges != worker.info["edges"][name]:
+                    raise SystemExit(f"{name}: {edges} edges here, "
+                                     f"{worker.info['edges'][name]} in mace-torch")
+                rows.append(harness.Row(name, len(atoms), edges, kind, timing["mace-torch"],
+                                        timing["ours"]))  # fmt: skip
+    print(f"weights: geocompose {info['weights']:,}, mace-torch {worker.info['weights']:,}")
+    print(harness.table(rows, "mace-torch"))
+    print(harness.footer())
     if args.profile:
         print(profile_ours(structures()["cu64"]))
 
