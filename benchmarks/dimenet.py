@@ -11,21 +11,25 @@ triplets (PyG's ``DimeNet.forward`` builds neither for periodic cells — its
 ``radius_graph`` ignores the cell — so PyG's own blocks are driven through a forward
 that takes edge vectors, as in PyG's ``forward`` after its graph step). Geometry
 (distances, angles, bases) is inside the timed region for both; topology is not
-(geocompose memoises it on the batch, PyG's is passed in). Timings are medians of
-interleaved runs after warm-up, in eval mode; "forward" runs under ``no_grad``,
+(geocompose memoises it on the batch, PyG's is passed in). Timed by
+``benchmarks/harness.py``: medians of interleaved calls (order alternating) after
+warm-up, in eval mode, ratio ours / PyG; "forward" runs under ``no_grad``,
 "forward+forces" differentiates the energy w.r.t. positions.
+
+Weights are not copied: the two compute different functions of the same shape. PyG's
+bases carry DimeNet's envelope ``1/x + a x^(p-1) + ...`` (a 1/d factor on the
+spherical basis), ours a smooth polynomial envelope without the 1/d; and our energy
+also reads the species embedding. The widths are PyG's (see ``WEIGHTS_NOTE``).
 
 Usage::
 
-    python benchmarks/dimenet.py [--threads 2] [--repeats 5] [--device cpu] [--only ethanol]
+    python benchmarks/dimenet.py [--threads 1] [--repeats 7] [--device cpu] [--only ethanol]
 """
 
 from __future__ import annotations
 
 import argparse
-import platform
-import statistics
-import time
+import sys
 from pathlib import Path
 
 import ase.build
@@ -35,7 +39,16 @@ import geocompose
 from geocompose.nn.graph import higher_order as H
 from geocompose.types import fields as F
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import harness  # noqa: E402  (benchmarks/harness.py, beside this script)
+
 BLUEPRINT = Path(__file__).parents[1] / "blueprints" / "dimenet_pp.yaml"
+WEIGHTS_NOTE = (
+    "every block's weights have PyG's shapes except two, which the architectures fix: "
+    "our output blocks end in 256->128 (they add to the node features, read out by one "
+    "128->1 linear) where PyG's end in 256->1, and our species table has 5 rows where "
+    "PyG's has 95; both are per-atom work, small beside the per-edge and per-triplet work"
+)
 
 
 def structures() -> dict[str, ase.Atoms]:
@@ -88,19 +101,6 @@ def pyg_energy(model, z, positions, topology):
     return energy.sum()
 
 
-def timed_pair(runs: dict, repeats: int) -> dict[str, float]:
-    """Median ms per callable, interleaving them so load changes hit both alike."""
-    for fn in runs.values():
-        fn()  # warm-up (lazy init, allocator)
-    times = {name: [] for name in runs}
-    for _ in range(repeats):
-        for name, fn in runs.items():
-            start = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - start)
-    return {name: 1e3 * statistics.median(t) for name, t in times.items()}
-
-
 def runs(ours_energy, ours_full, reference, batch, topology, sync) -> dict:
     """The timed callables: pass name -> (geocompose, PyG)."""
     z = batch.atomic_numbers
@@ -130,35 +130,31 @@ def runs(ours_energy, ours_full, reference, batch, topology, sync) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--only", nargs="+", help="structure labels to run, e.g. ethanol 'Cu 64'")
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    threads = harness.set_threads(args.threads)
     device = torch.device(args.device)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
 
-    spec = geocompose.load(BLUEPRINT).blueprint.model_dump()
+    spec = geocompose.load(BLUEPRINT).blueprint.model_dump(mode="json")
     spec["embedding"]["node"]["features"] = 128
     spec["interactions"][0].update(hidden=128, int_emb=64, out_emb=256)  # PyG's defaults
     ours_full = geocompose.compile(spec, dtype=torch.float32, seed=0).to(device).eval()
-    spec["readout"] = {"energy": spec["readout"]["energy"]}  # forward only: no forces readout
-    ours_energy = geocompose.compile(spec, dtype=torch.float32, seed=0).to(device).eval()
+    ours_energy = harness.energy_only(spec, ours_full)
     reference = pyg_model().to(device).eval()
     weights = (
         sum(p.numel() for p in ours_full.parameters()),
         sum(p.numel() for p in reference.parameters()),
     )
-    print(
-        f"# DimeNet++ — geocompose vs PyG {__import__('torch_geometric').__version__}, torch {torch.__version__}, "
-        f"float32, {args.threads} threads, {device}, {platform.machine()}"
-    )
-    print(f"weights: geocompose {weights[0]:,}, PyG {weights[1]:,}\n")
-    print(
-        "| structure | atoms | edges | triplets | pass | geocompose ms | PyG ms | PyG / geocompose |"
-    )
-    print("|---|---|---|---|---|---|---|---|")
+    print(harness.header(f"DimeNet++: geocompose against PyG, {device}", ["torch_geometric"],
+                         threads))  # fmt: skip
+    print(f"float32; {harness.timing_note(args.repeats, args.warmup)}")
+    print(f"weights: geocompose {weights[0]:,}, PyG {weights[1]:,} ({WEIGHTS_NOTE})\n")
+    rows = []
     for label, atoms in structures().items():
         if args.only and label not in args.only:
             continue
@@ -171,12 +167,14 @@ def main() -> None:
 
         passes = runs(ours_energy, ours_full, reference, batch, topology, sync)
         for name, (mine, theirs) in passes.items():
-            t = timed_pair({"ours": mine, "pyg": theirs}, args.repeats)
-            print(
-                f"| {label} | {batch.num_atoms} | {edge_index.shape[1]:,} | {layout.kj.numel():,} | {name} | "
-                f"{t['ours']:.1f} | {t['pyg']:.1f} | {t['pyg'] / t['ours']:.2f} |",
-                flush=True,
-            )
+            t = harness.interleaved({"pyg": theirs, "ours": mine}, args.repeats, args.warmup)
+            kind = f"{name} ({layout.kj.numel():,} triplets)"
+            rows.append(harness.Row(label, batch.num_atoms, edge_index.shape[1], kind, t["pyg"],
+                                    t["ours"]))  # fmt: skip
+            print(f"  {label} {name}: ours/PyG {harness.ratio(t['ours'], t['pyg']):.2f}",
+                  flush=True)  # fmt: skip
+    print(harness.table(rows, "PyG"))
+    print(harness.footer())
 
 
 if __name__ == "__main__":
