@@ -40,7 +40,7 @@ from geocompose.nn.graph import higher_order as H
 from geocompose.types import fields as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import harness  # noqa: E402  (benchmarks/harness.py, beside this script)
+import harness
 
 BLUEPRINT = Path(__file__).parents[1] / "blueprints" / "dimenet_pp.yaml"
 WEIGHTS_NOTE = (

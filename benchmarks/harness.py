@@ -160,8 +160,10 @@ def header(title: str, packages: Iterable[str] = (), threads: int | None = None)
     return "\n".join(
         [
             f"# {title}",
-            f"machine: {cpu_model()}, {os.cpu_count()} cores ({usable} usable), "
-            f"{platform.platform()}",
+            (
+                f"machine: {cpu_model()}, {os.cpu_count()} cores ({usable} usable), "
+                f"{platform.platform()}"
+            ),
             f"python {platform.python_version()}; {versions(dict.fromkeys(packages))}",
             f"torch threads {threads}; load average {load_average()} at start",
         ]
@@ -220,7 +222,7 @@ class Worker:
             self._process.stdin.close()
             self._process.wait(timeout=60)
 
-    def __enter__(self) -> Worker:
+    def __enter__(self):
         return self
 
     def __exit__(self, *exc) -> None:
@@ -265,8 +267,10 @@ class Row:
 def table(rows: Iterable[Row], reference: str) -> str:
     """Markdown table of rows: medians with spread, wall and CPU ratio ours / theirs."""
     lines = [
-        f"| structure | atoms | edges | pass | {reference} ms [q1-q3] | ours ms [q1-q3] "
-        f"| ours/{reference} | CPU ours/{reference} |",
+        (
+            f"| structure | atoms | edges | pass | {reference} ms [q1-q3] | ours ms [q1-q3] "
+            f"| ours/{reference} | CPU ours/{reference} |"
+        ),
         "|---|---:|---:|---|---:|---:|---:|---:|",
     ]
     for row in rows:

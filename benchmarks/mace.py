@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import harness  # noqa: E402  (benchmarks/harness.py: stdlib only, so the mace venv has it too)
+import harness
 
 SPECIES = ["H", "C", "O", "Cu"]
 CUTOFF = 5.0

@@ -45,8 +45,8 @@ from geocompose.nn.interaction import painn as painn_module
 from geocompose.types import fields as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import harness  # noqa: E402  (benchmarks/harness.py, beside this script)
-from schnet import structures  # noqa: E402  (the same structures as the SchNet benchmark)
+import harness
+from schnet import structures
 
 BLUEPRINT = Path(__file__).resolve().parents[1] / "blueprints" / "painn.yaml"
 FEATURES, INTERACTIONS, NUM_RBF, CUTOFF = 128, 3, 20, 5.0

@@ -43,7 +43,7 @@ from geocompose.nn.readout.pooling import SumReadout
 from geocompose.types import fields as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import harness  # noqa: E402  (benchmarks/harness.py, beside this script)
+import harness
 
 BLUEPRINT = Path(__file__).resolve().parents[1] / "blueprints" / "schnet.yaml"
 HYPER = {

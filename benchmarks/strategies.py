@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import argparse
 import copy
-import platform
+import sys
 from pathlib import Path
 
-import torch
-
-import geocompose
 from geocompose.blueprint import read_blueprint
 from geocompose.verification import verify
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import harness
 
 ROOT = Path(__file__).parents[1]
 STRATEGIES = [
@@ -44,10 +44,8 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=3)
     parser.add_argument("--blueprints", nargs="+", default=["mlp-frame-averaging", "faenet"])
     args = parser.parse_args()
-    print(f"machine: {platform.platform()}, {torch.get_num_threads()} torch threads")
-    print(
-        f"torch {torch.__version__}, geocompose {geocompose.__version__}; float64; {args.samples} samples each"
-    )
+    print(harness.header("Equivariance errors of each symmetry strategy"))
+    print(f"float64; {args.samples} samples each")
     header = "| blueprint | strategy | rotation | reflection | rotation, degenerate (energy) | rotation, degenerate (forces) |"
     print(header)
     print("|---|---|---|---|---|---|")

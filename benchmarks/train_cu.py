@@ -28,10 +28,8 @@ Run::
 from __future__ import annotations
 
 import argparse
-import importlib.metadata
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -39,6 +37,9 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import harness
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_REFERENCE = "/work/venvs/mace/bin/python"
@@ -250,16 +251,8 @@ def run_mace(split: dict, epochs: int, seed: int, out: Path) -> dict:
 
 
 def versions() -> str:
-    import ase
-    import e3nn
-    import torch
-
-    line = f"torch {torch.__version__}, e3nn {e3nn.__version__}, ase {ase.__version__}"
-    try:  # by distribution: `import mace` here would find benchmarks/mace.py
-        line += f", mace-torch {importlib.metadata.version('mace-torch')}"
-    except importlib.metadata.PackageNotFoundError:
-        pass
-    return line
+    # by distribution: `import mace` here would find benchmarks/mace.py
+    return harness.versions(["torch", "e3nn", "ase", "mace-torch"])
 
 
 def main(argv=None) -> None:
@@ -280,9 +273,7 @@ def main(argv=None) -> None:
     parser.add_argument("--json", type=Path, help="write the results to this file")
     args = parser.parse_args(argv)
 
-    import torch
-
-    torch.set_num_threads(args.threads)
+    threads = harness.set_threads(args.threads)
     out = args.out or Path(tempfile.mkdtemp(prefix="train-cu-"))
     out.mkdir(parents=True, exist_ok=True)
 
@@ -305,10 +296,7 @@ def main(argv=None) -> None:
         "models: the shipped blueprints with species cut to Cu; MACE with mace-torch's "
         "learned species embedding (see copper_blueprint)"
     )
-    print(
-        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
-        f"{versions()}"
-    )
+    print(harness.header("Training on EMT copper: geocompose against mace-torch", ["ase"], threads))
     # mace-torch trains in a child process *while* geocompose trains its MACE (one thread
     # each): on a shared machine both runs then see the same background load.
     reference = None
@@ -361,6 +349,7 @@ def main(argv=None) -> None:
             f"\nMACE, geocompose / mace-torch: training throughput x{ratio:.2f}, "
             f"force MAE x{mae:.2f}"
         )
+    print(harness.footer())
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
 

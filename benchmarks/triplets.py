@@ -8,15 +8,14 @@ builds after a warm-up; memory is what the integer index tensors occupy.
 
 Usage::
 
-    python benchmarks/triplets.py [--atoms 64 512] [--cutoff 5.0] [--torsion-cutoff 3.0] [--threads 2]
+    python benchmarks/triplets.py [--atoms 64 512] [--cutoff 5.0] [--torsion-cutoff 3.0] [--threads 1]
 """
 
 from __future__ import annotations
 
 import argparse
-import platform
-import statistics
-import time
+import sys
+from pathlib import Path
 
 import ase.build
 import numpy as np
@@ -24,6 +23,9 @@ import torch
 
 from geocompose.nn.graph import higher_order as H
 from geocompose.nn.graph.neighbours import radius_pairs
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import harness
 
 REPEATS = 5
 
@@ -39,13 +41,10 @@ def cu_cell(atoms: int, seed: int = 0) -> ase.Atoms:
 
 
 def timed(fn, repeats: int = REPEATS):
-    fn()  # warm-up
-    times, result = [], None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - start)
-    return 1e3 * statistics.median(times), result
+    """Median ms of ``fn`` (the harness, one warm-up) and its last result."""
+    result = []
+    timing = harness.measure(lambda: result.append(fn()), repeats, warmup=1)
+    return timing.median_ms, result[-1]
 
 
 def mib(count: int, rows: int) -> str:
@@ -100,14 +99,14 @@ def main() -> None:
     parser.add_argument("--atoms", type=int, nargs="+", default=[64, 512])
     parser.add_argument("--cutoff", type=float, default=5.0)
     parser.add_argument("--torsion-cutoff", type=float, default=3.0)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    print(
-        f"# Triplets and quadruplets — torch {torch.__version__}, {args.threads} threads, {platform.processor() or platform.machine()}"
-    )
+    threads = harness.set_threads(args.threads)
+    print(harness.header("Triplets and quadruplets", [], threads))
+    print(f"times: median of {REPEATS} builds after one warm-up")
     for count in args.atoms:
         report(cu_cell(count), args.cutoff, args.torsion_cutoff)
+    print(harness.footer())
 
 
 if __name__ == "__main__":
