@@ -14,7 +14,7 @@ import torch
 from pydantic import Field
 
 from geocompose.nn.block import Block, BuildContext, State
-from geocompose.nn.graph.neighbours import edge_vectors
+from geocompose.nn.graph.neighbours import edge_index_array, edge_vectors
 from geocompose.registry import KnobModel
 from geocompose.types import FieldType, Level, Signature, TypeRefusal, discrete, require, scalars
 from geocompose.types import fields as F
@@ -75,23 +75,29 @@ class GraphBuilder(Block):
 
     def _topology(self, batch, pairs) -> dict[str, torch.Tensor]:
         """Run ``pairs(positions, cell, pbc)`` per structure and join the edge sets."""
+        positions = batch.positions.detach().cpu().double().numpy()  # one conversion
+        cells = batch.cell.detach().cpu().double().numpy()
+        pbcs = batch.pbc.cpu().numpy()
         receivers, senders, shifts = [], [], []
         for s, (start, stop) in enumerate(batch.ranges()):
-            pos = batch.positions[start:stop].detach().cpu().double().numpy()
-            cell = batch.cell[s].detach().cpu().double().numpy()
-            pbc = batch.pbc[s].cpu().numpy()
-            r, j, sh = pairs(pos, cell, pbc)
-            receivers.append(torch.from_numpy(np.asarray(r, dtype=np.int64)) + start)
-            senders.append(torch.from_numpy(np.asarray(j, dtype=np.int64)) + start)
-            shifts.append(torch.from_numpy(np.asarray(sh, dtype=np.int64).reshape(-1, 3)))
-        device = batch.positions.device
-        if receivers:
-            edge_index = torch.stack([torch.cat(senders), torch.cat(receivers)]).to(device)
-            edge_shifts = torch.cat(shifts).to(device)
+            r, j, sh = pairs(positions[start:stop], cells[s], pbcs[s])
+            receivers.append(_offset(r, start))
+            senders.append(_offset(j, start))
+            shifts.append(np.asarray(sh, dtype=np.int64).reshape(-1, 3))
+        if len(receivers) == 1:  # the common case (MD, one structure): no copy, no joins
+            edge_index = edge_index_array(receivers[0], senders[0])
+            edge_shifts = shifts[0]
+        elif receivers:
+            edge_index = np.stack([np.concatenate(senders), np.concatenate(receivers)])
+            edge_shifts = np.concatenate(shifts)
         else:
-            edge_index = torch.zeros((2, 0), dtype=torch.int64, device=device)
-            edge_shifts = torch.zeros((0, 3), dtype=torch.int64, device=device)
-        return {F.EDGE_INDEX: edge_index, F.EDGE_SHIFTS: edge_shifts}
+            edge_index = np.zeros((2, 0), dtype=np.int64)
+            edge_shifts = np.zeros((0, 3), dtype=np.int64)
+        device = batch.positions.device
+        return {
+            F.EDGE_INDEX: torch.from_numpy(edge_index).to(device),
+            F.EDGE_SHIFTS: torch.from_numpy(np.ascontiguousarray(edge_shifts)).to(device),
+        }
 
     def forward(self, state: State) -> dict[str, torch.Tensor]:
         senders, receivers = state[F.EDGE_INDEX]
@@ -109,6 +115,12 @@ class GraphBuilder(Block):
             F.EDGE_VECTORS: vectors,
             F.EDGE_LENGTHS: safe_norm(vectors),
         }
+
+
+def _offset(index, start: int) -> np.ndarray:
+    """int64 atom indices of one structure, shifted to its place in the batch."""
+    index = np.asarray(index, dtype=np.int64)
+    return index + start if start else index
 
 
 def safe_norm(vectors: torch.Tensor) -> torch.Tensor:

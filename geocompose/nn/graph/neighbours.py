@@ -31,7 +31,7 @@ import vesin
 
 from geocompose.errors import StructureError
 
-__all__ = ["complete_pairs", "edge_vectors", "knn_pairs", "radius_pairs"]
+__all__ = ["complete_pairs", "edge_index_array", "edge_vectors", "knn_pairs", "radius_pairs"]
 
 Pairs = tuple[np.ndarray, np.ndarray, np.ndarray]  # receivers (E,), senders (E,), shifts (E, 3)
 
@@ -43,6 +43,8 @@ _SEARCH_MARGIN = 1e-6
 _MAX_GROWTHS = 64
 # Bits available to the packed sort key of _sorted (int64, kept non-negative).
 _PACKED_KEY_BITS = 62
+# Largest table of shift vectors _sorted decodes through (rows = images per axis cubed).
+_SHIFT_TABLE_ROWS = 1 << 15
 
 
 def radius_pairs(positions: np.ndarray, cell: np.ndarray, pbc: np.ndarray, cutoff: float) -> Pairs:
@@ -197,11 +199,15 @@ def _radius_pairs(positions: np.ndarray, cell: np.ndarray, pbc: np.ndarray, cuto
         search = vesin.NeighborList(
             cutoff=cutoff, full_list=True, n_threads=torch.get_num_threads()
         )
-        i, j, shifts = search.compute(positions, box, pbc.tolist(), quantities="ijS")
+        # copy=False: views into vesin's buffers, read once by the sort below, which
+        # writes its own arrays (vesin's copies were ~25% of its time at 4M pairs).
+        i, j, shifts = search.compute(
+            positions, box, pbc.tolist(), quantities="ijS", copy=False
+        )
     except RuntimeError as err:  # vesin refuses e.g. a box it cannot invert
         raise StructureError(f"neighbour list: vesin refused the structure: {err}") from err
-    receivers = i.astype(np.int64)  # vesin gives uint64 / int32
-    senders = j.astype(np.int64)
+    # vesin gives uint64 indices < n: the same bits read as int64, no conversion pass.
+    receivers, senders = _as_int64(i), _as_int64(j)
     self_pair = np.flatnonzero(receivers == senders)  # few: only self-images qualify
     self_pair = self_pair[~shifts[self_pair].any(axis=1)]
     if len(self_pair):  # vesin already drops them; keep the contract explicit
@@ -211,36 +217,81 @@ def _radius_pairs(positions: np.ndarray, cell: np.ndarray, pbc: np.ndarray, cuto
     return _sorted(receivers, senders, shifts, n)
 
 
+def _as_int64(index: np.ndarray) -> np.ndarray:
+    if index.dtype == np.uint64:
+        return index.view(np.int64)
+    return index.astype(np.int64)
+
+
 def _sorted(receivers: np.ndarray, senders: np.ndarray, shifts: np.ndarray, n: int) -> Pairs:
-    """Edges in (receiver, sender, shift) order; keys are unique, so the order is total."""
+    """Edges in (receiver, sender, shift) order; keys are unique, so the order is total.
+
+    Returns fresh arrays (never views of the inputs, which may be vesin's buffers);
+    senders and receivers are the rows of one (2, E) array (:func:`edge_index_array`).
+    """
     if len(receivers) == 0:
         return _empty()
     low = int(shifts.min())  # flat reductions: numpy's axis-0 ones over (E, 3) are slow
+    span = int(shifts.max()) - low + 1  # values per shift component
     atom_bits = max(n - 1, 1).bit_length()
-    shift_bits = max(int(shifts.max()) - low, 1).bit_length()
-    if 2 * atom_bits + 3 * shift_bits > _PACKED_KEY_BITS:  # too many images to pack: rare, slower
+    code_bits = max(span**3 - 1, 1).bit_length()
+    if 2 * atom_bits + code_bits > _PACKED_KEY_BITS:  # too many images to pack: rare, slower
         order = np.lexsort((shifts[:, 2], shifts[:, 1], shifts[:, 0], senders, receivers))
-        return receivers[order], senders[order], shifts[order].astype(np.int64)
-    # Pack the five keys into bit fields of one int64, sort the values alone and
-    # unpack them with shifts and masks: a value sort streams through memory, while
-    # argsort-then-gather makes three random passes (4.1M edges: 0.9 s against 0.1 s).
-    key = receivers << atom_bits
-    key |= senders
-    for axis in range(3):
-        key <<= shift_bits
-        key |= shifts[:, axis] - low  # int32 column, widened in place
+        index = np.stack([senders[order], receivers[order]])
+        return index[1], index[0], shifts[order].astype(np.int64)
+    # Pack receiver, sender and the shift (one base-`span` code) into one int64, sort
+    # the values alone and unpack them: a value sort streams through memory, while
+    # argsort-then-gather makes random passes (4.1M edges: 0.9 s against 0.1 s). The
+    # shift code is built in int32 and decoded by a lookup in a (span^3, 3) table.
+    narrow = code_bits <= 30 and shifts.dtype == np.int32  # else int64 arithmetic
+    code = shifts[:, 0] - (np.int32(low) if narrow else np.int64(low))  # (E,)
+    for axis in (1, 2):
+        code *= span
+        code += shifts[:, axis]
+    code -= low * (span + 1)  # the lows of components 1 and 2, added above
+    # (2, E) output rows (senders, receivers: the layout of an edge index), used as
+    # scratch first: each fresh multi-MB array costs page faults as well as its pass.
+    index = np.empty((2, len(receivers)), dtype=np.int64)
+    key = receivers << (atom_bits + code_bits)
+    key |= np.left_shift(senders, code_bits, out=index[0])
+    key |= code
     # Keys are unique, so "stable" only picks the algorithm: timsort exploits the
     # short ascending runs in vesin's output (4.1M edges, 2 busy cores: 90 ms
     # against 265 ms for quicksort and 270 ms for torch.sort, whose thread pool
     # also suffers most when the cores are shared).
     key.sort(kind="stable")
-    mask = (1 << shift_bits) - 1
-    out = np.empty((len(key), 3), dtype=np.int64)  # (E, 3) shifts
-    for axis in (2, 1, 0):
-        out[:, axis] = key & mask
-        key >>= shift_bits
-    out += low
-    return key >> atom_bits, key & ((1 << atom_bits) - 1), out
+    code = np.bitwise_and(key, (1 << code_bits) - 1, out=index[0])
+    if span**3 <= _SHIFT_TABLE_ROWS:
+        grid = np.arange(span, dtype=np.int64) + low
+        table = np.stack(np.meshgrid(grid, grid, grid, indexing="ij"), axis=-1).reshape(-1, 3)
+        out_shifts = np.take(table, code, axis=0)  # (E, 3); half the time of table[code]
+    else:  # many images per axis: decode digit by digit
+        out_shifts = np.empty((len(key), 3), dtype=np.int64)
+        code = code.copy()
+        for axis in (2, 1, 0):
+            code, out_shifts[:, axis] = np.divmod(code, span)
+        out_shifts += low
+    np.right_shift(key, code_bits, out=index[0])
+    index[0] &= (1 << atom_bits) - 1
+    np.right_shift(key, atom_bits + code_bits, out=index[1])
+    return index[1], index[0], out_shifts
+
+
+def edge_index_array(receivers: np.ndarray, senders: np.ndarray) -> np.ndarray:
+    """(2, E) int64 ``[senders, receivers]``; no copy when they are already the rows of
+    one such array (as :func:`radius_pairs` returns them)."""
+    base = senders.base
+    if (
+        base is not None
+        and base is receivers.base
+        and base.shape == (2, len(senders))
+        and base.dtype == np.int64
+        and base.flags.c_contiguous
+        and senders.ctypes.data == base.ctypes.data
+        and receivers.ctypes.data == base[1].ctypes.data
+    ):
+        return base
+    return np.stack([senders, receivers]).astype(np.int64, copy=False)
 
 
 def _distances(positions, cell, receivers, senders, shifts) -> np.ndarray:

@@ -171,6 +171,39 @@ def test_unpacked_sort_gives_the_same_order(monkeypatch):
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.parametrize("knob", ["_SHIFT_TABLE_ROWS", "int64 code"])
+def test_every_shift_decoding_gives_the_same_edges(monkeypatch, knob):
+    # The table lookup serves few images per axis; many images (a cutoff far beyond
+    # the cell) decode digit by digit, and int64 shifts take int64 arithmetic.
+    cell = np.array([[1.0, 0.0, 0.0], [0.3, 0.9, 0.0], [0.2, 0.1, 1.1]])
+    positions = np.random.default_rng(6).uniform(0, 1, (3, 3)) @ cell
+    pbc = np.array([True, True, True])
+    table = radius_pairs(positions, cell, pbc, 3.5)
+    if knob == "_SHIFT_TABLE_ROWS":
+        monkeypatch.setattr(neighbours, "_SHIFT_TABLE_ROWS", 0)
+        other = radius_pairs(positions, cell, pbc, 3.5)
+    else:
+        r, s, sh = table
+        shuffle = np.random.default_rng(0).permutation(len(r))
+        other = neighbours._sorted(r[shuffle], s[shuffle], sh[shuffle], len(positions))
+    assert_canonical(other)
+    assert as_set(other) == set(brute_images(positions, cell, pbc, 3.5))
+    for a, b in zip(table, other):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_sorted_pairs_are_one_edge_index_without_a_copy():
+    positions = np.random.default_rng(1).uniform(0, 3, (12, 3))
+    receivers, senders, _ = radius_pairs(positions, np.eye(3) * 3, np.ones(3, bool), 2.0)
+    index = neighbours.edge_index_array(receivers, senders)
+    assert np.shares_memory(index, receivers) and np.shares_memory(index, senders)
+    np.testing.assert_array_equal(index, np.stack([senders, receivers]))
+    # Arrays of another origin are stacked (copied) into the same layout.
+    copied = neighbours.edge_index_array(receivers.copy(), senders.copy())
+    assert not np.shares_memory(copied, receivers)
+    np.testing.assert_array_equal(copied, index)
+
+
 def test_vesin_uses_torchs_thread_count(monkeypatch):
     """The real vesin runs; a spy records the thread count it was given."""
     given_threads = []
