@@ -65,6 +65,11 @@ class StructureError(GeocomposeError):
     """A structure or batch the model cannot take (unknown species, bad shapes, NaN)."""
 
 
+class MemoryRefusal(StructureError):
+    """A batch whose estimated peak memory exceeds what the machine has available
+    (refused before the call, instead of an allocator error during it)."""
+
+
 class VerificationFailed(GeocomposeError):
     """A symmetry or physics claim that the verifier measured to be false."""
 

@@ -14,6 +14,7 @@ from geocompose.data.cache import RunCaches
 from geocompose.errors import StructureError
 from geocompose.nn.block import Block
 from geocompose.nn.graph.base import GraphBuilder
+from geocompose.nn.memory import check_memory
 from geocompose.types import FieldType
 from geocompose.types import fields as F
 from geocompose.types.group import Group
@@ -156,6 +157,8 @@ class GeometricModel(nn.Module):
         """
         if batch.positions.dtype != self.dtype:
             batch = batch.to(self.dtype)
+        # A batch too large for this machine is refused now, not by the allocator later.
+        check_memory(self, batch, f"model '{self.name}'")
         # The caller will differentiate the outputs: derivative readouts keep the graph.
         keep = (
             self.training
