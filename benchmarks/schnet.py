@@ -21,7 +21,11 @@ in one process, ratio ours / PyG.
 
 Usage::
 
-    python benchmarks/schnet.py [--repeats 30] [--warmup 5] [--threads 1]
+    python benchmarks/schnet.py [--repeats 30] [--warmup 5] [--threads 1] [--compile]
+
+``--compile`` adds our model through ``GeometricModel.torch_compile`` (inductor) as a
+third contender in the same interleaved rounds (compiled at its first call, before
+timing; minutes on the 2-core machine).
 """
 
 from __future__ import annotations
@@ -88,6 +92,13 @@ def pyg_twin(model: geocompose.GeometricModel) -> SchNet:
     return pyg
 
 
+def eager_copy(model: geocompose.GeometricModel) -> geocompose.GeometricModel:
+    """Another instance of ``model`` (same weights), to compile while ``model`` stays eager."""
+    twin = geocompose.compile(BLUEPRINT, dtype=model.dtype, seed=0)
+    twin.load_state_dict(model.state_dict())
+    return twin.eval()
+
+
 def pyg_energy(pyg: SchNet, z, positions, edge_index, shifts, cell, batch, num_structures):
     """PyG's SchNet forward on a precomputed (periodic) graph; (B,) energies."""
     senders, receivers = edge_index
@@ -103,7 +114,9 @@ def pyg_energy(pyg: SchNet, z, positions, edge_index, shifts, cell, batch, num_s
     return pyg.readout(h, batch, dim=0, dim_size=num_structures).view(-1)
 
 
-def run_case(name, atoms, model, energy_model, pyg, warmup, repeats):
+def run_case(name, atoms, model, energy_model, pyg, warmup, repeats, compiled=None):
+    """Rows of one structure; ``compiled`` = (energy model, forces model) through
+    ``torch_compile`` adds a row per pass, compiled against PyG in the same rounds."""
     dtype = model.dtype
     batch = geocompose.Batch.from_ase([atoms], dtype=dtype)
     topology = model.graph.topology(batch)  # built once, cached on the batch
@@ -143,13 +156,24 @@ def run_case(name, atoms, model, energy_model, pyg, warmup, repeats):
     assert d_forces < 1e-4, f"{name}: forces differ (max {d_forces:.2e})"
     assert torch.allclose(e_plain.view(-1), e_ours.view(-1)), f"{name}: energy-only model differs"
 
+    forward_fns = {"pyg": theirs_energy, "ours": ours_energy}
+    forces_fns = {"pyg": theirs_forces, "ours": ours_forces}
+    if compiled is not None:
+        energy_compiled, forces_compiled = compiled
+        forward_fns["compiled"] = lambda: energy_compiled(batch)["energy"]
+        forces_fns["compiled"] = lambda: forces_compiled(batch)["forces"]
+        # Compiling happens at the first call: outside the timed rounds, checked equal.
+        torch.testing.assert_close(forces_fns["compiled"](), f_ours, rtol=1e-4, atol=1e-5)
     with torch.inference_mode():
-        forward = harness.interleaved({"pyg": theirs_energy, "ours": ours_energy}, repeats, warmup)
-    forces = harness.interleaved({"pyg": theirs_forces, "ours": ours_forces}, repeats, warmup)
-    rows = [
-        harness.Row(name, len(atoms), edge_index.shape[1], kind, timing["pyg"], timing["ours"])
-        for kind, timing in (("forward", forward), ("forward+forces", forces))
-    ]
+        forward = harness.interleaved(forward_fns, repeats, warmup)
+    forces = harness.interleaved(forces_fns, repeats, warmup)
+    edges = edge_index.shape[1]
+    rows = []
+    for kind, timing in (("forward", forward), ("forward+forces", forces)):
+        rows.append(harness.Row(name, len(atoms), edges, kind, timing["pyg"], timing["ours"]))
+        if compiled is not None:
+            rows.append(harness.Row(name, len(atoms), edges, f"{kind}, compiled", timing["pyg"],
+                                    timing["compiled"]))  # fmt: skip
     check = (
         f"{name}: energy {float(e_ours.view(-1)[0]):.4f} (finite), vs PyG max |dE|/|E| "
         f"{d_energy:.1e}, max |dF| {d_forces:.1e}"
@@ -163,19 +187,29 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--warmup", type=int, default=5, help="untimed calls before timing")
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
     parser.add_argument("--seed", type=int, default=0, help="seed of the rattled cells")
+    parser.add_argument(
+        "--compile", action="store_true", help="also time ours through torch_compile"
+    )
+    parser.add_argument("--compile-backend", default="inductor", help="torch.compile backend")
     args = parser.parse_args(argv)
     threads = harness.set_threads(args.threads)
 
     model = geocompose.compile(BLUEPRINT, dtype=torch.float32, seed=0).eval()
     energy_model = harness.energy_only(BLUEPRINT, model)
     pyg = pyg_twin(model)
+    compiled = None
+    if args.compile:
+        compiled = (
+            harness.energy_only(BLUEPRINT, model).torch_compile(args.compile_backend),
+            eager_copy(model).torch_compile(args.compile_backend),
+        )
 
     print(harness.header("SchNet: geocompose against PyG", ["torch_geometric"], threads))
     print(f"float32; {harness.timing_note(args.repeats, args.warmup)}\n")
     rows, checks = [], []
     for name, atoms in structures(args.seed).items():
         case_rows, check = run_case(
-            name, atoms, model, energy_model, pyg, args.warmup, args.repeats
+            name, atoms, model, energy_model, pyg, args.warmup, args.repeats, compiled
         )
         rows += case_rows
         checks.append(check)

@@ -175,7 +175,8 @@ class GeometricModel(nn.Module):
             state = self.input_state(batch, positions)
             # The strategy wraps everything but derivative readouts, so forces are the
             # gradient of the symmetrised energy.
-            state.update(self.strategy(self._run_inner, state, self.outputs, self.graph))
+            inner = self.__dict__.get("_compiled_inner", self._run_inner)
+            state.update(self.strategy(inner, state, self.outputs, self.graph))
             for block in self.blocks:
                 if block.entry.derivative:
                     state.update(block(state, keep_graph=keep))
@@ -183,6 +184,24 @@ class GeometricModel(nn.Module):
             # The graph behind them is gone: plain tensors, not a backward() that fails.
             return {name: state[name].detach() for name in self.outputs}
         return {name: state[name] for name in self.outputs}
+
+    def torch_compile(self, backend: str = "inductor", **options) -> GeometricModel:
+        """Run the blocks through ``torch.compile`` from the next call on; returns self.
+
+        What is compiled is the pipeline from edge geometry to the non-derivative
+        readouts (``_run_inner``), with dynamic shapes, so a new atom or edge count
+        does not recompile; the neighbour list (numpy, vesin) and the forces' backward
+        call stay eager around it (autograd differentiates the compiled graph). The
+        first call compiles (minutes on a small CPU with inductor, which needs a C++
+        compiler); outputs equal eager ones to float round-off. ``backend`` and
+        ``options`` go to ``torch.compile`` (e.g. ``backend="aot_eager"`` to trace
+        without generating code).
+
+        Measured (benchmarks/schnet.py --compile): see docs/benchmarks.md.
+        """
+        options.setdefault("dynamic", True)
+        self._compiled_inner = torch.compile(self._run_inner, backend=backend, **options)
+        return self
 
     def extra_repr(self) -> str:
         weights = sum(p.numel() for p in self.parameters())
