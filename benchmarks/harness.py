@@ -185,6 +185,10 @@ def timing_note(repeats: int, warmup: int) -> str:
 # A contender in another process (another venv).
 
 
+REPLY = "@harness "
+"""Prefix of the worker's reply lines: anything else on its stdout is a peer's print."""
+
+
 class Worker:
     """A peer code run by :func:`serve` in a child process, called one call at a time.
 
@@ -203,11 +207,14 @@ class Worker:
         self.info = self._reply()
 
     def _reply(self) -> dict:
-        line = self._process.stdout.readline()
-        if not line:
-            code = self._process.wait()
-            raise SystemExit(f"benchmark worker exited ({code}) before replying")
-        return json.loads(line)
+        while True:
+            line = self._process.stdout.readline()
+            if not line:
+                code = self._process.wait()
+                raise SystemExit(f"benchmark worker exited ({code}) before replying")
+            if line.startswith(REPLY):
+                return json.loads(line[len(REPLY) :])
+            sys.stderr.write(line)  # a peer's own print, passed on
 
     def call(self, name: str) -> Callable[[], Sample]:
         def run() -> Sample:
@@ -240,11 +247,11 @@ def serve(fns: dict[str, Callable[[], object]], info: dict, channel=None) -> Non
     """
     if channel is None:
         channel, sys.stdout = sys.stdout, sys.stderr
-    channel.write(json.dumps(info) + "\n")
+    channel.write(REPLY + json.dumps(info) + "\n")
     channel.flush()
     for line in sys.stdin:
         sample = timed_call(fns[line.strip()])
-        channel.write(json.dumps({"wall": sample.wall, "cpu": sample.cpu}) + "\n")
+        channel.write(REPLY + json.dumps({"wall": sample.wall, "cpu": sample.cpu}) + "\n")
         channel.flush()
 
 
