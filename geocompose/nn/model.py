@@ -195,7 +195,9 @@ class GeometricModel(nn.Module):
         first call compiles (minutes on a small CPU with inductor, which needs a C++
         compiler); outputs equal eager ones to float round-off. ``backend`` and
         ``options`` go to ``torch.compile`` (e.g. ``backend="aot_eager"`` to trace
-        without generating code).
+        without generating code). With torch 2.13 on CPU, compile with
+        ``torch.set_num_threads(1)``: with more threads inductor's C++ codegen fails
+        (an AssertionError generating the atomic-add scatter of the aggregation).
 
         Measured (benchmarks/schnet.py --compile): see docs/benchmarks.md.
         """

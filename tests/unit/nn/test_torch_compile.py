@@ -8,6 +8,7 @@ slow test (minutes of C++ compilation on the 2-core machine).
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import ase.build
 import pytest
@@ -26,36 +27,47 @@ BLUEPRINT = {
 }  # fmt: skip
 
 
-def batches(count: int):
+def batches(count: int, dtype):
     cell = ase.build.bulk("Cu", "fcc", a=3.61, cubic=True)
     cell.rattle(0.05, seed=0)
     bigger = cell * (2, 1, 1)  # another atom and edge count (dynamic shapes)
     bigger.rattle(0.05, seed=1)
-    return [geocompose.Batch.from_ase(a, dtype=torch.float64) for a in (cell, bigger)][:count]
+    return [geocompose.Batch.from_ase(a, dtype=dtype) for a in (cell, bigger)][:count]
 
 
-def assert_compiled_equals_eager(backend: str, sizes: int):
+def assert_compiled_equals_eager(
+    backend: str, sizes: int, dtype, rtol: float, atol: float, blueprint=BLUEPRINT
+):
     torch._dynamo.reset()
     torch._dynamo.utils.counters.clear()
-    eager = geocompose.compile(BLUEPRINT, dtype=torch.float64, seed=0).eval()
-    compiled = geocompose.compile(BLUEPRINT, dtype=torch.float64, seed=0).eval()
+    eager = geocompose.compile(blueprint, dtype=dtype, seed=0).eval()
+    compiled = geocompose.compile(blueprint, dtype=dtype, seed=0).eval()
     assert compiled.torch_compile(backend=backend) is compiled
-    for batch in batches(sizes):
+    for batch in batches(sizes, dtype):
         want, got = eager(batch), compiled(batch.replace())
         for name in ("energy", "forces"):
-            torch.testing.assert_close(got[name], want[name], rtol=1e-10, atol=1e-12)
+            torch.testing.assert_close(got[name], want[name], rtol=rtol, atol=atol)
     # The compiled path really ran: dynamo captured graphs (an eager fallback would not).
     assert torch._dynamo.utils.counters["stats"]["unique_graphs"] >= 1
 
 
 def test_compiled_model_equals_eager_aot_eager():
-    assert_compiled_equals_eager("aot_eager", sizes=1)
+    # Tracing only: the same kernels in the same order, so float64 agrees to round-off.
+    assert_compiled_equals_eager("aot_eager", 1, torch.float64, rtol=1e-10, atol=1e-12)
 
 
-@pytest.mark.slow  # 2-7 min on the shared 2-core machine: inductor compiles C++ with gcc
+@pytest.mark.slow  # 1-7 min on the shared 2-core machine: inductor compiles C++ with gcc
 @pytest.mark.skipif(shutil.which("gcc") is None and shutil.which("g++") is None,
                     reason="inductor on CPU needs a C++ compiler (gcc), not on this machine")  # fmt: skip
 def test_compiled_model_equals_eager_inductor():
-    assert_compiled_equals_eager("inductor", sizes=2)
-
-
+    # The shipped SchNet in float32 on one thread, as benchmarks/schnet.py --compile
+    # runs it: with torch 2.13 and 2 threads, inductor's C++ codegen fails (an
+    # AssertionError generating the atomic-add scatter of the aggregation). Fused
+    # kernels reorder sums: float32 tolerances.
+    shipped = Path(__file__).parents[3] / "blueprints" / "schnet.yaml"
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        assert_compiled_equals_eager("inductor", 2, torch.float32, 1e-4, 1e-5, blueprint=shipped)
+    finally:
+        torch.set_num_threads(threads)
