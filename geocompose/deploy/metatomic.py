@@ -1,0 +1,229 @@
+"""A trained checkpoint as a metatomic atomistic model: one TorchScript file that ASE,
+LAMMPS, i-PI, TorchSim and other metatomic engines load without geocompose.
+
+    geocompose export runs/cu/best.pt cu.pt --format metatomic
+
+The saved model is :class:`MetatomicPotential`, a TorchScript-compatible wrapper around
+the potential's inference twin (:mod:`geocompose.deploy.torchscript`), inside
+metatomic's ``AtomisticModel``. Per call it
+
+* concatenates the engine's systems into one batch (positions, types, cell, pbc);
+* reads the full neighbour list it requested (the model's cutoff, Å): metatomic's pair
+  ``(first_atom i, second_atom j, cell_shift S)`` has the vector
+  ``x_j - x_i + S @ cell``, which is our edge ``[sender j, receiver i]`` with shift
+  ``S`` as it is; pairs at or beyond the cutoff (a non-strict list) are dropped, as our
+  radius graph never builds them;
+* runs the twin, whose energy is differentiable w.r.t. positions and cell, so engines
+  get forces and stress by autograd as they do for any conservative metatomic model.
+
+Per-atom energies (``energy`` with ``sample_kind="atom"``, and ``selected_atoms`` for
+domain decomposition) exist when the blueprint's energy readout is a ``sum``: they are
+its per-atom terms plus the reference energies, as in the ASE calculator; otherwise the
+model says ``per-atom energies: no`` and refuses them. Direct-force models are refused
+at export (their forces are not the gradient metatomic engines take).
+
+No ``from __future__ import annotations`` here: metatomic checks ``forward``'s
+annotations as types, and TorchScript reads them too.
+"""
+
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import ase.data
+import torch
+from metatensor.torch import Labels, TensorBlock, TensorMap
+from metatomic.torch import (
+    AtomisticModel,
+    ModelCapabilities,
+    ModelMetadata,
+    ModelOutput,
+    NeighborListOptions,
+    System,
+)
+
+from geocompose.data.batch import Batch
+from geocompose.deploy.torchscript import inference_twin
+from geocompose.train.export import ExportError
+from geocompose.train.potential import Potential
+from geocompose.types import fields as F
+
+__all__ = ["MetatomicPotential", "atomistic_model", "interaction_range", "save_metatomic"]
+
+
+class MetatomicPotential(torch.nn.Module):
+    """metatomic's ``ModelInterface`` around a scripted inference twin.
+
+    Args:
+        twin: the scripted twin (:func:`~geocompose.deploy.torchscript.inference_twin`).
+        name: the model's name, for the unknown-species error.
+        species: the chemical symbols the model knows.
+        cutoff: the radius graph's cutoff (Å); the neighbour list requested.
+        per_atom: whether the twin returns per-atom energies.
+    """
+
+    symbols: List[str]
+    species: List[str]
+
+    def __init__(
+        self, twin: torch.jit.ScriptModule, name: str, species: List[str], cutoff: float, per_atom: bool
+    ):
+        super().__init__()
+        self.twin = twin
+        self.name = name
+        self.species = species
+        self.symbols = list(ase.data.chemical_symbols)
+        self.cutoff = float(cutoff)
+        self.per_atom = per_atom
+        table = torch.full((len(ase.data.chemical_symbols),), -1, dtype=torch.long)
+        for index, symbol in enumerate(species):
+            table[ase.data.atomic_numbers[symbol]] = index
+        self.register_buffer("species_of_z", table)
+        self.neighbours = NeighborListOptions(cutoff=self.cutoff, full_list=True, strict=True)
+
+    def requested_neighbor_lists(self) -> List[NeighborListOptions]:
+        return [self.neighbours]
+
+    def _check_species(self, atomic_numbers: torch.Tensor):
+        """The same one-line refusal as :meth:`GeometricModel.species_index`."""
+        if atomic_numbers.numel() == 0:
+            return
+        if int(atomic_numbers.min()) < 0 or int(atomic_numbers.max()) >= len(self.symbols):
+            raise ValueError("atomic numbers out of range")
+        unknown = (self.species_of_z[atomic_numbers] < 0).nonzero().flatten()
+        if unknown.numel() > 0:
+            atom = int(unknown[0])
+            raise ValueError(
+                "atom {} is {}, which model '{}' does not know (its species: {})".format(
+                    atom, self.symbols[int(atomic_numbers[atom])], self.name, ", ".join(self.species)
+                )
+            )
+
+    def forward(
+        self,
+        systems: List[System],
+        outputs: Dict[str, ModelOutput],
+        selected_atoms: Optional[Labels],
+    ) -> Dict[str, TensorMap]:
+        results: Dict[str, TensorMap] = {}
+        if "energy" not in outputs:
+            return results
+        per_atom = outputs["energy"].sample_kind == "atom"
+        if (per_atom or selected_atoms is not None) and not self.per_atom:
+            raise ValueError(
+                "model '{}' has no per-atom energies (its energy readout is not a 'sum'), "
+                "so it cannot give per-atom energies or energies of selected atoms".format(self.name)
+            )
+        positions: List[torch.Tensor] = []
+        numbers: List[torch.Tensor] = []
+        batch: List[torch.Tensor] = []
+        senders: List[torch.Tensor] = []
+        receivers: List[torch.Tensor] = []
+        shifts: List[torch.Tensor] = []
+        starts: List[int] = []
+        offset = 0
+        for index, system in enumerate(systems):
+            count = len(system)
+            pairs = system.get_neighbor_list(self.neighbours)
+            within = torch.linalg.vector_norm(pairs.values.reshape(-1, 3), dim=1) < self.cutoff
+            pair = pairs.samples.values[within].to(torch.long)  # (E, 5): i, j, S
+            positions.append(system.positions)
+            numbers.append(system.types.to(torch.long))
+            batch.append(torch.full((count,), index, dtype=torch.long, device=system.device))
+            receivers.append(pair[:, 0] + offset)
+            senders.append(pair[:, 1] + offset)
+            shifts.append(pair[:, 2:5])
+            starts.append(offset)
+            offset += count
+        atomic_numbers = torch.cat(numbers)
+        self._check_species(atomic_numbers)
+        receiver = torch.cat(receivers)
+        order = torch.sort(receiver, stable=True)[1]  # receiver-sorted, as our graphs are
+        edge_index = torch.stack([torch.cat(senders)[order], receiver[order]])
+        energy, atomic, _ = self.twin(
+            torch.cat(positions),
+            atomic_numbers,
+            torch.cat(batch),
+            torch.stack([system.cell for system in systems]),
+            torch.stack([system.pbc for system in systems]),
+            edge_index,
+            torch.cat(shifts)[order],
+        )
+        structure = torch.cat(batch)
+        atom = torch.arange(offset, device=structure.device) - torch.tensor(
+            starts, dtype=torch.long, device=structure.device
+        )[structure]
+        if selected_atoms is not None:
+            chosen = selected_atoms.values.to(torch.long)  # (K, 2): system, atom
+            rows = torch.tensor(starts, dtype=torch.long, device=chosen.device)[chosen[:, 0]]
+            rows = rows + chosen[:, 1]
+            atomic, structure, atom = atomic[rows], structure[rows], atom[rows]
+            if not per_atom:
+                energy = torch.zeros_like(energy).index_add(0, structure, atomic)
+        if per_atom:
+            values = atomic.reshape(-1, 1)
+            sample_values = torch.stack([structure, atom], dim=1).to(torch.int32)
+            samples = Labels(["system", "atom"], sample_values)
+        else:
+            values = energy.reshape(-1, 1)
+            system_index = torch.arange(len(systems), device=values.device, dtype=torch.int32)
+            samples = Labels(["system"], system_index.reshape(-1, 1))
+        block = TensorBlock(
+            values=values,
+            samples=samples,
+            components=[],
+            properties=Labels(["energy"], torch.zeros((1, 1), dtype=torch.int32, device=values.device)),
+        )
+        keys = Labels(["_"], torch.zeros((1, 1), dtype=torch.int32, device=values.device))
+        results["energy"] = TensorMap(keys, [block])
+        return results
+
+
+def interaction_range(potential: Potential) -> float:
+    """How far an atom sees (Å): the graph's reach times the number of blocks that pass
+    messages along edges (rows of the type trace that read the edge index), or the reach
+    when the trace names none."""
+    trace = potential.model.trace
+    steps = sum(1 for row in trace.rows[1:] if F.EDGE_INDEX in row.reads)
+    return float(trace.reach) * max(steps, 1)
+
+
+def atomistic_model(potential: Potential, example: Batch, description: str = "") -> AtomisticModel:
+    """``potential`` as a metatomic ``AtomisticModel`` (energy in eV, lengths in Å, the
+    potential's dtype), built from its inference twin traced on ``example``.
+
+    Raises:
+        ExportError: a direct-force model, a graph that is not a radius cutoff, or a model
+            that cannot be traced or scripted.
+    """
+    model = potential.model
+    if potential.has_forces and not potential.conservative:
+        raise ExportError(
+            f"model '{model.name}' predicts forces directly (not as -dE/dx); metatomic "
+            "engines take forces by autograd of the energy, so only conservative models export"
+        )
+    twin = inference_twin(potential, example)
+    per_atom = F.ATOMIC_ENERGY in model.outputs
+    wrapper = MetatomicPotential(twin, model.name, list(model.species), model.trace.cutoff, per_atom)
+    dtype = str(model.dtype).removeprefix("torch.")
+    capabilities = ModelCapabilities(
+        outputs={"energy": ModelOutput(unit="eV", sample_kind="atom" if per_atom else "system")},
+        atomic_types=sorted(ase.data.atomic_numbers[s] for s in model.species),
+        interaction_range=interaction_range(potential),
+        length_unit="angstrom",
+        supported_devices=["cpu", "cuda"],
+        dtype=dtype,
+    )
+    metadata = ModelMetadata(
+        name=model.name,
+        description=description or f"geocompose blueprint '{model.name}' ({dtype})",
+        references={"implementation": ["geocompose"]},
+    )
+    return AtomisticModel(wrapper.eval(), metadata, capabilities)
+
+
+def save_metatomic(potential: Potential, path: str | Path, example: Batch, description: str = "") -> Path:
+    """Write ``potential`` as a metatomic model file (see :func:`atomistic_model`)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomistic_model(potential, example, description).save(str(path))
+    return path
