@@ -27,9 +27,10 @@ annotations as types, and TorchScript reads them too.
 """
 
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple, Union
 
 import ase.data
+import numpy as np
 import torch
 from metatensor.torch import Labels, TensorBlock, TensorMap
 from metatomic.torch import (
@@ -47,7 +48,65 @@ from geocompose.train.export import ExportError
 from geocompose.train.potential import Potential
 from geocompose.types import fields as F
 
-__all__ = ["MetatomicPotential", "atomistic_model", "interaction_range", "save_metatomic"]
+__all__ = [
+    "MetatomicPotential",
+    "atomistic_model",
+    "batch_inputs",
+    "interaction_range",
+    "metatomic_deviation",
+    "save_metatomic",
+]
+
+
+def batch_inputs(
+    systems: List[System], neighbours: NeighborListOptions, cutoff: float
+) -> Tuple[
+    torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor
+]:
+    """The engine's systems as one batch of the twin's inputs.
+
+    Returns:
+        positions (N, 3), atomic_numbers (N,), batch (N,), cell (B, 3, 3), pbc (B, 3),
+        edge_index (2, E) [sender j, receiver i], edge_shifts (E, 3) and the first atom of
+        each system (B,). metatomic's pair ``(first_atom i, second_atom j, S)`` has the
+        vector ``x_j - x_i + S @ cell``: our receiver i, sender j and shift S. Pairs at
+        or beyond ``cutoff`` are dropped (our radius graph never builds them); edges are
+        sorted by receiver, as our graphs are (faster scatters).
+    """
+    positions: List[torch.Tensor] = []
+    numbers: List[torch.Tensor] = []
+    batch: List[torch.Tensor] = []
+    senders: List[torch.Tensor] = []
+    receivers: List[torch.Tensor] = []
+    shifts: List[torch.Tensor] = []
+    starts: List[int] = []
+    offset = 0
+    for index, system in enumerate(systems):
+        count = len(system)
+        pairs = system.get_neighbor_list(neighbours)
+        within = torch.linalg.vector_norm(pairs.values.reshape(-1, 3), dim=1) < cutoff
+        pair = pairs.samples.values[within].to(torch.long)  # (E, 5): i, j, S
+        positions.append(system.positions)
+        numbers.append(system.types.to(torch.long))
+        batch.append(torch.full((count,), index, dtype=torch.long, device=system.device))
+        receivers.append(pair[:, 0] + offset)
+        senders.append(pair[:, 1] + offset)
+        shifts.append(pair[:, 2:5])
+        starts.append(offset)
+        offset += count
+    receiver = torch.cat(receivers)
+    order = torch.sort(receiver, stable=True)[1]
+    device = receiver.device
+    return (
+        torch.cat(positions),
+        torch.cat(numbers),
+        torch.cat(batch),
+        torch.stack([system.cell for system in systems]),
+        torch.stack([system.pbc for system in systems]),
+        torch.stack([torch.cat(senders)[order], receiver[order]]),
+        torch.cat(shifts)[order],
+        torch.tensor(starts, dtype=torch.long, device=device),
+    )
 
 
 class MetatomicPotential(torch.nn.Module):
@@ -113,49 +172,17 @@ class MetatomicPotential(torch.nn.Module):
                 "model '{}' has no per-atom energies (its energy readout is not a 'sum'), "
                 "so it cannot give per-atom energies or energies of selected atoms".format(self.name)
             )
-        positions: List[torch.Tensor] = []
-        numbers: List[torch.Tensor] = []
-        batch: List[torch.Tensor] = []
-        senders: List[torch.Tensor] = []
-        receivers: List[torch.Tensor] = []
-        shifts: List[torch.Tensor] = []
-        starts: List[int] = []
-        offset = 0
-        for index, system in enumerate(systems):
-            count = len(system)
-            pairs = system.get_neighbor_list(self.neighbours)
-            within = torch.linalg.vector_norm(pairs.values.reshape(-1, 3), dim=1) < self.cutoff
-            pair = pairs.samples.values[within].to(torch.long)  # (E, 5): i, j, S
-            positions.append(system.positions)
-            numbers.append(system.types.to(torch.long))
-            batch.append(torch.full((count,), index, dtype=torch.long, device=system.device))
-            receivers.append(pair[:, 0] + offset)
-            senders.append(pair[:, 1] + offset)
-            shifts.append(pair[:, 2:5])
-            starts.append(offset)
-            offset += count
-        atomic_numbers = torch.cat(numbers)
-        self._check_species(atomic_numbers)
-        receiver = torch.cat(receivers)
-        order = torch.sort(receiver, stable=True)[1]  # receiver-sorted, as our graphs are
-        edge_index = torch.stack([torch.cat(senders)[order], receiver[order]])
-        energy, atomic, _ = self.twin(
-            torch.cat(positions),
-            atomic_numbers,
-            torch.cat(batch),
-            torch.stack([system.cell for system in systems]),
-            torch.stack([system.pbc for system in systems]),
-            edge_index,
-            torch.cat(shifts)[order],
+        positions, atomic_numbers, structure, cell, pbc, edge_index, edge_shifts, starts = (
+            batch_inputs(systems, self.neighbours, self.cutoff)
         )
-        structure = torch.cat(batch)
-        atom = torch.arange(offset, device=structure.device) - torch.tensor(
-            starts, dtype=torch.long, device=structure.device
-        )[structure]
+        self._check_species(atomic_numbers)
+        energy, atomic, _ = self.twin(
+            positions, atomic_numbers, structure, cell, pbc, edge_index, edge_shifts
+        )
+        atom = torch.arange(structure.shape[0], device=structure.device) - starts[structure]
         if selected_atoms is not None:
             chosen = selected_atoms.values.to(torch.long)  # (K, 2): system, atom
-            rows = torch.tensor(starts, dtype=torch.long, device=chosen.device)[chosen[:, 0]]
-            rows = rows + chosen[:, 1]
+            rows = starts[chosen[:, 0]] + chosen[:, 1]
             atomic, structure, atom = atomic[rows], structure[rows], atom[rows]
             if not per_atom:
                 energy = torch.zeros_like(energy).index_add(0, structure, atomic)
@@ -221,9 +248,38 @@ def atomistic_model(potential: Potential, example: Batch, description: str = "")
     return AtomisticModel(wrapper.eval(), metadata, capabilities)
 
 
-def save_metatomic(potential: Potential, path: str | Path, example: Batch, description: str = "") -> Path:
+def save_metatomic(
+    potential: Potential, path: Union[str, Path], example: Batch, description: str = ""
+) -> Path:
     """Write ``potential`` as a metatomic model file (see :func:`atomistic_model`)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     atomistic_model(potential, example, description).save(str(path))
     return path
+
+
+def metatomic_deviation(potential: Potential, path: Union[str, Path], batch: Batch) -> Dict[str, float]:
+    """Largest absolute difference of energy, forces and (3D-periodic structures only)
+    stress between ``potential`` (our ASE calculator) and the saved file run by
+    metatomic-ase's calculator, over the structures of ``batch``: the check
+    ``geocompose export --format metatomic`` prints."""
+    from metatomic_ase import MetatomicCalculator
+
+    from geocompose.ase import Calculator
+    from geocompose.verification.calculator import batch_to_atoms
+
+    ours, theirs = Calculator(potential), MetatomicCalculator(str(path))
+    worst = {F.ENERGY: 0.0, F.FORCES: 0.0}
+    for atoms in batch_to_atoms(batch):
+        results = []
+        for calculator in (ours, theirs):
+            copy = atoms.copy()
+            copy.calc = calculator
+            result = {F.ENERGY: copy.get_potential_energy(), F.FORCES: copy.get_forces()}
+            if copy.pbc.all():
+                result[F.STRESS] = copy.get_stress()
+            results.append(result)
+        for name, value in results[0].items():
+            difference = float(np.abs(np.asarray(value) - np.asarray(results[1][name])).max())
+            worst[name] = max(worst.get(name, 0.0), difference)
+    return worst
