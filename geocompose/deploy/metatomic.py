@@ -219,10 +219,15 @@ def atomistic_model(potential: Potential, example: Batch, description: str = "")
     potential's dtype), built from its inference twin traced on ``example``.
 
     Raises:
-        ExportError: a direct-force model, a graph that is not a radius cutoff, or a model
+        ExportError: a direct-force model, a graph that is not a radius graph, or a model
             that cannot be traced or scripted.
     """
     model = potential.model
+    if model.graph.entry.name != "radius":
+        raise ExportError(
+            f"model '{model.name}' builds a '{model.graph.entry.name}' graph; metatomic engines "
+            "give a radius neighbour list, so only 'radius' graphs export"
+        )
     if potential.has_forces and not potential.conservative:
         raise ExportError(
             f"model '{model.name}' predicts forces directly (not as -dE/dx); metatomic "

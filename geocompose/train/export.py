@@ -181,7 +181,8 @@ def trace_after_neighbours(core: nn.Module, potential: Potential, example: Batch
         raise ExportError(
             "export needs an example batch of at least 2 structures (so their count stays dynamic)"
         )
-    args = graph_inputs(potential, example)
+    # In the potential's dtype: the trace records the dtypes it saw.
+    args = graph_inputs(potential, example.to(potential.model.dtype))
     atoms, edges, structures = Dim("atoms", min=1), Dim("edges", min=1), Dim("structures", min=1)
     shapes = (
         {0: atoms},
