@@ -226,3 +226,33 @@ def test_bad_input_exit_codes(checkpoint, tmp_path, capsys):
     with pytest.raises(SystemExit) as caught:  # argparse refuses an unknown format
         main(["export", str(checkpoint), out, "--format", "xyz"])
     assert caught.value.code == 2
+
+
+@pytest.mark.parametrize("kind", ["pt2", "metatomic"])
+def test_verify_takes_an_export_as_a_black_box(checkpoint, exported, tmp_path, kind, capsys):
+    """The battery of ``verify --calculator``, O(3) claimed from the command line; the
+    species and cutoff are the file's own."""
+    if kind == "pt2":
+        path = tmp_path / "cu.pt2"
+        assert main(["export", str(checkpoint), str(path)]) == 0  # structures drawn: no DATA
+    else:
+        path = exported["float64"]
+    code = main(["verify", "--export", str(path), "--samples", "1", "--json",
+                 str(tmp_path / "report.json")])
+    assert code == 0, capsys.readouterr().out[-3000:]
+    (entry,) = json.loads((tmp_path / "report.json").read_text())["reports"]
+    report = entry["report"]
+    assert report["name"] == f"deploy_cu ({kind})"
+    checks = {c["name"]: c for c in report["checks"]}
+    for name in ("rotation", "reflection", "translation", "permutation", "stress"):
+        assert checks[name]["verdict"] == "pass", checks[name]
+
+
+def test_verify_refuses_a_file_that_is_no_export(tmp_path, capsys):
+    bogus = tmp_path / "x.pt"
+    bogus.write_text("not a model")
+    assert main(["verify", "--export", str(bogus)]) == 2
+    assert "neither a .pt2 file of `geocompose export` nor a metatomic model" in (
+        capsys.readouterr().err
+    )
+    assert main(["verify", "--export", str(tmp_path / "missing.pt")]) == 2
