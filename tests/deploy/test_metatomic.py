@@ -139,6 +139,31 @@ def test_a_process_without_geocompose_matches_our_calculator(checkpoint, exporte
         np.testing.assert_allclose(got["positions"], atoms.positions, rtol=0, atol=1e-9)
 
 
+def test_per_atom_energies_and_selected_atoms(checkpoint, exported):
+    """Per-atom energies (the sum readout's terms) equal our calculator's; the energy of
+    selected atoms (domain decomposition, e.g. LAMMPS) is the sum of theirs."""
+    from metatensor.torch import Labels
+    from metatomic.torch import ModelOutput
+    from metatomic_ase import MetatomicCalculator
+
+    atoms = _triclinic_copper()
+    calculator = MetatomicCalculator(str(exported["float64"]))
+    capabilities = calculator.model().capabilities()
+    assert capabilities.outputs["energy"].sample_kind == "atom"
+    assert capabilities.interaction_range == pytest.approx(4.0)  # cutoff x 1 interaction
+    atoms.calc = calculator
+    theirs = atoms.get_potential_energies()
+    ours = atoms.copy()
+    ours.calc = Calculator(checkpoint, dtype="float64")
+    np.testing.assert_allclose(theirs, ours.get_potential_energies(), rtol=1e-10, atol=0)
+    chosen = Labels(["system", "atom"], torch.tensor([[0, 0], [0, 3], [0, 7]], dtype=torch.int32))
+    for kind, expected in (("system", [theirs[[0, 3, 7]].sum()]), ("atom", theirs[[0, 3, 7]])):
+        out = calculator.run_model(atoms, {"energy": ModelOutput(unit="eV", sample_kind=kind)},
+                                   selected_atoms=chosen)
+        values = out["energy"].block().values.detach().numpy().reshape(-1)
+        np.testing.assert_allclose(values, expected, rtol=1e-12)
+
+
 def test_the_neighbour_list_maps_onto_our_radius_graph(checkpoint):
     """metatomic's (first_atom i, second_atom j, S) become our [sender j, receiver i]
     edge with shift S: the same edges, the same vectors, as our radius graph's."""
@@ -256,3 +281,33 @@ def test_verify_refuses_a_file_that_is_no_export(tmp_path, capsys):
         capsys.readouterr().err
     )
     assert main(["verify", "--export", str(tmp_path / "missing.pt")]) == 2
+
+
+def test_interaction_range_is_the_reach_times_the_message_passing_steps():
+    import geocompose
+    from geocompose.deploy.metatomic import interaction_range
+    from geocompose.train import Potential
+
+    from pathlib import Path
+
+    blueprint = Path(__file__).parents[2] / "blueprints" / "schnet.yaml"
+    model = geocompose.compile(geocompose.load(blueprint).blueprint, seed=0)
+    assert interaction_range(Potential(model)) == pytest.approx(6 * 5.0)  # 6 interactions, 5 Å
+
+
+def test_the_twin_runs_in_the_potentials_dtype_whatever_the_example():
+    """A float64 example (what Batch.from_ase gives) traces a float32 twin."""
+    import geocompose
+    from geocompose.data.batch import Batch
+    from geocompose.deploy.torchscript import TwinOutputs, inference_twin
+    from geocompose.train import Potential
+    from geocompose.train.export import graph_inputs
+    from train_cases import tiny_schnet
+
+    potential = Potential(geocompose.compile(tiny_schnet(), dtype=torch.float32, seed=1)).eval()
+    twin = inference_twin(potential, Batch.from_ase([_triclinic_copper(), _copper_molecule()]))
+    batch = Batch.from_ase([rattled_copper((3, 1, 1)), _copper_molecule()], dtype=torch.float32)
+    inputs = graph_inputs(potential, batch)
+    got, expected = twin(*inputs), TwinOutputs(potential)(*inputs)
+    assert got[0].dtype == torch.float32
+    torch.testing.assert_close(got[0], expected[0], rtol=0, atol=0)
