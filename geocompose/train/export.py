@@ -22,7 +22,10 @@ only ``torch`` and a neighbour list with the conventions above (vesin gives them
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import sys
 from pathlib import Path
 
 import torch
@@ -193,12 +196,24 @@ def trace_after_neighbours(core: nn.Module, potential: Potential, example: Batch
         {1: edges},
         {0: edges},
     )
+    # On failure torch prints the whole partial graph to stderr (hundreds of lines) before
+    # raising; the one-line error below says what failed, so that print is dropped.
+    printed = io.StringIO()
     try:
-        return torch.export.export(core, args, dynamic_shapes=shapes, strict=False)
+        with contextlib.redirect_stderr(printed):
+            program = torch.export.export(core, args, dynamic_shapes=shapes, strict=False)
+        sys.stderr.write(printed.getvalue())
+        return program
     except Exception as err:  # torch raises many kinds; the message is what matters
         first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        hint = ""
+        if type(err).__name__ == "GuardOnDataDependentSymNode":
+            hint = (
+                " — a block builds sizes from tensor values (e.g. the triplets of DimeNet/"
+                "GemNet), which cannot be traced with dynamic sizes"
+            )
         raise ExportError(
-            f"torch.export failed for '{potential.model.name}': {type(err).__name__}: {first}"
+            f"torch.export failed for '{potential.model.name}': {type(err).__name__}: {first}{hint}"
         ) from err
 
 

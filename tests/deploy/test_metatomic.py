@@ -311,3 +311,25 @@ def test_the_twin_runs_in_the_potentials_dtype_whatever_the_example():
     got, expected = twin(*inputs), TwinOutputs(potential)(*inputs)
     assert got[0].dtype == torch.float32
     torch.testing.assert_close(got[0], expected[0], rtol=0, atol=0)
+
+
+@pytest.mark.slow  # ~25 s: DimeNet++'s trace runs until torch.export gives up
+def test_a_model_torch_export_cannot_trace_is_refused_in_one_line(tmp_path, capsys):
+    import geocompose
+    from pathlib import Path
+
+    from geocompose.train import Potential, save_checkpoint
+
+    path = Path(__file__).parents[2] / "blueprints" / "dimenet_pp.yaml"
+    blueprint = geocompose.load(path).blueprint.model_dump(mode="json")
+    blueprint["embedding"]["species"] = ["Cu"]
+    model = geocompose.compile(blueprint, dtype=torch.float64, seed=0)
+    state = {"blueprint": blueprint, "species": ["Cu"], "dtype": "float64",
+             "weights": Potential(model).state_dict(), "ema": None}
+    save_checkpoint(state, tmp_path / "dimenet.pt")
+    code = main(["export", str(tmp_path / "dimenet.pt"), str(tmp_path / "m.pt"),
+                 "--format", "metatomic"])
+    assert code == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err  # torch's partial graph print is not passed on
+    assert err.startswith("torch.export failed for 'dimenet_pp': GuardOnDataDependentSymNode")
