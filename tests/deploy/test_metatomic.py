@@ -17,6 +17,7 @@ from ase.io import read, write
 from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
 from ase.md.verlet import VelocityVerlet
 from ase import units
+from ase.stress import full_3x3_to_voigt_6_stress
 from deploy_cases import rattled_copper
 
 from geocompose.ase import Calculator
@@ -31,6 +32,7 @@ import sys; sys.modules["geocompose"] = None
 import json
 import numpy as np
 from ase import units
+from ase.stress import full_3x3_to_voigt_6_stress
 from ase.io import read
 from ase.md.verlet import VelocityVerlet
 from metatomic_ase import MetatomicCalculator
@@ -162,6 +164,29 @@ def test_per_atom_energies_and_selected_atoms(checkpoint, exported):
                                    selected_atoms=chosen)
         values = out["energy"].block().values.detach().numpy().reshape(-1)
         np.testing.assert_allclose(values, expected, rtol=1e-12)
+
+
+def test_torchsim_runs_the_file_batched(checkpoint, exported):
+    """TorchSim's own metatomic model on two systems in one batch (the file's multi-system
+    path): energy, forces and stress equal our calculator's to 1e-10 relative."""
+    ts = pytest.importorskip("torch_sim")
+    from torch_sim.models.metatomic import MetatomicModel  # warns: metatrain is optional
+
+    systems = [rattled_copper((2, 1, 1)), _triclinic_copper()]
+    model = MetatomicModel(str(exported["float64"]), device="cpu")
+    out = model(ts.io.atoms_to_state(systems, torch.device("cpu"), torch.float64))
+    start = 0
+    for index, atoms in enumerate(systems):
+        ours = _ours(checkpoint, atoms)
+        stop = start + len(atoms)
+        assert float(out["energy"][index]) == pytest.approx(ours["energy"], rel=1e-10, abs=0)
+        forces = out["forces"][start:stop].detach().numpy()
+        np.testing.assert_allclose(forces, ours["forces"], rtol=0,
+                                   atol=1e-10 * np.abs(ours["forces"]).max())
+        stress = full_3x3_to_voigt_6_stress(out["stress"][index].detach().numpy())
+        np.testing.assert_allclose(stress, ours["stress"], rtol=0,
+                                   atol=1e-10 * np.abs(ours["stress"]).max())
+        start = stop
 
 
 def test_the_neighbour_list_maps_onto_our_radius_graph(checkpoint):
