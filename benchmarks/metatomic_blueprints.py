@@ -75,8 +75,10 @@ def main(argv=None) -> list[dict]:
             print(f"| {r['blueprint']} | no: {r['refused']} | | | | |")
         else:
             relative = r["energy"] / max(r["energy_scale"], 1e-300)
-            print(f"| {r['blueprint']} | yes | {r['export_s']:.0f} | {relative:.1e} | "
-                  f"{r['forces']:.1e} | {r.get('stress', float('nan')):.1e} |")
+            print(
+                f"| {r['blueprint']} | yes | {r['export_s']:.0f} | {relative:.1e} | "
+                f"{r['forces']:.1e} | {r.get('stress', float('nan')):.1e} |"
+            )
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
     return rows

@@ -64,7 +64,10 @@ def _structures(args: argparse.Namespace, species: tuple[str, ...], cutoff: floa
     """DATA, checked against the model's species, or drawn structures of its species."""
     if args.data is None:
         rng = np.random.default_rng(0)
-        drawn = [random_cell(rng, list(species), max_atoms=6), random_molecule(rng, list(species), cutoff)]
+        drawn = [
+            random_cell(rng, list(species), max_atoms=6),
+            random_molecule(rng, list(species), cutoff),
+        ]
         drawn += [random_cell(rng, list(species), max_atoms=8) for _ in range(2)]
         drawn += [random_molecule(rng, list(species), cutoff) for _ in range(2)]
         return Dataset.from_atoms(drawn, source=f"structures drawn from {', '.join(species)}")

@@ -75,13 +75,20 @@ class ExportedCalculator(_AseCalculator):
             )
         batch = Batch.from_ase(self.atoms, dtype=self.dtype)
         receivers, senders, shifts = radius_pairs(
-            batch.positions.double().numpy(), batch.cell[0].double().numpy(),
-            batch.pbc[0].numpy(), self.cutoff,
+            batch.positions.double().numpy(),
+            batch.cell[0].double().numpy(),
+            batch.pbc[0].numpy(),
+            self.cutoff,
         )
         edge_index = torch.from_numpy(np.stack([senders, receivers]).astype(np.int64))
         out = self.exported(
-            batch.positions, batch.atomic_numbers, batch.batch, batch.cell, batch.pbc,
-            edge_index, torch.from_numpy(np.asarray(shifts, dtype=np.int64).reshape(-1, 3)),
+            batch.positions,
+            batch.atomic_numbers,
+            batch.batch,
+            batch.cell,
+            batch.pbc,
+            edge_index,
+            torch.from_numpy(np.asarray(shifts, dtype=np.int64).reshape(-1, 3)),
             stress=want_stress,
         )
         energy = float(out["energy"][0])

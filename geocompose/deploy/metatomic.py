@@ -22,9 +22,12 @@ its per-atom terms plus the reference energies, as in the ASE calculator; otherw
 model says ``per-atom energies: no`` and refuses them. Direct-force models are refused
 at export (their forces are not the gradient metatomic engines take).
 
-No ``from __future__ import annotations`` here: metatomic checks ``forward``'s
-annotations as types, and TorchScript reads them too.
+No ``from __future__ import annotations`` here, and ``typing`` generics (``List``,
+``Optional``) rather than builtins and ``X | None``: metatomic checks ``forward``'s
+annotations as these types, and TorchScript compiles them.
 """
+
+# ruff: noqa: UP006, UP007, UP032, UP035, UP045
 
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple, Union
@@ -61,7 +64,14 @@ __all__ = [
 def batch_inputs(
     systems: List[System], neighbours: NeighborListOptions, cutoff: float
 ) -> Tuple[
-    torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor
+    torch.Tensor,
+    torch.Tensor,
+    torch.Tensor,
+    torch.Tensor,
+    torch.Tensor,
+    torch.Tensor,
+    torch.Tensor,
+    torch.Tensor,
 ]:
     """The engine's systems as one batch of the twin's inputs.
 
@@ -124,7 +134,12 @@ class MetatomicPotential(torch.nn.Module):
     species: List[str]
 
     def __init__(
-        self, twin: torch.jit.ScriptModule, name: str, species: List[str], cutoff: float, per_atom: bool
+        self,
+        twin: torch.jit.ScriptModule,
+        name: str,
+        species: List[str],
+        cutoff: float,
+        per_atom: bool,
     ):
         super().__init__()
         self.twin = twin
@@ -153,7 +168,10 @@ class MetatomicPotential(torch.nn.Module):
             atom = int(unknown[0])
             raise ValueError(
                 "atom {} is {}, which model '{}' does not know (its species: {})".format(
-                    atom, self.symbols[int(atomic_numbers[atom])], self.name, ", ".join(self.species)
+                    atom,
+                    self.symbols[int(atomic_numbers[atom])],
+                    self.name,
+                    ", ".join(self.species),
                 )
             )
 
@@ -170,7 +188,9 @@ class MetatomicPotential(torch.nn.Module):
         if (per_atom or selected_atoms is not None) and not self.per_atom:
             raise ValueError(
                 "model '{}' has no per-atom energies (its energy readout is not a 'sum'), "
-                "so it cannot give per-atom energies or energies of selected atoms".format(self.name)
+                "so it cannot give per-atom energies or energies of selected atoms".format(
+                    self.name
+                )
             )
         positions, atomic_numbers, structure, cell, pbc, edge_index, edge_shifts, starts = (
             batch_inputs(systems, self.neighbours, self.cutoff)
@@ -198,7 +218,9 @@ class MetatomicPotential(torch.nn.Module):
             values=values,
             samples=samples,
             components=[],
-            properties=Labels(["energy"], torch.zeros((1, 1), dtype=torch.int32, device=values.device)),
+            properties=Labels(
+                ["energy"], torch.zeros((1, 1), dtype=torch.int32, device=values.device)
+            ),
         )
         keys = Labels(["_"], torch.zeros((1, 1), dtype=torch.int32, device=values.device))
         results["energy"] = TensorMap(keys, [block])
@@ -235,7 +257,9 @@ def atomistic_model(potential: Potential, example: Batch, description: str = "")
         )
     twin = inference_twin(potential, example)
     per_atom = F.ATOMIC_ENERGY in model.outputs
-    wrapper = MetatomicPotential(twin, model.name, list(model.species), model.trace.cutoff, per_atom)
+    wrapper = MetatomicPotential(
+        twin, model.name, list(model.species), model.trace.cutoff, per_atom
+    )
     dtype = str(model.dtype).removeprefix("torch.")
     capabilities = ModelCapabilities(
         outputs={"energy": ModelOutput(unit="eV", sample_kind="atom" if per_atom else "system")},
@@ -263,7 +287,9 @@ def save_metatomic(
     return path
 
 
-def metatomic_deviation(potential: Potential, path: Union[str, Path], batch: Batch) -> Dict[str, float]:
+def metatomic_deviation(
+    potential: Potential, path: Union[str, Path], batch: Batch
+) -> Dict[str, float]:
     """Largest absolute difference of energy, forces and (3D-periodic structures only)
     stress between ``potential`` (our ASE calculator) and the saved file run by
     metatomic-ase's calculator, over the structures of ``batch``: the check

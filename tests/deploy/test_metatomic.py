@@ -8,23 +8,48 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from ase import units
 from ase.build import molecule
 from ase.io import read, write
 from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
 from ase.md.verlet import VelocityVerlet
-from ase import units
 from ase.stress import full_3x3_to_voigt_6_stress
 from deploy_cases import rattled_copper
+from train_cases import tiny_painn, tiny_schnet  # on the path through conftest.py
 
+import geocompose
 from geocompose.ase import Calculator
 from geocompose.cli.main import main
+from geocompose.data.batch import Batch
+from geocompose.deploy.inference import load_for_inference
+from geocompose.deploy.torchscript import TwinOutputs, inference_twin
+from geocompose.train import Potential, save_checkpoint
+from geocompose.train.export import ExportError, graph_inputs
+from geocompose.types import fields as F
 
-metatomic = pytest.importorskip("metatomic.torch", reason="the deploy extra installs metatomic")
-from geocompose.deploy.metatomic import atomistic_model, batch_inputs  # noqa: E402
+pytest.importorskip("metatomic.torch", reason="the deploy extra installs metatomic")
+from metatensor.torch import Labels
+from metatomic.torch import (
+    ModelOutput,
+    NeighborListOptions,
+    System,
+    load_atomistic_model,
+)
+from metatomic_ase import MetatomicCalculator
+from vesin.metatomic import NeighborList
+
+from geocompose.deploy.metatomic import (
+    atomistic_model,
+    batch_inputs,
+    interaction_range,
+)
+
+BLUEPRINTS = Path(__file__).parents[2] / "blueprints"
 
 # Run in a fresh interpreter where importing geocompose fails: the file stands alone.
 CHILD = r"""
@@ -32,7 +57,6 @@ import sys; sys.modules["geocompose"] = None
 import json
 import numpy as np
 from ase import units
-from ase.stress import full_3x3_to_voigt_6_stress
 from ase.io import read
 from ase.md.verlet import VelocityVerlet
 from metatomic_ase import MetatomicCalculator
@@ -93,9 +117,18 @@ def _run_without_geocompose(model, tmp_path):
     write(tmp_path / "structures.extxyz", [_triclinic_copper(), _copper_molecule()])
     write(tmp_path / "md.extxyz", _md_start())
     done = subprocess.run(
-        [sys.executable, "-c", CHILD, str(model), str(tmp_path / "structures.extxyz"),
-         str(tmp_path / "md.extxyz")],
-        capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-c",
+            CHILD,
+            str(model),
+            str(tmp_path / "structures.extxyz"),
+            str(tmp_path / "md.extxyz"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
     assert done.returncode == 0, done.stderr[-2000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -111,8 +144,9 @@ def _ours(checkpoint, atoms, dtype="float64"):
 
 
 @pytest.mark.parametrize("dtype, rtol", [("float64", 1e-10), ("float32", 1e-5)])
-def test_a_process_without_geocompose_matches_our_calculator(checkpoint, exported, tmp_path,
-                                                            dtype, rtol):
+def test_a_process_without_geocompose_matches_our_calculator(
+    checkpoint, exported, tmp_path, dtype, rtol
+):
     """float64 to 1e-10 relative; float32 at its round-off (1e-5 relative of each
     quantity's scale: float32 has 6e-8 and sums over edges lose a few digits)."""
     got = _run_without_geocompose(exported[dtype], tmp_path)
@@ -129,8 +163,10 @@ def test_a_process_without_geocompose_matches_our_calculator(checkpoint, exporte
     totals = np.array(got["totals"])
     drift = (totals[-1] - totals[0]) / 32
     excursion = np.abs(totals - totals[0]).max() / 32
-    print(f"{dtype}: NVE 40 fs, 32 atoms at 600 K: drift {drift * 1e3:+.2e} meV/atom, "
-          f"largest excursion {excursion * 1e3:.2e} meV/atom")
+    print(
+        f"{dtype}: NVE 40 fs, 32 atoms at 600 K: drift {drift * 1e3:+.2e} meV/atom, "
+        f"largest excursion {excursion * 1e3:.2e} meV/atom"
+    )
     assert excursion < (1e-4 if dtype == "float64" else 1e-3)  # eV/atom
     if dtype == "float64":
         # The same trajectory as ASE's own MD with our calculator, atom by atom.
@@ -144,9 +180,6 @@ def test_a_process_without_geocompose_matches_our_calculator(checkpoint, exporte
 def test_per_atom_energies_and_selected_atoms(checkpoint, exported):
     """Per-atom energies (the sum readout's terms) equal our calculator's; the energy of
     selected atoms (domain decomposition, e.g. LAMMPS) is the sum of theirs."""
-    from metatensor.torch import Labels
-    from metatomic.torch import ModelOutput
-    from metatomic_ase import MetatomicCalculator
 
     atoms = _triclinic_copper()
     calculator = MetatomicCalculator(str(exported["float64"]))
@@ -160,8 +193,9 @@ def test_per_atom_energies_and_selected_atoms(checkpoint, exported):
     np.testing.assert_allclose(theirs, ours.get_potential_energies(), rtol=1e-10, atol=0)
     chosen = Labels(["system", "atom"], torch.tensor([[0, 0], [0, 3], [0, 7]], dtype=torch.int32))
     for kind, expected in (("system", [theirs[[0, 3, 7]].sum()]), ("atom", theirs[[0, 3, 7]])):
-        out = calculator.run_model(atoms, {"energy": ModelOutput(unit="eV", sample_kind=kind)},
-                                   selected_atoms=chosen)
+        out = calculator.run_model(
+            atoms, {"energy": ModelOutput(unit="eV", sample_kind=kind)}, selected_atoms=chosen
+        )
         values = out["energy"].block().values.detach().numpy().reshape(-1)
         np.testing.assert_allclose(values, expected, rtol=1e-12)
 
@@ -181,23 +215,19 @@ def test_torchsim_runs_the_file_batched(checkpoint, exported):
         stop = start + len(atoms)
         assert float(out["energy"][index]) == pytest.approx(ours["energy"], rel=1e-10, abs=0)
         forces = out["forces"][start:stop].detach().numpy()
-        np.testing.assert_allclose(forces, ours["forces"], rtol=0,
-                                   atol=1e-10 * np.abs(ours["forces"]).max())
+        np.testing.assert_allclose(
+            forces, ours["forces"], rtol=0, atol=1e-10 * np.abs(ours["forces"]).max()
+        )
         stress = full_3x3_to_voigt_6_stress(out["stress"][index].detach().numpy())
-        np.testing.assert_allclose(stress, ours["stress"], rtol=0,
-                                   atol=1e-10 * np.abs(ours["stress"]).max())
+        np.testing.assert_allclose(
+            stress, ours["stress"], rtol=0, atol=1e-10 * np.abs(ours["stress"]).max()
+        )
         start = stop
 
 
 def test_the_neighbour_list_maps_onto_our_radius_graph(checkpoint):
     """metatomic's (first_atom i, second_atom j, S) become our [sender j, receiver i]
     edge with shift S: the same edges, the same vectors, as our radius graph's."""
-    from metatomic.torch import NeighborListOptions, System
-    from vesin.metatomic import NeighborList
-
-    from geocompose.data.batch import Batch
-    from geocompose.deploy.inference import load_for_inference
-    from geocompose.types import fields as F
 
     potential = load_for_inference(checkpoint)
     cutoff = potential.model.trace.cutoff
@@ -206,8 +236,12 @@ def test_the_neighbour_list_maps_onto_our_radius_graph(checkpoint):
     systems = []
     for atoms in structures:
         cell = torch.tensor(atoms.cell.array if atoms.pbc.all() else np.zeros((3, 3)))
-        system = System(torch.tensor(atoms.numbers, dtype=torch.int32),
-                        torch.tensor(atoms.positions), cell, torch.tensor(atoms.pbc))
+        system = System(
+            torch.tensor(atoms.numbers, dtype=torch.int32),
+            torch.tensor(atoms.positions),
+            cell,
+            torch.tensor(atoms.pbc),
+        )
         NeighborList(options, length_unit="angstrom").add_neighbor_list([system])
         systems.append(system)
     positions, _, _, cells, _, edge_index, shifts, _ = batch_inputs(systems, options, cutoff)
@@ -220,8 +254,11 @@ def test_the_neighbour_list_maps_onto_our_radius_graph(checkpoint):
     assert edges(edge_index, shifts) == edges(ours[F.EDGE_INDEX], ours[F.EDGE_SHIFTS])
     senders, receivers = edge_index
     structure = batch.batch[receivers]
-    vectors = positions[senders] - positions[receivers] + torch.einsum(
-        "ei,eij->ej", shifts.double(), cells[structure])
+    vectors = (
+        positions[senders]
+        - positions[receivers]
+        + torch.einsum("ei,eij->ej", shifts.double(), cells[structure])
+    )
     assert float(vectors.norm(dim=1).max()) < cutoff
     # the per-system neighbour vectors metatomic computed, for the same pairs
     assert len(edge_index[0]) == sum(
@@ -231,9 +268,6 @@ def test_the_neighbour_list_maps_onto_our_radius_graph(checkpoint):
 
 
 def test_unknown_species_is_refused_in_one_line(exported, checkpoint):
-    from metatomic.torch import ModelOutput, NeighborListOptions, System, load_atomistic_model
-    from metatomic_ase import MetatomicCalculator
-    from vesin.metatomic import NeighborList
 
     water = molecule("H2O")
     water.calc = MetatomicCalculator(str(exported["float64"]))
@@ -246,9 +280,12 @@ def test_unknown_species_is_refused_in_one_line(exported, checkpoint):
     # The model itself refuses with the message of every other engine.
     model = load_atomistic_model(str(exported["float64"]))
     options = NeighborListOptions(cutoff=4.0, full_list=True, strict=True)
-    system = System(torch.tensor(water.numbers, dtype=torch.int32),
-                    torch.tensor(water.positions), torch.zeros(3, 3, dtype=torch.float64),
-                    torch.zeros(3, dtype=torch.bool))
+    system = System(
+        torch.tensor(water.numbers, dtype=torch.int32),
+        torch.tensor(water.positions),
+        torch.zeros(3, 3, dtype=torch.float64),
+        torch.zeros(3, dtype=torch.bool),
+    )
     NeighborList(options, length_unit="angstrom").add_neighbor_list([system])
     with pytest.raises(Exception) as caught:
         model.module([system], {"energy": ModelOutput(unit="eV")}, None)
@@ -257,11 +294,6 @@ def test_unknown_species_is_refused_in_one_line(exported, checkpoint):
 
 
 def test_direct_forces_are_refused():
-    import geocompose
-    from geocompose.data.batch import Batch
-    from geocompose.train import Potential
-    from geocompose.train.export import ExportError
-    from train_cases import tiny_painn  # on the path through conftest.py
 
     potential = Potential(geocompose.compile(tiny_painn("direct_forces"), dtype=torch.float64))
     example = Batch.from_ase([_triclinic_copper(), _copper_molecule()])
@@ -287,8 +319,9 @@ def test_verify_takes_an_export_as_a_black_box(checkpoint, exported, tmp_path, k
         assert main(["export", str(checkpoint), str(path)]) == 0  # structures drawn: no DATA
     else:
         path = exported["float64"]
-    code = main(["verify", "--export", str(path), "--samples", "1", "--json",
-                 str(tmp_path / "report.json")])
+    code = main(
+        ["verify", "--export", str(path), "--samples", "1", "--json", str(tmp_path / "report.json")]
+    )
     assert code == 0, capsys.readouterr().out[-3000:]
     (entry,) = json.loads((tmp_path / "report.json").read_text())["reports"]
     report = entry["report"]
@@ -309,25 +342,14 @@ def test_verify_refuses_a_file_that_is_no_export(tmp_path, capsys):
 
 
 def test_interaction_range_is_the_reach_times_the_message_passing_steps():
-    import geocompose
-    from geocompose.deploy.metatomic import interaction_range
-    from geocompose.train import Potential
 
-    from pathlib import Path
-
-    blueprint = Path(__file__).parents[2] / "blueprints" / "schnet.yaml"
+    blueprint = BLUEPRINTS / "schnet.yaml"
     model = geocompose.compile(geocompose.load(blueprint).blueprint, seed=0)
     assert interaction_range(Potential(model)) == pytest.approx(6 * 5.0)  # 6 interactions, 5 Å
 
 
 def test_the_twin_runs_in_the_potentials_dtype_whatever_the_example():
     """A float64 example (what Batch.from_ase gives) traces a float32 twin."""
-    import geocompose
-    from geocompose.data.batch import Batch
-    from geocompose.deploy.torchscript import TwinOutputs, inference_twin
-    from geocompose.train import Potential
-    from geocompose.train.export import graph_inputs
-    from train_cases import tiny_schnet
 
     potential = Potential(geocompose.compile(tiny_schnet(), dtype=torch.float32, seed=1)).eval()
     twin = inference_twin(potential, Batch.from_ase([_triclinic_copper(), _copper_molecule()]))
@@ -340,20 +362,22 @@ def test_the_twin_runs_in_the_potentials_dtype_whatever_the_example():
 
 @pytest.mark.slow  # ~25 s: DimeNet++'s trace runs until torch.export gives up
 def test_a_model_torch_export_cannot_trace_is_refused_in_one_line(tmp_path, capsys):
-    import geocompose
-    from pathlib import Path
 
-    from geocompose.train import Potential, save_checkpoint
-
-    path = Path(__file__).parents[2] / "blueprints" / "dimenet_pp.yaml"
+    path = BLUEPRINTS / "dimenet_pp.yaml"
     blueprint = geocompose.load(path).blueprint.model_dump(mode="json")
     blueprint["embedding"]["species"] = ["Cu"]
     model = geocompose.compile(blueprint, dtype=torch.float64, seed=0)
-    state = {"blueprint": blueprint, "species": ["Cu"], "dtype": "float64",
-             "weights": Potential(model).state_dict(), "ema": None}
+    state = {
+        "blueprint": blueprint,
+        "species": ["Cu"],
+        "dtype": "float64",
+        "weights": Potential(model).state_dict(),
+        "ema": None,
+    }
     save_checkpoint(state, tmp_path / "dimenet.pt")
-    code = main(["export", str(tmp_path / "dimenet.pt"), str(tmp_path / "m.pt"),
-                 "--format", "metatomic"])
+    code = main(
+        ["export", str(tmp_path / "dimenet.pt"), str(tmp_path / "m.pt"), "--format", "metatomic"]
+    )
     assert code == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err  # torch's partial graph print is not passed on
