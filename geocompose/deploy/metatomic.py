@@ -266,7 +266,9 @@ def atomistic_model(potential: Potential, example: Batch, description: str = "")
         atomic_types=sorted(ase.data.atomic_numbers[s] for s in model.species),
         interaction_range=interaction_range(potential),
         length_unit="angstrom",
-        supported_devices=["cpu", "cuda"],
+        # The trace records the device it ran on (explicit `.to(device)` and factory
+        # calls), so a twin traced on the CPU runs on the CPU only.
+        supported_devices=["cpu"],
         dtype=dtype,
     )
     metadata = ModelMetadata(

@@ -67,7 +67,7 @@ def _resolve(module: nn.Module, dotted: str):
     return module
 
 
-def _flat_graph_module(module: fx.GraphModule) -> fx.GraphModule:
+def _flat_graph_module(module: fx.GraphModule, name: str) -> fx.GraphModule:
     """``program.module()`` rewritten into an FX module TorchScript compiles (rules in
     the module docstring)."""
     graph = module.graph
@@ -76,7 +76,10 @@ def _flat_graph_module(module: fx.GraphModule) -> fx.GraphModule:
     for node in list(graph.nodes):
         if node.op == "call_module":  # the shape guards: Python only, never read
             if node.users:
-                raise ExportError(f"the exported graph calls module {node.target!r} for a value")
+                raise ExportError(
+                    f"TorchScript cannot compile '{name}': node {node.name} calls module "
+                    f"{node.target!r} for a value"
+                )
             graph.erase_node(node)
         elif node.op == "call_function":
             if node.target in _ASSERTIONS and not node.users:
@@ -90,7 +93,9 @@ def _flat_graph_module(module: fx.GraphModule) -> fx.GraphModule:
             flat = node.target.replace(".", "_")
             if not isinstance(value, torch.Tensor):
                 raise ExportError(
-                    f"node {node.name} reads {node.target!r}, a {type(value).__name__}, not a tensor"
+                    f"TorchScript cannot compile '{name}': node {node.name} reads "
+                    f"{node.target!r}, a {type(value).__name__} (e.g. a torch.cond branch), "
+                    "not a tensor"
                 )
             # Weights are frozen in the twin: inference only, gradients are w.r.t. inputs.
             root.register_buffer(flat, value.detach().clone())
@@ -110,7 +115,7 @@ def script_program(program: torch.export.ExportedProgram, name: str) -> torch.ji
         ExportError: TorchScript cannot compile a node of the program (named, with
             TorchScript's reason).
     """
-    flat = _flat_graph_module(program.module())
+    flat = _flat_graph_module(program.module(), name)
     try:
         return torch.jit.script(flat)
     except Exception as err:  # TorchScript raises RuntimeError and frontend errors

@@ -382,3 +382,20 @@ def test_a_model_torch_export_cannot_trace_is_refused_in_one_line(tmp_path, caps
     err = capsys.readouterr().err.strip()
     assert "\n" not in err  # torch's partial graph print is not passed on
     assert err.startswith("torch.export failed for 'dimenet_pp': GuardOnDataDependentSymNode")
+
+
+def test_a_graph_torchscript_cannot_take_is_refused_naming_the_node():
+    """A planted program with a data-dependent branch (torch.cond): its branches are
+    submodules, not tensors, and the rewrite says which node."""
+    from geocompose.deploy.torchscript import script_program
+
+    class Branching(torch.nn.Module):
+        def forward(self, x):
+            return (torch.cond(x.sum() > 0, lambda x: x * 2, lambda x: x - 1, (x,)),)
+
+    program = torch.export.export(Branching(), (torch.ones(3),))
+    with pytest.raises(ExportError) as caught:
+        script_program(program, "planted")
+    assert str(caught.value).startswith(
+        "TorchScript cannot compile 'planted': node true_graph_0 reads 'true_graph_0'"
+    )
