@@ -200,6 +200,28 @@ def test_per_atom_energies_and_selected_atoms(checkpoint, exported):
         np.testing.assert_allclose(values, expected, rtol=1e-12)
 
 
+def test_edge_cases_match_our_calculator(checkpoint, exported):
+    """No edges at all (one atom, a dimer beyond the cutoff), one atom seeing its own
+    images (a 1-atom fcc cell), a slab: sizes the trace never saw."""
+    import ase
+    from ase.build import bulk
+
+    slab = bulk("Cu", "fcc", a=3.6, cubic=True)
+    slab.pbc = [True, True, False]
+    cases = [
+        ase.Atoms("Cu", positions=[[0.0, 0.0, 0.0]]),
+        ase.Atoms("Cu2", positions=[[0.0, 0.0, 0.0], [0.0, 0.0, 9.0]]),
+        bulk("Cu", "fcc", a=3.6),
+        slab,
+    ]
+    calculator = MetatomicCalculator(str(exported["float64"]))
+    for atoms in cases:
+        ours = _ours(checkpoint, atoms)
+        atoms.calc = calculator
+        assert atoms.get_potential_energy() == pytest.approx(ours["energy"], rel=1e-12)
+        np.testing.assert_allclose(atoms.get_forces(), ours["forces"], rtol=0, atol=1e-14)
+
+
 def test_torchsim_runs_the_file_batched(checkpoint, exported):
     """TorchSim's own metatomic model on two systems in one batch (the file's multi-system
     path): energy, forces and stress equal our calculator's to 1e-10 relative."""
