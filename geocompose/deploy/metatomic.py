@@ -19,8 +19,9 @@ metatomic's ``AtomisticModel``. Per call it
 Per-atom energies (``energy`` with ``sample_kind="atom"``, and ``selected_atoms`` for
 domain decomposition) exist when the blueprint's energy readout is a ``sum``: they are
 its per-atom terms plus the reference energies, as in the ASE calculator; otherwise the
-model says ``per-atom energies: no`` and refuses them. Direct-force models are refused
-at export (their forces are not the gradient metatomic engines take).
+model declares system energies only and refuses per-atom requests in one line.
+Direct-force models, graphs other than a radius graph and graphs with a second edge set
+are refused at export. The file runs on the CPU (the trace records its device).
 
 No ``from __future__ import annotations`` here, and ``typing`` generics (``List``,
 ``Optional``) rather than builtins and ``X | None``: metatomic checks ``forward``'s
@@ -94,7 +95,7 @@ def batch_inputs(
     for index, system in enumerate(systems):
         count = len(system)
         pairs = system.get_neighbor_list(neighbours)
-        within = torch.linalg.vector_norm(pairs.values.reshape(-1, 3), dim=1) < cutoff
+        within = torch.linalg.vector_norm(pairs.values.detach().reshape(-1, 3), dim=1) < cutoff
         pair = pairs.samples.values[within].to(torch.long)  # (E, 5): i, j, S
         positions.append(system.positions)
         numbers.append(system.types.to(torch.long))
