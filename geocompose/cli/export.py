@@ -70,7 +70,9 @@ def _structures(args: argparse.Namespace, species: tuple[str, ...], cutoff: floa
         ]
         drawn += [random_cell(rng, list(species), max_atoms=8) for _ in range(2)]
         drawn += [random_molecule(rng, list(species), cutoff) for _ in range(2)]
-        return Dataset.from_atoms(drawn, source=f"structures drawn from {', '.join(species)}")
+        return Dataset.from_atoms(
+            drawn, source=f"drawn cells and molecules of {', '.join(species)}"
+        )
     data = Dataset.from_file(args.data)
     if len(data) < 2:
         raise CommandError(f"{args.data}: export needs at least 2 structures to trace with")

