@@ -421,3 +421,14 @@ def test_a_graph_torchscript_cannot_take_is_refused_naming_the_node():
     assert str(caught.value).startswith(
         "TorchScript cannot compile 'planted': node true_graph_0 reads 'true_graph_0'"
     )
+
+
+def test_pt2_export_takes_dtype_and_draws_structures_without_data(checkpoint, tmp_path, capsys):
+    from geocompose.train.export import ExportedPotential
+
+    path = tmp_path / "cu32.pt2"
+    assert main(["export", str(checkpoint), str(path), "--dtype", "float32"]) == 0
+    assert ExportedPotential(path).metadata["dtype"] == "float32"
+    out = capsys.readouterr().out
+    assert "(deploy_cu, pt2, float32)" in out
+    assert "drawn cells and molecules of Cu" in out
