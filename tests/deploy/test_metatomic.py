@@ -19,17 +19,11 @@ from ase.io import read, write
 from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
 from ase.md.verlet import VelocityVerlet
 from ase.stress import full_3x3_to_voigt_6_stress
-from deploy_cases import rattled_copper
-from train_cases import tiny_painn, tiny_schnet  # on the path through conftest.py
+from deploy_cases import copper_molecule, rattled_copper, triclinic_copper
 
-import geocompose
 from geocompose.ase import Calculator
-from geocompose.cli.main import main
 from geocompose.data.batch import Batch
 from geocompose.deploy.inference import load_for_inference
-from geocompose.deploy.torchscript import TwinOutputs, inference_twin
-from geocompose.train import Potential, save_checkpoint
-from geocompose.train.export import ExportError, graph_inputs
 from geocompose.types import fields as F
 
 pytest.importorskip("metatomic.torch", reason="the deploy extra installs metatomic")
@@ -44,9 +38,7 @@ from metatomic_ase import MetatomicCalculator
 from vesin.metatomic import NeighborList
 
 from geocompose.deploy.metatomic import (
-    atomistic_model,
     batch_inputs,
-    interaction_range,
 )
 
 BLUEPRINTS = Path(__file__).parents[2] / "blueprints"
@@ -80,41 +72,14 @@ print(json.dumps({"results": results, "totals": totals, "positions": atoms.posit
 """
 
 
-def _triclinic_copper():
-    atoms = rattled_copper((2, 2, 1), seed=5)
-    shear = np.array([[1.0, 0.04, 0.02], [0.0, 1.03, -0.05], [0.0, 0.0, 0.97]])
-    atoms.set_cell(atoms.cell.array @ shear, scale_atoms=True)
-    return atoms
-
-
-def _copper_molecule():
-    cluster = molecule("CH4")
-    cluster.symbols[:] = "Cu"
-    cluster.positions *= 2.2  # Cu-Cu ~2.4 Å: within the cutoff, not on top of each other
-    cluster.rattle(0.03, seed=1)
-    return cluster
-
-
 def _md_start():
     atoms = rattled_copper((2, 2, 2), seed=6)
     MaxwellBoltzmannDistribution(atoms, temperature_K=600, rng=np.random.default_rng(0))
     return atoms
 
 
-@pytest.fixture(scope="module")
-def exported(checkpoint, tmp_path_factory):
-    """The checkpoint exported by the command line in float64 and float32."""
-    root = tmp_path_factory.mktemp("metatomic")
-    paths = {}
-    for dtype in ("float64", "float32"):
-        paths[dtype] = root / f"cu_{dtype}.pt"
-        args = ["export", str(checkpoint), str(paths[dtype]), "--format", "metatomic"]
-        assert main([*args, "--dtype", dtype]) == 0
-    return paths
-
-
 def _run_without_geocompose(model, tmp_path):
-    write(tmp_path / "structures.extxyz", [_triclinic_copper(), _copper_molecule()])
+    write(tmp_path / "structures.extxyz", [triclinic_copper(), copper_molecule()])
     write(tmp_path / "md.extxyz", _md_start())
     done = subprocess.run(
         [
@@ -181,7 +146,7 @@ def test_per_atom_energies_and_selected_atoms(checkpoint, exported):
     """Per-atom energies (the sum readout's terms) equal our calculator's; the energy of
     selected atoms (domain decomposition, e.g. LAMMPS) is the sum of theirs."""
 
-    atoms = _triclinic_copper()
+    atoms = triclinic_copper()
     calculator = MetatomicCalculator(str(exported["float64"]))
     capabilities = calculator.model().capabilities()
     assert capabilities.outputs["energy"].sample_kind == "atom"
@@ -228,7 +193,7 @@ def test_torchsim_runs_the_file_batched(checkpoint, exported):
     ts = pytest.importorskip("torch_sim")
     from torch_sim.models.metatomic import MetatomicModel  # warns: metatrain is optional
 
-    systems = [rattled_copper((2, 1, 1)), _triclinic_copper()]
+    systems = [rattled_copper((2, 1, 1)), triclinic_copper()]
     model = MetatomicModel(str(exported["float64"]), device="cpu")
     out = model(ts.io.atoms_to_state(systems, torch.device("cpu"), torch.float64))
     start = 0
@@ -253,7 +218,7 @@ def test_the_neighbour_list_maps_onto_our_radius_graph(checkpoint):
 
     potential = load_for_inference(checkpoint)
     cutoff = potential.model.trace.cutoff
-    structures = [_triclinic_copper(), _copper_molecule()]
+    structures = [triclinic_copper(), copper_molecule()]
     options = NeighborListOptions(cutoff=cutoff, full_list=True, strict=True)
     systems = []
     for atoms in structures:
@@ -313,122 +278,3 @@ def test_unknown_species_is_refused_in_one_line(exported, checkpoint):
         model.module([system], {"energy": ModelOutput(unit="eV")}, None)
     last = str(caught.value).strip().splitlines()[-1]
     assert last.endswith("atom 0 is O, which model 'deploy_cu' does not know (its species: Cu)")
-
-
-def test_direct_forces_are_refused():
-
-    potential = Potential(geocompose.compile(tiny_painn("direct_forces"), dtype=torch.float64))
-    example = Batch.from_ase([_triclinic_copper(), _copper_molecule()])
-    with pytest.raises(ExportError, match="'tiny_painn_direct_forces' predicts forces directly"):
-        atomistic_model(potential.eval(), example)
-
-
-def test_bad_input_exit_codes(checkpoint, tmp_path, capsys):
-    out = str(tmp_path / "m.pt")
-    assert main(["export", str(tmp_path / "missing.pt"), out, "--format", "metatomic"]) == 2
-    assert "missing.pt" in capsys.readouterr().err
-    with pytest.raises(SystemExit) as caught:  # argparse refuses an unknown format
-        main(["export", str(checkpoint), out, "--format", "xyz"])
-    assert caught.value.code == 2
-
-
-@pytest.mark.parametrize("kind", ["pt2", "metatomic"])
-def test_verify_takes_an_export_as_a_black_box(checkpoint, exported, tmp_path, kind, capsys):
-    """The battery of ``verify --calculator``, O(3) claimed from the command line; the
-    species and cutoff are the file's own."""
-    if kind == "pt2":
-        path = tmp_path / "cu.pt2"
-        assert main(["export", str(checkpoint), str(path)]) == 0  # structures drawn: no DATA
-    else:
-        path = exported["float64"]
-    code = main(
-        ["verify", "--export", str(path), "--samples", "1", "--json", str(tmp_path / "report.json")]
-    )
-    assert code == 0, capsys.readouterr().out[-3000:]
-    (entry,) = json.loads((tmp_path / "report.json").read_text())["reports"]
-    report = entry["report"]
-    assert report["name"] == f"deploy_cu ({kind})"
-    checks = {c["name"]: c for c in report["checks"]}
-    for name in ("rotation", "reflection", "translation", "permutation", "stress"):
-        assert checks[name]["verdict"] == "pass", checks[name]
-
-
-def test_verify_refuses_a_file_that_is_no_export(tmp_path, capsys):
-    bogus = tmp_path / "x.pt"
-    bogus.write_text("not a model")
-    assert main(["verify", "--export", str(bogus)]) == 2
-    assert "neither a .pt2 file of `geocompose export` nor a metatomic model" in (
-        capsys.readouterr().err
-    )
-    assert main(["verify", "--export", str(tmp_path / "missing.pt")]) == 2
-
-
-def test_interaction_range_is_the_reach_times_the_message_passing_steps():
-
-    blueprint = BLUEPRINTS / "schnet.yaml"
-    model = geocompose.compile(geocompose.load(blueprint).blueprint, seed=0)
-    assert interaction_range(Potential(model)) == pytest.approx(6 * 5.0)  # 6 interactions, 5 Å
-
-
-def test_the_twin_runs_in_the_potentials_dtype_whatever_the_example():
-    """A float64 example (what Batch.from_ase gives) traces a float32 twin."""
-
-    potential = Potential(geocompose.compile(tiny_schnet(), dtype=torch.float32, seed=1)).eval()
-    twin = inference_twin(potential, Batch.from_ase([_triclinic_copper(), _copper_molecule()]))
-    batch = Batch.from_ase([rattled_copper((3, 1, 1)), _copper_molecule()], dtype=torch.float32)
-    inputs = graph_inputs(potential, batch)
-    got, expected = twin(*inputs), TwinOutputs(potential)(*inputs)
-    assert got[0].dtype == torch.float32
-    torch.testing.assert_close(got[0], expected[0], rtol=0, atol=0)
-
-
-@pytest.mark.slow  # ~25 s: DimeNet++'s trace runs until torch.export gives up
-def test_a_model_torch_export_cannot_trace_is_refused_in_one_line(tmp_path, capsys):
-
-    path = BLUEPRINTS / "dimenet_pp.yaml"
-    blueprint = geocompose.load(path).blueprint.model_dump(mode="json")
-    blueprint["embedding"]["species"] = ["Cu"]
-    model = geocompose.compile(blueprint, dtype=torch.float64, seed=0)
-    state = {
-        "blueprint": blueprint,
-        "species": ["Cu"],
-        "dtype": "float64",
-        "weights": Potential(model).state_dict(),
-        "ema": None,
-    }
-    save_checkpoint(state, tmp_path / "dimenet.pt")
-    code = main(
-        ["export", str(tmp_path / "dimenet.pt"), str(tmp_path / "m.pt"), "--format", "metatomic"]
-    )
-    assert code == 2
-    err = capsys.readouterr().err.strip()
-    assert "\n" not in err  # torch's partial graph print is not passed on
-    assert err.startswith("torch.export failed for 'dimenet_pp': GuardOnDataDependentSymNode")
-
-
-def test_a_graph_torchscript_cannot_take_is_refused_naming_the_node():
-    """A planted program with a data-dependent branch (torch.cond): its branches are
-    submodules, not tensors, and the rewrite says which node."""
-    from geocompose.deploy.torchscript import script_program
-
-    class Branching(torch.nn.Module):
-        def forward(self, x):
-            return (torch.cond(x.sum() > 0, lambda x: x * 2, lambda x: x - 1, (x,)),)
-
-    program = torch.export.export(Branching(), (torch.ones(3),))
-    with pytest.raises(ExportError) as caught:
-        script_program(program, "planted")
-    assert str(caught.value).startswith(
-        "TorchScript cannot compile 'planted': node true_graph_0 reads 'true_graph_0'"
-    )
-
-
-def test_pt2_export_takes_dtype_and_draws_structures_without_data(checkpoint, tmp_path, capsys):
-    from geocompose.train.export import ExportedPotential
-
-    path = tmp_path / "cu32.pt2"
-    assert main(["export", str(checkpoint), str(path), "--dtype", "float32"]) == 0
-    assert ExportedPotential(path).metadata["dtype"] == "float32"
-    out = capsys.readouterr().out
-    assert "(deploy_cu, pt2, float32)" in out
-    assert "drawn cells and molecules of Cu" in out
