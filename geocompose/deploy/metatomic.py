@@ -19,9 +19,10 @@ metatomic's ``AtomisticModel``. Per call it
 Per-atom energies (``energy`` with ``sample_kind="atom"``, and ``selected_atoms`` for
 domain decomposition) exist when the blueprint's energy readout is a ``sum``: they are
 its per-atom terms plus the reference energies, as in the ASE calculator; otherwise the
-model declares system energies only and refuses per-atom requests in one line.
-Direct-force models, graphs other than a radius graph and graphs with a second edge set
-are refused at export. The file runs on the CPU (the trace records its device).
+model declares system energies only and refuses per-atom requests in one line. A
+direct-force model also declares its force head as ``non_conservative_force``. Graphs
+other than a radius graph and graphs with a second edge set are refused at export. The
+file runs on the CPU (the trace records its device).
 
 No ``from __future__ import annotations`` here, and ``typing`` generics (``List``,
 ``Optional``) rather than builtins and ``X | None``: metatomic checks ``forward``'s
@@ -51,6 +52,10 @@ from geocompose.deploy.torchscript import inference_twin
 from geocompose.train.export import ExportError
 from geocompose.train.potential import Potential
 from geocompose.types import fields as F
+
+# metatomic's name for forces that are not -dE/dx (spelt out in `forward`: TorchScript
+# reads no module globals)
+FORCES = "non_conservative_force"
 
 __all__ = [
     "MetatomicPotential",
@@ -129,6 +134,8 @@ class MetatomicPotential(torch.nn.Module):
         species: the chemical symbols the model knows.
         cutoff: the radius graph's cutoff (Å); the neighbour list requested.
         per_atom: whether the twin returns per-atom energies.
+        direct: whether the twin returns forces of its own (a direct-force head), given
+            as ``non_conservative_force``.
     """
 
     symbols: List[str]
@@ -141,6 +148,7 @@ class MetatomicPotential(torch.nn.Module):
         species: List[str],
         cutoff: float,
         per_atom: bool,
+        direct: bool = False,
     ):
         super().__init__()
         self.twin = twin
@@ -149,6 +157,7 @@ class MetatomicPotential(torch.nn.Module):
         self.symbols = list(ase.data.chemical_symbols)
         self.cutoff = float(cutoff)
         self.per_atom = per_atom
+        self.direct = direct
         table = torch.full((len(ase.data.chemical_symbols),), -1, dtype=torch.long)
         for index, symbol in enumerate(species):
             table[ase.data.atomic_numbers[symbol]] = index
@@ -183,9 +192,16 @@ class MetatomicPotential(torch.nn.Module):
         selected_atoms: Optional[Labels],
     ) -> Dict[str, TensorMap]:
         results: Dict[str, TensorMap] = {}
-        if "energy" not in outputs:
+        wants_forces = "non_conservative_force" in outputs
+        if "energy" not in outputs and not wants_forces:
             return results
-        per_atom = outputs["energy"].sample_kind == "atom"
+        if wants_forces and not self.direct:
+            raise ValueError(
+                "model '{}' has conservative forces: take them as -dE/dx of 'energy'".format(
+                    self.name
+                )
+            )
+        per_atom = "energy" in outputs and outputs["energy"].sample_kind == "atom"
         if (per_atom or selected_atoms is not None) and not self.per_atom:
             raise ValueError(
                 "model '{}' has no per-atom energies (its energy readout is not a 'sum'), "
@@ -197,7 +213,7 @@ class MetatomicPotential(torch.nn.Module):
             batch_inputs(systems, self.neighbours, self.cutoff)
         )
         self._check_species(atomic_numbers)
-        energy, atomic, _ = self.twin(
+        energy, atomic, forces = self.twin(
             positions, atomic_numbers, structure, cell, pbc, edge_index, edge_shifts
         )
         atom = torch.arange(structure.shape[0], device=structure.device) - starts[structure]
@@ -205,26 +221,40 @@ class MetatomicPotential(torch.nn.Module):
             chosen = selected_atoms.values.to(torch.long)  # (K, 2): system, atom
             rows = starts[chosen[:, 0]] + chosen[:, 1]
             atomic, structure, atom = atomic[rows], structure[rows], atom[rows]
-            if not per_atom:
-                energy = torch.zeros_like(energy).index_add(0, structure, atomic)
-        if per_atom:
-            values = atomic.reshape(-1, 1)
-            sample_values = torch.stack([structure, atom], dim=1).to(torch.int32)
-            samples = Labels(["system", "atom"], sample_values)
-        else:
-            values = energy.reshape(-1, 1)
-            system_index = torch.arange(len(systems), device=values.device, dtype=torch.int32)
-            samples = Labels(["system"], system_index.reshape(-1, 1))
-        block = TensorBlock(
-            values=values,
-            samples=samples,
-            components=[],
-            properties=Labels(
-                ["energy"], torch.zeros((1, 1), dtype=torch.int32, device=values.device)
-            ),
-        )
-        keys = Labels(["_"], torch.zeros((1, 1), dtype=torch.int32, device=values.device))
-        results["energy"] = TensorMap(keys, [block])
+            if self.direct:
+                forces = forces[rows]
+            energy = torch.zeros_like(energy).index_add(0, structure, atomic)
+        device = energy.device
+        keys = Labels(["_"], torch.zeros((1, 1), dtype=torch.int32, device=device))
+        atoms = Labels(["system", "atom"], torch.stack([structure, atom], dim=1).to(torch.int32))
+        if "energy" in outputs:
+            if per_atom:
+                values, samples = atomic.reshape(-1, 1), atoms
+            else:
+                values = energy.reshape(-1, 1)
+                system_index = torch.arange(len(systems), device=device, dtype=torch.int32)
+                samples = Labels(["system"], system_index.reshape(-1, 1))
+            block = TensorBlock(
+                values=values,
+                samples=samples,
+                components=[],
+                properties=Labels(
+                    ["energy"], torch.zeros((1, 1), dtype=torch.int32, device=device)
+                ),
+            )
+            results["energy"] = TensorMap(keys, [block])
+        if wants_forces:
+            xyz = Labels(["xyz"], torch.arange(3, dtype=torch.int32, device=device).reshape(-1, 1))
+            block = TensorBlock(
+                values=forces.reshape(-1, 3, 1),
+                samples=atoms,
+                components=[xyz],
+                properties=Labels(
+                    ["non_conservative_force"],
+                    torch.zeros((1, 1), dtype=torch.int32, device=device),
+                ),
+            )
+            results["non_conservative_force"] = TensorMap(keys, [block])
         return results
 
 
@@ -241,9 +271,12 @@ def atomistic_model(potential: Potential, example: Batch, description: str = "")
     """``potential`` as a metatomic ``AtomisticModel`` (energy in eV, lengths in Å, the
     potential's dtype), built from its inference twin traced on ``example``.
 
+    A direct-force model also declares ``non_conservative_force`` (its force head);
+    ``energy`` is still there, and its gradient is what conservative engines take.
+
     Raises:
-        ExportError: a direct-force model, a graph that is not a radius graph, or a model
-            that cannot be traced or scripted.
+        ExportError: a graph that is not a radius graph, or a model that cannot be traced
+            or scripted.
     """
     model = potential.model
     if model.graph.entry.name != "radius":
@@ -251,19 +284,18 @@ def atomistic_model(potential: Potential, example: Batch, description: str = "")
             f"model '{model.name}' builds a '{model.graph.entry.name}' graph; metatomic engines "
             "give a radius neighbour list, so only 'radius' graphs export"
         )
-    if potential.has_forces and not potential.conservative:
-        raise ExportError(
-            f"model '{model.name}' predicts forces directly (not as -dE/dx); metatomic "
-            "engines take forces by autograd of the energy, so only conservative models export"
-        )
     twin = inference_twin(potential, example)
     per_atom = F.ATOMIC_ENERGY in model.outputs
+    direct = potential.has_forces and not potential.conservative
     wrapper = MetatomicPotential(
-        twin, model.name, list(model.species), model.trace.cutoff, per_atom
+        twin, model.name, list(model.species), model.trace.cutoff, per_atom, direct
     )
     dtype = str(model.dtype).removeprefix("torch.")
+    outputs = {"energy": ModelOutput(unit="eV", sample_kind="atom" if per_atom else "system")}
+    if direct:  # the head's forces; engines use them with e.g. non_conservative="forces"
+        outputs[FORCES] = ModelOutput(unit="eV/Angstrom", sample_kind="atom")
     capabilities = ModelCapabilities(
-        outputs={"energy": ModelOutput(unit="eV", sample_kind="atom" if per_atom else "system")},
+        outputs=outputs,
         atomic_types=sorted(ase.data.atomic_numbers[s] for s in model.species),
         interaction_range=interaction_range(potential),
         length_unit="angstrom",

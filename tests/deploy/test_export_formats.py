@@ -7,12 +7,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from deploy_cases import copper_molecule, rattled_copper, triclinic_copper
 from train_cases import tiny_painn, tiny_schnet  # on the path through conftest.py
 
 import geocompose
+from geocompose.ase import Calculator
 from geocompose.cli.main import main
 from geocompose.data.batch import Batch
 from geocompose.deploy.torchscript import TwinOutputs, inference_twin, script_program
@@ -20,17 +22,38 @@ from geocompose.train import Potential, save_checkpoint
 from geocompose.train.export import ExportedPotential, ExportError, graph_inputs
 
 pytest.importorskip("metatomic.torch", reason="the deploy extra installs metatomic")
-from geocompose.deploy.metatomic import atomistic_model, interaction_range
+from metatomic_ase import MetatomicCalculator
+
+from geocompose.deploy.metatomic import interaction_range, save_metatomic
 
 BLUEPRINTS = Path(__file__).parents[2] / "blueprints"
 
 
-def test_direct_forces_are_refused():
-
-    potential = Potential(geocompose.compile(tiny_painn("direct_forces"), dtype=torch.float64))
+def test_direct_forces_export_as_non_conservative_force(tmp_path):
+    """A direct-force model's head is metatomic's ``non_conservative_force``: with
+    ``non_conservative="forces"`` metatomic-ase gives our forces (less their mean, which
+    it removes) and our stress (the energy's strain derivative, in both)."""
+    model = geocompose.compile(tiny_painn("direct_forces"), dtype=torch.float64, seed=1)
+    potential = Potential(model, scale=0.7).eval()
     example = Batch.from_ase([triclinic_copper(), copper_molecule()])
-    with pytest.raises(ExportError, match="'tiny_painn_direct_forces' predicts forces directly"):
-        atomistic_model(potential.eval(), example)
+    path = save_metatomic(potential, tmp_path / "direct.pt", example)
+    for atoms in (triclinic_copper(), copper_molecule()):
+        ours = atoms.copy()
+        ours.calc = Calculator(potential)
+        atoms.calc = MetatomicCalculator(
+            str(path), non_conservative="forces", check_consistency=True
+        )
+        assert atoms.get_potential_energy() == pytest.approx(ours.get_potential_energy(), rel=1e-12)
+        forces = ours.get_forces()
+        assert np.abs(forces.mean(axis=0)).max() > 0  # a direct head: a net force
+        np.testing.assert_allclose(
+            atoms.get_forces(),
+            forces - forces.mean(axis=0),
+            rtol=0,
+            atol=1e-12 * np.abs(forces).max(),
+        )
+        if atoms.pbc.all():
+            np.testing.assert_allclose(atoms.get_stress(), ours.get_stress(), rtol=0, atol=1e-15)
 
 
 def test_bad_input_exit_codes(checkpoint, tmp_path, capsys):
