@@ -89,7 +89,13 @@ def export_calculator(path: str):
         return calculator, list(calculator.species), calculator.cutoff, f"{calculator.model_name} (pt2)"
     if any(m.endswith("/extra/metatomic-version") for m in members):
         import ase.data
-        from metatomic_ase import MetatomicCalculator
+
+        try:
+            from metatomic_ase import MetatomicCalculator
+        except ImportError as err:
+            raise CommandError(
+                f"--export {path} is a metatomic model; running it needs metatomic-ase ({err})"
+            ) from None
 
         calculator = MetatomicCalculator(path)
         model = calculator.model()

@@ -91,7 +91,13 @@ def run(args: argparse.Namespace) -> int:
     checked = list(range(2, min(len(data), 2 + CHECKED))) or [0, 1]
     batch = data.collate(checked, dtype)
     if args.format == "metatomic":
-        from geocompose.deploy.metatomic import metatomic_deviation, save_metatomic
+        try:
+            from geocompose.deploy.metatomic import metatomic_deviation, save_metatomic
+        except ImportError as err:
+            raise CommandError(
+                f"--format metatomic needs metatomic-torch and metatomic-ase ({err}); "
+                'install them with pip install "geocompose[deploy]"'
+            ) from None
 
         path = save_metatomic(potential, args.out, example)
         deviation = metatomic_deviation(potential, path, batch)
