@@ -115,8 +115,8 @@ def test_the_twin_runs_in_the_potentials_dtype_whatever_the_example():
     torch.testing.assert_close(got[0], expected[0], rtol=0, atol=0)
 
 
-@pytest.mark.slow  # ~25 s: DimeNet++'s trace runs until torch.export gives up
 def test_a_model_torch_export_cannot_trace_is_refused_in_one_line(tmp_path, capsys):
+    """DimeNet++ builds triplets from tensor values: torch.export gives up (~3-10 s)."""
 
     path = BLUEPRINTS / "dimenet_pp.yaml"
     blueprint = geocompose.load(path).blueprint.model_dump(mode="json")
