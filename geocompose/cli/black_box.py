@@ -1,4 +1,5 @@
-"""The black boxes ``geocompose verify`` accepts: an ASE calculator factory, a checkpoint."""
+"""The black boxes ``geocompose verify`` accepts: an ASE calculator factory, a checkpoint,
+a ``.pt2`` export or a metatomic model file."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import importlib
 import json
 import os
 import sys
+import zipfile
 
 from geocompose.cli.common import CommandError
 from geocompose.types import fields as F
@@ -63,3 +65,43 @@ def checkpoint_subject(path: str) -> Subject:
     run = CalculatorRun(Calculator(potential))
     facts = dataclasses.replace(subject.facts, stress=F.STRESS)
     return dataclasses.replace(subject, facts=facts, energy_of=run.energy, stress_of=run.stress)
+
+
+def export_calculator(path: str):
+    """``(calculator, species, cutoff, name)`` of an exported file: a ``.pt2`` through
+    :class:`~geocompose.deploy.exported.ExportedCalculator` (our radius graph), a
+    metatomic model through metatomic-ase's ``MetatomicCalculator``. Species and cutoff
+    are what the file declares (the defaults of ``--species`` and ``--cutoff``).
+
+    Raises:
+        CommandError: a missing file, or one that is neither kind.
+    """
+    try:
+        members = zipfile.ZipFile(path).namelist()
+    except FileNotFoundError:
+        raise CommandError(f"--export {path}: no such file") from None
+    except (zipfile.BadZipFile, IsADirectoryError):
+        members = []
+    if any(m.endswith("/extra/geocompose.json") for m in members):
+        from geocompose.deploy.exported import ExportedCalculator
+
+        calculator = ExportedCalculator(path)
+        return calculator, list(calculator.species), calculator.cutoff, f"{calculator.model_name} (pt2)"
+    if any(m.endswith("/extra/metatomic-version") for m in members):
+        import ase.data
+
+        try:
+            from metatomic_ase import MetatomicCalculator
+        except ImportError as err:
+            raise CommandError(
+                f"--export {path} is a metatomic model; running it needs metatomic-ase ({err})"
+            ) from None
+
+        calculator = MetatomicCalculator(path)
+        model = calculator.model()
+        species = [ase.data.chemical_symbols[z] for z in model.capabilities().atomic_types]
+        cutoff = max(options.cutoff for options in model.requested_neighbor_lists())
+        return calculator, species, cutoff, f"{calculator.metadata().name} (metatomic)"
+    raise CommandError(
+        f"--export {path}: neither a .pt2 file of `geocompose export` nor a metatomic model"
+    )

@@ -12,6 +12,7 @@
     geocompose train BLUEPRINT DATA [--epochs N --out DIR]  fit to reference energies and forces
     geocompose evaluate CHECKPOINT DATA [--plot FILE]   energy/force errors and a parity plot
     geocompose export CHECKPOINT OUT.pt2 DATA           torch.export file that runs without geocompose
+    geocompose export CHECKPOINT OUT.pt --format metatomic  metatomic model (ASE, LAMMPS, i-PI, ...)
     geocompose lammps IN.lmp --model CHECKPOINT         run a LAMMPS input with the model as potential
 
 ``--import MODULE`` (repeatable, before the command) imports user code first, so the

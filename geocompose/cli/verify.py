@@ -17,14 +17,18 @@ is verified even when an earlier one fails; the exit code is the worst seen::
 Black boxes get the same report: ``--calculator MODULE:FACTORY`` verifies any ASE
 calculator (``FACTORY(**json.loads(--kwargs))`` makes it), ``--checkpoint FILE`` a
 model trained by ``geocompose train`` (its compiled blueprint, plus the stress of the
-trained potential). For a calculator the claim comes from ``--claim`` (default O(3))
-and the sampled elements from ``--species``; locality and extensivity are claims only
-when ``--reach`` states the range beyond which atoms never interact.
+trained potential), ``--export FILE`` a file of ``geocompose export`` (a ``.pt2``, run
+with our radius graph, or a metatomic model, run by metatomic-ase's calculator). For a
+calculator or an export the claim comes from ``--claim`` (default O(3)) and the sampled
+elements from ``--species`` (an export's default: the species it declares, and its
+cutoff for ``--cutoff``); locality and extensivity are claims only when ``--reach``
+states the range beyond which atoms never interact.
 
 Examples::
 
     geocompose verify blueprints/ --samples 2 --seed 0 --json report.json
     geocompose verify --calculator ase.calculators.emt:EMT --species Cu Al Ni
+    geocompose verify --export runs/cu/cu.pt            # metatomic model, O(3) claimed
 """
 
 from __future__ import annotations
@@ -77,14 +81,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     box.add_argument("--checkpoint", metavar="FILE", help="a checkpoint of geocompose train")
     box.add_argument(
+        "--export",
+        metavar="FILE",
+        help="a file of geocompose export: .pt2, or a metatomic model (run by metatomic-ase)",
+    )
+    box.add_argument(
         "--claim",
         choices=[g.value for g in Group],
         default=Group.O3.value,
         help="the group the calculator claims (default O(3))",
     )
-    box.add_argument("--species", nargs="+", default=[], help="elements to sample structures of")
     box.add_argument(
-        "--cutoff", type=float, default=5.0, help="calculator: sizes samples, Å (default 5)"
+        "--species",
+        nargs="+",
+        default=[],
+        help="elements to sample structures of (--export: default the file's species)",
+    )
+    box.add_argument(
+        "--cutoff",
+        type=float,
+        default=None,
+        help="calculator: sizes samples, Å (default 5; --export: the file's cutoff)",
     )
     box.add_argument(
         "--reach",
@@ -213,22 +230,29 @@ def black_box(args: argparse.Namespace):
         from geocompose.cli.black_box import checkpoint_subject
 
         return args.checkpoint, checkpoint_subject(args.checkpoint)
-    if args.calculator is None:
+    if args.calculator is None and args.export is None:
         return None
-    from geocompose.cli.black_box import make_calculator
+    from geocompose.cli.black_box import export_calculator, make_calculator
     from geocompose.verification.calculator import calculator_subject
 
-    calculator = make_calculator(args.calculator, args.kwargs)
+    species, cutoff, name = args.species, args.cutoff, None
+    if args.export is not None:
+        calculator, declared, file_cutoff, name = export_calculator(args.export)
+        species = species or declared
+        cutoff = file_cutoff if cutoff is None else cutoff
+    else:
+        calculator = make_calculator(args.calculator, args.kwargs)
     subject = calculator_subject(
         calculator,
-        species=args.species,
+        species=species,
         claim=Group(args.claim),
-        cutoff=args.cutoff,
+        cutoff=5.0 if cutoff is None else cutoff,
         reach=args.reach,
         smooth=args.smooth,
         periodic=not args.molecules_only,
+        name=name,
     )
-    return args.calculator, subject
+    return args.export or args.calculator, subject
 
 
 def run(args: argparse.Namespace) -> int:
@@ -241,7 +265,9 @@ def run(args: argparse.Namespace) -> int:
     outcomes: list[Outcome] = []
     box = black_box(args)
     if box is None and not args.paths:
-        raise CommandError("give blueprint PATHs, --calculator MODULE:FACTORY or --checkpoint FILE")
+        raise CommandError(
+            "give blueprint PATHs, --calculator MODULE:FACTORY, --checkpoint FILE or --export FILE"
+        )
     targets = [(box[0], "")] if box is not None else []
     for file, problem in targets + blueprint_files(args.paths):
         if problem:

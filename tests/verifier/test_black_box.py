@@ -142,5 +142,8 @@ def test_a_checkpoint_is_verified_with_its_trace_and_the_potentials_stress(tmp_p
 def test_verify_without_anything_to_verify_exits_2(capsys):
     assert main(["verify"]) == 2
     err = capsys.readouterr().err
-    assert "give blueprint PATHs, --calculator MODULE:FACTORY or --checkpoint FILE" in err
+    assert (
+        "give blueprint PATHs, --calculator MODULE:FACTORY, --checkpoint FILE or --export FILE"
+        in err
+    )
     assert "Traceback" not in err
