@@ -17,7 +17,9 @@ is verified even when an earlier one fails; the exit code is the worst seen::
 Black boxes get the same report: ``--calculator MODULE:FACTORY`` verifies any ASE
 calculator (``FACTORY(**json.loads(--kwargs))`` makes it), ``--checkpoint FILE`` a
 model trained by ``geocompose train`` (its compiled blueprint, plus the stress of the
-trained potential). For a calculator the claim comes from ``--claim`` (default O(3))
+trained potential). With ``--python PYTHON`` the factory runs under that interpreter
+(a peer code's own virtual environment), in a worker process that dies with this one
+(``geocompose.verification.remote``). For a calculator the claim comes from ``--claim`` (default O(3))
 and the sampled elements from ``--species``; locality and extensivity are claims only
 when ``--reach`` states the range beyond which atoms never interact.
 
@@ -25,11 +27,14 @@ Examples::
 
     geocompose verify blueprints/ --samples 2 --seed 0 --json report.json
     geocompose verify --calculator ase.calculators.emt:EMT --species Cu Al Ni
+    geocompose verify --python /work/venvs/mace/bin/python \\
+        --calculator benchmarks.peers.mace_calculator:mace_calculator --species H C O Cu
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import traceback
 from dataclasses import dataclass
@@ -46,6 +51,7 @@ from geocompose.cli.common import (
     CommandError,
     console,
     exit_code,
+    json_object,
     render,
 )
 from geocompose.errors import GeocomposeError
@@ -74,6 +80,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     box.add_argument("--calculator", metavar="MODULE:FACTORY", help="an ASE calculator factory")
     box.add_argument(
         "--kwargs", default="{}", metavar="JSON", help="keyword arguments of FACTORY, as JSON"
+    )
+    box.add_argument(
+        "--python",
+        metavar="PYTHON",
+        help="run the --calculator factory under this interpreter (another virtual "
+        "environment's bin/python), in a worker process that dies with this one",
     )
     box.add_argument("--checkpoint", metavar="FILE", help="a checkpoint of geocompose train")
     box.add_argument(
@@ -203,22 +215,36 @@ def _json_entry(o: Outcome) -> dict:
     return entry
 
 
-def black_box(args: argparse.Namespace):
-    """``(label, Subject)`` for ``--calculator`` / ``--checkpoint``, or None.
+def black_box(args: argparse.Namespace, stack: contextlib.ExitStack):
+    """``(label, Subject)`` for ``--calculator`` / ``--checkpoint``, or None; a worker
+    process (``--python``) is closed when ``stack`` is.
 
     Raises:
         CommandError: a factory that cannot be imported or called, bad ``--kwargs``.
+        RemoteCalculatorRefused: ``--python`` cannot run the factory.
     """
     if args.checkpoint is not None:
         from geocompose.cli.black_box import checkpoint_subject
 
         return args.checkpoint, checkpoint_subject(args.checkpoint)
     if args.calculator is None:
+        if args.python is not None:
+            raise CommandError("--python runs a --calculator MODULE:FACTORY: give one")
         return None
-    from geocompose.cli.black_box import make_calculator
     from geocompose.verification.calculator import calculator_subject
 
-    calculator = make_calculator(args.calculator, args.kwargs)
+    name = None
+    if args.python is not None:
+        from geocompose.verification.remote import RemoteCalculator
+
+        remote = RemoteCalculator(
+            args.calculator, args.python, json_object(args.kwargs, "--kwargs")
+        )
+        calculator, name = stack.enter_context(remote), remote.describe()
+    else:
+        from geocompose.cli.black_box import make_calculator
+
+        calculator = make_calculator(args.calculator, args.kwargs)
     subject = calculator_subject(
         calculator,
         species=args.species,
@@ -227,6 +253,7 @@ def black_box(args: argparse.Namespace):
         reach=args.reach,
         smooth=args.smooth,
         periodic=not args.molecules_only,
+        name=name,
     )
     return args.calculator, subject
 
@@ -237,9 +264,13 @@ def run(args: argparse.Namespace) -> int:
         from geocompose.verification.battery import FULL_CHECKS
 
         options["checks"] = FULL_CHECKS
+    with contextlib.ExitStack() as stack:
+        return _run(args, options, black_box(args, stack))
+
+
+def _run(args: argparse.Namespace, options: dict, box) -> int:
     out = console()
     outcomes: list[Outcome] = []
-    box = black_box(args)
     if box is None and not args.paths:
         raise CommandError("give blueprint PATHs, --calculator MODULE:FACTORY or --checkpoint FILE")
     targets = [(box[0], "")] if box is not None else []
