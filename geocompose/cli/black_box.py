@@ -6,12 +6,11 @@ from __future__ import annotations
 import copy
 import dataclasses
 import importlib
-import json
 import os
 import sys
 import zipfile
 
-from geocompose.cli.common import CommandError
+from geocompose.cli.common import CommandError, json_object
 from geocompose.types import fields as F
 from geocompose.verification.calculator import CalculatorRun
 from geocompose.verification.subject import Subject, compiled_subject
@@ -29,12 +28,7 @@ def make_calculator(spec: str, kwargs_json: str):
         raise CommandError(
             f"--calculator {spec!r}: write MODULE:FACTORY, e.g. ase.calculators.emt:EMT"
         )
-    try:
-        kwargs = json.loads(kwargs_json)
-    except json.JSONDecodeError as err:
-        raise CommandError(f"--kwargs is not valid JSON: {err}") from None
-    if not isinstance(kwargs, dict):
-        raise CommandError(f"--kwargs must be a JSON object; got {type(kwargs).__name__}")
+    kwargs = json_object(kwargs_json, "--kwargs")
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())  # a factory in the user's own directory
     try:
@@ -86,7 +80,12 @@ def export_calculator(path: str):
         from geocompose.deploy.exported import ExportedCalculator
 
         calculator = ExportedCalculator(path)
-        return calculator, list(calculator.species), calculator.cutoff, f"{calculator.model_name} (pt2)"
+        return (
+            calculator,
+            list(calculator.species),
+            calculator.cutoff,
+            f"{calculator.model_name} (pt2)",
+        )
     if any(m.endswith("/extra/metatomic-version") for m in members):
         import ase.data
 

@@ -8,6 +8,7 @@ command line. The checks never look inside the model beyond these facts.
 from __future__ import annotations
 
 import copy
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
@@ -148,10 +149,11 @@ def compiled_subject(
         )
     model = (model if own else copy.deepcopy(model)).to(dtype).eval()
     facts = facts_from_trace(trace, model.species, sum(p.numel() for p in model.parameters()))
-    return Subject(
-        run=model,
-        facts=facts,
-        dtype=dtype,
-        module=model,
-        at_dtype=lambda other: compiled_subject(model, other),
-    )
+
+    @functools.cache
+    def at_dtype(other: torch.dtype) -> Subject:
+        # One copy per dtype serves all five float32 rows (a copy of the mace blueprint
+        # costs 0.19 s of CPU; each row used to make its own).
+        return compiled_subject(model, other)
+
+    return Subject(run=model, facts=facts, dtype=dtype, module=model, at_dtype=at_dtype)

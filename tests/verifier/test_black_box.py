@@ -4,6 +4,7 @@ that sees them."""
 
 import inspect
 import json
+import re
 import sys
 
 import numpy as np
@@ -147,3 +148,19 @@ def test_verify_without_anything_to_verify_exits_2(capsys):
         in err
     )
     assert "Traceback" not in err
+
+
+def test_given_structures_replace_the_random_ones():
+    from ase.build import bulk
+
+    cluster = bulk("Cu", "fcc", a=3.61, cubic=True).repeat(2)[:13]
+    cluster.pbc, cluster.cell = False, None
+    cell = bulk("Cu", "fcc", a=3.61, cubic=True)
+    cell.rattle(0.05, seed=0)
+    subject = calculator_subject(EMT(), species=["Cu"])
+    report = verify(subject, structures=[cluster, cell])
+    rows = by_name(report)
+    assert report.passed, report.text()
+    assert rows["stress"].detail.endswith("structure 1 (Cu4)")
+    assert "structure 0 (Cu13)" in rows["locality"].detail
+    assert not any(re.search(r"\b(molecule|cell) \d", c.detail) for c in report.checks)
