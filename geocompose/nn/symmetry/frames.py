@@ -18,6 +18,7 @@ import itertools
 import torch
 
 from geocompose.nn.ops.scatter import scatter_mean, scatter_sum
+from geocompose.types import fields as F
 
 
 class SafeEigh(torch.autograd.Function):
@@ -71,6 +72,49 @@ def covariance(edge_vectors, edge_receivers, positions, batch, num_structures):
 def principal_axes(cov: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Eigenvalues (B, 3) ascending and eigenvectors (B, 3, 3) as columns."""
     return SafeEigh.apply(cov)
+
+
+def structure_axes(state, geometry) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Eigenvalues (B, 3), PCA axes (B, 3, 3) and centroids (B, 3) of each structure's
+    edge-vector covariance, from the model state and the graph's geometry."""
+    cov, centroid = covariance(
+        geometry[F.EDGE_VECTORS],
+        state[F.EDGE_INDEX][1],
+        state[F.POSITIONS],
+        state[F.BATCH],
+        state[F.CELL].shape[0],
+    )
+    values, axes = principal_axes(cov)
+    return values, axes, centroid
+
+
+def neighbour_sums(state, geometry) -> torch.Tensor:
+    """(N, 3) ``m_i = sum_j r_ij``: an equivariant vector per atom that translation,
+    wrapping across periodic boundaries and the choice of cell leave unchanged."""
+    vectors = geometry[F.EDGE_VECTORS]
+    return scatter_sum(vectors, state[F.EDGE_INDEX][1], state[F.POSITIONS].shape[0])
+
+
+def sign_pattern_weights(
+    sign: torch.Tensor, ambiguous: torch.Tensor, proper_only: bool
+) -> torch.Tensor:
+    """(B, K) weight 1 for each sign pattern of :func:`sign_patterns` that agrees with
+    ``sign`` (B, 3) on every axis not ``ambiguous`` (B, 3), 0 for the others: one frame
+    where every sign is decided, both signs of each undecided axis otherwise."""
+    patterns = sign_patterns(proper_only, sign.dtype, sign.device)  # (K, 3)
+    agree = (patterns.unsqueeze(0) == sign.unsqueeze(1)) | ambiguous.unsqueeze(1)  # (B, K, 3)
+    if proper_only:
+        # With 4 proper patterns the last axis follows the other two: compare the free axes.
+        agree[..., 2] = True
+    return agree.all(dim=-1).to(sign.dtype)
+
+
+def used_frames(weights: torch.Tensor) -> torch.Tensor:
+    """(K,) the frames some structure of the batch gives a weight: only those are run
+    (an empty batch still runs the first, producing empty outputs)."""
+    used = weights.sum(dim=0) > 0
+    used[0] = used[0] or not used.any()
+    return used
 
 
 def sign_patterns(proper_only: bool, dtype, device) -> torch.Tensor:
