@@ -37,6 +37,7 @@ from geocompose.nn.symmetry import (  # noqa: F401
     augmentation,
     builtin,
     frame_averaging,
+    learned_canonicalisation,
     local_frames,
     sign_frames,
     weighted_frames,
