@@ -25,6 +25,7 @@ from geocompose.nn.embedding.species import LearnedEmbeddingParams
 from geocompose.nn.ops.scatter import scatter_sum
 from geocompose.nn.symmetry.base import (
     FRAME_READS,
+    Penalised,
     Strategy,
     StrategyContext,
     average_over_frames,
@@ -110,7 +111,7 @@ def predictor_types(params, upstream, ctx: StrategyContext):
 
 
 @register(Kind.STRATEGY, exact=True, frames=True)
-class LearnedCanonicalisation(Strategy):
+class LearnedCanonicalisation(Penalised, Strategy):
     """Run the wrapped network in a frame predicted per structure by a small equivariant
     network (Kaba et al., ICML 2023): a learned species embedding, Bessel radial basis,
     then ``layers`` copies of the registered interaction ``block`` (PaiNN by default;
@@ -136,6 +137,7 @@ class LearnedCanonicalisation(Strategy):
 
     Params = LearnedCanonicalisationParams
     needs = FRAME_READS
+    penalty_name = "canonical_prior"
 
     @classmethod
     def signature(cls, params, upstream, ctx: StrategyContext):
@@ -159,7 +161,7 @@ class LearnedCanonicalisation(Strategy):
         channels = sum(mul for mul, ir in irreps if ir == VECTOR)
         # A bias-free mix of vector channels keeps the vectors equivariant.
         self.vector_head = nn.Linear(channels, 3, bias=False)
-        self.penalty: torch.Tensor | None = None  # the latest training forward's prior term
+        self.penalty_weight = params.prior_weight
 
     def pooled_vectors(self, state, geometry) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, 3 vectors, 3) the canonicaliser's three vectors per structure, and (B, 3)
