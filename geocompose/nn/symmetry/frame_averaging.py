@@ -16,11 +16,11 @@ from geocompose.nn.symmetry.base import (
 )
 from geocompose.nn.symmetry.draws import RandomDraws
 from geocompose.nn.symmetry.frames import (
+    compact_frames,
     frames,
     neighbour_sums,
     sign_pattern_weights,
     structure_axes,
-    used_frames,
 )
 from geocompose.registry import Kind, KnobModel, register
 from geocompose.types import fields as F
@@ -136,6 +136,5 @@ class Canonicalisation(FrameStrategy):
         sign = torch.where(moment >= 0, 1.0, -1.0).to(axes.dtype)
         proper = self.claim is Group.SO3
         weights = sign_pattern_weights(sign, ambiguous, proper)  # (B, K)
-        chosen = frames(axes, proper_only=proper)
-        used = used_frames(weights)  # run only patterns some structure needs
-        return average_over_frames(run, state, types, chosen[:, used], centroid, weights[:, used])
+        chosen, weights = compact_frames(frames(axes, proper_only=proper), weights)
+        return average_over_frames(run, state, types, chosen, centroid, weights)

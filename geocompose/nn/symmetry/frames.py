@@ -109,12 +109,22 @@ def sign_pattern_weights(
     return agree.all(dim=-1).to(sign.dtype)
 
 
-def used_frames(weights: torch.Tensor) -> torch.Tensor:
-    """(K,) the frames some structure of the batch gives a weight: only those are run
-    (an empty batch still runs the first, producing empty outputs)."""
-    used = weights.sum(dim=0) > 0
-    used[0] = used[0] or not used.any()
-    return used
+def compact_frames(
+    frames_: torch.Tensor, weights: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, K, 3, 3) frames and (B, K) weights → the same with K' = the most frames any
+    one structure weights, each structure's weighted frames first: every frame slot is a
+    network call over the whole batch, so structures that each need one (different)
+    frame cost one call, not one per distinct frame in the batch. Slots a structure does
+    not weight get the identity frame and weight 0."""
+    count = int((weights > 0).sum(dim=1).max()) if weights.numel() else 0
+    order = torch.argsort(weights, dim=1, descending=True, stable=True)[:, : max(count, 1)]
+    weights = torch.gather(weights, 1, order)
+    index = order.view(*order.shape, 1, 1).expand(-1, -1, 3, 3)
+    chosen = torch.gather(frames_, 1, index)
+    identity = torch.eye(3, dtype=frames_.dtype, device=frames_.device)
+    chosen = torch.where((weights > 0).view(*weights.shape, 1, 1), chosen, identity)
+    return chosen, weights
 
 
 def sign_patterns(proper_only: bool, dtype, device) -> torch.Tensor:

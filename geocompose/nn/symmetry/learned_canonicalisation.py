@@ -31,7 +31,7 @@ from geocompose.nn.symmetry.base import (
     average_over_frames,
     framed_group,
 )
-from geocompose.nn.symmetry.frames import frames, structure_axes
+from geocompose.nn.symmetry.frames import compact_frames, frames, structure_axes
 from geocompose.nn.symmetry.weighted_frames import unit
 from geocompose.registry import REGISTRY, Kind, KnobModel, register
 from geocompose.types import TypeRefusal
@@ -209,16 +209,17 @@ class LearnedCanonicalisation(Penalised, Strategy):
             signed = learned * torch.stack([ones, ones, sign], -1).unsqueeze(1)
             learned = torch.cat([signed, signed * mirror], dim=1)  # (B, 2, 3, 3)
             weights = torch.cat([ones, tied.to(u.dtype)], dim=1)
-        identity = torch.eye(3, dtype=u.dtype, device=u.device)
-        learned = torch.where(has_frame.view(-1, 1, 1, 1), learned, identity)
         weights = weights * has_frame.to(u.dtype).unsqueeze(1)
         if self.training and self.params.prior_weight > 0:
-            self.penalty = (learned[:, 0] - identity).pow(2).sum((-1, -2)).mean()
+            identity = torch.eye(3, dtype=u.dtype, device=u.device)
+            distance = (learned[:, 0] - identity).pow(2).sum((-1, -2))  # (B,)
+            framed = has_frame.to(u.dtype)
+            self.penalty = (distance * framed).sum() / framed.sum().clamp(min=1.0)
         _, axes, centroid = structure_axes(state, geometry)
-        chosen = learned
-        if not bool(has_frame.all()):
-            fallback = frames(axes, proper_only=self.claim is Group.SO3)
-            lonely = (~has_frame).to(u.dtype).unsqueeze(1).expand(-1, fallback.shape[1])
-            chosen = torch.cat([learned, fallback], dim=1)
-            weights = torch.cat([weights, lonely], dim=1)
+        # Structures without a learned frame: PCA frame averaging, weight 1.
+        fallback = frames(axes, proper_only=self.claim is Group.SO3)
+        lonely = (~has_frame).to(u.dtype).unsqueeze(1).expand(-1, fallback.shape[1])
+        chosen, weights = compact_frames(
+            torch.cat([learned, fallback], dim=1), torch.cat([weights, lonely], dim=1)
+        )
         return average_over_frames(run, state, types, chosen, centroid, weights)

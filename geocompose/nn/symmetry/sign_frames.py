@@ -19,11 +19,11 @@ from geocompose.nn.ops.scatter import scatter_sum
 from geocompose.nn.symmetry.base import StrategyContext, average_over_frames, framed_group
 from geocompose.nn.symmetry.frame_averaging import FrameStrategy
 from geocompose.nn.symmetry.frames import (
+    compact_frames,
     frames,
     neighbour_sums,
     sign_pattern_weights,
     structure_axes,
-    used_frames,
 )
 from geocompose.registry import Kind, KnobModel, register
 from geocompose.types import fields as F
@@ -112,6 +112,5 @@ class SignEquivariantFrames(FrameStrategy):
             undecided = torch.zeros_like(undecided)
         proper = self.claim is Group.SO3
         weights = sign_pattern_weights(sign, undecided, proper)  # (B, K)
-        chosen = frames(axes, proper_only=proper)
-        used = used_frames(weights)
-        return average_over_frames(run, state, types, chosen[:, used], centroid, weights[:, used])
+        chosen, weights = compact_frames(frames(axes, proper_only=proper), weights)
+        return average_over_frames(run, state, types, chosen, centroid, weights)

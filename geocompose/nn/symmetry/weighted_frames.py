@@ -23,7 +23,12 @@ from geocompose.nn.symmetry.base import (
     average_over_frames,
     framed_group,
 )
-from geocompose.nn.symmetry.frames import frames, neighbour_sums, structure_axes
+from geocompose.nn.symmetry.frames import (
+    compact_frames,
+    frames,
+    neighbour_sums,
+    structure_axes,
+)
 from geocompose.registry import Kind, KnobModel, register
 from geocompose.types import fields as F
 from geocompose.types.group import Group
@@ -115,26 +120,16 @@ class WeightedFrames(Strategy):
         ratio = weight / largest.clamp(min=1e-300).view(-1, 1, 1)
         omega = torch.relu(ratio - self.params.keep).pow(2).flatten(1)  # (B, W*W)
         omega = torch.where(has_pair.unsqueeze(1), omega, torch.zeros_like(omega))
-        # Only pairs some structure keeps are run; the kept ones first, per structure.
-        kept = int((omega > 0).sum(dim=1).max()) if omega.numel() else 0
-        order = torch.argsort(omega, dim=1, descending=True)[:, : max(kept, 1)]
-
-        def pick(pairs):  # (B, W, W, 3) -> (B, K, 3), the ordered pairs
-            return torch.gather(pairs.flatten(1, 2), 1, order.unsqueeze(-1).expand(-1, -1, 3))
-
-        weights = torch.gather(omega, 1, order)  # (B, K)
-        chosen = pair_frames(pick(u_a), pick(u_b))  # (B, K, 3, 3)
-        # Unkept slots (ill-defined frames, padding) run in the identity frame, weight 0.
-        identity = torch.eye(3, dtype=u.dtype, device=u.device)
-        chosen = torch.where((weights > 0).view(*weights.shape, 1, 1), chosen, identity)
+        chosen = pair_frames(u_a, u_b).flatten(1, 2)  # (B, W*W, 3, 3)
+        weights = omega
         if self.claim is not Group.SO3:
             mirror = torch.tensor([1.0, 1.0, -1.0], dtype=u.dtype, device=u.device)
             chosen = torch.cat([chosen, chosen * mirror], dim=1)
             weights = torch.cat([weights, weights], dim=1)
-        if not bool(has_pair.all()):
-            # Fallback: PCA frame averaging, weight 1 for the structures without a pair.
-            fallback = frames(axes, proper_only=self.claim is Group.SO3)
-            lonely = (~has_pair).to(u.dtype).unsqueeze(1).expand(-1, fallback.shape[1])
-            chosen = torch.cat([chosen, fallback], dim=1)
-            weights = torch.cat([weights, lonely], dim=1)
+        # Fallback: PCA frame averaging, weight 1 for the structures without a pair.
+        fallback = frames(axes, proper_only=self.claim is Group.SO3)
+        lonely = (~has_pair).to(u.dtype).unsqueeze(1).expand(-1, fallback.shape[1])
+        chosen, weights = compact_frames(
+            torch.cat([chosen, fallback], dim=1), torch.cat([weights, lonely], dim=1)
+        )
         return average_over_frames(run, state, types, chosen, centroid, weights)
