@@ -94,6 +94,17 @@ class Penalised:
         return term
 
 
+class FramedStrategy(Strategy):
+    """Base of strategies that build frames from the geometry: they read
+    :data:`FRAME_READS` and guarantee the claim (:func:`framed_group`), exactly."""
+
+    needs = FRAME_READS
+
+    @classmethod
+    def signature(cls, params, upstream, ctx: StrategyContext):
+        return cls.wrapping(params, upstream, framed_group(ctx))
+
+
 def framed_group(ctx: StrategyContext) -> Group:
     """What averaging over (or choosing) frames guarantees: the claim, whatever the
     wrapped blocks do; with no claim, just what the blocks give."""

@@ -8,8 +8,7 @@ import torch
 
 from geocompose.nn.ops.scatter import scatter_sum
 from geocompose.nn.symmetry.base import (
-    FRAME_READS,
-    Strategy,
+    FramedStrategy,
     StrategyContext,
     average_over_frames,
     framed_group,
@@ -28,18 +27,12 @@ from geocompose.types.bounds import Size
 from geocompose.types.group import Group
 
 
-class FrameStrategy(Strategy):
+class FrameStrategy(FramedStrategy):
     """Shared body: PCA frames from edge vectors, then a subclass picks which to average."""
-
-    needs = FRAME_READS
 
     def select(self, all_frames: torch.Tensor, axes: torch.Tensor, state) -> torch.Tensor:
         """(B, K, 3, 3) all sign choices → (B, K', 3, 3) the frames to average."""
         return all_frames
-
-    @classmethod
-    def signature(cls, params, upstream, ctx: StrategyContext):
-        return cls.wrapping(params, upstream, framed_group(ctx))
 
     def forward(self, run, state, types, graph):
         geometry = graph(state)

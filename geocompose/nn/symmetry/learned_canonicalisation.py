@@ -24,12 +24,10 @@ from geocompose.nn.embedding.radial import BesselRadialParams
 from geocompose.nn.embedding.species import LearnedEmbeddingParams
 from geocompose.nn.ops.scatter import scatter_sum
 from geocompose.nn.symmetry.base import (
-    FRAME_READS,
+    FramedStrategy,
     Penalised,
-    Strategy,
     StrategyContext,
     average_over_frames,
-    framed_group,
 )
 from geocompose.nn.symmetry.frames import compact_frames, frames, structure_axes
 from geocompose.nn.symmetry.weighted_frames import unit
@@ -111,7 +109,7 @@ def predictor_types(params, upstream, ctx: StrategyContext):
 
 
 @register(Kind.STRATEGY, exact=True, frames=True)
-class LearnedCanonicalisation(Penalised, Strategy):
+class LearnedCanonicalisation(Penalised, FramedStrategy):
     """Run the wrapped network in a frame predicted per structure by a small equivariant
     network (Kaba et al., ICML 2023): a learned species embedding, Bessel radial basis,
     then ``layers`` copies of the registered interaction ``block`` (PaiNN by default;
@@ -136,7 +134,6 @@ class LearnedCanonicalisation(Penalised, Strategy):
     """
 
     Params = LearnedCanonicalisationParams
-    needs = FRAME_READS
     penalty_name = "canonical_prior"
 
     @classmethod
@@ -144,7 +141,7 @@ class LearnedCanonicalisation(Penalised, Strategy):
         types = predictor_types(params, upstream, ctx)
         if isinstance(types, TypeRefusal):
             return types
-        return cls.wrapping(params, upstream, framed_group(ctx))
+        return super().signature(params, upstream, ctx)
 
     def __init__(self, params, upstream, ctx: StrategyContext):
         super().__init__(params, upstream, ctx)

@@ -16,13 +16,7 @@ from typing import Literal
 import torch
 from pydantic import Field
 
-from geocompose.nn.symmetry.base import (
-    FRAME_READS,
-    Strategy,
-    StrategyContext,
-    average_over_frames,
-    framed_group,
-)
+from geocompose.nn.symmetry.base import FramedStrategy, average_over_frames
 from geocompose.nn.symmetry.frames import (
     compact_frames,
     frames,
@@ -64,7 +58,7 @@ def pair_frames(u_a: torch.Tensor, u_b: torch.Tensor) -> torch.Tensor:
 
 
 @register(Kind.STRATEGY, exact=True, frames=True, smooth=True)
-class WeightedFrames(Strategy):
+class WeightedFrames(FramedStrategy):
     """Frame averaging over pair frames with continuous invariant weights (after Dym,
     Lawrence and Siegel, ICML 2024). Each atom carries ``u_i = m_i = sum_j r_ij``
     (equivariant, invariant to translation and wrapping). The ordered pair (a, b) of
@@ -93,11 +87,6 @@ class WeightedFrames(Strategy):
     """
 
     Params = WeightedFramesParams
-    needs = FRAME_READS
-
-    @classmethod
-    def signature(cls, params, upstream, ctx: StrategyContext):
-        return cls.wrapping(params, upstream, framed_group(ctx))
 
     def forward(self, run, state, types, graph):
         geometry = graph(state)
