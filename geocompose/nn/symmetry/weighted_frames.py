@@ -46,8 +46,15 @@ class WeightedFramesParams(KnobModel):
 
 
 def unit(v: torch.Tensor) -> torch.Tensor:
-    """``v / |v|``, with a finite value and gradient at ``v = 0`` (where it is unused)."""
-    return v / v.pow(2).sum(-1, keepdim=True).clamp(min=1e-200).sqrt()
+    """``v / |v|``; a vector shorter than ``eps`` of its dtype (where a frame built from
+    it has weight 0) gives ``e_x`` instead, so the first and second derivatives the
+    force loss needs stay finite in float32 too."""
+    square = v.pow(2).sum(-1, keepdim=True)
+    usable = square > torch.finfo(v.dtype).eps ** 2
+    fallback = torch.zeros_like(v)
+    fallback[..., 0] = 1.0
+    safe = torch.where(usable, v, fallback)
+    return safe / torch.where(usable, square, torch.ones_like(square)).sqrt()
 
 
 def pair_frames(u_a: torch.Tensor, u_b: torch.Tensor) -> torch.Tensor:
@@ -105,8 +112,9 @@ class WeightedFrames(FramedStrategy):
         weight = torch.linalg.cross(u_a, u_b).pow(2).sum(-1)  # (B, W, W), zero on a == b
         largest = weight.flatten(1).amax(dim=1) if width else weight.new_zeros(num_structures)
         size = padded.pow(2).sum(-1).pow(2).sum(-1)  # (B,) sum_i |u_i|^4
-        has_pair = largest > NO_PAIR * size.clamp(min=1e-300)
-        ratio = weight / largest.clamp(min=1e-300).view(-1, 1, 1)
+        has_pair = largest > NO_PAIR * size
+        # Divide only where there is a pair (a 0/0 elsewhere would poison the gradients).
+        ratio = weight / torch.where(has_pair, largest, torch.ones_like(largest)).view(-1, 1, 1)
         omega = torch.relu(ratio - self.params.keep).pow(2).flatten(1)  # (B, W*W)
         omega = torch.where(has_pair.unsqueeze(1), omega, torch.zeros_like(omega))
         chosen = pair_frames(u_a, u_b).flatten(1, 2)  # (B, W*W, 3, 3)
