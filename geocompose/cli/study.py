@@ -4,10 +4,14 @@ Each BLUEPRINT is trained by the same loop as ``geocompose train`` with the same
 and the same train / valid / test split (``--test-fraction``, default 0.2 here), then
 measured on the test split: energy MAE per atom, force MAE, the relative rotation
 (and, for O(3) claims, reflection) error of its outputs in float64 (the verifier's
-check on the test structures), training seconds per epoch and inference time per
-structure. Prints a table and writes ``OUT/study.csv``, ``OUT/study.png`` (force
-error against inference time; needs matplotlib) and each run's checkpoints in
-``OUT/<blueprint name>/``::
+check on the test structures), the energy drift of a short NVE run on the first test
+molecule (the verifier's, relative to how much the potential energy moved), training
+seconds per epoch and inference time per structure. ``--sizes N...`` trains each
+blueprint once per training-set size (the first N structures of the same training
+split, the same test split): a learning curve. Prints a table and writes
+``OUT/study.csv``, ``OUT/study.png`` (force error against training-set size, or against
+inference time with one size; needs matplotlib) and each run's checkpoints in
+``OUT/<blueprint name>[-n<size>]/``::
 
     geocompose study blueprints/mlp-frame-averaging.yaml blueprints/mlp-weighted-frames.yaml \\
         geocompose/data/examples/ethanol_xtb_small.extxyz --epochs 5 --out runs/study
@@ -39,6 +43,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--out", default="study", help="output directory (default: %(default)s)")
     parser.add_argument("--no-plot", action="store_true", help="skip OUT/study.png")
+    parser.add_argument(
+        "--sizes",
+        type=int,
+        nargs="+",
+        metavar="N",
+        help="training-set sizes of a learning curve (default: the whole training split)",
+    )
     add_config_arguments(parser)
 
 
@@ -60,6 +71,7 @@ def run(args: argparse.Namespace) -> int:
         config,
         out=args.out,
         echo=lambda line: out.print(line, highlight=False),
+        sizes=args.sizes,
     )
     table = Table(
         title=f"study on {args.data}: {config.epochs} epochs, seed {config.seed}, "
@@ -69,10 +81,12 @@ def run(args: argparse.Namespace) -> int:
     columns = (
         "blueprint",
         "strategy",
+        "train structures",
         "energy MAE (meV/atom)",
         "force MAE (meV/Å)",
         "rotation error",
         "reflection error",
+        "NVE drift",
         "train s/epoch",
         "inference ms/structure",
     )
@@ -82,10 +96,12 @@ def run(args: argparse.Namespace) -> int:
         table.add_row(
             row.blueprint,
             row.strategy,
+            str(row.train_structures),
             fmt(1e3 * row.energy_mae, ".2f"),
             fmt(1e3 * row.forces_mae, ".1f"),
             fmt(row.rotation_error, ".1e"),
             fmt(row.reflection_error, ".1e"),
+            fmt(row.nve_drift, ".1e"),
             f"{row.train_s_per_epoch:.2f}",
             f"{row.inference_ms_per_structure:.2f}",
         )

@@ -4,7 +4,10 @@ Each blueprint goes through the one training loop (:class:`~geocompose.train.Tra
 with the same :class:`~geocompose.train.config.TrainConfig` and the same train / valid /
 test split; then its best checkpoint is evaluated on the test split (energy and force
 errors, :func:`~geocompose.train.metrics.evaluate`), its symmetry is measured on the
-test structures with the verifier's own checks (float64), and its speed is timed. It
+test structures and its energy drift in a short NVE run on the first test molecule,
+both with the verifier's own checks (float64), and its speed is timed. With several
+training-set sizes, each size is a run of its own on the first ``n`` structures of the
+same (seeded, shuffled) training split and the same test split: a learning curve. It
 compares symmetry strategies (built-in equivariance, frames, canonicalisation,
 augmentation) on equal terms::
 
@@ -30,7 +33,8 @@ from geocompose.train.config import TrainConfig
 from geocompose.train.metrics import evaluate
 from geocompose.train.trainer import Trainer
 from geocompose.types.group import Group
-from geocompose.verification import checks
+from geocompose.verification import checks, curves
+from geocompose.verification.record import Sample, Skip
 from geocompose.verification.subject import compiled_subject
 
 __all__ = ["StudyRow", "study", "study_plot", "write_csv"]
@@ -54,6 +58,10 @@ class StudyRow:
         inference_ms_per_structure: evaluation time (energy and forces) per test structure.
         epochs: epochs trained; best_epoch: the epoch of the checkpoint evaluated.
         weights: number of weights.
+        train_structures: structures in the training split of this run.
+        nve_drift: |E_total(end) - E_total(0)| of the verifier's NVE run on the first
+            test molecule, relative to how much the potential energy moved (NaN where
+            the test split has no molecule).
     """
 
     blueprint: str
@@ -68,17 +76,24 @@ class StudyRow:
     epochs: int
     best_epoch: int
     weights: int
+    train_structures: int
+    nve_drift: float
 
 
-def symmetry_errors(model, data: Dataset, test: list[int], seed: int) -> tuple[float, float]:
-    """(rotation, reflection) relative errors of ``model`` on the test structures."""
-    subject = compiled_subject(model)  # a float64 copy
+def physics_figures(model, data: Dataset, test: list[int], seed: int) -> tuple[float, ...]:
+    """(rotation, reflection, NVE drift) of ``model`` on the test structures, measured
+    by the verifier's own checks on a float64 copy."""
+    subject = compiled_subject(model)
     batch = data.collate(test, torch.float64)
     labels = [f"test structure {i}" for i in test]
     gen = torch.Generator().manual_seed(seed)
     rotation = checks.rotation_check(subject, batch, labels, gen, improper=False).worst
     reflection = checks.rotation_check(subject, batch, labels, gen, improper=True).worst
-    return rotation, reflection
+    structures = [(label, data.to_atoms(i)) for label, i in zip(labels, test)]
+    sample = Sample(subject, structures, [], batch, labels, gen, seed)
+    nve = curves.nve_check(sample)
+    drift = float("nan") if isinstance(nve, Skip) else nve[0][1].worst
+    return rotation, reflection, drift
 
 
 def study(
@@ -87,8 +102,10 @@ def study(
     config: TrainConfig,
     out: str | Path = "study",
     echo=print,
+    sizes: list[int] | None = None,
 ) -> list[StudyRow]:
-    """Train and measure each blueprint under ``config``; one subfolder of ``out`` each.
+    """Train and measure each blueprint under ``config``; one subfolder of ``out`` each
+    (``<name>-n<size>`` per training-set size when ``sizes`` are given).
 
     Raises:
         StructureError: the split leaves no test structure (set ``test_fraction``).
@@ -101,11 +118,19 @@ def study(
     splits: Splits = data.split(config.valid_fraction, config.test_fraction, config.seed)
     if not splits.test:
         raise StructureError("a study evaluates on a test split: give a test fraction above 0")
+    if sizes and not all(0 < n <= len(splits.train) for n in sizes):
+        raise StructureError(
+            f"training-set sizes must be between 1 and the {len(splits.train)} training "
+            f"structures of the split; got {', '.join(map(str, sizes))}"
+        )
+    runs = [(bp, name, n) for bp, name in zip(blueprints, names) for n in (sizes or [None])]
     rows = []
-    for blueprint, name in zip(blueprints, names):
-        echo(f"study: training {name}")
+    for blueprint, name, size in runs:
+        run_splits = replace(splits, train=splits.train[:size]) if size else splits
+        folder = out / (f"{name}-n{size}" if size else name)
+        echo(f"study: training {name} on {len(run_splits.train)} structures")
         trainer = Trainer(
-            blueprint, data, replace(config), out / name, splits, progress=False, echo=echo
+            blueprint, data, replace(config), folder, run_splits, progress=False, echo=echo
         )
         result = trainer.fit()
         potential = load_potential(result.best)
@@ -118,7 +143,9 @@ def study(
             evaluate(potential, test_batches)
         inference = (time.perf_counter() - start) / INFERENCE_REPEATS / len(splits.test)
         trace = potential.model.trace
-        rotation, reflection = symmetry_errors(potential.model, data, splits.test, config.seed)
+        rotation, reflection, drift = physics_figures(
+            potential.model, data, splits.test, config.seed
+        )
         values = metrics.compute()
         epoch_times = [row["time_s"] for row in result.history if "time_s" in row]
         rows.append(
@@ -135,6 +162,8 @@ def study(
                 epochs=result.epochs,
                 best_epoch=result.best_epoch,
                 weights=sum(p.numel() for p in potential.model.parameters()),
+                train_structures=len(run_splits.train),
+                nve_drift=drift,
             )
         )
     return rows
@@ -152,17 +181,29 @@ def write_csv(rows: list[StudyRow], path: str | Path) -> Path:
 
 
 def study_plot(rows: list[StudyRow], path: str | Path) -> Path:
-    """Force MAE against inference time, one labelled point per blueprint (PNG)."""
+    """Test force MAE against training-set size, one line per blueprint (a learning
+    curve) when there are several sizes, else against inference time (PNG)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 4))
-    for row in rows:
-        ax.scatter(row.inference_ms_per_structure, row.forces_mae)
-        ax.annotate(row.blueprint, (row.inference_ms_per_structure, row.forces_mae), fontsize=8)
-    ax.set_xlabel("inference (ms per structure)")
+    curve = len({row.train_structures for row in rows}) > 1
+    for name in dict.fromkeys(row.blueprint for row in rows):
+        mine = [row for row in rows if row.blueprint == name]
+        if curve:
+            ax.plot(
+                [r.train_structures for r in mine], [r.forces_mae for r in mine], "o-", label=name
+            )
+        else:
+            ax.scatter([r.inference_ms_per_structure for r in mine], [r.forces_mae for r in mine])
+            ax.annotate(name, (mine[0].inference_ms_per_structure, mine[0].forces_mae), fontsize=8)
+    if curve:
+        ax.set_xlabel("training structures")
+        ax.legend(fontsize=7)
+    else:
+        ax.set_xlabel("inference (ms per structure)")
     ax.set_ylabel("test force MAE (eV/Å)")
     ax.set_xscale("log")
     fig.tight_layout()
