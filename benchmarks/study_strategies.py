@@ -92,13 +92,14 @@ def main() -> None:
     )
     print(
         "| blueprint | strategy | energy MAE (meV/atom) | force MAE (meV/Å) | rotation error "
-        "| reflection error | train s/epoch | inference ms/structure |"
+        "| reflection error | NVE drift | train s/epoch | inference ms/structure |"
     )
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(
             f"| {r.blueprint} | {r.strategy} | {1e3 * r.energy_mae:.1f} | {1e3 * r.forces_mae:.0f} "
-            f"| {r.rotation_error:.1e} | {r.reflection_error:.1e} | {r.train_s_per_epoch:.2f} "
+            f"| {r.rotation_error:.1e} | {r.reflection_error:.1e} | {r.nve_drift:.1e} "
+            f"| {r.train_s_per_epoch:.2f} "
             f"| {r.inference_ms_per_structure:.2f} |"
         )
     print(f"csv: {write_csv(rows, Path(args.out) / 'study.csv')}")
