@@ -64,11 +64,13 @@ class SignEquivariantFrames(FrameStrategy):
     and axis k is ``sign(g_n) v_k`` for the first order n in ``orders`` whose
     ``|g_n|`` exceeds ``1e-8 sum_i Z_i |p_ik|^n``. Order 1 is a charge-weighted dipole
     (zero for one species on a symmetric graph, where the sum of the m_i vanishes); 3
-    and 5 are the higher odd moments. An axis no order decides (a mirror plane of the
-    structure: every odd function of p_k vanishes) gets both signs averaged
-    (``on_tie: average``, exact) or keeps the eigen-solver's sign (``on_tie: keep``:
-    one call, not invariant on such structures, so the claim is then approximate). For SO(3) the third axis follows by
-    handedness.
+    and 5 are the higher odd moments. An axis no order decides gets both signs averaged
+    (``on_tie: average``, exact) or keeps the eigen-solver's sign (``on_tie: keep``, one
+    call). Where the tie comes from a mirror plane of the structure normal to the axis,
+    both signs show the network the same atoms up to their order, so keeping one is
+    harmless for a permutation-invariant network; a tie without such a mirror (or a
+    cell whose rows the flip changes) is not, so ``keep`` makes the claim approximate.
+    For SO(3) the third axis follows by handedness.
 
     Exact for O(3) and SO(3) wherever the covariance eigenvalues are distinct. Where
     they repeat (tetrahedra, cubes, planar rings, cubic crystals) the axes themselves
