@@ -64,22 +64,20 @@ class LearnedCanonicalisationParams(KnobModel):
 
 
 def predictor_stages(params: LearnedCanonicalisationParams, ctx: StrategyContext):
-    """(kind, params, knob) of the canonicaliser's blocks, every one a registered knob."""
+    """(kind, params) of the canonicaliser's blocks, every one a registered knob, or a
+    refusal naming the registered interactions (with a "did you mean")."""
     edge = EdgeEmbeddingParams(
         radial=BesselRadialParams(num=8), envelope=PolynomialEnvelopeParams(p=6)
     )
     stages = [
-        (Kind.NODE_EMBEDDING, LearnedEmbeddingParams(features=params.features), "node"),
-        (Kind.EDGE_EMBEDDING, edge, "edge"),
+        (Kind.NODE_EMBEDDING, LearnedEmbeddingParams(features=params.features)),
+        (Kind.EDGE_EMBEDDING, edge),
     ]
-    if params.block not in REGISTRY.names(Kind.INTERACTION):
-        return stages, TypeRefusal(
-            f"{ctx.knob}.block: no interaction named '{params.block}' (choose from: "
-            f"{', '.join(REGISTRY.names(Kind.INTERACTION))})"
-        )
-    block = REGISTRY.get(Kind.INTERACTION, params.block).params()
-    stages += [(Kind.INTERACTION, block, f"block#{i + 1}") for i in range(params.layers)]
-    return stages, None
+    try:
+        block = REGISTRY.get(Kind.INTERACTION, params.block).params()
+    except KeyError as err:
+        return stages, TypeRefusal(f"{ctx.knob}.block: {err.args[0]}")
+    return stages + [(Kind.INTERACTION, block)] * params.layers, None
 
 
 def predictor_types(params, upstream, ctx: StrategyContext):
@@ -88,7 +86,7 @@ def predictor_types(params, upstream, ctx: StrategyContext):
     if refusal is not None:
         return refusal
     types = dict(upstream)
-    for kind, part, _ in stages:
+    for kind, part in stages:
         sig = REGISTRY.get(kind, part.type).builder.signature(part, types, ctx)
         if isinstance(sig, TypeRefusal):
             return TypeRefusal(f"{ctx.knob}.block '{params.block}': {sig.render()}")
@@ -148,7 +146,7 @@ class LearnedCanonicalisation(Penalised, FramedStrategy):
         stages, _ = predictor_stages(params, ctx)
         types = dict(upstream)
         blocks = []
-        for kind, part, _ in stages:
+        for kind, part in stages:
             builder = REGISTRY.get(kind, part.type).builder
             blocks.append(builder(part, types, ctx))
             types.update(builder.signature(part, types, ctx).writes)
