@@ -79,7 +79,9 @@ def compile(
         for stage, sig in zip(stages, signatures):
             blocks.append(_build(stage, upstream, loaded))
             upstream.update(sig.writes)
-    strategy = _build(strategy_at, final, loaded)
+        # Last, so the blocks' weights are those of a model without it; seeded, since a
+        # strategy can have weights of its own (a learned canonicaliser).
+        strategy = _build(strategy_at, final, loaded)
     trace = _trace(
         loaded,
         stages,
@@ -174,6 +176,7 @@ def _trace(loaded: LoadedBlueprint, stages, signatures, strategy, strategy_sig, 
         tolerance=bp.symmetry.tolerance,
         strategy=strategy.entry.name,
         frames=strategy.entry.frames,
+        continuous_frames=bool(strategy.entry.smooth),
         smooth=smooth,
         cutoff=float(bp.graph.cutoff),
         reach=graph.builder.reach(bp.graph),

@@ -38,6 +38,7 @@ class Facts:
         tolerance: the bound an approximate claim states (None: measured only).
         strategy: the symmetry strategy (``black box`` for external models).
         frames: the strategy builds frames from the geometry.
+        continuous_frames: outputs claimed continuous through degenerate frames.
         smooth: energy claimed continuous across the cutoff.
         cutoff: the cutoff (Å).
         reach: the longest edge (Å); atoms farther apart than this never interact.
@@ -58,6 +59,7 @@ class Facts:
     tolerance: float | None = None
     strategy: str = "built_in"
     frames: bool = False
+    continuous_frames: bool = False
     smooth: bool = True
     cutoff: float = 5.0
     reach: float = 5.0
@@ -122,6 +124,7 @@ def facts_from_trace(trace, species, weights: int) -> Facts:
         tolerance=trace.tolerance,
         strategy=trace.strategy,
         frames=trace.frames,
+        continuous_frames=trace.continuous_frames,
         smooth=trace.smooth,
         cutoff=trace.cutoff,
         reach=trace.reach,
