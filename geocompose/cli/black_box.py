@@ -3,7 +3,6 @@ a ``.pt2`` export or a metatomic model file."""
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import importlib
 import os
@@ -52,9 +51,12 @@ def checkpoint_subject(path: str) -> Subject:
         CheckpointError: the file is missing or not a checkpoint.
     """
     from geocompose.ase import Calculator
-    from geocompose.train.checkpoint import load_potential
+    from geocompose.train.checkpoint import build_potential, load_checkpoint
 
-    potential = copy.deepcopy(load_potential(path)).double()
+    # Compiled in float64, not cast: constants a float32 build computes (e.g. the
+    # Clebsch-Gordan tables) would keep float32 rounding through .double(), 2e-10 off.
+    state = {**load_checkpoint(path), "dtype": "float64"}
+    potential = build_potential(state, where=path)
     subject = compiled_subject(potential.model)
     run = CalculatorRun(Calculator(potential))
     facts = dataclasses.replace(subject.facts, stress=F.STRESS)

@@ -7,7 +7,6 @@ command line. The checks never look inside the model beyond these facts.
 
 from __future__ import annotations
 
-import copy
 import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -16,6 +15,7 @@ import ase
 import numpy as np
 import torch
 
+from geocompose.compiler import recompiled
 from geocompose.data.batch import Batch
 from geocompose.errors import GeocomposeError
 from geocompose.types import FieldType
@@ -150,7 +150,9 @@ def compiled_subject(
             f"model '{getattr(model, 'name', type(model).__name__)}' has no type trace: "
             "verify a compiled model (geocompose.compile) or use verify_module for a bare nn.Module"
         )
-    model = (model if own else copy.deepcopy(model)).to(dtype).eval()
+    # A copy (unless the verifier compiled it itself), rebuilt when widened: a cast alone
+    # would keep a float32 build's rounded constants (compiler.recompiled).
+    model = (model.to(dtype) if own else recompiled(model, dtype)).eval()
     facts = facts_from_trace(trace, model.species, sum(p.numel() for p in model.parameters()))
 
     @functools.cache
