@@ -29,6 +29,7 @@ from geocompose.nn.interaction.spherical import (
     EdgeTensorProduct,
     SphericalParams,
     describe_plan,
+    edge_guarantee,
     edge_plan,
     exact_constants,
     sorted_features,
@@ -89,7 +90,7 @@ class SphericalConvolution(MessagePassingInteraction):
         return Signature(
             reads=inputs.reads,
             writes={F.NODE_FEATURES: FieldType(target, Level.NODE)},
-            guarantee=Group.O3,
+            guarantee=edge_guarantee(params),
             notes=describe_plan(plan),
         )
 
@@ -110,6 +111,7 @@ class SphericalConvolution(MessagePassingInteraction):
                 self.irreps_in[F.EDGE_RADIAL].dim,
                 list(params.radial_hidden),
                 params.radial_activation,
+                params.tensor_product,
             )
             self.linear_out = o3.Linear(plan.irreps_out, irreps_pre)  # W_2: mixes the paths
             self.sc = self_connection(
@@ -121,9 +123,7 @@ class SphericalConvolution(MessagePassingInteraction):
     def message(self, state: State, edges: EdgeView) -> torch.Tensor:
         # Layout change at node level (N rows), before gathering onto E edges.
         senders = edges.gather_senders(self.conv.prepare(self.linear_in(state[F.NODE_FEATURES])))
-        return self.conv(
-            senders, state[F.EDGE_ANGULAR], state[F.EDGE_RADIAL], state[F.EDGE_ENVELOPE]
-        )
+        return self.conv(senders, state)
 
     def update(self, state: State, aggregated: torch.Tensor) -> dict[str, torch.Tensor]:
         x = state[F.NODE_FEATURES]
