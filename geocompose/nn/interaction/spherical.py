@@ -53,7 +53,10 @@ class SphericalParams(InteractionParams):
     """
 
     features: IrrepsField = Field(default="16x0e + 8x1o + 4x2e", validate_default=True)
-    tensor_product: TensorProductParams = Field(default_factory=TensorProductParams)
+    # Drawn compositions (geocompose.testing) try the SO(2) implementation as well.
+    tensor_product: TensorProductParams = Field(
+        default_factory=TensorProductParams, examples=[{"implementation": "so2"}]
+    )
     radial_hidden: list[Size] = Field(default_factory=lambda: [32])
     radial_activation: Activation = "silu"
     avg_neighbours: PositiveFloat = 8.0
