@@ -111,6 +111,24 @@ def _block_coefficients(k: torch.Tensor, l1: int, l3: int) -> torch.Tensor:
     return torch.stack(coefficients)
 
 
+def _band_blocks(keys: list[tuple[int, int]], muls: list[int]):
+    """A rotated layout: the segments with the same key ``(l, band)`` side by side as one
+    ``(2 band + 1, sum of their mul)`` block of components ``m = -band..band`` (one
+    matmul by ``D_l``, or by its ``band`` middle columns, turns them all).
+
+    Returns ``(blocks, channel_offsets, size)``: per block ``(l, band, offset, width)``,
+    per segment its first channel within its block, and the flat size."""
+    blocks, offsets, base = [], [0] * len(keys), 0
+    for l, band in sorted(set(keys)):
+        width = 0
+        for i, key in enumerate(keys):
+            if key == (l, band):
+                offsets[i], width = width, width + muls[i]
+        blocks.append((l, band, base, width))
+        base += (2 * band + 1) * width
+    return blocks, offsets, base
+
+
 class SO2Product(nn.Module):
     """The ``uvu`` edge product of a :class:`PathPlan` whose paths sharing an output
     segment are summed (:func:`~geocompose.nn.ops.paths.merge_second_orders`), computed
@@ -118,6 +136,10 @@ class SO2Product(nn.Module):
     the Clebsch–Gordan product of that plan (tested to 1e-12 in float64): inputs and
     output are *component-major* (``(2l+1, mul)`` per segment), like
     :class:`~geocompose.nn.interaction.spherical.ChannelwiseProduct`.
+
+    Every segment, block ``m`` and channel is a *slot*; a fixed number of gathers and
+    products, and one matmul per order and direction, do all of them at once, whatever
+    the number of paths.
 
     Args:
         plan: a ``uvu`` plan, second input of multiplicity 1, paths into a shared output
@@ -134,43 +156,94 @@ class SO2Product(nn.Module):
         if plan.mode is not MixingMode.UVU or any(mul != 1 for mul, _ in plan.irreps_in2):
             raise ValueError("SO2Product needs a uvu plan whose second input has multiplicity 1")
         self.plan, self.relaxation = plan, float(relaxation)
-        self.sizes1 = [mul * ir.dim for mul, ir in plan.irreps_in1]
-        self.l_max = max(
-            [ir.l for _, ir in plan.irreps_in1]
-            + [ir.l for _, ir in plan.irreps_in2]
-            + [ir.l for _, ir in plan.irreps_out]
-        )
+        ins, outs = plan.irreps_in1, plan.irreps_out
+        self.l_max = max(ir.l for irreps in (ins, plan.irreps_in2, outs) for _, ir in irreps)
         self.sh_ls = [ir.l for _, ir in plan.irreps_in2]
-        offsets = [0]
+        self.in_sizes = [mul * ir.dim for mul, ir in ins]
+        first = {p.i_out: p for p in reversed(plan.paths)}
+        # Inputs turn whole; an output segment has components |m| <= min(l1, l3) only in
+        # the edge's frame, so it turns back by that band of D_l3's columns alone.
+        in_keys = [(ir.l, ir.l) for _, ir in ins]
+        out_keys = [(ir.l, min(ir.l, first[g].ir_in1.l)) for g, (_, ir) in enumerate(outs)]
+        self.in_blocks, in_chan, _ = _band_blocks(in_keys, [mul for mul, _ in ins])
+        self.out_blocks, out_chan, out_size = _band_blocks(out_keys, [mul for mul, _ in outs])
+        in_base = {(l, band): (base, width) for l, band, base, width in self.in_blocks}
+        out_base = {(l, band): (base, width) for l, band, base, width in self.out_blocks}
+
+        def at_in(i: int, k: int, u: int) -> int:  # segment i, component k = l + m, channel u
+            base, width = in_base[in_keys[i]]
+            return base + k * width + in_chan[i] + u
+
+        def at_out(g: int, k: int, u: int) -> int:  # row m + band of its block
+            base, width = out_base[out_keys[g]]
+            l, band = out_keys[g]
+            return base + (k - l + band) * width + out_chan[g] + u
+
+        zero_slots, slots = [], []  # (g, u) and (g, m, u)
+        for g, (mul, ir3) in enumerate(outs):
+            i1, l1 = first[g].i_in1, first[g].ir_in1.l
+            for u in range(mul):
+                zero_slots.append((at_in(i1, l1, u), at_out(g, ir3.l, u)))
+            for m in range(1, min(l1, ir3.l) + 1):
+                for u in range(mul):
+                    slots.append(
+                        (at_in(i1, l1 + m, u), at_in(i1, l1 - m, u),
+                         at_out(g, ir3.l + m, u), at_out(g, ir3.l - m, u))
+                    )
+        n0, ns = len(zero_slots), len(slots)
+        slot_of = {}  # (g, m, u) -> slot index, in the order of `slots`
+        for g, (mul, ir3) in enumerate(outs):
+            for m in range(1, min(first[g].ir_in1.l, ir3.l) + 1):
+                for u in range(mul):
+                    slot_of[(g, m, u)] = len(slot_of)
+        zero_of = {}
+        for g, (mul, _) in enumerate(outs):
+            for u in range(mul):
+                zero_of[(g, u)] = len(zero_of)
+        self.split_slots = [n0, ns, ns]
+        self.register_buffer("x0", torch.tensor([x for x, _ in zero_slots], dtype=torch.long))
+        self.register_buffer("xp", torch.tensor([s[0] for s in slots], dtype=torch.long))
+        self.register_buffer("xm", torch.tensor([s[1] for s in slots], dtype=torch.long))
+        # The rotated output, band by band, gathered from [y0, y+, y-].
+        source = torch.zeros(out_size, dtype=torch.long)
+        for j, (_, o) in enumerate(zero_slots):
+            source[o] = j
+        for j, (_, _, op, om) in enumerate(slots):
+            source[op], source[om] = n0 + j, n0 + ns + j
+        self.register_buffer("assemble", source)
+        # Each block's segments, to be put back in output order after turning.
+        self.out_pieces = {(l, band): [] for l, band, _, _ in self.out_blocks}
+        for g, (mul, _) in enumerate(outs):
+            self.out_pieces[out_keys[g]].append((g, out_chan[g], mul))
+        # Tied weights: coefficient [c0 | a | b] of each slot = sum over the paths of the
+        # slot's segment of (table value) x (path weight of that channel) x (harmonic at m = 0).
+        offsets, columns_sh, src, dst, values = 0, [], [], [], []
         for p in plan.paths:
-            offsets.append(offsets[-1] + p.weight_numel)
-        self.groups = []  # per output segment: (i_in1, mul, l1, l3, path weight ranges, sh)
-        relaxed = plan.weight_numel
-        for i_out, (mul, ir3) in enumerate(plan.irreps_out):
-            members = [(i, p) for i, p in enumerate(plan.paths) if p.i_out == i_out]
-            l1 = members[0][1].ir_in1.l
-            top = min(l1, ir3.l)
-            table = []
-            for _, p in members:
-                w3j = o3.wigner_3j(l1, p.ir_in2.l, ir3.l, dtype=torch.float64)
-                # Per unit of the harmonic's m = 0 value: the edge's own value multiplies.
-                k = ir3.dim**0.5 * w3j[:, p.ir_in2.l, :].T  # (2 l3 + 1, 2 l1 + 1)
-                table.append(_block_coefficients(k, l1, ir3.l))
-            self.register_buffer(f"table{i_out}", torch.stack(table))  # (paths, 2 top + 1)
-            # The rotated frame keeps components |m| <= top, ordered m = 0, +1..+top, -1..-top.
-            keep_in = [l1] + [l1 + m for m in range(1, top + 1)] + [l1 - m for m in range(1, top + 1)]
-            keep_out = [ir3.l] + [ir3.l + m for m in range(1, top + 1)] + [
-                ir3.l - m for m in range(1, top + 1)
-            ]
-            self.register_buffer(f"keep_in{i_out}", torch.tensor(keep_in))
-            self.register_buffer(f"keep_out{i_out}", torch.tensor(keep_out))
-            ranges = [(offsets[i], offsets[i + 1]) for i, _ in members]
-            shs = [p.i_in2 for _, p in members]
-            extra = (relaxed, relaxed + 2 * top * mul) if self.relaxation > 0 else None
-            if extra is not None:
-                relaxed = extra[1]
-            self.groups.append((members[0][1].i_in1, mul, l1, ir3.l, top, ranges, shs, extra))
-        self.weight_numel = relaxed  # the plan's weights, then the relaxation's
+            g, l1, l3 = p.i_out, p.ir_in1.l, p.ir_out.l
+            w3j = o3.wigner_3j(l1, p.ir_in2.l, l3, dtype=torch.float64)
+            k = p.ir_out.dim**0.5 * w3j[:, p.ir_in2.l, :].T  # (2 l3 + 1, 2 l1 + 1)
+            table = _block_coefficients(k, l1, l3).tolist()  # [a0, a1, b1, ...]
+            for u in range(p.mul_in1):
+                entries = [(zero_of[(g, u)], table[0])]
+                for m in range(1, min(l1, l3) + 1):
+                    entries.append((n0 + slot_of[(g, m, u)], table[2 * m - 1]))
+                    entries.append((n0 + ns + slot_of[(g, m, u)], table[2 * m]))
+                for slot, value in entries:
+                    if abs(value) > 1e-14:  # the parity rule zeroes a or b for each path
+                        src.append(offsets + u)
+                        dst.append(slot)
+                        values.append(value)
+            columns_sh += [p.i_in2] * p.weight_numel
+            offsets += p.weight_numel
+        self.tied_numel = offsets
+        self.register_buffer("column_sh", torch.tensor(columns_sh, dtype=torch.long))
+        self.register_buffer("tied_src", torch.tensor(src, dtype=torch.long))
+        self.register_buffer("tied_dst", torch.tensor(dst, dtype=torch.long))
+        self.register_buffer("tied_value", torch.tensor(values, dtype=torch.float64))
+        self.num_slots = n0 + 2 * ns
+        self.relaxed_numel = 2 * ns if self.relaxation > 0 else 0
+        self.weight_numel = self.tied_numel + self.relaxed_numel  # the plan's, then relaxation's
+        self.segments = len(outs)
 
     def forward(
         self, x1: torch.Tensor, x2: torch.Tensor, weight: torch.Tensor, wigner: list[torch.Tensor]
@@ -179,39 +252,44 @@ class SO2Product(nn.Module):
         (E, weight_numel), ``wigner`` from :func:`wigner_d_matrices` of the edges'
         :func:`edge_rotations` (up to ``self.l_max``) → (E, out.dim) component-major."""
         n = x1.shape[0]
-        # Each input segment turned into its edge's frame once: (E, 2l+1, mul).
-        rotated = [
-            seg.reshape(n, ir.dim, mul) if ir.l == 0 else wigner[ir.l] @ seg.reshape(n, ir.dim, mul)
-            for seg, (mul, ir) in zip(x1.split(self.sizes1, -1), self.plan.irreps_in1)
-        ]
-        # The harmonics' m = 0 value in each edge's frame, per l2: (E,).
-        starts = torch.tensor([0] + [2 * l + 1 for l in self.sh_ls]).cumsum(0).tolist()
-        poles = [
-            (wigner[l][:, l, :] * x2[:, starts[i] : starts[i + 1]]).sum(-1)
-            for i, l in enumerate(self.sh_ls)
-        ]
-        out = []
-        for g, (i1, mul, l1, l3, top, ranges, shs, extra) in enumerate(self.groups):
-            # Per-edge, per-channel weight of each summed path times its harmonic: (E, P, mul).
-            w = torch.stack(
-                [weight[:, a:b] * poles[s].unsqueeze(-1) for (a, b), s in zip(ranges, shs)], 1
-            )
-            coeff = torch.einsum("epu,pq->equ", w, getattr(self, f"table{g}"))  # (E, 2top+1, mul)
-            x = rotated[i1].index_select(1, getattr(self, f"keep_in{g}"))  # (E, 2top+1, mul)
-            y0 = coeff[:, :1] * x[:, :1]
-            a, b = coeff[:, 1::2], coeff[:, 2::2]  # (E, top, mul) each
-            xp, xm = x[:, 1 : top + 1], x[:, top + 1 :]
-            yp, ym = a * xp - b * xm, b * xp + a * xm
-            if extra is not None:
-                relax = weight[:, extra[0] : extra[1]].reshape(n, 2, top, mul) * self.relaxation
-                c, d = relax[:, 0], relax[:, 1]
-                yp = yp + c * xp + d * xm
-                ym = ym + d * xp - c * xm
-            y = torch.cat([y0, yp, ym], 1)  # (E, 2top+1, mul), frame components kept
-            back = wigner[l3].index_select(1, getattr(self, f"keep_out{g}")).transpose(1, 2)
-            out.append((back @ y).reshape(n, (2 * l3 + 1) * mul))  # (E, (2 l3 + 1) mul)
-        return torch.cat(out, dim=-1)
+        segments = x1.split(self.in_sizes, -1)
+        rotated = []  # per order: (E, (2l+1) width), every segment of that order turned at once
+        for l, _, _, width in self.in_blocks:
+            parts = [
+                seg.reshape(n, ir.dim, mul)
+                for seg, (mul, ir) in zip(segments, self.plan.irreps_in1)
+                if ir.l == l
+            ]
+            block = parts[0] if len(parts) == 1 else torch.cat(parts, -1)
+            rotated.append((block if l == 0 else wigner[l] @ block).reshape(n, -1))
+        x = torch.cat(rotated, -1).t().contiguous()  # (in slots, E)
+        # The harmonics' m = 0 value in each edge's frame, per segment of x2: (n_sh, E).
+        harmonics = x2.split([2 * l + 1 for l in self.sh_ls], -1)
+        poles = torch.stack(
+            [y[:, 0] if l == 0 else (wigner[l][:, l, :] * y).sum(-1) for l, y in zip(self.sh_ls, harmonics)]
+        )
+        tied = weight[:, : self.tied_numel].t() * poles.index_select(0, self.column_sh)
+        contributions = tied.index_select(0, self.tied_src) * self.tied_value.unsqueeze(1)
+        coeff = x.new_zeros(self.num_slots, n).index_add(0, self.tied_dst, contributions)
+        c0, a, b = coeff.split(self.split_slots, 0)
+        xp, xm = x.index_select(0, self.xp), x.index_select(0, self.xm)
+        yp, ym = a * xp - b * xm, b * xp + a * xm
+        if self.relaxed_numel:
+            c, d = (weight[:, self.tied_numel :].t() * self.relaxation).chunk(2, 0)
+            yp, ym = yp + c * xp + d * xm, ym + d * xp - c * xm
+        y0 = c0 * x.index_select(0, self.x0)
+        y = torch.cat([y0, yp, ym], 0).index_select(0, self.assemble).t()  # (E, out slots)
+        pieces = {}
+        sizes = [(2 * band + 1) * width for _, band, _, width in self.out_blocks]
+        for (l, band, _, width), part in zip(self.out_blocks, y.split(sizes, -1)):
+            block = part.reshape(n, 2 * band + 1, width)
+            if l:  # D_l3^T restricted to the band's columns, contiguous for bmm
+                back = wigner[l][:, l - band : l + band + 1, :].transpose(1, 2).contiguous()
+                block = back @ block  # (E, 2 l3 + 1, width)
+            for g, start, mul in self.out_pieces[(l, band)]:
+                pieces[g] = block[:, :, start : start + mul].reshape(n, -1)
+        return torch.cat([pieces[g] for g in range(len(pieces))], -1)
 
     def extra_repr(self) -> str:
         relaxed = f", relaxation {self.relaxation:g}" if self.relaxation > 0 else ""
-        return f"SO(2) blocks for {len(self.groups)} output segments{relaxed}"
+        return f"SO(2) blocks for {self.segments} output segments{relaxed}"
