@@ -82,7 +82,8 @@ def wigner_d_matrices(rotations: torch.Tensor, l_max: int) -> list[torch.Tensor]
         q = _coupling_to_next(l).to(rotations)  # (2l-1, 3, 2l+1)
         right = torch.einsum("ecd,bdk->ebck", rotations, q)  # (E, 2l-1, 3, 2l+1)
         both = torch.einsum("eab,ebck->eack", mats[-1], right)  # (E, 2l-1, 3, 2l+1)
-        mats.append(torch.einsum("acj,each->ejh", q, both))
+        # Contiguous: einsum returns a permuted view, and CPU bmm on one copies per edge.
+        mats.append(torch.einsum("acj,each->ejh", q, both).contiguous())
     return mats[: l_max + 1]
 
 
@@ -261,7 +262,7 @@ class SO2Product(nn.Module):
                 if ir.l == l
             ]
             block = parts[0] if len(parts) == 1 else torch.cat(parts, -1)
-            rotated.append((block if l == 0 else wigner[l] @ block).reshape(n, -1))
+            rotated.append((block if l == 0 else wigner[l] @ block).reshape(n, (2 * l + 1) * width))
         x = torch.cat(rotated, -1).t().contiguous()  # (in slots, E)
         # The harmonics' m = 0 value in each edge's frame, per segment of x2: (n_sh, E).
         harmonics = x2.split([2 * l + 1 for l in self.sh_ls], -1)
@@ -287,7 +288,7 @@ class SO2Product(nn.Module):
                 back = wigner[l][:, l - band : l + band + 1, :].transpose(1, 2).contiguous()
                 block = back @ block  # (E, 2 l3 + 1, width)
             for g, start, mul in self.out_pieces[(l, band)]:
-                pieces[g] = block[:, :, start : start + mul].reshape(n, -1)
+                pieces[g] = block[:, :, start : start + mul].reshape(n, (2 * l + 1) * mul)
         return torch.cat([pieces[g] for g in range(len(pieces))], -1)
 
     def extra_repr(self) -> str:

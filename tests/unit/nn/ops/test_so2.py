@@ -156,3 +156,44 @@ def test_relaxation_zero_is_exact_and_above_zero_breaks_in_proportion():
     small, large = relaxed_error(1e-3), relaxed_error(1e-1)
     assert small > 1e-6  # really broken
     assert 50 < large / small < 200  # first order in eps
+
+
+@pytest.mark.parametrize(
+    ("tensor_product", "said"),
+    [
+        ({"implementation": "so2", "mode": "uvw"}, "so2 computes uvu products only"),
+        ({"relaxation": 0.1}, "set implementation: so2"),
+        ({"implementation": "so2", "relaxation": -1.0}, "relaxation"),
+    ],
+)
+def test_a_misused_so2_knob_is_one_located_line(tensor_product, said):
+    import geocompose
+    from geocompose.errors import BlueprintError
+
+    blueprint = {
+        "name": "bad",
+        "symmetry": {"group": "O(3)", "strategy": "built_in"},
+        "graph": {"type": "radius", "cutoff": 4.0},
+        "embedding": {"species": ["H"], "node": {"type": "one_hot"},
+                      "radial": {"type": "bessel", "num": 4}, "angular": {"l_max": 1}},
+        "interactions": [{"type": "nequip", "features": "4x0e + 2x1o",
+                          "tensor_product": tensor_product}],
+        "readout": {"energy": {"type": "sum"}},
+    }
+    with pytest.raises(BlueprintError) as caught:
+        geocompose.check(blueprint)
+    message = str(caught.value)
+    assert said in message and "interactions[0].tensor_product" in message
+    assert "Traceback" not in message
+
+
+def test_no_edges_give_no_messages():
+    """An isolated atom or an empty batch has no edges: shapes stay defined."""
+    plan = merge_second_orders(enumerate_paths(natural_irreps(2), o3.Irreps.spherical_harmonics(2)))
+    so2 = SO2Product(plan, relaxation=0.1)
+    vectors = torch.zeros(0, 3, dtype=torch.float64)
+    x = torch.zeros(0, plan.irreps_in1.dim, dtype=torch.float64)
+    sh = torch.zeros(0, plan.irreps_in2.dim, dtype=torch.float64)
+    w = torch.zeros(0, so2.weight_numel, dtype=torch.float64)
+    out = so2(x, sh, w, wigner_d_matrices(edge_rotations(vectors), so2.l_max))
+    assert out.shape == (0, plan.irreps_out.dim)
