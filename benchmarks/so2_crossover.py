@@ -30,15 +30,15 @@ import torch
 from e3nn import o3
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import harness  # noqa: E402
+import harness
 
-from geocompose.nn.interaction.spherical import (  # noqa: E402
+from geocompose.nn.interaction.spherical import (
     ChannelwiseProduct,
     component_major,
     exact_constants,
 )
-from geocompose.nn.ops.paths import enumerate_paths, merge_second_orders  # noqa: E402
-from geocompose.nn.ops.so2 import SO2Product, edge_rotations, wigner_d_matrices  # noqa: E402
+from geocompose.nn.ops.paths import enumerate_paths, merge_second_orders
+from geocompose.nn.ops.so2 import SO2Product, edge_rotations, wigner_d_matrices
 
 
 def contenders(l_max: int, channels: int, edges: int, backward: bool) -> dict:

@@ -36,8 +36,12 @@ def main() -> None:
     raw = read_blueprint(BLUEPRINT).blueprint.model_dump(mode="json")
     battery = tuple(c for c in CHECKS if c.name in ("rotation", "reflection"))
     print(f"# {raw['name']}: equivariance error vs tensor_product.relaxation")
-    print(f"verifier: {args.samples} molecules + {args.samples} cells + fixed cases, seed 0, float64")
-    print("| relaxation | rotation max | rotation mean | reflection max | reflection mean | verdict |")
+    print(
+        f"verifier: {args.samples} molecules + {args.samples} cells + fixed cases, seed 0, float64"
+    )
+    print(
+        "| relaxation | rotation max | rotation mean | reflection max | reflection mean | verdict |"
+    )
     print("|---:|---:|---:|---:|---:|---|")
     for eps in COEFFICIENTS:
         raw["interactions"][0]["tensor_product"]["relaxation"] = eps

@@ -24,8 +24,8 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from geocompose.nn.activations import Activation, mlp
-from geocompose.nn.interaction.base import InteractionParams
 from geocompose.nn.block import State, run_caches
+from geocompose.nn.interaction.base import InteractionParams
 from geocompose.nn.ops.paths import (
     MixingMode,
     PathPlan,

@@ -370,6 +370,4 @@ def merge_second_orders(plan: PathPlan) -> PathPlan:
         replace(path, i_out=index[(path.ir_out.l, path.ir_out.p, path.i_in1)])
         for path in plan.paths
     )
-    return PathPlan(
-        plan.irreps_in1, plan.irreps_in2, irreps_out, records, plan.mode, plan.skipped
-    )
+    return PathPlan(plan.irreps_in1, plan.irreps_in2, irreps_out, records, plan.mode, plan.skipped)

@@ -188,8 +188,12 @@ class SO2Product(nn.Module):
             for m in range(1, min(l1, ir3.l) + 1):
                 for u in range(mul):
                     slots.append(
-                        (at_in(i1, l1 + m, u), at_in(i1, l1 - m, u),
-                         at_out(g, ir3.l + m, u), at_out(g, ir3.l - m, u))
+                        (
+                            at_in(i1, l1 + m, u),
+                            at_in(i1, l1 - m, u),
+                            at_out(g, ir3.l + m, u),
+                            at_out(g, ir3.l - m, u),
+                        )
                     )
         n0, ns = len(zero_slots), len(slots)
         slot_of = {}  # (g, m, u) -> slot index, in the order of `slots`
@@ -267,7 +271,10 @@ class SO2Product(nn.Module):
         # The harmonics' m = 0 value in each edge's frame, per segment of x2: (n_sh, E).
         harmonics = x2.split([2 * l + 1 for l in self.sh_ls], -1)
         poles = torch.stack(
-            [y[:, 0] if l == 0 else (wigner[l][:, l, :] * y).sum(-1) for l, y in zip(self.sh_ls, harmonics)]
+            [
+                y[:, 0] if l == 0 else (wigner[l][:, l, :] * y).sum(-1)
+                for l, y in zip(self.sh_ls, harmonics)
+            ]
         )
         tied = weight[:, : self.tied_numel].t() * poles.index_select(0, self.column_sh)
         contributions = tied.index_select(0, self.tied_src) * self.tied_value.unsqueeze(1)

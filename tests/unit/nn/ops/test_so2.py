@@ -14,16 +14,18 @@ from geocompose.nn.interaction.spherical import (
     exact_constants,
 )
 from geocompose.nn.ops.paths import enumerate_paths, merge_second_orders
+from geocompose.nn.ops.so2 import SO2Product, edge_rotations, wigner_d_matrices
 from geocompose.types.irreps import wigner_d
 from geocompose.verification.groups import haar_rotation
-from geocompose.nn.ops.so2 import SO2Product, edge_rotations, wigner_d_matrices
 
 POLES = [[0.0, 1.0, 0.0], [0.0, -1.0, 0.0], [0.0, -2.5, 0.0], [1e-9, 1.0, -1e-9]]
 
 
 def natural_irreps(l_max: int, mul: int = 3) -> o3.Irreps:
     """``mul x 0e + mul x 1o + ...`` plus a few of the other parity."""
-    return o3.Irreps([(mul, (l, (-1) ** l)) for l in range(l_max + 1)] + [(2, (1, 1)), (1, (0, -1))])
+    return o3.Irreps(
+        [(mul, (l, (-1) ** l)) for l in range(l_max + 1)] + [(2, (1, 1)), (1, (0, -1))]
+    )
 
 
 def edges(count: int, seed: int = 0) -> torch.Tensor:
@@ -77,7 +79,9 @@ def test_basis_conventions_the_so2_form_relies_on():
     )
     for l in range(1, 6):
         y = o3.spherical_harmonics(l, torch.tensor([[0.0, 1.0, 0.0]], dtype=torch.float64), False)
-        assert torch.allclose(y[0, torch.arange(2 * l + 1) != l], torch.zeros(2 * l, dtype=torch.float64), atol=1e-15)
+        assert torch.allclose(
+            y[0, torch.arange(2 * l + 1) != l], torch.zeros(2 * l, dtype=torch.float64), atol=1e-15
+        )
         d = wigner_d_matrices(turn.unsqueeze(0), l)[l][0]
         for m in range(1, l + 1):
             c, s = math.cos(m * t), math.sin(m * t)
@@ -174,10 +178,15 @@ def test_a_misused_so2_knob_is_one_located_line(tensor_product, said):
         "name": "bad",
         "symmetry": {"group": "O(3)", "strategy": "built_in"},
         "graph": {"type": "radius", "cutoff": 4.0},
-        "embedding": {"species": ["H"], "node": {"type": "one_hot"},
-                      "radial": {"type": "bessel", "num": 4}, "angular": {"l_max": 1}},
-        "interactions": [{"type": "nequip", "features": "4x0e + 2x1o",
-                          "tensor_product": tensor_product}],
+        "embedding": {
+            "species": ["H"],
+            "node": {"type": "one_hot"},
+            "radial": {"type": "bessel", "num": 4},
+            "angular": {"l_max": 1},
+        },
+        "interactions": [
+            {"type": "nequip", "features": "4x0e + 2x1o", "tensor_product": tensor_product}
+        ],
         "readout": {"energy": {"type": "sum"}},
     }
     with pytest.raises(BlueprintError) as caught:
