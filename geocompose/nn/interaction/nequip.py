@@ -176,9 +176,9 @@ class NequIPInteraction(SphericalConvolution):
     verifier measures the error (``blueprints/escn-relaxed.yaml``, with augmentation).
     Measured by benchmarks/so2_relaxation.py on escn-relaxed (3 layers, seed 0, float64,
     largest relative error of energies and forces over 2 molecules, 2 cells and fixed
-    cases): rotation 5.2e-15 at 0 (proven), 8.7e-7 at 1e-4, 8.7e-6 at 1e-3, 8.7e-5 at
-    0.01, 4.3e-4 at 0.05, 8.7e-4 at 0.1, 2.6e-3 at 0.3, 8.7e-3 at 1 (reflection about
-    twice that): first order in ``eps``, at these random initial weights. The
+    cases): rotation 7.2e-15 at 0 (proven), 1.1e-6 at 1e-4, 1.1e-5 at 1e-3, 1.1e-4 at
+    0.01, 5.7e-4 at 0.05, 1.1e-3 at 0.1, 3.4e-3 at 0.3, 1.1e-2 at 1 (reflection about
+    1.5 times that): first order in ``eps``, at these random initial weights. The
     relaxation reaches the energy only through a middle layer: the first sees scalars
     only, and scalar outputs have no ``m >= 1`` block. YAML::
 
