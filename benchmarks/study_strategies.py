@@ -76,6 +76,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="runs/study")
+    parser.add_argument("--structures", type=int, help="the first N structures of the data only")
     args = parser.parse_args()
     torch.set_num_threads(1)
     base, data_path, strategies = PRESETS[args.preset]
@@ -85,9 +86,13 @@ def main() -> None:
         *[variant(base, s) for s in strategies],
     ]
     config = TrainConfig(epochs=args.epochs, seed=args.seed, test_fraction=0.2, patience=0)
-    rows = study(blueprints, Dataset.from_file(data_path), config, out=args.out)
+    data = Dataset.from_file(data_path)
+    if args.structures is not None:
+        data = data.subset(range(min(args.structures, len(data))))
+    rows = study(blueprints, data, config, out=args.out)
     print(
-        f"\n{args.preset}: {args.epochs} epochs, seed {args.seed}, float32, 1 torch thread, "
+        f"\n{args.preset}: {len(data)} structures, {args.epochs} epochs, seed {args.seed}, "
+        "float32, 1 torch thread, "
         f"load average {os.getloadavg()}"
     )
     print(
