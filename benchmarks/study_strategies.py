@@ -25,6 +25,7 @@ from pathlib import Path
 import torch
 
 from geocompose.blueprint import read_blueprint
+from geocompose.cli.study import fmt  # a figure that does not apply prints as a dash
 from geocompose.data.dataset import Dataset
 from geocompose.train.config import TrainConfig
 from geocompose.train.study import study, write_csv
@@ -102,10 +103,10 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(
-            f"| {r.blueprint} | {r.strategy} | {1e3 * r.energy_mae:.1f} | {1e3 * r.forces_mae:.0f} "
-            f"| {r.rotation_error:.1e} | {r.reflection_error:.1e} | {r.nve_drift:.1e} "
-            f"| {r.train_s_per_epoch:.2f} "
-            f"| {r.inference_ms_per_structure:.2f} |"
+            f"| {r.blueprint} | {r.strategy} | {fmt(1e3 * r.energy_mae, '.1f')} "
+            f"| {fmt(1e3 * r.forces_mae, '.0f')} | {fmt(r.rotation_error, '.1e')} "
+            f"| {fmt(r.reflection_error, '.1e')} | {fmt(r.nve_drift, '.1e')} "
+            f"| {r.train_s_per_epoch:.2f} | {r.inference_ms_per_structure:.2f} |"
         )
     print(f"csv: {write_csv(rows, Path(args.out) / 'study.csv')}")
 
