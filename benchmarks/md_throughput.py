@@ -1,4 +1,4 @@
-"""MD throughput of one model through every engine: ASE, TorchSim, LAMMPS.
+"""MD throughput of one model through every engine: ASE, TorchSim, LAMMPS, metatomic.
 
 The model is the shipped SchNet (``blueprints/schnet.yaml``: 6 interactions, 128
 features, 5 Å cutoff) with its species cut to Cu, compiled with a fixed seed and saved
@@ -13,6 +13,9 @@ steps. Reported: steps/s (MD steps of the whole batch per second) and atom-steps
 - TorchSim: ``ts.nve`` on 1, 8 and 64 copies of the system in one ``SimState``.
 - LAMMPS: ``geocompose.deploy.lammps.run_lammps`` (``fix nve``), 1 rank in this process
   and 2 ranks through ``mpiexec``.
+- metatomic: the checkpoint exported as ``geocompose export --format metatomic`` does
+  (once, untimed), run by ``VelocityVerlet`` with metatomic-ase's ``MetatomicCalculator``
+  at its defaults (vesin neighbour list with a 2 Å Verlet skin).
 
 Batches above ``--max-atoms`` atoms are skipped (memory of the 2-core, 24 GiB machine).
 The load average is printed with the results: on a shared machine they are lower
@@ -142,6 +145,32 @@ def time_lammps(checkpoint: Path, size: int, steps: int, warmup: int) -> float:
     return elapsed
 
 
+def export_metatomic(checkpoint: Path, folder: Path) -> Path:
+    """The checkpoint as a metatomic model file (what ``geocompose export --format
+    metatomic`` writes), traced on two small Cu structures."""
+    from geocompose.data.batch import Batch
+    from geocompose.deploy import load_for_inference
+    from geocompose.deploy.metatomic import save_metatomic
+
+    potential = load_for_inference(checkpoint)
+    example = Batch.from_ase([copper(108, seed=1), copper(108, seed=2)[:50]])
+    return save_metatomic(potential, folder / "schnet_cu_metatomic.pt", example)
+
+
+def time_metatomic(model: Path, size: int, steps: int, warmup: int) -> float:
+    from ase import units
+    from ase.md.verlet import VelocityVerlet
+    from metatomic_ase import MetatomicCalculator
+
+    atoms = copper(size)
+    atoms.calc = MetatomicCalculator(str(model))
+    dyn = VelocityVerlet(atoms, timestep=1.0 * units.fs)
+    dyn.run(warmup)
+    start = time.perf_counter()
+    dyn.run(steps)
+    return time.perf_counter() - start
+
+
 def _lammps_ranks(checkpoint: Path, size: int, steps: int, warmup: int, ranks: int) -> float:
     command = ["mpiexec", "-n", str(ranks), sys.executable, __file__, "--lammps-worker",
                str(checkpoint), str(size), str(steps), str(warmup)]
@@ -174,7 +203,7 @@ def markdown(result: dict) -> str:
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=list(SIZES), choices=SIZES)
-    parser.add_argument("--engines", nargs="+", default=["ase", "torchsim", "lammps"])
+    parser.add_argument("--engines", nargs="+", default=["ase", "torchsim", "lammps", "metatomic"])
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 8, 64])
     parser.add_argument("--ranks", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--steps", type=int, default=5)
@@ -199,6 +228,8 @@ def main(argv=None) -> dict:
     rows = []
     with tempfile.TemporaryDirectory() as folder:
         checkpoint = write_checkpoint(Path(folder) / "schnet_cu.pt", args.dtype)
+        if "metatomic" in args.engines:
+            exported = export_metatomic(checkpoint, Path(folder))
         for size in args.sizes:
             runs = []
             if "ase" in args.engines:
@@ -213,6 +244,9 @@ def main(argv=None) -> dict:
                     runs.append((f"LAMMPS {r} rank{'s' if r > 1 else ''}", 1,
                                  lambda s=size, r=r: _lammps_ranks(checkpoint, s, args.steps,
                                                                    args.warmup, r)))
+            if "metatomic" in args.engines:
+                runs.append(("metatomic-ase", 1, lambda s=size: time_metatomic(
+                    exported, s, args.steps, args.warmup)))
             for engine, systems, run in runs:
                 atoms = size * systems
                 row = {"engine": engine, "atoms": size, "systems": systems}

@@ -19,6 +19,7 @@ anything else is a bug and keeps its traceback (with exit 3, never 1).
 from __future__ import annotations
 
 import errno
+import json
 import os
 import sys
 import traceback
@@ -39,6 +40,7 @@ __all__ = [
     "console",
     "exit_code",
     "file_error",
+    "json_object",
     "render",
 ]
 
@@ -115,6 +117,21 @@ def file_error(err: OSError) -> CommandError | None:
         return None
     target = f"{err.filename} -> {err.filename2}" if err.filename2 else str(err.filename)
     return CommandError(f"cannot use {target}: {err.strerror or err}")
+
+
+def json_object(text: str, option: str) -> dict:
+    """``text`` (the value of ``option``) as a JSON object.
+
+    Raises:
+        CommandError: it is not valid JSON, or not an object.
+    """
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise CommandError(f"{option} is not valid JSON: {err}") from None
+    if not isinstance(value, dict):
+        raise CommandError(f"{option} must be a JSON object; got {type(value).__name__}")
+    return value
 
 
 def render(err: GeocomposeError) -> str:

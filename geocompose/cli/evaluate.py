@@ -70,10 +70,12 @@ def run(args: argparse.Namespace) -> int:
     )
     indices = list(range(len(data)))
     if args.split != "all":
-        if len(data) != state.get("data_size"):
+        saved = state.get("data_fingerprint")
+        if len(data) != state.get("data_size") or saved not in (None, data.fingerprint()):
             raise CommandError(
                 f"--split {args.split}: {args.checkpoint} was trained on {state.get('data_size')} structures "
-                f"({state.get('data')}), {args.data} has {len(data)}; evaluate --split all instead"
+                f"({state.get('data')}), {args.data} has {len(data)} (or other ones); "
+                "evaluate --split all instead"
             )
         indices = list(state["splits"][args.split])
         if not indices:

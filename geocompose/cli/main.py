@@ -11,7 +11,9 @@
     geocompose search SPACE.yaml DATA --trials N [--workers K] [--best]  architecture search (Optuna)
     geocompose train BLUEPRINT DATA [--epochs N --out DIR]  fit to reference energies and forces
     geocompose evaluate CHECKPOINT DATA [--plot FILE]   energy/force errors and a parity plot
+    geocompose study BLUEPRINT... DATA [--epochs N]     train each on the same data and seed, compare
     geocompose export CHECKPOINT OUT.pt2 DATA           torch.export file that runs without geocompose
+    geocompose export CHECKPOINT OUT.pt --format metatomic  metatomic model (ASE, LAMMPS, i-PI, ...)
     geocompose lammps IN.lmp --model CHECKPOINT         run a LAMMPS input with the model as potential
 
 ``--import MODULE`` (repeatable, before the command) imports user code first, so the
@@ -46,6 +48,7 @@ from geocompose.cli import (
     schema,
     search,
     space,
+    study,
     train,
     verify,
 )
@@ -64,8 +67,8 @@ from geocompose.errors import GeocomposeError
 
 __all__ = ["build_parser", "import_user_modules", "main"]
 
-COMMANDS = (info, knobs, schema, verify, expressivity, space, search, train, evaluate, export,
-            lammps)  # fmt: skip
+COMMANDS = (info, knobs, schema, verify, expressivity, space, search, train, evaluate, study,
+            export, lammps)  # fmt: skip
 """Command modules, in the order ``--help`` lists them."""
 
 

@@ -62,7 +62,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--structures", type=int, help="use only the first N structures of DATA")
     parser.add_argument("--atoms-per-batch", type=int, default=256)
-    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument(
+        "--lr",
+        type=float,
+        default=None,
+        help="learning rate of every trial (default: each design's own, by its weights)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--expressivity",

@@ -47,7 +47,14 @@ from geocompose.train.learning_rate import E3NN_LR, TORCH_LR
 from geocompose.train.config import STRESS_WEIGHT
 from geocompose.train.schedule import SCHEDULES
 
-__all__ = ["add_arguments", "metrics_table", "run"]
+__all__ = [
+    "add_arguments",
+    "add_config_arguments",
+    "config_from_args",
+    "metrics_table",
+    "read_data",
+    "run",
+]
 
 DEFAULTS = TrainConfig()
 FLAGS = {"atoms_per_batch": "--batch-atoms", "edges_per_batch": "--batch-edges"}
@@ -79,6 +86,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="with --resume: continue with options or a blueprint that differ from the "
         "checkpoint's (recorded in OUT/overrides.jsonl)",
     )
+    add_config_arguments(parser)
+
+
+def add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options that make a TrainConfig, the data keys and the split (also read by
+    ``geocompose study``, whose runs share them)."""
     run = parser.add_argument_group("schedule")
     run.add_argument(
         "--epochs", type=int, default=None, help=f"epochs (default: {DEFAULTS.epochs})"
@@ -179,7 +192,8 @@ def _given(args: argparse.Namespace) -> dict:
     }
 
 
-def _config(args: argparse.Namespace) -> TrainConfig:
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """The TrainConfig the options describe (defaults where not given)."""
     values = _given(args)
     config = TrainConfig(**values)
     if config.epochs < 1 or config.atoms_per_batch < 1 or config.edges_per_batch < 0:
@@ -256,7 +270,7 @@ def _train(args: argparse.Namespace) -> int:
         trainer = Trainer(
             args.blueprint,
             data,
-            _config(args),
+            config_from_args(args),
             args.out,
             splits=splits,
             progress=progress,
@@ -264,7 +278,10 @@ def _train(args: argparse.Namespace) -> int:
         )
     cfg, splits = trainer.config, trainer.splits
     if cfg.init:
-        echo(f"starting from {cfg.init}" + (f"; frozen: {', '.join(trainer.frozen)}" if trainer.frozen else ""))
+        echo(
+            f"starting from {cfg.init}"
+            + (f"; frozen: {', '.join(trainer.frozen)}" if trainer.frozen else "")
+        )
     echo(
         f"{trainer.blueprint['name']}: {sum(p.numel() for p in trainer.potential.parameters())} weights; "
         f"{data.source}: {len(splits.train)} train / {len(splits.valid)} valid / {len(splits.test)} test "
@@ -317,7 +334,7 @@ def _resume(args: argparse.Namespace, data: Dataset, progress: bool, echo) -> Tr
                 f"--resume: --split-files {' '.join(args.split_files)} give other splits than "
                 f"{args.out}'s checkpoint; start a new run for another split"
             )
-    _config(args)  # the given values are checked as for a new run
+    config_from_args(args)  # the given values are checked as for a new run
     settings = _given(args)
     epochs = settings.pop("epochs", None)
     try:

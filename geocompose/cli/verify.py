@@ -17,19 +17,29 @@ is verified even when an earlier one fails; the exit code is the worst seen::
 Black boxes get the same report: ``--calculator MODULE:FACTORY`` verifies any ASE
 calculator (``FACTORY(**json.loads(--kwargs))`` makes it), ``--checkpoint FILE`` a
 model trained by ``geocompose train`` (its compiled blueprint, plus the stress of the
-trained potential). For a calculator the claim comes from ``--claim`` (default O(3))
-and the sampled elements from ``--species``; locality and extensivity are claims only
-when ``--reach`` states the range beyond which atoms never interact.
+trained potential), ``--export FILE`` a file of ``geocompose export`` (a ``.pt2``, run
+with our radius graph, or a metatomic model, run by metatomic-ase's calculator). With
+``--python PYTHON`` the factory runs under that interpreter (a peer code's own virtual
+environment), in a worker process that dies with this one
+(``geocompose.verification.remote``). For a calculator or an export the claim comes
+from ``--claim`` (default O(3)) and the sampled elements from ``--species`` (an export's
+default: the species it declares, and its cutoff for ``--cutoff``); locality and
+extensivity are claims only when ``--reach`` states the range beyond which atoms never
+interact.
 
 Examples::
 
     geocompose verify blueprints/ --samples 2 --seed 0 --json report.json
     geocompose verify --calculator ase.calculators.emt:EMT --species Cu Al Ni
+    geocompose verify --export runs/cu/cu.pt            # metatomic model, O(3) claimed
+    geocompose verify --python /work/venvs/mace/bin/python \\
+        --calculator benchmarks.peers.mace_calculator:mace_calculator --species H C O Cu
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import traceback
 from dataclasses import dataclass
@@ -38,6 +48,7 @@ from pathlib import Path
 from rich.table import Table
 from rich.text import Text
 
+from geocompose import verification
 from geocompose.cli.common import (
     EXIT_FAILED,
     EXIT_INTERNAL,
@@ -46,11 +57,11 @@ from geocompose.cli.common import (
     CommandError,
     console,
     exit_code,
+    json_object,
     render,
 )
 from geocompose.errors import GeocomposeError
 from geocompose.types.group import Group
-from geocompose import verification
 from geocompose.verification.report import write_json
 
 __all__ = ["Outcome", "add_arguments", "blueprint_files", "run"]
@@ -75,16 +86,35 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     box.add_argument(
         "--kwargs", default="{}", metavar="JSON", help="keyword arguments of FACTORY, as JSON"
     )
+    box.add_argument(
+        "--python",
+        metavar="PYTHON",
+        help="run the --calculator factory under this interpreter (another virtual "
+        "environment's bin/python), in a worker process that dies with this one",
+    )
     box.add_argument("--checkpoint", metavar="FILE", help="a checkpoint of geocompose train")
+    box.add_argument(
+        "--export",
+        metavar="FILE",
+        help="a file of geocompose export: .pt2, or a metatomic model (run by metatomic-ase)",
+    )
     box.add_argument(
         "--claim",
         choices=[g.value for g in Group],
         default=Group.O3.value,
         help="the group the calculator claims (default O(3))",
     )
-    box.add_argument("--species", nargs="+", default=[], help="elements to sample structures of")
     box.add_argument(
-        "--cutoff", type=float, default=5.0, help="calculator: sizes samples, Å (default 5)"
+        "--species",
+        nargs="+",
+        default=[],
+        help="elements to sample structures of (--export: default the file's species)",
+    )
+    box.add_argument(
+        "--cutoff",
+        type=float,
+        default=None,
+        help="calculator: sizes samples, Å (default 5; --export: the file's cutoff)",
     )
     box.add_argument(
         "--reach",
@@ -203,32 +233,53 @@ def _json_entry(o: Outcome) -> dict:
     return entry
 
 
-def black_box(args: argparse.Namespace):
-    """``(label, Subject)`` for ``--calculator`` / ``--checkpoint``, or None.
+def black_box(args: argparse.Namespace, stack: contextlib.ExitStack):
+    """``(label, Subject)`` for ``--calculator`` / ``--checkpoint``, or None; a worker
+    process (``--python``) is closed when ``stack`` is.
 
     Raises:
         CommandError: a factory that cannot be imported or called, bad ``--kwargs``.
+        RemoteCalculatorRefused: ``--python`` cannot run the factory.
     """
     if args.checkpoint is not None:
         from geocompose.cli.black_box import checkpoint_subject
 
         return args.checkpoint, checkpoint_subject(args.checkpoint)
-    if args.calculator is None:
+    if args.python is not None and args.calculator is None:
+        raise CommandError("--python runs a --calculator MODULE:FACTORY: give one")
+    if args.calculator is None and args.export is None:
         return None
-    from geocompose.cli.black_box import make_calculator
     from geocompose.verification.calculator import calculator_subject
 
-    calculator = make_calculator(args.calculator, args.kwargs)
+    species, cutoff, name = args.species, args.cutoff, None
+    if args.export is not None:
+        from geocompose.cli.black_box import export_calculator
+
+        calculator, declared, file_cutoff, name = export_calculator(args.export)
+        species = species or declared
+        cutoff = file_cutoff if cutoff is None else cutoff
+    elif args.python is not None:
+        from geocompose.verification.remote import RemoteCalculator
+
+        remote = RemoteCalculator(
+            args.calculator, args.python, json_object(args.kwargs, "--kwargs")
+        )
+        calculator, name = stack.enter_context(remote), remote.describe()
+    else:
+        from geocompose.cli.black_box import make_calculator
+
+        calculator = make_calculator(args.calculator, args.kwargs)
     subject = calculator_subject(
         calculator,
-        species=args.species,
+        species=species,
         claim=Group(args.claim),
-        cutoff=args.cutoff,
+        cutoff=5.0 if cutoff is None else cutoff,
         reach=args.reach,
         smooth=args.smooth,
         periodic=not args.molecules_only,
+        name=name,
     )
-    return args.calculator, subject
+    return args.export or args.calculator, subject
 
 
 def run(args: argparse.Namespace) -> int:
@@ -237,11 +288,17 @@ def run(args: argparse.Namespace) -> int:
         from geocompose.verification.battery import FULL_CHECKS
 
         options["checks"] = FULL_CHECKS
+    with contextlib.ExitStack() as stack:
+        return _run(args, options, black_box(args, stack))
+
+
+def _run(args: argparse.Namespace, options: dict, box) -> int:
     out = console()
     outcomes: list[Outcome] = []
-    box = black_box(args)
     if box is None and not args.paths:
-        raise CommandError("give blueprint PATHs, --calculator MODULE:FACTORY or --checkpoint FILE")
+        raise CommandError(
+            "give blueprint PATHs, --calculator MODULE:FACTORY, --checkpoint FILE or --export FILE"
+        )
     targets = [(box[0], "")] if box is not None else []
     for file, problem in targets + blueprint_files(args.paths):
         if problem:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +15,8 @@ from geocompose.compiler.trace import TraceRow, TypeTrace
 from geocompose.compiler.typecheck import typecheck
 from geocompose.errors import BlueprintError
 from geocompose.nn.model import GeometricModel
-from geocompose.types import fields as F
 from geocompose.types import Level
+from geocompose.types import fields as F
 from geocompose.types.group import Group
 from geocompose.types.signature import TypeRefusal
 
@@ -79,7 +81,9 @@ def compile(
         for stage, sig in zip(stages, signatures):
             blocks.append(_build(stage, upstream, loaded))
             upstream.update(sig.writes)
-    strategy = _build(strategy_at, final, loaded)
+        # Last, so the blocks' weights are those of a model without it; seeded, since a
+        # strategy can have weights of its own (a learned canonicaliser).
+        strategy = _build(strategy_at, final, loaded)
     trace = _trace(
         loaded,
         stages,
@@ -102,7 +106,53 @@ def compile(
         symmetry_tolerance=symmetry.tolerance,
         trace=trace,
     )
+    model.blueprint = loaded.blueprint  # what :func:`recompiled` builds again
     return model.to(dtype)
+
+
+def recompiled(model: GeometricModel, dtype: torch.dtype) -> GeometricModel:
+    """A copy of a compiled ``model`` in a wider ``dtype``, with its constants exact.
+
+    ``model.to(torch.float64)`` cannot restore what a float32 build rounded: constants
+    computed at build time in float64 (the Clebsch-Gordan tables of the spherical
+    blocks) keep their float32 rounding, ~1e-10 off, which the verifier's exact
+    tolerance sees. So the blueprint is compiled again in ``dtype`` and the model's
+    state loaded into it by :func:`exact_state`.
+    """
+    blueprint = getattr(model, "blueprint", None)
+    if blueprint is None or not torch.finfo(dtype).bits > torch.finfo(model.dtype).bits:
+        return copy.deepcopy(model).to(dtype)
+    fresh = compile(blueprint, dtype=dtype, seed=0)  # seeded: the caller's stream untouched
+    fresh.load_state_dict(exact_state(fresh, model.state_dict()))
+    device = next((t.device for t in model.state_dict().values()), torch.device("cpu"))
+    return fresh.to(device).train(model.training)
+
+
+def exact_state(module: torch.nn.Module, state: Mapping[str, Any]) -> dict[str, Any]:
+    """``state`` (of a narrower dtype) as it should load into ``module``, just compiled.
+
+    A buffer of ``state`` equal to ``module``'s own value rounded to the narrower dtype
+    is a constant of the build (a Clebsch-Gordan table, a basis's frequencies): it keeps
+    ``module``'s exact value. Parameters, and buffers changed since the build (fitted
+    reference energies, say), come from ``state``.
+    """
+    own = module.state_dict()
+    parameters = {name for name, _ in module.named_parameters()}
+    exact = dict(state)
+    for name, value in state.items():
+        mine = own.get(name)
+        if (
+            name not in parameters
+            and isinstance(mine, torch.Tensor)
+            and isinstance(value, torch.Tensor)
+            and value.is_floating_point()
+            and mine.is_floating_point()
+            and torch.finfo(mine.dtype).bits > torch.finfo(value.dtype).bits
+            and mine.shape == value.shape
+            and torch.equal(mine.to(value.dtype), value.to(mine.device))
+        ):
+            exact[name] = mine
+    return exact
 
 
 def _build(stage, upstream, loaded: LoadedBlueprint):
@@ -174,6 +224,7 @@ def _trace(loaded: LoadedBlueprint, stages, signatures, strategy, strategy_sig, 
         tolerance=bp.symmetry.tolerance,
         strategy=strategy.entry.name,
         frames=strategy.entry.frames,
+        continuous_frames=bool(strategy.entry.smooth),
         smooth=smooth,
         cutoff=float(bp.graph.cutoff),
         reach=graph.builder.reach(bp.graph),

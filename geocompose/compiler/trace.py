@@ -39,6 +39,8 @@ class TypeTrace:
         strategy: the symmetry strategy's registered name.
         frames: the strategy builds frames from the geometry (the verifier also samples
             structures whose frames are degenerate).
+        continuous_frames: the strategy claims outputs continuous (with continuous
+            forces) along paths through geometries where PCA frames are degenerate.
         smooth: the energy is claimed continuous across the cutoff.
         cutoff: the graph builder's cutoff (Å); the range of the radial basis.
         reach: the longest edge the graph can build (Å; the long-range cutoff where
@@ -59,6 +61,7 @@ class TypeTrace:
     tolerance: float | None = None
     strategy: str = "built_in"
     frames: bool = False
+    continuous_frames: bool = False
     smooth: bool = True
     cutoff: float = 5.0
     reach: float = 5.0

@@ -20,6 +20,7 @@ Example::
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -130,6 +131,18 @@ class Dataset:
     @property
     def num_atoms(self) -> int:
         return sum(len(r) for r in self.records)
+
+    def fingerprint(self) -> str:
+        """A digest of every structure and target, in order: two data sets with the same
+        fingerprint hold the same structures, so a checkpoint's stored splits still
+        point at the structures they were made from."""
+        digest = hashlib.sha256()
+        for r in self.records:
+            arrays = [r.numbers, r.positions, r.cell, r.pbc, r.forces, r.stress]
+            for array in arrays:
+                digest.update(b"-" if array is None else np.ascontiguousarray(array).tobytes())
+            digest.update(repr(r.energy).encode())
+        return digest.hexdigest()[:16]
 
     def has(self, target: str) -> bool:
         """Whether every structure carries ``target`` (energy, forces or stress)."""

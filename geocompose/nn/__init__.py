@@ -33,6 +33,14 @@ from geocompose.nn.readout import (  # noqa: F401
     vector,
     zbl,
 )
-from geocompose.nn.symmetry import augmentation, builtin, frame_averaging, local_frames  # noqa: F401
+from geocompose.nn.symmetry import (  # noqa: F401
+    augmentation,
+    builtin,
+    frame_averaging,
+    learned_canonicalisation,
+    local_frames,
+    sign_frames,
+    weighted_frames,
+)
 
 __all__ = ["GeometricModel"]

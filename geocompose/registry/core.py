@@ -88,7 +88,8 @@ class Entry:
         family: the survey family (interactions) or ``component``.
         group: the group it guarantees when its inputs transform correctly.
         body_order: geometric body order of its scalarisation (interactions).
-        smooth: envelopes and graph builders: whether it goes to zero smoothly at the cutoff.
+        smooth: envelopes and graph builders: whether it goes to zero smoothly at the cutoff;
+            strategies: whether outputs stay continuous through degenerate frames.
         periodic: graph builders: whether it handles periodic cells; other blocks: False
             when they cannot be periodic (e.g. they read absolute coordinates).
         derivative: readouts: computed by autograd from another output (forces, stress).

@@ -29,7 +29,7 @@ class SearchConfig:
     sampler: str = "nsga2"  # or "tpe" (single objective, median pruning)
     seed: int = 0
     atoms_per_batch: int = 256
-    lr: float = 1e-3
+    lr: float | None = None  # None: each design's default, by its weights (train/learning_rate.py)
     verify_samples: int = 1
     latency_repeats: int = 5
     expressivity: str | None = "counterexamples"  # suite scored per trial; None: skip

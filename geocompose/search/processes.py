@@ -8,11 +8,9 @@ command that started them, and SIGTERM taken like Ctrl-C.
   die in that time) and then refuses; a re-run after a kill therefore never marks
   failed a trial whose worker is still alive.
 * Workers run :mod:`geocompose.search.worker` in a session of their own, so a
-  terminal's Ctrl-C reaches only the command, which stops them in order. On Linux each
-  asks the kernel (``prctl(PR_SET_PDEATHSIG, SIGKILL)``) to be killed when the command
-  dies, in a few lines run before anything is imported (importing torch takes seconds,
-  long enough for the command to die first), and exits at once if it already has;
-  elsewhere a thread watches the parent's pid. The job is pickled to the worker's stdin.
+  terminal's Ctrl-C reaches only the command, which stops them in order. Each is
+  started through :func:`geocompose.children.bootstrap`, so it dies with the command
+  however the command dies. The job is pickled to the worker's stdin.
 * :func:`interrupts` takes SIGTERM like Ctrl-C, as :class:`KeyboardInterrupt`, raised
   only where it is safe (:class:`Interrupts`): the trial in progress is marked failed
   and re-enqueued (:func:`~geocompose.search.trials.run_trials`), and the CLI prints
@@ -21,7 +19,6 @@ command that started them, and SIGTERM taken like Ctrl-C.
 
 from __future__ import annotations
 
-import ctypes
 import fcntl
 import os
 import pickle
@@ -33,28 +30,15 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+from geocompose.children import bootstrap, command
 from geocompose.search.config import SearchError
 
-__all__ = ["Interrupts", "RunLock", "Workers", "die_with_parent", "interrupts"]
+__all__ = ["BOOTSTRAP", "Interrupts", "RunLock", "Workers", "interrupts"]
 
 LOCK_NAME = "search.lock"
-PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
-PARENT_GONE = 0
-"""A worker's exit code when its command died before it started: nothing went wrong
-in the worker, and the command is not there to read it anyway."""
-
-BOOTSTRAP = f"""\
-import os, sys
-if sys.platform.startswith("linux"):
-    import ctypes, signal
-    ctypes.CDLL(None).prctl({PR_SET_PDEATHSIG}, signal.SIGKILL, 0, 0, 0)
-if os.getppid() != int(sys.argv[1]):
-    os._exit({PARENT_GONE})
-import runpy
-runpy.run_module("geocompose.search.worker", run_name="__main__", alter_sys=True)
-"""
-"""What ``python -c`` runs in a worker: the parent-death request first, then the
-worker module (whose :func:`die_with_parent` checks again and, off Linux, watches)."""
+BOOTSTRAP = bootstrap(module="geocompose.search.worker")
+"""What ``python -c`` runs in a worker: the parent-death request first
+(:mod:`geocompose.children`), then the worker module."""
 
 
 class RunLock:
@@ -93,25 +77,6 @@ class RunLock:
         if self.fd is not None:
             os.close(self.fd)
             self.fd = None
-
-
-def die_with_parent(parent_pid: int) -> None:
-    """Have this process killed when ``parent_pid`` (its parent) dies; exit now if it
-    already has."""
-    armed = False
-    if sys.platform.startswith("linux"):
-        libc = ctypes.CDLL(None, use_errno=True)
-        armed = libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0
-    if os.getppid() != parent_pid:  # it died before the request took effect
-        os._exit(PARENT_GONE)
-    if not armed:
-
-        def watch() -> None:
-            while os.getppid() == parent_pid:
-                time.sleep(0.5)
-            os._exit(PARENT_GONE)
-
-        threading.Thread(target=watch, daemon=True, name="parent-watch").start()
 
 
 class Interrupts:
@@ -184,7 +149,7 @@ class Workers:
         started so far if this is interrupted)."""
         for job in jobs:
             process = subprocess.Popen(
-                [sys.executable, "-c", BOOTSTRAP, str(os.getpid()), str(self.out)],
+                command(sys.executable, BOOTSTRAP, str(self.out)),
                 stdin=subprocess.PIPE,
                 start_new_session=True,
                 pass_fds=(self.lock.fd,),

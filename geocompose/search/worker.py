@@ -1,8 +1,9 @@
 """A search worker process: ``python -c BOOTSTRAP PARENT_PID OUT`` runs this module.
 
-Started by :class:`~geocompose.search.processes.Workers`, never by hand. It is armed to
-die with its parent before anything is read (so a parent killed while writing the job
-cannot leave it running), then reads its pickled
+Started by :class:`~geocompose.search.processes.Workers`, never by hand. The bootstrap
+armed it to die with its parent before anything was imported
+(:mod:`geocompose.children`: a parent killed while writing the job cannot leave it
+running); it reads its pickled
 :class:`~geocompose.search.engine.WorkerJob` from stdin and runs it. ``OUT`` is only
 named on the command line so that a process listing shows which search it serves.
 
@@ -15,7 +16,8 @@ from __future__ import annotations
 import pickle
 import sys
 
-from geocompose.search.processes import PARENT_GONE, die_with_parent, interrupts
+from geocompose.children import PARENT_GONE
+from geocompose.search.processes import interrupts
 
 INTERRUPTED = 130
 INTERNAL = 3
@@ -23,7 +25,6 @@ INTERNAL = 3
 
 def main(argv: list[str]) -> int:
     """Run one worker job read from stdin; returns the exit code."""
-    die_with_parent(int(argv[0]))
     try:
         with interrupts() as signals:
             try:

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from geocompose.compiler import compile as compile_blueprint
+from geocompose.compiler import exact_state
 from geocompose.errors import GeocomposeError
 from geocompose.train.atomic import atomic_write
 from geocompose.train.potential import Potential
@@ -114,7 +115,8 @@ def load_weights(module: nn.Module, weights: Mapping[str, Any], where: str) -> N
     """``module.load_state_dict(weights)`` after :func:`check_tensors` (one-line errors
     instead of torch's multi-line RuntimeError)."""
     check_tensors(module.state_dict(), weights, where)
-    module.load_state_dict(weights)
+    # Loaded into a wider dtype than saved, the build's constants keep their exact values.
+    module.load_state_dict(exact_state(module, weights))
 
 
 def build_potential(

@@ -22,7 +22,10 @@ only ``torch`` and a neighbour list with the conventions above (vesin gives them
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import sys
 from pathlib import Path
 
 import torch
@@ -34,7 +37,15 @@ from geocompose.nn.ops.scatter import scatter_sum
 from geocompose.train.potential import Potential
 from geocompose.types import fields as F
 
-__all__ = ["ExportError", "ExportedPotential", "export_deviation", "export_potential"]
+__all__ = [
+    "AfterNeighbours",
+    "ExportError",
+    "ExportedPotential",
+    "export_deviation",
+    "export_potential",
+    "graph_inputs",
+    "trace_after_neighbours",
+]
 
 FORMAT = "geocompose.export/1"
 METADATA = "geocompose.json"
@@ -44,7 +55,7 @@ class ExportError(GeocomposeError):
     """A potential that cannot be exported (e.g. a graph with extra topology fields)."""
 
 
-class _AfterNeighbours(nn.Module):
+class AfterNeighbours(nn.Module):
     """The potential from edge topology onwards: what gets exported."""
 
     def __init__(self, potential: Potential):
@@ -54,7 +65,11 @@ class _AfterNeighbours(nn.Module):
         table = potential.model.species_of_z.clone()
         self.register_buffer("species_of_z", table)
 
-    def forward(self, positions, atomic_numbers, batch, cell, pbc, edge_index, edge_shifts):
+    def evaluate(
+        self, positions, atomic_numbers, batch, cell, pbc, edge_index, edge_shifts
+    ) -> dict[str, torch.Tensor]:
+        """``energy`` (B,) eV; ``atomic_energy`` (N,) eV when the energy readout writes
+        its per-atom terms; ``forces`` (N, 3) eV/Å for a direct-force model."""
         model = self.potential.model
         species = self.species_of_z[
             atomic_numbers
@@ -70,14 +85,28 @@ class _AfterNeighbours(nn.Module):
             F.EDGE_SHIFTS: edge_shifts,
         }
         out = model.strategy(model._run_inner, state, model.outputs, model.graph)
-        shift = scatter_sum(self.potential.reference[species], batch, cell.shape[0])
-        energy = self.potential.scale * out[F.ENERGY].reshape(-1) + shift  # (B,)
+        scale, reference = self.potential.scale, self.potential.reference
+        shift = scatter_sum(reference[species], batch, cell.shape[0])
+        result = {F.ENERGY: scale * out[F.ENERGY].reshape(-1) + shift}
+        if F.ATOMIC_ENERGY in out:
+            result[F.ATOMIC_ENERGY] = scale * out[F.ATOMIC_ENERGY].reshape(-1) + reference[species]
         if self.direct:
-            return energy, self.potential.scale * out[F.FORCES]
-        return (energy,)
+            result[F.FORCES] = scale * out[F.FORCES]
+        return result
+
+    def forward(self, positions, atomic_numbers, batch, cell, pbc, edge_index, edge_shifts):
+        out = self.evaluate(positions, atomic_numbers, batch, cell, pbc, edge_index, edge_shifts)
+        if self.direct:
+            return out[F.ENERGY], out[F.FORCES]
+        return (out[F.ENERGY],)
 
 
-def _inputs(potential: Potential, example: Batch) -> tuple:
+def graph_inputs(potential: Potential, example: Batch) -> tuple:
+    """The exported program's inputs for ``example``: its tensors and its radius graph.
+
+    Raises:
+        ExportError: a graph with more than one edge set (e.g. long-range edges).
+    """
     topology = potential.model.graph.topology(example)
     extra = set(topology) - {F.EDGE_INDEX, F.EDGE_SHIFTS}
     if extra:
@@ -112,31 +141,9 @@ def export_potential(
     Raises:
         ExportError: the model cannot be traced.
     """
-    from torch.export import Dim
-
     potential = potential.eval()
-    if example.num_structures < 2:
-        raise ExportError(
-            "export needs an example batch of at least 2 structures (so their count stays dynamic)"
-        )
-    core = _AfterNeighbours(potential).eval()
-    args = _inputs(potential, example)
-    atoms, edges, structures = Dim("atoms", min=1), Dim("edges", min=1), Dim("structures", min=1)
-    shapes = (
-        {0: atoms},
-        {0: atoms},
-        {0: atoms},
-        {0: structures},
-        {0: structures},
-        {1: edges},
-        {0: edges},
-    )
-    try:
-        program = torch.export.export(core, args, dynamic_shapes=shapes, strict=False)
-    except Exception as err:  # torch raises many kinds; the message is what matters
-        raise ExportError(
-            f"torch.export failed for '{potential.model.name}': {type(err).__name__}: {err}"
-        ) from err
+    core = AfterNeighbours(potential).eval()
+    program = trace_after_neighbours(core, potential, example)
     metadata = {
         "format": FORMAT,
         "name": potential.model.name,
@@ -159,6 +166,55 @@ def export_potential(
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.export.save(program, path, extra_files={METADATA: json.dumps(metadata)})
     return path
+
+
+def trace_after_neighbours(core: nn.Module, potential: Potential, example: Batch):
+    """``torch.export`` of ``core`` (an :class:`AfterNeighbours`) on ``example``'s graph
+    inputs, with the numbers of atoms, edges and structures dynamic: the one trace that
+    both the ``.pt2`` file and the TorchScript twin (:mod:`geocompose.deploy.torchscript`)
+    are made of.
+
+    Raises:
+        ExportError: an example of fewer than 2 structures, or a model torch.export
+            cannot trace (named, with torch's first line).
+    """
+    from torch.export import Dim
+
+    if example.num_structures < 2:
+        raise ExportError(
+            "export needs an example batch of at least 2 structures (so their count stays dynamic)"
+        )
+    # In the potential's dtype: the trace records the dtypes it saw.
+    args = graph_inputs(potential, example.to(potential.model.dtype))
+    atoms, edges, structures = Dim("atoms", min=1), Dim("edges", min=1), Dim("structures", min=1)
+    shapes = (
+        {0: atoms},
+        {0: atoms},
+        {0: atoms},
+        {0: structures},
+        {0: structures},
+        {1: edges},
+        {0: edges},
+    )
+    # On failure torch prints the whole partial graph to stderr (hundreds of lines) before
+    # raising; the one-line error below says what failed, so that print is dropped.
+    printed = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(printed):
+            program = torch.export.export(core, args, dynamic_shapes=shapes, strict=False)
+        sys.stderr.write(printed.getvalue())
+        return program
+    except Exception as err:  # torch raises many kinds; the message is what matters
+        first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        hint = ""
+        if type(err).__name__ == "GuardOnDataDependentSymNode":
+            hint = (
+                " — a block builds sizes from tensor values (e.g. the triplets of DimeNet/"
+                "GemNet), which cannot be traced with dynamic sizes"
+            )
+        raise ExportError(
+            f"torch.export failed for '{potential.model.name}': {type(err).__name__}: {first}{hint}"
+        ) from err
 
 
 class ExportedPotential:
@@ -218,7 +274,7 @@ def export_deviation(potential: Potential, exported: ExportedPotential, batch: B
     """Largest absolute difference of each output (energy, forces) between ``potential``
     and its exported program on ``batch``: the check ``geocompose export`` prints."""
     expected = potential(batch)
-    got = exported(*_inputs(potential, batch))
+    got = exported(*graph_inputs(potential, batch))
     return {
         name: float((got[name] - expected[name].detach()).abs().max())
         for name in expected

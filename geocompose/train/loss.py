@@ -3,6 +3,9 @@
     L = w_E mean_b ((E_b - E*_b) / n_b)^2 + w_F mean_{i,a} (F_ia - F*_ia)^2
         + w_S mean_{b,a,c} (sigma_bac - sigma*_bac)^2
 
+A module of the model that is :class:`~geocompose.nn.symmetry.base.Penalised` (a
+learned canonicaliser with a prior) adds ``weight * term`` of its latest forward.
+
 Energies are compared *per atom* so a structure's weight does not grow with its size,
 and the force term is per component, as in NequIP and MACE. Units: eV/atom, eV/Å and
 eV/Å^3, so the weights say how many (eV/atom)^2 one (eV/Å)^2 is worth.
@@ -16,6 +19,7 @@ import torch
 from torch import nn
 
 from geocompose.data.batch import Batch
+from geocompose.nn.symmetry.base import Penalised
 from geocompose.types import fields as F
 
 __all__ = ["LossWeights", "Objective", "loss"]
@@ -72,4 +76,11 @@ class Objective(nn.Module):
         self.stress = stress
 
     def forward(self, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
-        return loss(self.potential(batch, stress=self.stress), batch, self.weights)
+        total, parts = loss(self.potential(batch, stress=self.stress), batch, self.weights)
+        for part in self.potential.modules():
+            if isinstance(part, Penalised) and part.penalty_weight > 0:
+                term = part.take_penalty()
+                if term is not None:
+                    total = total + part.penalty_weight * term
+                    parts[part.penalty_name] = float(term.detach())
+        return total, parts

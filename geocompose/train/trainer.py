@@ -94,6 +94,7 @@ class Trainer:
         # A copy: the learning rate resolved below belongs to this run, not the caller's config.
         self.config = replace(config) if config is not None else TrainConfig()
         self.data = data
+        self.data_fingerprint = data.fingerprint()  # hashed once: every checkpoint stores it
         self.out = Path(out)
         cfg = self.config
         dist.setup(cfg.device)  # joins torchrun's process group; nothing when run alone
@@ -212,6 +213,13 @@ class Trainer:
             raise CheckpointError(
                 f"the checkpoint in {out} was trained on {state.get('data_size')} structures "
                 f"({state.get('data')}); this data set has {len(data)}"
+            )
+        saved = state.get("data_fingerprint")  # absent from checkpoints before it existed
+        if saved is not None and saved != data.fingerprint():
+            raise CheckpointError(
+                f"the checkpoint in {out} was trained on other structures ({state.get('data')}, "
+                f"as many as this data set's {len(data)}, but not the same); resume with the "
+                "same data, or start a new run"
             )
         # The run's own last.pt holds the weights: the --init checkpoint is not reread.
         trainer = cls(
@@ -404,6 +412,7 @@ class Trainer:
             },
             "data": self.data.source,
             "data_size": len(self.data),
+            "data_fingerprint": self.data_fingerprint,
             "metrics": dict(self.metrics),
             "overrides": list(self.overrides),
         }
@@ -413,5 +422,3 @@ def _draws_seed(seed: int, epoch: int, rank: int) -> int:
     """The seed of the stochastic strategies' draws in 0-based ``epoch`` on ``rank``."""
     words = np.random.SeedSequence([seed, DRAWS_STREAM, epoch, rank]).generate_state(2)
     return int(words[0]) << 32 | int(words[1])
-
-

@@ -16,7 +16,14 @@ from geocompose.data import structures as S
 from geocompose.data.batch import Batch
 from geocompose.types import Level
 from geocompose.types.group import Group
-from geocompose.verification import checks, curves, physics, precision, tolerances
+from geocompose.verification import (
+    checks,
+    curves,
+    frame_paths,
+    physics,
+    precision,
+    tolerances,
+)
 from geocompose.verification.record import Check, Rows, Sample, Skip
 from geocompose.verification.subject import Facts
 
@@ -154,6 +161,7 @@ CHECKS: tuple[Check, ...] = (
         _degenerate_frames,
         "frame averaging where PCA eigenvalues repeat: the approximation is reported",
     ),
+    *frame_paths.CHECKS,
     Check(
         "permutation",
         "always claimed",

@@ -98,7 +98,8 @@ def diatomic_check(s: Sample) -> Rows:
 
 
 def nve_check(s: Sample) -> Rows:
-    """Energy drift of NVE_STEPS velocity-Verlet steps on the first sampled molecule:
+    """Energy drift of NVE_STEPS velocity-Verlet steps on the first sampled molecule (or
+    the first structure, where none is a molecule):
     |E_total(end) - E_total(0)| relative to how much the potential energy moved along
     the run (O(dt^2) for a smooth conservative field, O(1) for a field that is not;
     sampled molecules start compressed, so the absolute drift alone would mostly
@@ -107,10 +108,13 @@ def nve_check(s: Sample) -> Rows:
     never claimed conservative, and this is where its non-conservation shows."""
     facts = s.subject.facts
     forces = F.FORCES if F.FORCES in facts.outputs else next(iter(facts.conservative), None)
+    # A molecule first (the sampled cells are drawn for symmetry, not for dynamics); a
+    # periodic structure when only those were given (a crystal's test set).
     molecules = [(label, atoms) for label, atoms in s.structures if not atoms.pbc.any()]
-    if forces is None or not molecules or not facts.energies:
-        return Skip("needs an energy, a forces output and a sampled molecule")
-    label, atoms = molecules[0]
+    candidates = molecules or list(s.structures)
+    if forces is None or not candidates or not facts.energies:
+        return Skip("needs an energy, a forces output and a sampled structure")
+    label, atoms = candidates[0]
     energy = facts.conservative.get(forces, facts.energies[0])
     masses = ase.data.atomic_masses[atoms.numbers][:, None]  # (N, 1) amu
     rng = np.random.default_rng(s.seed + 5)

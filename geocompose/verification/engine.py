@@ -8,6 +8,9 @@ symmetry claim, asks :mod:`geocompose.verification.blame` which block broke it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+import ase
 import numpy as np
 import torch
 
@@ -29,6 +32,7 @@ def verify(
     samples: int = 3,
     seed: int = 0,
     checks: tuple[Check, ...] = CHECKS,
+    structures: Sequence[ase.Atoms] | None = None,
 ) -> VerificationReport:
     """Check every claim of a model (or blueprint) in float64.
 
@@ -41,12 +45,16 @@ def verify(
             empty batch).
         seed: seeds structures, group elements and (for blueprints) weights.
         checks: the battery to run (default: all of it).
+        structures: the structures to check on, in place of the random molecules and
+            cells, the slab and the bulk metal (the edge cases, dimers and frame
+            structures are still drawn); e.g. a system of the size a calculator is
+            used at.
 
     Raises:
         BlueprintError: the blueprint is invalid (nothing is verified).
     """
     subject = as_subject(source, seed)
-    sample = draw_sample(subject, samples, seed)
+    sample = draw_sample(subject, samples, seed, structures)
     facts = subject.facts
     report = VerificationReport(
         name=facts.name,
@@ -72,17 +80,26 @@ def as_subject(source, seed: int) -> Subject:
     return compiled_subject(model, own=True)
 
 
-def draw_sample(subject: Subject, samples: int, seed: int) -> Sample:
-    """Generic molecules and (for periodic models) cells, a slab and a tied bulk metal;
-    plus structures with degenerate frames for frame strategies."""
+def draw_sample(
+    subject: Subject, samples: int, seed: int, structures: Sequence[ase.Atoms] | None = None
+) -> Sample:
+    """Generic molecules and (for periodic models) cells, a slab and a tied bulk metal,
+    or the given ``structures``; plus structures with degenerate frames for frame
+    strategies."""
     facts = subject.facts
     rng = np.random.default_rng(seed)
     species = list(facts.species)
-    generic = [
-        (f"molecule {i}", S.random_molecule(rng, species, facts.cutoff)) for i in range(samples)
-    ]
     symmetric = S.degenerate_frame_structures(species) if facts.frames else []
-    if facts.periodic:
+    if structures is not None:
+        generic = [
+            (f"structure {i} ({atoms.get_chemical_formula()})", atoms)
+            for i, atoms in enumerate(structures)
+        ]
+    else:
+        generic = [
+            (f"molecule {i}", S.random_molecule(rng, species, facts.cutoff)) for i in range(samples)
+        ]
+    if facts.periodic and structures is None:
         generic += [(f"cell {i}", S.random_cell(rng, species)) for i in range(samples)]
         generic.append(("slab", S.random_slab(rng, species)))
         metal = next((s for s in species if s in METALS_WITH_BULK), None)

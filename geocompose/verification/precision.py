@@ -84,7 +84,8 @@ CHECKS: tuple[Check, ...] = (
         lambda f: False,
         lambda f: tolerances.exact_rtol(DEPLOYED),
         rotation_float32_tied,
-        "a bulk metal in float32: ties broken by rounding (kNN graphs), cancelling features",
+        "a bulk metal in float32: features that cancel by symmetry leave only noise, which "
+        "normalisations amplify; kNN ties are decided at float32 precision",
     ),
     *(
         Check(

@@ -7,7 +7,7 @@ command line. The checks never look inside the model beyond these facts.
 
 from __future__ import annotations
 
-import copy
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
@@ -15,6 +15,7 @@ import ase
 import numpy as np
 import torch
 
+from geocompose.compiler import recompiled
 from geocompose.data.batch import Batch
 from geocompose.errors import GeocomposeError
 from geocompose.types import FieldType
@@ -37,6 +38,7 @@ class Facts:
         tolerance: the bound an approximate claim states (None: measured only).
         strategy: the symmetry strategy (``black box`` for external models).
         frames: the strategy builds frames from the geometry.
+        continuous_frames: outputs claimed continuous through degenerate frames.
         smooth: energy claimed continuous across the cutoff.
         cutoff: the cutoff (Å).
         reach: the longest edge (Å); atoms farther apart than this never interact.
@@ -57,6 +59,7 @@ class Facts:
     tolerance: float | None = None
     strategy: str = "built_in"
     frames: bool = False
+    continuous_frames: bool = False
     smooth: bool = True
     cutoff: float = 5.0
     reach: float = 5.0
@@ -121,6 +124,7 @@ def facts_from_trace(trace, species, weights: int) -> Facts:
         tolerance=trace.tolerance,
         strategy=trace.strategy,
         frames=trace.frames,
+        continuous_frames=trace.continuous_frames,
         smooth=trace.smooth,
         cutoff=trace.cutoff,
         reach=trace.reach,
@@ -146,12 +150,15 @@ def compiled_subject(
             f"model '{getattr(model, 'name', type(model).__name__)}' has no type trace: "
             "verify a compiled model (geocompose.compile) or use verify_module for a bare nn.Module"
         )
-    model = (model if own else copy.deepcopy(model)).to(dtype).eval()
+    # A copy (unless the verifier compiled it itself), rebuilt when widened: a cast alone
+    # would keep a float32 build's rounded constants (compiler.recompiled).
+    model = (model.to(dtype) if own else recompiled(model, dtype)).eval()
     facts = facts_from_trace(trace, model.species, sum(p.numel() for p in model.parameters()))
-    return Subject(
-        run=model,
-        facts=facts,
-        dtype=dtype,
-        module=model,
-        at_dtype=lambda other: compiled_subject(model, other),
-    )
+
+    @functools.cache
+    def at_dtype(other: torch.dtype) -> Subject:
+        # One copy per dtype serves all five float32 rows (a copy of the mace blueprint
+        # costs 0.19 s of CPU; each row used to make its own).
+        return compiled_subject(model, other)
+
+    return Subject(run=model, facts=facts, dtype=dtype, module=model, at_dtype=at_dtype)

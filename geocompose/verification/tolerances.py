@@ -28,6 +28,14 @@ CUTOFF_DELTA = 1e-7
 CONTINUITY_RTOL = 1e-5
 
 
+# Continuity through degenerate frames (geocompose.verification.frame_paths): outputs at
+# t = ±FRAME_JUMP_DELTA either side of the degenerate geometry of a path over t in
+# [-1, 1]. A differentiable output moves by ~2 delta |dy/dt|, i.e. ~1e-6..1e-5 of its
+# size; a frame that jumps moves it by ~1e-3..1 (measured: docs/strategies.md).
+FRAME_JUMP_DELTA = 1e-6
+FRAME_CONTINUITY_RTOL = 1e-4
+
+
 def exact_rtol(dtype: torch.dtype) -> float:
     return EXACT_RTOL.get(dtype, 1e-4)
 

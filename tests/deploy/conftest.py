@@ -13,7 +13,7 @@ from ase.io import read, write
 from geocompose.cli.main import main
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "unit" / "train"))
-from train_cases import SAMPLE, tiny_schnet  # noqa: E402
+from train_cases import SAMPLE, tiny_schnet
 
 
 @pytest.fixture(scope="session")
@@ -48,3 +48,15 @@ def checkpoint(tmp_path_factory) -> Path:
     )
     assert code == 0
     return root / "run" / "best.pt"
+
+
+@pytest.fixture(scope="session")
+def exported(checkpoint, tmp_path_factory):
+    """The checkpoint exported by the command line in float64 and float32."""
+    root = tmp_path_factory.mktemp("metatomic")
+    paths = {}
+    for dtype in ("float64", "float32"):
+        paths[dtype] = root / f"cu_{dtype}.pt"
+        args = ["export", str(checkpoint), str(paths[dtype]), "--format", "metatomic"]
+        assert main([*args, "--dtype", dtype]) == 0
+    return paths

@@ -4,13 +4,17 @@ that sees them."""
 
 import inspect
 import json
+import re
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 from ase.calculators.emt import EMT
 
 from geocompose.cli.main import main
+
+BLUEPRINTS = Path(__file__).parents[2] / "blueprints"
 from geocompose.types.group import Group
 from geocompose.verification import Verdict, verify
 from geocompose.verification.calculator import calculator_subject
@@ -77,9 +81,7 @@ def test_an_external_field_breaks_rotation_and_the_cli_exits_1(tmp_path, monkeyp
 
 
 def test_no_claim_means_measured_only():
-    subject = calculator_subject(
-        ExternalField(), species=["Cu"], claim=Group.NONE, periodic=False
-    )
+    subject = calculator_subject(ExternalField(), species=["Cu"], claim=Group.NONE, periodic=False)
     report = verify(subject, samples=1)
     assert by_name(report)["rotation"].verdict is Verdict.MEASURED
     assert report.passed, report.text()
@@ -142,5 +144,49 @@ def test_a_checkpoint_is_verified_with_its_trace_and_the_potentials_stress(tmp_p
 def test_verify_without_anything_to_verify_exits_2(capsys):
     assert main(["verify"]) == 2
     err = capsys.readouterr().err
-    assert "give blueprint PATHs, --calculator MODULE:FACTORY or --checkpoint FILE" in err
+    assert (
+        "give blueprint PATHs, --calculator MODULE:FACTORY, --checkpoint FILE or --export FILE"
+        in err
+    )
     assert "Traceback" not in err
+
+
+def test_given_structures_replace_the_random_ones():
+    from ase.build import bulk
+
+    cluster = bulk("Cu", "fcc", a=3.61, cubic=True).repeat(2)[:13]
+    cluster.pbc, cluster.cell = False, None
+    cell = bulk("Cu", "fcc", a=3.61, cubic=True)
+    cell.rattle(0.05, seed=0)
+    subject = calculator_subject(EMT(), species=["Cu"])
+    report = verify(subject, structures=[cluster, cell])
+    rows = by_name(report)
+    assert report.passed, report.text()
+    assert rows["stress"].detail.endswith("structure 1 (Cu4)")
+    assert "structure 0 (Cu13)" in rows["locality"].detail
+    assert not any(re.search(r"\b(molecule|cell) \d", c.detail) for c in report.checks)
+
+
+def test_a_float32_checkpoint_is_verified_as_compiled_in_float64(tmp_path):
+    """Constants computed at build time (MACE's Clebsch-Gordan tables) keep float32
+    rounding when a float32 model is cast with ``.double()``: ~1e-10 rotation errors,
+    over the exact tolerance. The checkpoint is rebuilt in float64 instead."""
+    import torch
+    import yaml
+
+    from geocompose.cli.black_box import checkpoint_subject
+    from geocompose.compiler import compile as compile_blueprint
+    from geocompose.train.checkpoint import save_checkpoint
+    from geocompose.train.potential import Potential
+    from geocompose.verification import engine
+
+    with open(BLUEPRINTS / "mace.yaml") as handle:
+        blueprint = yaml.safe_load(handle)
+    blueprint["embedding"]["species"] = ["Cu"]
+    blueprint["interactions"][0].update(features="4x0e + 4x1o", radial_hidden=[4], repeat=1)
+    model = compile_blueprint(blueprint, seed=0, dtype=torch.float32)
+    state = {"dtype": "float32", "blueprint": blueprint, "ema": None}
+    path = save_checkpoint({**state, "weights": Potential(model).state_dict()}, tmp_path / "m.pt")
+    report = engine.verify(checkpoint_subject(str(path)), samples=1, seed=0)
+    rotation = next(c for c in report.checks if c.name == "rotation")
+    assert rotation.error < 1e-12, rotation.error

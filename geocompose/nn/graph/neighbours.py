@@ -35,10 +35,19 @@ __all__ = ["complete_pairs", "edge_index_array", "edge_vectors", "knn_pairs", "r
 
 Pairs = tuple[np.ndarray, np.ndarray, np.ndarray]  # receivers (E,), senders (E,), shifts (E, 3)
 
-# Distances within this relative tolerance of the k-th one count as ties in kNN.
+# Distances within this relative tolerance of the k-th one count as ties in kNN, for
+# float64 coordinates (their round-off is ~1e-16; the margin covers the arithmetic).
 KNN_TIE_RTOL = 1e-9
-# kNN searches this much beyond the radius it counts in, so tied neighbours sitting
-# just outside the counting radius are still among the candidates.
+# Coordinates that were rounded to a lower precision (a float32 model's batch) tie
+# within KNN_TIE_EPS machine epsilons of that dtype instead (float32: 1.2e-5). Rounding
+# moves a coordinate x by up to 6e-8 |x| in float32, and a float32 rotation by a few
+# times that, so a shell of tied distances spreads by ~1e-7 (measured: 2.0e-7 on
+# primitive bcc/fcc cells over 300 Haar rotations), more for coordinates far larger
+# than the distances; at 1e-9 such a shell split and a kNN graph kept 12 of bcc's 14
+# tied neighbours (the verifier's float32 check on cgcnn: 0.26).
+KNN_TIE_EPS = 100
+# kNN searches this much (relative, at least twice the tie tolerance) beyond the radius
+# it counts in, so tied neighbours sitting just outside that radius are still candidates.
 _SEARCH_MARGIN = 1e-6
 _MAX_GROWTHS = 64
 # Bits available to the packed sort key of _sorted (int64, kept non-negative).
@@ -71,13 +80,25 @@ def radius_pairs(positions: np.ndarray, cell: np.ndarray, pbc: np.ndarray, cutof
     return _radius_pairs(positions, cell, pbc, cutoff)
 
 
+def knn_tie_rtol(dtype: torch.dtype) -> float:
+    """The kNN tie tolerance for coordinates given in ``dtype``: ``KNN_TIE_RTOL`` for
+    float64, ``KNN_TIE_EPS`` machine epsilons for coarser dtypes."""
+    return max(KNN_TIE_RTOL, KNN_TIE_EPS * torch.finfo(dtype).eps)
+
+
 def knn_pairs(
-    positions: np.ndarray, cell: np.ndarray, pbc: np.ndarray, k: int, cutoff: float | None = None
+    positions: np.ndarray,
+    cell: np.ndarray,
+    pbc: np.ndarray,
+    k: int,
+    cutoff: float | None = None,
+    tie_rtol: float = KNN_TIE_RTOL,
 ) -> Pairs:
     """The ``k`` nearest neighbours of every atom (periodic images included).
 
     Ties are kept whole: every neighbour whose distance is within a relative
-    ``KNN_TIE_RTOL`` (1e-9) of the k-th distance is an edge, so an atom may get more
+    ``tie_rtol`` (1e-9; see :func:`knn_tie_rtol` for coordinates rounded to float32)
+    of the k-th distance is an edge, so an atom may get more
     than ``k`` edges. Peer codes (e.g. ``torch_cluster.knn``) cut ties by index,
     which makes the graph, and hence the model, depend on atom order; here the
     edge set is permutation equivariant. An atom with fewer than ``k`` candidates
@@ -89,6 +110,7 @@ def knn_pairs(
         pbc: (3,) bool periodicity.
         k: neighbours per receiver, >= 1.
         cutoff: optional hard limit; no edge is ever this long or longer.
+        tie_rtol: relative tolerance of a tie with the k-th distance.
 
     Returns:
         ``(receivers, senders, shifts)`` as :func:`radius_pairs`, same order.
@@ -110,14 +132,15 @@ def knn_pairs(
         limit = min(limit, 2.0 * diameter + 1.0)
 
     radius = min(_initial_knn_radius(positions, cell, pbc, k), limit)
+    margin = max(_SEARCH_MARGIN, 2.0 * tie_rtol)
     for _ in range(_MAX_GROWTHS):
         final = radius >= limit
-        search = limit if final else min(radius * (1.0 + _SEARCH_MARGIN), limit)
+        search = limit if final else min(radius * (1.0 + margin), limit)
         receivers, senders, shifts = _radius_pairs(positions, cell, pbc, search)
         dist = _distances(positions, cell, receivers, senders, shifts)  # (E,)
         counted = receivers if final else receivers[dist <= radius]
         if final or np.bincount(counted, minlength=n).min() >= k:
-            keep = _within_kth(receivers, dist, n, k)
+            keep = _within_kth(receivers, dist, n, k, tie_rtol)
             return receivers[keep], senders[keep], shifts[keep]
         radius = min(2.0 * radius, limit)
     # Unreachable for a valid cell (images grow without bound); a guard, not a path.
@@ -303,7 +326,9 @@ def _distances(positions, cell, receivers, senders, shifts) -> np.ndarray:
     return np.sqrt(vec[:, 0] ** 2 + vec[:, 1] ** 2 + vec[:, 2] ** 2)
 
 
-def _within_kth(receivers: np.ndarray, dist: np.ndarray, n: int, k: int) -> np.ndarray:
+def _within_kth(
+    receivers: np.ndarray, dist: np.ndarray, n: int, k: int, tie_rtol: float
+) -> np.ndarray:
     """Mask of edges no longer than their receiver's k-th distance (ties kept)."""
     if len(receivers) == 0:
         return np.zeros(0, dtype=bool)
@@ -313,7 +338,7 @@ def _within_kth(receivers: np.ndarray, dist: np.ndarray, n: int, k: int) -> np.n
     has = counts > 0
     kth = np.full(n, np.inf)
     kth[has] = by_distance[starts[has] + np.minimum(counts[has], k) - 1]
-    return dist <= kth[receivers] * (1.0 + KNN_TIE_RTOL)
+    return dist <= kth[receivers] * (1.0 + tie_rtol)
 
 
 def _initial_knn_radius(positions, cell, pbc, k) -> float:

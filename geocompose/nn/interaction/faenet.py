@@ -96,7 +96,10 @@ class FAENetInteraction(MessagePassingInteraction):
         if isinstance(reads, TypeRefusal):
             return reads
         return Signature(
-            reads=reads, writes={F.NODE_FEATURES: reads[F.NODE_FEATURES]}, guarantee=Group.NONE
+            reads=reads,
+            writes={F.NODE_FEATURES: reads[F.NODE_FEATURES]},
+            guarantee=Group.NONE,
+            extensive=not params.graph_norm,  # GraphNorm's statistics couple a structure's atoms
         )
 
     def __init__(self, params: FAENetParams, upstream, ctx: BuildContext):

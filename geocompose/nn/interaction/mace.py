@@ -37,6 +37,7 @@ from geocompose.nn.interaction.spherical import (
     EdgeTensorProduct,
     SphericalParams,
     describe_plan,
+    edge_guarantee,
     edge_plan,
     exact_constants,
     sorted_features,
@@ -274,6 +275,9 @@ class MACEInteraction(MessagePassingInteraction):
 
         - {type: mace, features: "32x0e + 32x1o", correlation: 3, repeat: 2,
            tensor_product: {l_max: 2}}
+
+    ``tensor_product: {implementation: so2}`` builds the A-basis with the SO(2) edge
+    product (eSCN), as for ``nequip`` (see there, with its ``relaxation``).
     """
 
     Params = MACEParams
@@ -339,7 +343,7 @@ class MACEInteraction(MessagePassingInteraction):
         return Signature(
             reads=inputs.reads,
             writes={F.NODE_FEATURES: FieldType(target, Level.NODE)},
-            guarantee=Group.O3,
+            guarantee=edge_guarantee(params),
             notes=describe_plan(plan) + (f"A-basis {irreps_a}, correlation {params.correlation}",),
             extensive=not params.a_norm,  # StructureNorm couples every atom of a structure
         )
@@ -356,6 +360,7 @@ class MACEInteraction(MessagePassingInteraction):
                 self.irreps_in[F.EDGE_RADIAL].dim,
                 list(params.radial_hidden),
                 params.radial_activation,
+                params.tensor_product,
             )
             self.linear_a = o3.Linear(plan.irreps_out, irreps_a)
             self.contraction = SymmetricContraction(
@@ -369,9 +374,7 @@ class MACEInteraction(MessagePassingInteraction):
     def message(self, state: State, edges: EdgeView) -> torch.Tensor:
         # Layout change at node level (N rows), before gathering onto E edges.
         senders = edges.gather_senders(self.conv.prepare(self.linear_up(state[F.NODE_FEATURES])))
-        return self.conv(
-            senders, state[F.EDGE_ANGULAR], state[F.EDGE_RADIAL], state[F.EDGE_ENVELOPE]
-        )
+        return self.conv(senders, state)
 
     def update(self, state: State, aggregated: torch.Tensor) -> dict[str, torch.Tensor]:
         x, species = state[F.NODE_FEATURES], state[F.SPECIES]

@@ -29,6 +29,7 @@ from geocompose.nn.interaction.spherical import (
     EdgeTensorProduct,
     SphericalParams,
     describe_plan,
+    edge_guarantee,
     edge_plan,
     exact_constants,
     sorted_features,
@@ -89,7 +90,7 @@ class SphericalConvolution(MessagePassingInteraction):
         return Signature(
             reads=inputs.reads,
             writes={F.NODE_FEATURES: FieldType(target, Level.NODE)},
-            guarantee=Group.O3,
+            guarantee=edge_guarantee(params),
             notes=describe_plan(plan),
         )
 
@@ -110,6 +111,7 @@ class SphericalConvolution(MessagePassingInteraction):
                 self.irreps_in[F.EDGE_RADIAL].dim,
                 list(params.radial_hidden),
                 params.radial_activation,
+                params.tensor_product,
             )
             self.linear_out = o3.Linear(plan.irreps_out, irreps_pre)  # W_2: mixes the paths
             self.sc = self_connection(
@@ -121,9 +123,7 @@ class SphericalConvolution(MessagePassingInteraction):
     def message(self, state: State, edges: EdgeView) -> torch.Tensor:
         # Layout change at node level (N rows), before gathering onto E edges.
         senders = edges.gather_senders(self.conv.prepare(self.linear_in(state[F.NODE_FEATURES])))
-        return self.conv(
-            senders, state[F.EDGE_ANGULAR], state[F.EDGE_RADIAL], state[F.EDGE_ENVELOPE]
-        )
+        return self.conv(senders, state)
 
     def update(self, state: State, aggregated: torch.Tensor) -> dict[str, torch.Tensor]:
         x = state[F.NODE_FEATURES]
@@ -154,6 +154,36 @@ class NequIPInteraction(SphericalConvolution):
 
         - {type: nequip, features: "32x0e + 16x1o + 8x2e", repeat: 3,
            tensor_product: {l_max: 2, paths: all, mode: uvu}}
+
+    **The SO(2) implementation** (eSCN, Passaro & Zitnick, ICML 2023), for NequIP, TFN
+    and MACE's A-basis: ``tensor_product: {implementation: so2}`` rotates each edge onto
+    the polar axis, where its harmonics vanish except at ``m = 0`` and the product is a
+    2x2 block ``a I + b J`` per ``|m|`` (O(L^3) per channel instead of O(L^5)), then
+    rotates back (``geocompose.nn.ops.so2``). The paths that differ only in ``l2`` are
+    summed into one output segment (fewer inputs to ``W_2``); with the same per-path
+    weights the messages equal the Clebsch–Gordan product of those summed paths to 1e-12
+    in float64, gradients and edges along the poles included (tests/unit/nn/ops/test_so2.py),
+    and the verifier proves the model O(3): parity is tracked by the paths (each
+    ``(l1, l3)`` segment sums only the ``l2`` of the right parity) and the rotations are
+    proper (``blueprints/escn.yaml``). On this 2-core CPU it is not faster at
+    ``l_max <= 6`` (docs/benchmarks.md, benchmarks/so2_crossover.py).
+
+    ``relaxation: eps`` (``so2`` only; SCN-style relaxed equivariance) adds, on every
+    block ``m >= 1``, ``eps`` times per-edge weights on the two 2x2 maps that do *not*
+    commute with rotations about the edge (``diag(1, -1)`` and ``[[0, 1], [1, 0]]``).
+    At 0 those weights do not exist and the block is exact; above 0 it guarantees
+    nothing, so a blueprint claims the group through an approximate strategy and the
+    verifier measures the error (``blueprints/escn-relaxed.yaml``, with augmentation).
+    Measured by benchmarks/so2_relaxation.py on escn-relaxed (3 layers, seed 0, float64,
+    largest relative error of energies and forces over 2 molecules, 2 cells and fixed
+    cases): rotation 7.2e-15 at 0 (proven), 1.1e-6 at 1e-4, 1.1e-5 at 1e-3, 1.1e-4 at
+    0.01, 5.7e-4 at 0.05, 1.1e-3 at 0.1, 3.4e-3 at 0.3, 1.1e-2 at 1 (reflection about
+    1.5 times that): first order in ``eps``, at these random initial weights. The
+    relaxation reaches the energy only through a middle layer: the first sees scalars
+    only, and scalar outputs have no ``m >= 1`` block. YAML::
+
+        - {type: nequip, features: "16x0e + 8x1o + 4x2e + 2x3o", repeat: 3,
+           tensor_product: {l_max: 3, implementation: so2, relaxation: 0.05}}
     """
 
     Params = NequIPParams

@@ -24,11 +24,20 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from geocompose.nn.activations import Activation, mlp
+from geocompose.nn.block import State, run_caches
 from geocompose.nn.interaction.base import InteractionParams
-from geocompose.nn.ops.paths import MixingMode, PathPlan, TensorProductParams, enumerate_paths
+from geocompose.nn.ops.paths import (
+    MixingMode,
+    PathPlan,
+    TensorProductParams,
+    enumerate_paths,
+    merge_second_orders,
+)
+from geocompose.nn.ops.so2 import SO2Product, edge_rotations, wigner_d_matrices
 from geocompose.types import FieldType, TypeRefusal, require
 from geocompose.types import fields as F
 from geocompose.types.bounds import Size
+from geocompose.types.group import Group
 from geocompose.types.irreps import IrrepsField
 
 
@@ -44,7 +53,10 @@ class SphericalParams(InteractionParams):
     """
 
     features: IrrepsField = Field(default="16x0e + 8x1o + 4x2e", validate_default=True)
-    tensor_product: TensorProductParams = Field(default_factory=TensorProductParams)
+    # Drawn compositions (geocompose.testing) try the SO(2) implementation as well.
+    tensor_product: TensorProductParams = Field(
+        default_factory=TensorProductParams, examples=[{"implementation": "so2"}]
+    )
     radial_hidden: list[Size] = Field(default_factory=lambda: [32])
     radial_activation: Activation = "silu"
     avg_neighbours: PositiveFloat = 8.0
@@ -84,6 +96,18 @@ def spherical_inputs(
             return found
         reads[name] = found
     sh = reads[F.EDGE_ANGULAR].irreps
+    if params.tensor_product.implementation == "so2":
+        # The SO(2) product rotates each edge onto the polar axis: it reads the vectors.
+        found = require(upstream, F.EDGE_VECTORS, reader)
+        if isinstance(found, TypeRefusal):
+            return found
+        reads[F.EDGE_VECTORS] = found
+        if any(mul != 1 for mul, _ in sh):
+            return TypeRefusal(
+                f"{reader}: tensor_product.implementation so2 needs {F.EDGE_ANGULAR} with one "
+                f"copy of each order (harmonics of the edge direction); got {sh}",
+                "use implementation: cg with this angular basis",
+            )
     l_max = params.tensor_product.l_max
     if l_max is not None and l_max > sh.lmax:
         return TypeRefusal(
@@ -100,8 +124,9 @@ def edge_plan(
 ) -> PathPlan | TypeRefusal:
     """Paths of ``node (x) harmonics`` into the irreps ``irreps_target`` contains."""
     tp = params.tensor_product
-    # uvw writes the target irreps directly; uvu writes one segment per path.
-    return enumerate_paths(
+    # uvw writes the target irreps directly; uvu writes one segment per path, and so2
+    # one per (input segment, output irrep): its paths differing only in l2 are summed.
+    plan = enumerate_paths(
         irreps_node,
         irreps_sh,
         irreps_out=irreps_target,
@@ -110,6 +135,14 @@ def edge_plan(
         mode=tp.mode,
         names=(F.NODE_FEATURES, F.EDGE_ANGULAR),
     )
+    if tp.implementation == "so2" and not isinstance(plan, TypeRefusal):
+        return merge_second_orders(plan)
+    return plan
+
+
+def edge_guarantee(params: SphericalParams) -> Group:
+    """O(3), unless the SO(2) product's relaxation breaks the symmetry (then none)."""
+    return Group.NONE if params.tensor_product.relaxation > 0 else Group.O3
 
 
 # Factories whose result is always floating: without a dtype they make the default one.
@@ -276,26 +309,40 @@ class ChannelwiseProduct(nn.Module):
 class EdgeTensorProduct(nn.Module):
     """``m_ij = TP(h_j, Y_ij; w = MLP(e(r_ij)) * u(r_ij))``: (E, plan.irreps_out.dim).
 
-    ``uvu`` plans run on :class:`ChannelwiseProduct` (component-major layout: call
-    :meth:`prepare` on node features before gathering senders and :meth:`finish` on
-    the aggregate); ``uvw`` plans on e3nn's TensorProduct (both are then identities).
+    ``uvu`` plans run on :class:`ChannelwiseProduct`, or on
+    :class:`~geocompose.nn.ops.so2.SO2Product` with ``implementation: so2`` (both in the
+    component-major layout: call :meth:`prepare` on node features before gathering
+    senders and :meth:`finish` on the aggregate); ``uvw`` plans on e3nn's TensorProduct
+    (both are then identities).
 
     Args:
         plan: the paths (from :func:`edge_plan`).
         num_radial: width of ``edge_radial``.
         hidden: hidden widths of the radial MLP.
         act: its activation.
+        tensor_product: the knob (implementation and relaxation).
     """
 
-    def __init__(self, plan: PathPlan, num_radial: int, hidden: list[int], act: Activation):
+    def __init__(
+        self,
+        plan: PathPlan,
+        num_radial: int,
+        hidden: list[int],
+        act: Activation,
+        tensor_product: TensorProductParams,
+    ):
         super().__init__()
         self.plan = plan
         self.sh_dim = plan.irreps_in2.dim
+        self.so2 = tensor_product.implementation == "so2"
         self.fast = plan.mode is MixingMode.UVU and all(mul == 1 for mul, _ in plan.irreps_in2)
-        self.tp = (
-            ChannelwiseProduct(plan) if self.fast else plan.tensor_product(shared_weights=False)
-        )
-        self.radial = mlp([num_radial, *hidden, plan.weight_numel], act)
+        if self.so2:
+            self.tp = SO2Product(plan, tensor_product.relaxation)
+        elif self.fast:
+            self.tp = ChannelwiseProduct(plan)
+        else:
+            self.tp = plan.tensor_product(shared_weights=False)
+        self.radial = mlp([num_radial, *hidden, self.tp.weight_numel], act)
 
     def prepare(self, node_features: torch.Tensor) -> torch.Tensor:
         """(N, in1.dim) e3nn layout → the layout ``forward`` takes."""
@@ -305,14 +352,29 @@ class EdgeTensorProduct(nn.Module):
         """(N, out.dim) aggregate of ``forward``'s output → e3nn layout."""
         return channel_major(aggregated, self.plan.irreps_out) if self.fast else aggregated
 
-    def forward(self, sender_features, angular, radial, envelope) -> torch.Tensor:
-        weights = self.radial(radial) * envelope  # (E, weight_numel): smooth to 0 at the cutoff
+    def forward(self, sender_features: torch.Tensor, state: State) -> torch.Tensor:
+        """(E, in1.dim) sender features (from :meth:`prepare`) and the state's edge fields
+        → (E, out.dim) messages."""
+        angular = state[F.EDGE_ANGULAR]
+        # (E, weight_numel): smooth to 0 at the cutoff
+        weights = self.radial(state[F.EDGE_RADIAL]) * state[F.EDGE_ENVELOPE]
         if angular.shape[-1] != self.sh_dim:  # a lower tensor_product.l_max than the embedding's
             angular = angular[:, : self.sh_dim]
+        if self.so2:
+            return self.tp(sender_features, angular, weights, edge_wigner(state, self.tp.l_max))
         return self.tp(sender_features, angular, weights)
 
     def extra_repr(self) -> str:
         return "paths: " + "; ".join(self.plan.describe())
+
+
+def edge_wigner(state: State, l_max: int) -> list[torch.Tensor]:
+    """``D_l(R_ij)`` for l <= ``l_max`` of each edge's rotation onto the polar axis, once
+    per run however many layers read them (a run without caches computes them here)."""
+    compute = lambda: wigner_d_matrices(edge_rotations(state[F.EDGE_VECTORS]), l_max)
+    if F.CACHES not in state:
+        return compute()
+    return run_caches(state).per_run(("so2_wigner", F.EDGE_VECTORS, l_max), compute)
 
 
 def sorted_features(features: o3.Irreps) -> o3.Irreps:
@@ -333,7 +395,9 @@ __all__ = [
     "SphericalParams",
     "channel_major",
     "component_major",
+    "edge_guarantee",
     "edge_plan",
+    "edge_wigner",
     "exact_constants",
     "sorted_features",
     "spherical_inputs",

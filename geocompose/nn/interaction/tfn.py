@@ -43,6 +43,9 @@ class TFNInteraction(SphericalConvolution):
 
         - {type: tfn, features: "16x0e + 8x1o + 4x2e", repeat: 2,
            tensor_product: {l_max: 2}}
+
+    ``tensor_product: {implementation: so2}`` computes the filter product in each edge's
+    rotated frame (eSCN), as for ``nequip`` (see there, with its ``relaxation``).
     """
 
     Params = TFNParams

@@ -25,11 +25,11 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Annotated, Literal
 
 from e3nn import o3
-from pydantic import AfterValidator, Field, WithJsonSchema
+from pydantic import AfterValidator, Field, WithJsonSchema, model_validator
 
 from geocompose.nn.ops.path_spec import PathSpec, PathSpecField, check_spec
 from geocompose.registry import KnobModel
@@ -45,6 +45,7 @@ __all__ = [
     "TensorProductPath",
     "allowed",
     "enumerate_paths",
+    "merge_second_orders",
 ]
 
 
@@ -111,12 +112,41 @@ class TensorProductParams(KnobModel):
             ``["0e x 1o -> 1o", "1o x 1o -> 1e", [1, 2, 1]]``.
         max_l_out: drop paths into outputs of higher order (``no paths into l > 2``).
         mode: ``uvu`` (per-channel, per-edge weights, then a linear mix) or ``uvw``.
+        implementation: ``cg`` (the Clebsch–Gordan product, one output segment per path)
+            or ``so2`` (eSCN: each edge rotated onto the polar axis, where the product is
+            2x2 blocks per ``|m|``; O(L^3) per channel instead of O(L^5); ``uvu`` only).
+            ``so2`` sums the paths that differ only in ``l2`` into one output segment,
+            and equals the Clebsch–Gordan product of those summed paths exactly.
+        relaxation: ``so2`` only: SCN-style relaxed equivariance. Above 0 each block
+            ``m >= 1`` gains ``relaxation`` times per-edge weights on the 2x2 maps that do
+            not commute with rotations about the edge, and the block guarantees nothing
+            (its error is measured, not claimed); 0 builds no such weights (exact O(3)).
     """
 
     l_max: int | None = Field(default=None, ge=0, le=8)
     paths: Literal["all"] | Annotated[list[PathSpecField], Field(min_length=1)] = "all"
     max_l_out: int | None = Field(default=None, ge=0, le=8)
     mode: KnobMixingMode = MixingMode.UVU
+    implementation: Literal["cg", "so2"] = Field(
+        "cg",
+        description="cg: the Clebsch-Gordan product; so2: the same product (paths differing "
+        "only in l2 summed) computed in each edge's rotated frame (eSCN), O(L^3) per channel",
+    )
+    relaxation: float = Field(
+        0.0,
+        ge=0.0,
+        le=1.0,
+        description="so2 only: scale of per-edge weights that break the rotation symmetry "
+        "about each edge (SCN-style relaxed equivariance); 0 is exact, above 0 guarantees none",
+    )
+
+    @model_validator(mode="after")
+    def _so2_needs(self) -> TensorProductParams:
+        if self.implementation == "so2" and self.mode is not MixingMode.UVU:
+            raise ValueError("implementation so2 computes uvu products only; set mode: uvu")
+        if self.relaxation > 0 and self.implementation != "so2":
+            raise ValueError("relaxation acts on the SO(2) blocks; set implementation: so2")
+        return self
 
 
 @dataclass(frozen=True)
@@ -322,3 +352,22 @@ def enumerate_paths(
                         )
                     )
     return PathPlan(irreps_in1, irreps_in2, irreps_final, tuple(records), mode, skipped)
+
+
+def merge_second_orders(plan: PathPlan) -> PathPlan:
+    """The same paths, with those that differ only in the second input's order summed
+    into one output segment: one ``mul_in1 x ir_out`` segment per ``(i_in1, ir_out)``,
+    sorted like a ``uvu`` plan. The SO(2) product computes this sum in one rotated frame
+    (:mod:`geocompose.nn.ops.so2`); e3nn's ``TensorProduct`` of the result sums the same
+    paths, with its own path normalisation.
+    """
+    if plan.mode is not MixingMode.UVU:
+        raise ValueError("only uvu plans are merged")  # programming error
+    keys = sorted({(p.ir_out.l, p.ir_out.p, p.i_in1) for p in plan.paths})
+    index = {key: i for i, key in enumerate(keys)}
+    irreps_out = o3.Irreps([(plan.irreps_in1[i1].mul, (l, p)) for l, p, i1 in keys])
+    records = tuple(
+        replace(path, i_out=index[(path.ir_out.l, path.ir_out.p, path.i_in1)])
+        for path in plan.paths
+    )
+    return PathPlan(plan.irreps_in1, plan.irreps_in2, irreps_out, records, plan.mode, plan.skipped)

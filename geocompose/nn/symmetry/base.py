@@ -79,6 +79,32 @@ class Strategy(Block):
         return ""  # no fields of its own; the trace summary states the guarantee
 
 
+class Penalised:
+    """Mixin of a module that adds a term to the training loss: its training forward
+    records the term, and the loss (:class:`geocompose.train.loss.Objective`) takes it."""
+
+    penalty_name: ClassVar[str]
+    """The term's name in the loss's logged parts."""
+    penalty_weight: float = 0.0
+    penalty: torch.Tensor | None = None
+
+    def take_penalty(self) -> torch.Tensor | None:
+        """The term of the latest training forward, once (then cleared)."""
+        term, self.penalty = self.penalty, None
+        return term
+
+
+class FramedStrategy(Strategy):
+    """Base of strategies that build frames from the geometry: they read
+    :data:`FRAME_READS` and guarantee the claim (:func:`framed_group`), exactly."""
+
+    needs = FRAME_READS
+
+    @classmethod
+    def signature(cls, params, upstream, ctx: StrategyContext):
+        return cls.wrapping(params, upstream, framed_group(ctx))
+
+
 def framed_group(ctx: StrategyContext) -> Group:
     """What averaging over (or choosing) frames guarantees: the claim, whatever the
     wrapped blocks do; with no claim, just what the blocks give."""

@@ -8,44 +8,35 @@ import torch
 
 from geocompose.nn.ops.scatter import scatter_sum
 from geocompose.nn.symmetry.base import (
-    FRAME_READS,
-    Strategy,
+    FramedStrategy,
     StrategyContext,
     average_over_frames,
     framed_group,
 )
 from geocompose.nn.symmetry.draws import RandomDraws
-from geocompose.nn.symmetry.frames import covariance, frames, principal_axes, sign_patterns
+from geocompose.nn.symmetry.frames import (
+    compact_frames,
+    frames,
+    neighbour_sums,
+    sign_pattern_weights,
+    structure_axes,
+)
 from geocompose.registry import Kind, KnobModel, register
 from geocompose.types import fields as F
 from geocompose.types.bounds import Size
 from geocompose.types.group import Group
 
 
-class FrameStrategy(Strategy):
+class FrameStrategy(FramedStrategy):
     """Shared body: PCA frames from edge vectors, then a subclass picks which to average."""
-
-    needs = FRAME_READS
 
     def select(self, all_frames: torch.Tensor, axes: torch.Tensor, state) -> torch.Tensor:
         """(B, K, 3, 3) all sign choices → (B, K', 3, 3) the frames to average."""
         return all_frames
 
-    @classmethod
-    def signature(cls, params, upstream, ctx: StrategyContext):
-        return cls.wrapping(params, upstream, framed_group(ctx))
-
     def forward(self, run, state, types, graph):
         geometry = graph(state)
-        receivers = state[F.EDGE_INDEX][1]
-        cov, centroid = covariance(
-            geometry[F.EDGE_VECTORS],
-            receivers,
-            state[F.POSITIONS],
-            state[F.BATCH],
-            state[F.CELL].shape[0],
-        )
-        _, axes = principal_axes(cov)
+        _, axes, centroid = structure_axes(state, geometry)
         all_frames = frames(axes, proper_only=self.claim is Group.SO3)
         chosen = self.select(all_frames, axes, {**state, **geometry})
         return average_over_frames(run, state, types, chosen, centroid)
@@ -128,27 +119,15 @@ class Canonicalisation(FrameStrategy):
 
     def forward(self, run, state, types, graph):
         geometry = graph(state)
-        edges, batch = state[F.EDGE_INDEX], state[F.BATCH]
-        num_structures = state[F.CELL].shape[0]
-        cov, centroid = covariance(
-            geometry[F.EDGE_VECTORS], edges[1], state[F.POSITIONS], batch, num_structures
-        )
-        _, axes = principal_axes(cov)
-        sums = scatter_sum(geometry[F.EDGE_VECTORS], edges[1], state[F.POSITIONS].shape[0])  # m_i
+        batch, num_structures = state[F.BATCH], state[F.CELL].shape[0]
+        _, axes, centroid = structure_axes(state, geometry)
+        sums = neighbour_sums(state, geometry)  # m_i
         projected = torch.einsum("ni,nij->nj", sums, axes[batch])  # (N, 3): m_i . v_k
         moment = scatter_sum(projected**3, batch, num_structures)  # (B, 3)
         size = scatter_sum(projected.abs() ** 3, batch, num_structures).sum(dim=1, keepdim=True)
         ambiguous = moment.abs() <= AMBIGUOUS_MOMENT * size.clamp(min=1e-300)  # (B, 3)
         sign = torch.where(moment >= 0, 1.0, -1.0).to(axes.dtype)
         proper = self.claim is Group.SO3
-        patterns = sign_patterns(proper, axes.dtype, axes.device)  # (K, 3)
-        # Weight 1 for every sign pattern that agrees with the moments on the decided axes.
-        agree = (patterns.unsqueeze(0) == sign.unsqueeze(1)) | ambiguous.unsqueeze(1)  # (B, K, 3)
-        if proper:
-            # With 4 proper patterns the last axis follows the other two: compare the free axes.
-            agree[..., 2] = True
-        weights = agree.all(dim=-1).to(axes.dtype)  # (B, K)
-        chosen = frames(axes, proper_only=proper)
-        used = weights.sum(dim=0) > 0  # run only patterns some structure needs
-        used[0] = used[0] or not used.any()  # an empty batch still produces (empty) outputs
-        return average_over_frames(run, state, types, chosen[:, used], centroid, weights[:, used])
+        weights = sign_pattern_weights(sign, ambiguous, proper)  # (B, K)
+        chosen, weights = compact_frames(frames(axes, proper_only=proper), weights)
+        return average_over_frames(run, state, types, chosen, centroid, weights)

@@ -18,6 +18,7 @@ import itertools
 import torch
 
 from geocompose.nn.ops.scatter import scatter_mean, scatter_sum
+from geocompose.types import fields as F
 
 
 class SafeEigh(torch.autograd.Function):
@@ -71,6 +72,59 @@ def covariance(edge_vectors, edge_receivers, positions, batch, num_structures):
 def principal_axes(cov: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Eigenvalues (B, 3) ascending and eigenvectors (B, 3, 3) as columns."""
     return SafeEigh.apply(cov)
+
+
+def structure_axes(state, geometry) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Eigenvalues (B, 3), PCA axes (B, 3, 3) and centroids (B, 3) of each structure's
+    edge-vector covariance, from the model state and the graph's geometry."""
+    cov, centroid = covariance(
+        geometry[F.EDGE_VECTORS],
+        state[F.EDGE_INDEX][1],
+        state[F.POSITIONS],
+        state[F.BATCH],
+        state[F.CELL].shape[0],
+    )
+    values, axes = principal_axes(cov)
+    return values, axes, centroid
+
+
+def neighbour_sums(state, geometry) -> torch.Tensor:
+    """(N, 3) ``m_i = sum_j r_ij``: an equivariant vector per atom that translation,
+    wrapping across periodic boundaries and the choice of cell leave unchanged."""
+    vectors = geometry[F.EDGE_VECTORS]
+    return scatter_sum(vectors, state[F.EDGE_INDEX][1], state[F.POSITIONS].shape[0])
+
+
+def sign_pattern_weights(
+    sign: torch.Tensor, ambiguous: torch.Tensor, proper_only: bool
+) -> torch.Tensor:
+    """(B, K) weight 1 for each sign pattern of :func:`sign_patterns` that agrees with
+    ``sign`` (B, 3) on every axis not ``ambiguous`` (B, 3), 0 for the others: one frame
+    where every sign is decided, both signs of each undecided axis otherwise."""
+    patterns = sign_patterns(proper_only, sign.dtype, sign.device)  # (K, 3)
+    agree = (patterns.unsqueeze(0) == sign.unsqueeze(1)) | ambiguous.unsqueeze(1)  # (B, K, 3)
+    if proper_only:
+        # With 4 proper patterns the last axis follows the other two: compare the free axes.
+        agree[..., 2] = True
+    return agree.all(dim=-1).to(sign.dtype)
+
+
+def compact_frames(
+    frames_: torch.Tensor, weights: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, K, 3, 3) frames and (B, K) weights → the same with K' = the most frames any
+    one structure weights, each structure's weighted frames first: every frame slot is a
+    network call over the whole batch, so structures that each need one (different)
+    frame cost one call, not one per distinct frame in the batch. Slots a structure does
+    not weight get the identity frame and weight 0."""
+    count = int((weights > 0).sum(dim=1).max()) if weights.numel() else 0
+    order = torch.argsort(weights, dim=1, descending=True, stable=True)[:, : max(count, 1)]
+    weights = torch.gather(weights, 1, order)
+    index = order.view(*order.shape, 1, 1).expand(-1, -1, 3, 3)
+    chosen = torch.gather(frames_, 1, index)
+    identity = torch.eye(3, dtype=frames_.dtype, device=frames_.device)
+    chosen = torch.where((weights > 0).view(*weights.shape, 1, 1), chosen, identity)
+    return chosen, weights
 
 
 def sign_patterns(proper_only: bool, dtype, device) -> torch.Tensor:

@@ -7,13 +7,7 @@ from typing import Literal
 import torch
 
 from geocompose.nn.ops.scatter import scatter_mean, scatter_sum
-from geocompose.nn.symmetry.base import (
-    FRAME_READS,
-    Strategy,
-    StrategyContext,
-    average_over_frames,
-    framed_group,
-)
+from geocompose.nn.symmetry.base import FramedStrategy, average_over_frames
 from geocompose.nn.symmetry.frames import principal_axes
 from geocompose.registry import Kind, KnobModel, register
 from geocompose.types import fields as F
@@ -25,7 +19,7 @@ class LocalFramesParams(KnobModel):
 
 
 @register(Kind.STRATEGY, exact=True, frames=True)
-class LocalFrames(Strategy):
+class LocalFrames(FramedStrategy):
     """Average the unconstrained network's predictions over frames built around each
     atom (after Pozdnyakov and Ceriotti, 2024): atom a's frame is the eigenbasis of its
     own neighbour covariance ``sum_j r_aj r_aj^T``, with axis signs fixed by the third
@@ -41,11 +35,6 @@ class LocalFrames(Strategy):
     """
 
     Params = LocalFramesParams
-    needs = FRAME_READS
-
-    @classmethod
-    def signature(cls, params, upstream, ctx: StrategyContext):
-        return cls.wrapping(params, upstream, framed_group(ctx))
 
     def forward(self, run, state, types, graph):
         geometry = graph(state)

@@ -72,6 +72,9 @@ def test_resume_refuses_other_data(sample, tmp_path):
     Trainer(tiny_schnet(), data, TrainConfig(epochs=1, **FAST), tmp_path, **QUIET).fit()
     with pytest.raises(CheckpointError, match="trained on 10 structures"):
         Trainer.resume(tmp_path, sample.subset(range(9)))
+    # As many structures, but not the same ones: the stored splits would point elsewhere.
+    with pytest.raises(CheckpointError, match="other structures"):
+        Trainer.resume(tmp_path, sample.subset(range(1, 11)))
     with pytest.raises(CheckpointError, match="no checkpoint"):
         Trainer.resume(tmp_path / "nowhere", sample)
 

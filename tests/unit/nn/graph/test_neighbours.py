@@ -430,3 +430,39 @@ def test_edge_vectors_per_edge_cells_match_single_cell():
 def test_edge_vectors_empty():
     out = edge_vectors(torch.zeros(0, 3), torch.eye(3), *complete_pairs(0))
     assert out.shape == (0, 3)
+
+
+@pytest.mark.parametrize("symbol", ["Li", "Fe", "Na"])
+def test_knn_keeps_bcc_ties_in_a_rotated_float32_batch(symbol):
+    """bcc: 8 + 6 neighbours tie at k=12 (14 edges). Rotated in float32, the 6 second-shell
+    distances spread by ~2e-7 relative: a 1e-9 tie tolerance kept only 12 of them."""
+    from ase.build import bulk
+
+    from geocompose.compiler import compile as compile_blueprint
+    from geocompose.data.batch import Batch
+    from geocompose.types import fields as F
+
+    blueprint = {
+        "name": "knn-f32",
+        "symmetry": {"group": "O(3)"},
+        "graph": {"type": "knn", "k": 12, "cutoff": 8.0},
+        "embedding": {
+            "species": [symbol],
+            "node": {"type": "learned", "features": 2},
+            "radial": {"type": "gaussian", "num": 4},
+            "envelope": {"type": "cosine"},
+        },
+        "interactions": [{"type": "schnet", "filters": 2}],
+        "readout": {"energy": {"type": "sum"}},
+    }
+    graph = compile_blueprint(blueprint, dtype=torch.float32, seed=0).graph
+    atoms = bulk(symbol)
+    counts = set()
+    for seed in range(40):
+        gen = torch.Generator().manual_seed(seed)
+        rotation = torch.linalg.qr(torch.randn(3, 3, generator=gen, dtype=torch.float64))[0]
+        rotation = rotation.float()
+        batch = Batch.from_ase([atoms], dtype=torch.float32)
+        batch = batch.replace(positions=batch.positions @ rotation.T, cell=batch.cell @ rotation.T)
+        counts.add(graph.topology(batch)[F.EDGE_INDEX].shape[1])
+    assert counts == {14}
