@@ -19,43 +19,15 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import statistics
-import subprocess
-import time
-from importlib.metadata import version
+import sys
 from pathlib import Path
 
 import numpy as np
-import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def load() -> str:
-    one, five, fifteen = os.getloadavg()
-    return f"load {one:.1f} {five:.1f} {fifteen:.1f}"
-
-
-def machine() -> str:
-    """CPU model, cores, Python and the versions that set the timings, and the commit."""
-    cpu = next(
-        (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-         if line.startswith("model name")),
-        platform.processor(),
-    )  # fmt: skip
-    commit = subprocess.run(
-        ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
-        capture_output=True,
-        text=True,
-        check=False,
-    ).stdout.strip()
-    versions = ", ".join(f"{p} {version(p)}" for p in ("torch", "e3nn", "ase", "numpy"))
-    return (
-        f"{cpu}, {os.cpu_count()} cores; python {platform.python_version()}, {versions}; "
-        f"geocompose {commit or '?'}"
-    )
+sys.path.insert(0, str(ROOT / "benchmarks"))
+import harness  # the one timing harness, beside this file
 
 
 def hundred_atoms() -> list:
@@ -74,17 +46,12 @@ def hundred_atoms() -> list:
 
 
 def timed(fn, repeats: int) -> tuple[float, float, object]:
-    """Median wall and CPU seconds of ``repeats`` calls after a warm-up, and the last
-    result. On a shared machine the CPU time (this process's, one thread) is the
-    figure that load inflates least; on an idle one the two agree."""
-    result = fn()  # warm-up
-    walls, cpus = [], []
-    for _ in range(repeats):
-        start, cpu = time.perf_counter(), time.process_time()
-        result = fn()
-        walls.append(time.perf_counter() - start)
-        cpus.append(time.process_time() - cpu)
-    return statistics.median(walls), statistics.median(cpus), result
+    """Median wall and CPU seconds of ``repeats`` calls (the harness, one warm-up) and
+    the last result. On a shared machine the CPU time (this process's) is the figure
+    that load inflates least; on an idle one the two agree."""
+    results = []
+    timing = harness.measure(lambda: results.append(fn()), repeats, warmup=1)
+    return timing.median_ms / 1e3, timing.cpu_ms / 1e3, results[-1]
 
 
 def main() -> None:
@@ -93,17 +60,16 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("blueprints", nargs="*", default=None)
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    threads = harness.set_threads(args.threads)
 
     from geocompose.verification import FULL_CHECKS, verify
     from geocompose.verification.battery import CHECKS
 
     files = args.blueprints or sorted(str(p) for p in (ROOT / "blueprints").glob("*.yaml"))
-    print(machine())
-    print(f"at start: {load()}")
+    print(harness.header("geocompose verify", ["ase"], threads))
     print(
         f"geocompose verify of {len(files)} blueprints, default battery, "
-        f"{args.threads} thread(s), median of {args.repeats}"
+        f"{threads} thread(s), median of {args.repeats}"
     )
     medians = []
     for file in files:
@@ -112,7 +78,7 @@ def main() -> None:
         verdict = "verified" if report.passed else "CLAIM VIOLATED"
         print(
             f"  {Path(file).stem:<22} {median:6.2f} s  (cpu {cpu:5.2f} s)  {verdict:<14} "
-            f"({load()})",
+            f"(load {harness.load_average()})",
             flush=True,
         )
     slowest = max(zip(medians, files))
@@ -136,8 +102,11 @@ def main() -> None:
         )
         print(
             f"{name}, full battery ({len(report.checks)} rows): {median:.2f} s (cpu {cpu:.2f} s) "
-            f"(target < 60 s), {'verified' if report.passed else 'CLAIM VIOLATED'} ({load()})"
+            f"(target < 60 s), {'verified' if report.passed else 'CLAIM VIOLATED'} "
+            f"(load {harness.load_average()})"
         )
+
+    print(harness.footer())
 
 
 if __name__ == "__main__":
