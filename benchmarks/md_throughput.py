@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -40,6 +39,9 @@ import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+import harness  # the one timing harness, beside this file
+
 SIZES = {108: 3, 864: 6, 4000: 10}  # atoms -> cubic repeats of the 4-atom fcc cell
 LATTICE = 3.61
 
@@ -55,8 +57,13 @@ def write_checkpoint(path: Path, dtype: str) -> Path:
     torch_dtype = {"float32": torch.float32, "float64": torch.float64}[dtype]
     model = geocompose.compile(blueprint, dtype=torch_dtype, seed=0)
     potential = Potential(model, torch.tensor([-3.5], dtype=torch_dtype), scale=0.3)
-    state = {"blueprint": blueprint, "species": ["Cu"], "dtype": dtype,
-             "weights": potential.state_dict(), "ema": None}
+    state = {
+        "blueprint": blueprint,
+        "species": ["Cu"],
+        "dtype": dtype,
+        "weights": potential.state_dict(),
+        "ema": None,
+    }
     return save_checkpoint(state, path)
 
 
@@ -93,8 +100,9 @@ def time_torchsim(checkpoint: Path, size: int, systems: int, steps: int, warmup:
 
     dtype = torch.load(checkpoint, weights_only=True)["dtype"]
     model = Model(checkpoint, dtype=dtype, compute_stress=False)
-    state = ts.io.atoms_to_state([copper(size, seed=s) for s in range(systems)],
-                                 model.device, model.dtype)
+    state = ts.io.atoms_to_state(
+        [copper(size, seed=s) for s in range(systems)], model.device, model.dtype
+    )
     kt = torch.tensor(300 * ts.units.MetalUnits.temperature, dtype=model.dtype)
     dt = torch.tensor(0.001 * ts.units.MetalUnits.time, dtype=model.dtype)
     init_fn, update_fn = ts.nve(model, dt=dt, kT=kt, seed=0)
@@ -134,8 +142,9 @@ def time_lammps(checkpoint: Path, size: int, steps: int, warmup: int) -> float:
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "in.lmp"
         path.write_text(LAMMPS_INPUT.format(lattice=LATTICE, n=SIZES[size], warmup=warmup))
-        lmp, _ = run_lammps(path, load_for_inference(checkpoint),
-                            cmdargs=["-log", "none", "-screen", "none"])
+        lmp, _ = run_lammps(
+            path, load_for_inference(checkpoint), cmdargs=["-log", "none", "-screen", "none"]
+        )
         MPI.COMM_WORLD.Barrier()
         start = time.perf_counter()
         lmp.command(f"run {steps}")
@@ -172,8 +181,18 @@ def time_metatomic(model: Path, size: int, steps: int, warmup: int) -> float:
 
 
 def _lammps_ranks(checkpoint: Path, size: int, steps: int, warmup: int, ranks: int) -> float:
-    command = ["mpiexec", "-n", str(ranks), sys.executable, __file__, "--lammps-worker",
-               str(checkpoint), str(size), str(steps), str(warmup)]
+    command = [
+        "mpiexec",
+        "-n",
+        str(ranks),
+        sys.executable,
+        __file__,
+        "--lammps-worker",
+        str(checkpoint),
+        str(size),
+        str(steps),
+        str(warmup),
+    ]
     done = subprocess.run(command, capture_output=True, text=True, check=True)
     return float(done.stdout.strip().splitlines()[-1])
 
@@ -215,7 +234,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--json", type=Path)
     parser.add_argument("--lammps-worker", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads)
+    threads = harness.set_threads(args.threads)
     if args.lammps_worker:
         checkpoint, size, steps, warmup = args.lammps_worker
         elapsed = time_lammps(Path(checkpoint), int(size), int(steps), int(warmup))
@@ -225,6 +244,11 @@ def main(argv=None) -> dict:
             print(elapsed)
         return {}
 
+    print(
+        harness.header(
+            "MD throughput", ["ase", "torch-sim-atomistic", "lammps", "metatomic-torch"], threads
+        )
+    )
     rows = []
     with tempfile.TemporaryDirectory() as folder:
         checkpoint = write_checkpoint(Path(folder) / "schnet_cu.pt", args.dtype)
@@ -233,20 +257,39 @@ def main(argv=None) -> dict:
         for size in args.sizes:
             runs = []
             if "ase" in args.engines:
-                runs.append(("ASE", 1, lambda s=size: time_ase(checkpoint, s, args.steps,
-                                                               args.warmup)))
+                runs.append(
+                    ("ASE", 1, lambda s=size: time_ase(checkpoint, s, args.steps, args.warmup))
+                )
             if "torchsim" in args.engines:
                 for b in args.batches:
-                    runs.append((f"TorchSim x{b}", b, lambda s=size, b=b: time_torchsim(
-                        checkpoint, s, b, args.steps, args.warmup)))
+                    runs.append(
+                        (
+                            f"TorchSim x{b}",
+                            b,
+                            lambda s=size, b=b: time_torchsim(
+                                checkpoint, s, b, args.steps, args.warmup
+                            ),
+                        )
+                    )
             if "lammps" in args.engines:
                 for r in args.ranks:
-                    runs.append((f"LAMMPS {r} rank{'s' if r > 1 else ''}", 1,
-                                 lambda s=size, r=r: _lammps_ranks(checkpoint, s, args.steps,
-                                                                   args.warmup, r)))
+                    runs.append(
+                        (
+                            f"LAMMPS {r} rank{'s' if r > 1 else ''}",
+                            1,
+                            lambda s=size, r=r: _lammps_ranks(
+                                checkpoint, s, args.steps, args.warmup, r
+                            ),
+                        )
+                    )
             if "metatomic" in args.engines:
-                runs.append(("metatomic-ase", 1, lambda s=size: time_metatomic(
-                    exported, s, args.steps, args.warmup)))
+                runs.append(
+                    (
+                        "metatomic-ase",
+                        1,
+                        lambda s=size: time_metatomic(exported, s, args.steps, args.warmup),
+                    )
+                )
             for engine, systems, run in runs:
                 atoms = size * systems
                 row = {"engine": engine, "atoms": size, "systems": systems}
@@ -264,12 +307,11 @@ def main(argv=None) -> dict:
         "warmup": args.warmup,
         "threads": args.threads,
         "load_average": os.getloadavg(),
-        "cpu": platform.processor() or platform.machine(),
+        "cpu": harness.cpu_model(),
         "cores": os.cpu_count(),
         "rows": rows,
     }
-    print(f"load average {result['load_average']} on {result['cores']} cores "
-          "(shared machine: other jobs ran beside this)")
+    print(harness.footer())
     print(markdown(result))
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))
