@@ -214,6 +214,14 @@ def run_molecule(checkpoints: list[Path], steps: int, seed: int) -> dict:
     return rows
 
 
+def heating_line(system: str, name: str, h: dict) -> str:
+    return (
+        f"{system} heating, {name}: min distance {h['min_distance']:.3f} Å "
+        f"({h.get('min_distance_pair', '?')}), T over the last 100 steps "
+        f"{h.get('T_last_100_steps', float('nan')):.0f} K, {h.get('steps_per_s', 0):.1f} steps/s"
+    )
+
+
 def print_tables(results: dict) -> None:
     copper = results.get("copper", {})
     if copper:
@@ -232,11 +240,7 @@ def print_tables(results: dict) -> None:
                 f"| {d['E(1.0)']:.1f} | {d['force_sign_changes']} | {h['min_distance']:.2f} |"
             )
         for name, r in copper.items():
-            h = r["heating"]
-            print(
-                f"Cu heating, {name}: T over the last 100 steps "
-                f"{h.get('T_last_100_steps', float('nan')):.0f} K, {h.get('steps_per_s', 0):.1f} steps/s"
-            )
+            print(heating_line("Cu", name, r["heating"]))
     mol = results.get("molecule", {})
     if mol:
         print("\ndimers (eV relative to separated atoms; Å) and ethanol heating 300 -> 2,000 K")
@@ -251,12 +255,7 @@ def print_tables(results: dict) -> None:
                     f"| {d['E(0.75)']:.1f} | {d['E(1.0)']:.1f} | {d['force_sign_changes']} |"
                 )
         for name, r in mol.items():
-            h = r["heating"]
-            print(
-                f"ethanol heating, {name}: min distance {h['min_distance']:.3f} Å "
-                f"({h.get('min_distance_pair', '?')}), "
-                f"T over the last 100 steps {h.get('T_last_100_steps', float('nan')):.0f} K"
-            )
+            print(heating_line("ethanol", name, r["heating"]))
 
 
 def main(argv=None) -> None:
