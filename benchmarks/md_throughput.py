@@ -52,8 +52,13 @@ def write_checkpoint(path: Path, dtype: str) -> Path:
     torch_dtype = {"float32": torch.float32, "float64": torch.float64}[dtype]
     model = geocompose.compile(blueprint, dtype=torch_dtype, seed=0)
     potential = Potential(model, torch.tensor([-3.5], dtype=torch_dtype), scale=0.3)
-    state = {"blueprint": blueprint, "species": ["Cu"], "dtype": dtype,
-             "weights": potential.state_dict(), "ema": None}
+    state = {
+        "blueprint": blueprint,
+        "species": ["Cu"],
+        "dtype": dtype,
+        "weights": potential.state_dict(),
+        "ema": None,
+    }
     return save_checkpoint(state, path)
 
 
@@ -90,8 +95,9 @@ def time_torchsim(checkpoint: Path, size: int, systems: int, steps: int, warmup:
 
     dtype = torch.load(checkpoint, weights_only=True)["dtype"]
     model = Model(checkpoint, dtype=dtype, compute_stress=False)
-    state = ts.io.atoms_to_state([copper(size, seed=s) for s in range(systems)],
-                                 model.device, model.dtype)
+    state = ts.io.atoms_to_state(
+        [copper(size, seed=s) for s in range(systems)], model.device, model.dtype
+    )
     kt = torch.tensor(300 * ts.units.MetalUnits.temperature, dtype=model.dtype)
     dt = torch.tensor(0.001 * ts.units.MetalUnits.time, dtype=model.dtype)
     init_fn, update_fn = ts.nve(model, dt=dt, kT=kt, seed=0)
@@ -131,8 +137,9 @@ def time_lammps(checkpoint: Path, size: int, steps: int, warmup: int) -> float:
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "in.lmp"
         path.write_text(LAMMPS_INPUT.format(lattice=LATTICE, n=SIZES[size], warmup=warmup))
-        lmp, _ = run_lammps(path, load_for_inference(checkpoint),
-                            cmdargs=["-log", "none", "-screen", "none"])
+        lmp, _ = run_lammps(
+            path, load_for_inference(checkpoint), cmdargs=["-log", "none", "-screen", "none"]
+        )
         MPI.COMM_WORLD.Barrier()
         start = time.perf_counter()
         lmp.command(f"run {steps}")
@@ -143,8 +150,18 @@ def time_lammps(checkpoint: Path, size: int, steps: int, warmup: int) -> float:
 
 
 def _lammps_ranks(checkpoint: Path, size: int, steps: int, warmup: int, ranks: int) -> float:
-    command = ["mpiexec", "-n", str(ranks), sys.executable, __file__, "--lammps-worker",
-               str(checkpoint), str(size), str(steps), str(warmup)]
+    command = [
+        "mpiexec",
+        "-n",
+        str(ranks),
+        sys.executable,
+        __file__,
+        "--lammps-worker",
+        str(checkpoint),
+        str(size),
+        str(steps),
+        str(warmup),
+    ]
     done = subprocess.run(command, capture_output=True, text=True, check=True)
     return float(done.stdout.strip().splitlines()[-1])
 
@@ -202,17 +219,31 @@ def main(argv=None) -> dict:
         for size in args.sizes:
             runs = []
             if "ase" in args.engines:
-                runs.append(("ASE", 1, lambda s=size: time_ase(checkpoint, s, args.steps,
-                                                               args.warmup)))
+                runs.append(
+                    ("ASE", 1, lambda s=size: time_ase(checkpoint, s, args.steps, args.warmup))
+                )
             if "torchsim" in args.engines:
                 for b in args.batches:
-                    runs.append((f"TorchSim x{b}", b, lambda s=size, b=b: time_torchsim(
-                        checkpoint, s, b, args.steps, args.warmup)))
+                    runs.append(
+                        (
+                            f"TorchSim x{b}",
+                            b,
+                            lambda s=size, b=b: time_torchsim(
+                                checkpoint, s, b, args.steps, args.warmup
+                            ),
+                        )
+                    )
             if "lammps" in args.engines:
                 for r in args.ranks:
-                    runs.append((f"LAMMPS {r} rank{'s' if r > 1 else ''}", 1,
-                                 lambda s=size, r=r: _lammps_ranks(checkpoint, s, args.steps,
-                                                                   args.warmup, r)))
+                    runs.append(
+                        (
+                            f"LAMMPS {r} rank{'s' if r > 1 else ''}",
+                            1,
+                            lambda s=size, r=r: _lammps_ranks(
+                                checkpoint, s, args.steps, args.warmup, r
+                            ),
+                        )
+                    )
             for engine, systems, run in runs:
                 atoms = size * systems
                 row = {"engine": engine, "atoms": size, "systems": systems}
@@ -234,8 +265,10 @@ def main(argv=None) -> dict:
         "cores": os.cpu_count(),
         "rows": rows,
     }
-    print(f"load average {result['load_average']} on {result['cores']} cores "
-          "(shared machine: other jobs ran beside this)")
+    print(
+        f"load average {result['load_average']} on {result['cores']} cores "
+        "(shared machine: other jobs ran beside this)"
+    )
     print(markdown(result))
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))

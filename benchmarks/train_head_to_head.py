@@ -42,7 +42,8 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
-from train_cu import errors, versions  # (this folder is not a package)
+import train_cu  # (this folder is not a package)
+from train_cu import versions
 
 # Then off the path again (the script's own folder included): benchmarks/mace.py would
 # shadow the `mace` package in the peer's venv.
@@ -106,117 +107,14 @@ def geocompose_blueprint(pair: str, species: list[str]) -> dict:
 
 
 def run_geocompose(pair: str, split: dict, epochs: int, seed: int, out: Path) -> dict:
-    import torch
-
-    from geocompose.ase import Calculator
-    from geocompose.data.dataset import Dataset, Splits
-    from geocompose.train import TrainConfig, Trainer
-
-    train, valid = Dataset.from_file(split["train"]), Dataset.from_file(split["valid"])
-    data = Dataset([*(train[i] for i in range(len(train))), *(valid[i] for i in range(len(valid)))])
-    splits = Splits(
-        train=list(range(len(train))), valid=list(range(len(train), len(data))), test=[]
-    )
-    atoms_per_structure = max(len(train[i].numbers) for i in range(len(train)))
-    config = TrainConfig(
-        epochs=epochs,
-        atoms_per_batch=atoms_per_structure * HYPER["batch_structures"],
-        lr=HYPER["lr"],
-        schedule="constant",
-        ema_decay=HYPER["ema_decay"],
-        clip=HYPER["clip"],
-        energy_weight=HYPER["energy_weight"],
-        forces_weight=HYPER["forces_weight"],
-        patience=0,
-        seed=seed,
-        dtype="float32",
-    )
     blueprint = geocompose_blueprint(pair, species_of(split["train"]))
-    result = Trainer(
-        blueprint, data, config, out=out, splits=splits, progress=False, echo=lambda _: None
-    ).fit()
-    seen = sum(row["structures_per_s"] * row["time_s"] for row in result.history)
-    train_time = sum(row["time_s"] for row in result.history)
-    calc = Calculator(result.best)
-    return {
-        "engine": "geocompose",
-        "weights": sum(p.numel() for p in calc.potential.model.parameters()),
-        "epochs": result.epochs,
-        "train_time_s": train_time,
-        "structures_per_s": seen / train_time,
-        **errors(calc, split["test"]),
-        "torch_threads": torch.get_num_threads(),
-    }
-
-
-def mace_arguments(split: dict, epochs: int, seed: int, work: Path) -> list[str]:
-    """``blueprints/mace.yaml`` and ``HYPER`` as mace-torch ``run_train`` arguments
-    (the mapping is ``train_cu.py``'s: 2 layers of 32x0e + 32x1o, correlation 3, l_max 2,
-    8 Bessel functions, p = 5 envelope, radial MLP [64], avg_num_neighbors 8, a 16-unit
-    readout, least-squares E0s, force-RMS scale); the learning rate is held constant."""
-    return [
-        "--name", "mace", "--seed", str(seed), "--work_dir", str(work),
-        "--train_file", str(split["train"]), "--valid_file", str(split["valid"]),
-        "--energy_key", "REF_energy", "--forces_key", "REF_forces",
-        "--model", "ScaleShiftMACE", "--scaling", "rms_forces_scaling", "--E0s", "average",
-        "--hidden_irreps", "32x0e + 32x1o", "--max_ell", "2", "--correlation", "3",
-        "--num_interactions", "2", "--r_max", "5.0",
-        "--num_radial_basis", "8", "--num_cutoff_basis", "5", "--radial_MLP", "[64]",
-        "--MLP_irreps", "16x0e", "--avg_num_neighbors", "8", "--compute_avg_num_neighbors", "False",
-        "--loss", "weighted", "--energy_weight", str(HYPER["energy_weight"]),
-        "--forces_weight", str(HYPER["forces_weight"]),
-        "--batch_size", str(HYPER["batch_structures"]),
-        "--valid_batch_size", str(HYPER["batch_structures"]),
-        "--optimizer", "adam", "--lr", str(HYPER["lr"]), "--weight_decay", "0.0",
-        "--scheduler", "ExponentialLR", "--lr_scheduler_gamma", "1.0",
-        "--ema", "--ema_decay", str(HYPER["ema_decay"]), "--clip_grad", str(HYPER["clip"]),
-        "--max_num_epochs", str(epochs), "--patience", str(10 * epochs + 10),
-        "--eval_interval", "1", "--default_dtype", "float32", "--device", "cpu",
-        "--error_table", "PerAtomMAE",
-    ]  # fmt: skip
+    return train_cu.run_geocompose(pair, split, epochs, seed, out, HYPER, blueprint)
 
 
 def run_mace_torch(split: dict, epochs: int, seed: int, out: Path) -> dict:
-    """mace-torch's own ``run_train`` (inside its venv), its epochs timed from outside."""
-    import torch
-
-    torch.serialization.add_safe_globals([slice])  # e3nn 0.4.4's constants.pt
-    import mace.tools.train  # noqa: F401  (mace.tools re-exports a function named train)
-    from ase.io import read
-    from mace.calculators import MACECalculator
-    from mace.cli import run_train
-
-    # mace's train() looks train_one_epoch up in its module every epoch: wrapping the
-    # module attribute times each epoch's training steps and nothing else.
-    module = sys.modules["mace.tools.train"]
-    inner, timing = module.train_one_epoch, {"time_s": 0.0, "epochs": 0}
-
-    def timed_epoch(*args, **kwargs):
-        start = time.perf_counter()
-        result = inner(*args, **kwargs)
-        timing["time_s"] += time.perf_counter() - start
-        timing["epochs"] += 1
-        return result
-
-    module.train_one_epoch = timed_epoch
-    argv, sys.argv = sys.argv, ["mace_run_train", *mace_arguments(split, epochs, seed, out)]
-    try:
-        run_train.main()
-    finally:
-        sys.argv = argv
-    calc = MACECalculator(
-        model_paths=str(out / "mace.model"), device="cpu", default_dtype="float32"
-    )
-    n_train = len(read(split["train"], index=":"))
-    return {
-        "engine": "mace-torch",
-        "weights": sum(p.numel() for p in calc.models[0].parameters()),
-        "epochs": timing["epochs"],
-        "train_time_s": timing["time_s"],
-        "structures_per_s": n_train * timing["epochs"] / timing["time_s"],
-        **errors(calc, split["test"]),
-        "torch_threads": torch.get_num_threads(),
-    }
+    """mace-torch's own ``run_train`` (inside its venv) with ``train_cu.py``'s mapping of
+    ``blueprints/mace.yaml`` onto its arguments and this benchmark's ``HYPER``."""
+    return train_cu.run_mace(split, epochs, seed, out, HYPER, name="mace", work=out)
 
 
 REFERENCE_RUNNERS = {"mace-torch": run_mace_torch}
