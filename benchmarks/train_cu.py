@@ -118,7 +118,17 @@ def copper_blueprint(model: str) -> dict:
     return blueprint
 
 
-def run_geocompose(model: str, split: dict, epochs: int, seed: int, out: Path) -> dict:
+def run_geocompose(
+    model: str,
+    split: dict,
+    epochs: int,
+    seed: int,
+    out: Path,
+    hyper: dict = HYPER,
+    blueprint: dict | None = None,
+) -> dict:
+    """Train ``blueprint`` (default: ``copper_blueprint(model)``) into ``out / model``
+    with ``hyper``, batches of ``hyper["batch_structures"]`` of the largest structure."""
     import torch
 
     from geocompose.ase import Calculator
@@ -132,21 +142,22 @@ def run_geocompose(model: str, split: dict, epochs: int, seed: int, out: Path) -
     splits = Splits(
         train=list(range(len(train))), valid=list(range(len(train), len(data))), test=[]
     )
+    largest = max(len(train[i].numbers) for i in range(len(train)))
     config = TrainConfig(
         epochs=epochs,
-        atoms_per_batch=32 * HYPER["batch_structures"],
-        lr=HYPER["lr"],
+        atoms_per_batch=largest * hyper["batch_structures"],
+        lr=hyper["lr"],
         schedule="constant",
-        ema_decay=HYPER["ema_decay"],
-        clip=HYPER["clip"],
-        energy_weight=HYPER["energy_weight"],
-        forces_weight=HYPER["forces_weight"],
+        ema_decay=hyper["ema_decay"],
+        clip=hyper["clip"],
+        energy_weight=hyper["energy_weight"],
+        forces_weight=hyper["forces_weight"],
         patience=0,
         seed=seed,
         dtype="float32",
     )
     result = Trainer(
-        copper_blueprint(model),
+        blueprint or copper_blueprint(model),
         data,
         config,
         out=out / model,
@@ -170,7 +181,9 @@ def run_geocompose(model: str, split: dict, epochs: int, seed: int, out: Path) -
     }
 
 
-def mace_arguments(split: dict, epochs: int, seed: int, work: Path) -> list[str]:
+def mace_arguments(
+    split: dict, epochs: int, seed: int, work: Path, hyper: dict = HYPER, name: str = "mace_cu"
+) -> list[str]:
     """``blueprints/mace.yaml`` and ``HYPER`` as mace-torch ``run_train`` arguments.
 
     mace.yaml: 2 layers of ``32x0e + 32x1o``, correlation 3, l_max 2 harmonics, 8 Bessel
@@ -179,7 +192,7 @@ def mace_arguments(split: dict, epochs: int, seed: int, work: Path) -> list[str]
     (mace: ``E0s=average``) and a force-RMS scale (mace: ``rms_forces_scaling``).
     """
     return [
-        "--name", "mace_cu", "--seed", str(seed), "--work_dir", str(work),
+        "--name", name, "--seed", str(seed), "--work_dir", str(work),
         "--train_file", str(split["train"]), "--valid_file", str(split["valid"]),
         "--energy_key", "REF_energy", "--forces_key", "REF_forces",
         "--model", "ScaleShiftMACE", "--scaling", "rms_forces_scaling", "--E0s", "average",
@@ -187,21 +200,30 @@ def mace_arguments(split: dict, epochs: int, seed: int, work: Path) -> list[str]
         "--num_interactions", "2", "--r_max", "5.0",
         "--num_radial_basis", "8", "--num_cutoff_basis", "5", "--radial_MLP", "[64]",
         "--MLP_irreps", "16x0e", "--avg_num_neighbors", "8", "--compute_avg_num_neighbors", "False",
-        "--loss", "weighted", "--energy_weight", str(HYPER["energy_weight"]),
-        "--forces_weight", str(HYPER["forces_weight"]),
-        "--batch_size", str(HYPER["batch_structures"]),
-        "--valid_batch_size", str(HYPER["batch_structures"]),
-        "--optimizer", "adam", "--lr", str(HYPER["lr"]), "--weight_decay", "0.0",
+        "--loss", "weighted", "--energy_weight", str(hyper["energy_weight"]),
+        "--forces_weight", str(hyper["forces_weight"]),
+        "--batch_size", str(hyper["batch_structures"]),
+        "--valid_batch_size", str(hyper["batch_structures"]),
+        "--optimizer", "adam", "--lr", str(hyper["lr"]), "--weight_decay", "0.0",
         "--scheduler", "ExponentialLR", "--lr_scheduler_gamma", "1.0",
-        "--ema", "--ema_decay", str(HYPER["ema_decay"]), "--clip_grad", str(HYPER["clip"]),
+        "--ema", "--ema_decay", str(hyper["ema_decay"]), "--clip_grad", str(hyper["clip"]),
         "--max_num_epochs", str(epochs), "--patience", str(10 * epochs + 10),
         "--eval_interval", "1", "--default_dtype", "float32", "--device", "cpu",
         "--error_table", "PerAtomMAE",
     ]  # fmt: skip
 
 
-def run_mace(split: dict, epochs: int, seed: int, out: Path) -> dict:
-    """mace-torch's own training (runs inside the mace venv)."""
+def run_mace(
+    split: dict,
+    epochs: int,
+    seed: int,
+    out: Path,
+    hyper: dict = HYPER,
+    name: str = "mace_cu",
+    work: Path | None = None,
+) -> dict:
+    """mace-torch's own training (runs inside the mace venv) in ``work`` (default
+    ``out / "mace-torch"``)."""
     # This file is not a package module; keep its folder off the path for `import mace`.
     here = str(Path(__file__).resolve().parent)
     sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != here]
@@ -226,9 +248,9 @@ def run_mace(split: dict, epochs: int, seed: int, out: Path) -> dict:
         return result
 
     mace_train.train_one_epoch = timed_epoch
-    work = out / "mace-torch"
+    work = work or out / "mace-torch"
     argv = sys.argv
-    sys.argv = ["mace_run_train", *mace_arguments(split, epochs, seed, work)]
+    sys.argv = ["mace_run_train", *mace_arguments(split, epochs, seed, work, hyper, name)]
     try:
         run_train.main()
     finally:
@@ -236,7 +258,7 @@ def run_mace(split: dict, epochs: int, seed: int, out: Path) -> dict:
     from ase.io import read
 
     n_train = len(read(split["train"], index=":"))
-    model_path = work / "mace_cu.model"
+    model_path = work / f"{name}.model"
     calc = MACECalculator(model_paths=str(model_path), device="cpu", default_dtype="float32")
     weights = sum(p.numel() for p in calc.models[0].parameters())
     return {

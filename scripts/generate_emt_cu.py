@@ -12,6 +12,11 @@ Usage::
 
     python scripts/generate_emt_cu.py --out cu_emt.extxyz            # ~3,000 structures
     python scripts/generate_emt_cu.py --small --out cu_emt_small.extxyz  # 200 structures
+    python scripts/generate_emt_cu.py --snapshots 25 --deformed 100 --out cu_emt_sanity.extxyz
+
+``--deformed N`` adds N cells under random symmetric strains (each component up to
+``--max-strain``, shears included) with 300 K thermal motion: the isotropic strains
+alone teach a model the bulk modulus but not the shear constants (C44, C11 - C12).
 
 The shipped sample ``geocompose/data/examples/cu_emt_small.extxyz`` is ``--small``
 with the default seed.
@@ -41,7 +46,7 @@ SMALL = {"temperatures": [300, 800, 1300], "strains": [-0.02, 0.0, 0.02], "snaps
 
 def trajectory(
     temperature: float,
-    strain: float,
+    strain: float | np.ndarray,
     snapshots: int,
     every: int,
     rng: np.random.Generator,
@@ -49,8 +54,10 @@ def trajectory(
 ):
     """``snapshots`` frames of Langevin MD at ``temperature`` K on a cell scaled by
     ``1 + strain``, one every ``every`` steps of 5 fs after ``every * 4`` steps of
-    equilibration."""
-    atoms = bulk("Cu", "fcc", a=3.6 * (1 + strain), cubic=True).repeat(repeat)
+    equilibration. A (3, 3) ``strain`` deforms the cell by ``1 + strain`` instead."""
+    atoms = bulk("Cu", "fcc", a=3.6, cubic=True).repeat(repeat)
+    deformation = np.eye(3) + (strain if np.ndim(strain) == 2 else strain * np.eye(3))
+    atoms.set_cell(atoms.cell.array @ deformation, scale_atoms=True)
     atoms.calc = EMT()
     thermalize_momenta(atoms, temperature_K=temperature, rng=rng)
     dyn = Langevin(
@@ -69,17 +76,29 @@ def trajectory(
             stress=atoms.get_stress(),
         )
         frame.info["temperature_K"] = temperature
-        frame.info["strain"] = strain
+        frame.info["strain"] = strain if np.ndim(strain) == 0 else np.asarray(strain).ravel()
         frames.append(frame)
     return frames
 
 
-def generate(settings: dict, seed: int, every: int, repeat: int):
+def random_strain(rng: np.random.Generator, largest: float) -> np.ndarray:
+    """A symmetric strain tensor with every component uniform in [-largest, largest]."""
+    strain = rng.uniform(-largest, largest, (3, 3))
+    return (strain + strain.T) / 2
+
+
+def generate(
+    settings: dict, seed: int, every: int, repeat: int, deformed: int = 0, max_strain: float = 0.03
+):
     rng = np.random.default_rng(seed)
     frames = []
     for temperature in settings["temperatures"]:
         for strain in settings["strains"]:
             frames += trajectory(temperature, strain, settings["snapshots"], every, rng, repeat)
+    # Deformed cells: 2 snapshots of 300 K motion each (one strain per short trajectory).
+    for start in range(0, deformed, 2):
+        strain = random_strain(rng, max_strain)
+        frames += trajectory(300, strain, min(2, deformed - start), every, rng, repeat)
     return frames
 
 
@@ -96,9 +115,22 @@ def main(argv=None) -> None:
     parser.add_argument(
         "--repeat", type=int, default=2, help="conventional cells per axis (2: 32 atoms)"
     )
+    parser.add_argument(
+        "--snapshots", type=int, help="snapshots per temperature and strain (default 250, --small 23)"
+    )
+    parser.add_argument(
+        "--deformed", type=int, default=0, help="add this many randomly strained cells (300 K)"
+    )
+    parser.add_argument(
+        "--max-strain", type=float, default=0.03, help="largest strain component of --deformed"
+    )
     args = parser.parse_args(argv)
-    settings = SMALL if args.small else FULL
-    frames = generate(settings, args.seed, args.every, args.repeat)
+    settings = dict(SMALL if args.small else FULL)
+    if args.snapshots is not None:
+        settings["snapshots"] = args.snapshots
+    frames = generate(
+        settings, args.seed, args.every, args.repeat, args.deformed, args.max_strain
+    )
     if args.small:
         frames = frames[:200]
     args.out.parent.mkdir(parents=True, exist_ok=True)

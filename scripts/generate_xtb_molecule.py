@@ -13,6 +13,9 @@ Usage::
 
     python scripts/generate_xtb_molecule.py --out ethanol_xtb.extxyz           # 1,200 structures
     python scripts/generate_xtb_molecule.py --small --out ethanol_xtb_small.extxyz  # 150
+    # one continuous 500 K trajectory (train on its start, test on its end):
+    python scripts/generate_xtb_molecule.py --temperatures 500 --snapshots 1200 --out ethanol_md.extxyz
+    python scripts/generate_xtb_molecule.py --molecule biphenyl --temperatures 500 --snapshots 1200
 
 Set ``OMP_NUM_THREADS=1`` on a busy machine: tblite's OpenMP threads slow a 9-atom
 molecule down by orders of magnitude when the cores are contended.
@@ -59,6 +62,7 @@ def trajectory(name: str, temperature: float, snapshots: int, every: int, rng: n
             frame, energy=atoms.get_potential_energy(), forces=atoms.get_forces()
         )
         frame.info["temperature_K"] = temperature
+        frame.info["time_fs"] = 0.5 * every * (len(frames) + 1)  # since equilibration
         frames.append(frame)
     return frames
 
@@ -72,8 +76,16 @@ def main(argv=None) -> None:
     parser.add_argument("--small", action="store_true", help="150 structures")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--every", type=int, default=10, help="MD steps between snapshots")
+    parser.add_argument(
+        "--temperatures", type=float, nargs="+", help="one trajectory per temperature (K)"
+    )
+    parser.add_argument("--snapshots", type=int, help="snapshots per trajectory")
     args = parser.parse_args(argv)
-    settings = SMALL if args.small else FULL
+    settings = dict(SMALL if args.small else FULL)
+    if args.temperatures:
+        settings["temperatures"] = args.temperatures
+    if args.snapshots is not None:
+        settings["snapshots"] = args.snapshots
     rng = np.random.default_rng(args.seed)
     frames = []
     for temperature in settings["temperatures"]:

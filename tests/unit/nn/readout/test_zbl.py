@@ -1,6 +1,8 @@
 """The ZBL repulsion knob: the textbook pair energy, smooth to zero at its pair cutoff,
 refused when the graph would miss pairs, verified, and unscaled inside a Potential."""
 
+from pathlib import Path
+
 import ase
 import ase.data
 import pytest
@@ -108,3 +110,28 @@ def test_zbl_refuses_what_does_not_fit(changes, message):
     cutoff = changes.pop("cutoff", 5.0)
     with pytest.raises(GeocomposeError, match=message):
         compile_blueprint(blueprint(cutoff=cutoff, **changes))
+
+
+def test_the_example_zbl_blueprint_differs_from_painn_small_by_the_term_alone():
+    # benchmarks/physical_sanity.py compares the two (docs/training.md): everything but
+    # the energy term must be the same model.
+    import yaml
+
+    folder = Path(__file__).parents[4] / "examples" / "blueprints"
+    plain = yaml.safe_load((folder / "painn_small.yaml").read_text())
+    with_zbl = yaml.safe_load((folder / "painn_small_zbl.yaml").read_text())
+    readout = with_zbl.pop("readout")
+    assert readout == {
+        "network_energy": plain.pop("readout")["energy"],
+        "energy": {"type": "zbl", "add_to": "network_energy"},
+        "forces": {"type": "gradient", "of": "energy"},
+    }
+    for key in ("name", "description"):
+        del with_zbl[key], plain[key]
+    assert with_zbl == plain
+    model = compile_blueprint(
+        with_zbl | {"name": "painn_small_zbl", "readout": readout}, dtype=torch.float64
+    ).eval()
+    energy, _ = repulsion(model, dimer("Cu", 1.0))
+    z = torch.tensor(29.0, dtype=torch.float64)
+    assert energy > 0.9 * float(zbl_pair_energy(torch.tensor(1.0, dtype=torch.float64), z, z))
