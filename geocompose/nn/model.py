@@ -11,7 +11,7 @@ from torch import nn
 
 from geocompose.data.batch import Batch
 from geocompose.data.cache import RunCaches
-from geocompose.errors import StructureError
+from geocompose.errors import GeocomposeError, StructureError
 from geocompose.nn.block import Block
 from geocompose.nn.graph.base import GraphBuilder
 from geocompose.nn.memory import check_memory
@@ -195,12 +195,19 @@ class GeometricModel(nn.Module):
         first call compiles (minutes on a small CPU with inductor, which needs a C++
         compiler); outputs equal eager ones to float round-off. ``backend`` and
         ``options`` go to ``torch.compile`` (e.g. ``backend="aot_eager"`` to trace
-        without generating code). With torch 2.13 on CPU, compile with
-        ``torch.set_num_threads(1)``: with more threads inductor's C++ codegen fails
-        (an AssertionError generating the atomic-add scatter of the aggregation).
+        without generating code). With torch 2.13 on CPU, inductor needs
+        ``torch.set_num_threads(1)``: with more threads its C++ codegen fails (an
+        AssertionError generating the atomic-add scatter of the aggregation), so more
+        threads are refused here with a one-line error.
 
         Measured (benchmarks/schnet.py --compile): see docs/benchmarks.md.
         """
+        if backend == "inductor" and torch.get_num_threads() > 1:
+            raise GeocomposeError(
+                f"torch_compile with inductor needs torch.set_num_threads(1) first (now "
+                f"{torch.get_num_threads()}): with more threads torch 2.13's C++ code "
+                "generation fails on the aggregation's scatter"
+            )
         options.setdefault("dynamic", True)
         self._compiled_inner = torch.compile(self._run_inner, backend=backend, **options)
         return self

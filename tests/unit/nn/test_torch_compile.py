@@ -71,3 +71,15 @@ def test_compiled_model_equals_eager_inductor():
         assert_compiled_equals_eager("inductor", 2, torch.float32, 1e-4, 1e-5, blueprint=shipped)
     finally:
         torch.set_num_threads(threads)
+
+
+def test_inductor_with_more_threads_is_refused_in_one_line():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        model = geocompose.compile(BLUEPRINT, seed=0)
+        with pytest.raises(geocompose.GeocomposeError, match="set_num_threads"):
+            model.torch_compile()
+        model.torch_compile(backend="aot_eager")  # tracing only: any thread count
+    finally:
+        torch.set_num_threads(threads)
