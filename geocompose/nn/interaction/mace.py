@@ -271,13 +271,13 @@ class MACEInteraction(MessagePassingInteraction):
     ``a_norm``) → writes ``node_features: features`` (uniform multiplicity).
     O(3)-equivariant.
 
+    ``tensor_product: {implementation: so2}`` builds the A-basis with the SO(2) edge
+    product (eSCN), as for ``nequip`` (see there, with its ``relaxation``).
+
     YAML::
 
         - {type: mace, features: "32x0e + 32x1o", correlation: 3, repeat: 2,
            tensor_product: {l_max: 2}}
-
-    ``tensor_product: {implementation: so2}`` builds the A-basis with the SO(2) edge
-    product (eSCN), as for ``nequip`` (see there, with its ``relaxation``).
     """
 
     Params = MACEParams

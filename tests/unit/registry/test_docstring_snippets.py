@@ -11,6 +11,7 @@ contexts snippets mention (frame averaging for FAENet, an EGNN that moves positi
 from __future__ import annotations
 
 import copy
+import inspect
 import re
 import textwrap
 from pathlib import Path
@@ -29,7 +30,9 @@ _INLINE = re.compile(r"YAML:\s*``(.+?)``", re.S)
 
 def snippet(doc: str) -> object:
     """The YAML the docstring shows, parsed; a test failure if there is none."""
-    block = re.search(r"YAML::\s*\n\n((?:[ \t]+.*\n?|\n)+)", doc)
+    # The literal block: the lines after ``YAML::`` indented deeper than the docstring's
+    # text (cleandoc takes that indentation off), up to the next paragraph.
+    block = re.search(r"YAML::\s*\n\n((?:[ \t]+.*\n?|\n)+)", inspect.cleandoc(doc))
     if block is not None:
         text = textwrap.dedent(block.group(1))
     else:
