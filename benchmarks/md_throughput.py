@@ -214,7 +214,7 @@ def markdown(result: dict) -> str:
     lines.append(
         f"{result['model']}; {result['steps']} timed steps after {result['warmup']} warm-up; "
         f"{result['threads']} torch thread(s) per process; load average {load} on "
-        f"{result['cores']} cores while it ran (a shared machine: other jobs ran beside it)."
+        f"{result['cores']} cores at the end (above ~1 per core, other jobs ran beside it)."
     )
     return "\n".join(lines)
 
