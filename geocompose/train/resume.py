@@ -1,4 +1,5 @@
-"""What a resumed run may change, and the record of what it did change.
+"""What a resumed run may change, the record of what it did change, and the checkpoint
+contents a run writes (:func:`snapshot`) and a resume reads back (:func:`restore`).
 
 A resumed run continues the checkpoint's settings. A setting given again with another
 value (a learning rate, a batch size, a loss weight, an edited blueprint of the same
@@ -18,12 +19,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from geocompose.data.dataset import Splits
 from geocompose.errors import GeocomposeError
-from geocompose.train.checkpoint import check_tensors, load_weights
+from geocompose.train.checkpoint import CheckpointError, check_tensors, load_weights
 from geocompose.train.ema import EMA
 
 __all__ = [
@@ -32,9 +34,11 @@ __all__ = [
     "OVERRIDES_NAME",
     "Change",
     "ResumeConflict",
+    "check_data",
     "compare",
     "record",
     "restore",
+    "snapshot",
 ]
 
 OVERRIDES_NAME = "overrides.jsonl"
@@ -114,6 +118,36 @@ def record(out: Path, after_epoch: int, changes: list[Change]) -> dict[str, Any]
     return entry
 
 
+def snapshot(trainer) -> dict[str, Any]:
+    """A Trainer's checkpoint contents (tensors and plain values only): what
+    :func:`restore` reads back."""
+    cpu = lambda d: {k: v.detach().cpu() for k, v in d.items()}
+    return {
+        "blueprint": trainer.blueprint,
+        "species": list(trainer.potential.species),
+        "dtype": trainer.config.dtype,
+        "weights": cpu(trainer.potential.state_dict()),
+        "ema": None
+        if trainer.ema is None
+        else {**trainer.ema.state_dict(), "shadow": cpu(trainer.ema.shadow)},
+        "optimizer": trainer.optimizer.state_dict(),
+        "schedule": trainer.schedule.state_dict(),
+        "epoch": trainer.epoch,
+        "best_loss": trainer.best_loss,
+        "best_epoch": trainer.best_epoch,
+        "bad_epochs": trainer.bad_epochs,
+        "config": asdict(trainer.config),
+        "splits": {
+            name: list(getattr(trainer.splits, name)) for name in ("train", "valid", "test")
+        },
+        "data": trainer.data.source,
+        "data_size": len(trainer.data),
+        "data_fingerprint": trainer.data_fingerprint,
+        "metrics": dict(trainer.metrics),
+        "overrides": list(trainer.overrides),
+    }
+
+
 def restore(trainer, state: Mapping[str, Any], where: str) -> None:
     """Load a checkpoint's training state into a Trainer built with its (possibly
     overridden) settings: weights, optimiser, schedule, average, counters.
@@ -139,6 +173,30 @@ def restore(trainer, state: Mapping[str, Any], where: str) -> None:
     trainer.best_loss, trainer.best_epoch = float(state["best_loss"]), int(state["best_epoch"])
     trainer.bad_epochs = int(state["bad_epochs"])
     trainer.metrics = dict(state.get("metrics") or {})
+
+
+def check_data(state: Mapping[str, Any], data, out: Path):
+    """The checkpoint's splits, once ``data`` is shown to be the set it was trained on.
+
+    Raises:
+        CheckpointError: fewer structures than the splits index, another size than the
+            checkpoint's, or other structures of the same size (their fingerprint).
+    """
+    splits = Splits(**{k: list(v) for k, v in state["splits"].items()})
+    needed = max([*splits.train, *splits.valid, *splits.test], default=-1) + 1
+    if len(data) < needed or len(data) != state.get("data_size", len(data)):
+        raise CheckpointError(
+            f"the checkpoint in {out} was trained on {state.get('data_size')} structures "
+            f"({state.get('data')}); this data set has {len(data)}"
+        )
+    saved = state.get("data_fingerprint")  # absent from checkpoints before it existed
+    if saved is not None and saved != data.fingerprint():
+        raise CheckpointError(
+            f"the checkpoint in {out} was trained on other structures ({state.get('data')}, "
+            f"as many as this data set's {len(data)}, but not the same); resume with the "
+            "same data, or start a new run"
+        )
+    return splits
 
 
 def _differences(old: Any, new: Any, path: str = "") -> list[tuple[str, Any, Any]]:

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -49,12 +49,12 @@ from geocompose.nn.symmetry.draws import use_generator
 from geocompose.train import distributed as dist
 from geocompose.train import resume as changes
 from geocompose.train.atomic import remove_temporaries
-from geocompose.train.checkpoint import DTYPES, CheckpointError, load_checkpoint, save_checkpoint
+from geocompose.train.checkpoint import DTYPES, load_checkpoint, save_checkpoint
 from geocompose.train.config import STRESS_WEIGHT, TrainConfig, TrainingDiverged, TrainResult
 from geocompose.train.ema import EMA
 from geocompose.train.finetune import freeze_blocks, load_initial_weights
-from geocompose.train.logs import EpochLog
 from geocompose.train.learning_rate import default_lr
+from geocompose.train.logs import EpochLog
 from geocompose.train.loss import Objective
 from geocompose.train.metrics import evaluate
 from geocompose.train.potential import Potential
@@ -207,20 +207,7 @@ class Trainer:
         config = TrainConfig.from_dict({**state["config"], **dict(settings or {})})
         if epochs is not None:
             config.epochs = epochs
-        splits = Splits(**{k: list(v) for k, v in state["splits"].items()})
-        needed = max([*splits.train, *splits.valid, *splits.test], default=-1) + 1
-        if len(data) < needed or len(data) != state.get("data_size", len(data)):
-            raise CheckpointError(
-                f"the checkpoint in {out} was trained on {state.get('data_size')} structures "
-                f"({state.get('data')}); this data set has {len(data)}"
-            )
-        saved = state.get("data_fingerprint")  # absent from checkpoints before it existed
-        if saved is not None and saved != data.fingerprint():
-            raise CheckpointError(
-                f"the checkpoint in {out} was trained on other structures ({state.get('data')}, "
-                f"as many as this data set's {len(data)}, but not the same); resume with the "
-                "same data, or start a new run"
-            )
+        splits = changes.check_data(state, data, out)
         # The run's own last.pt holds the weights: the --init checkpoint is not reread.
         trainer = cls(
             given if found and given is not None else state["blueprint"],
@@ -382,40 +369,12 @@ class Trainer:
             self.bad_epochs += 1
         if not self.main:  # one writer; the other ranks only keep the counters
             return
-        state = self.state()
+        state = changes.snapshot(self)
         # best before last: a kill between the two resumes from the previous last.pt,
         # redoes this epoch and rewrites best.pt (the other order would leave a stale one).
         if improved:
             save_checkpoint(state, self.out / "best.pt")
         save_checkpoint(state, self.out / "last.pt")
-
-    def state(self) -> dict[str, Any]:
-        """The checkpoint contents (tensors and plain values only)."""
-        cpu = lambda d: {k: v.detach().cpu() for k, v in d.items()}
-        return {
-            "blueprint": self.blueprint,
-            "species": list(self.potential.species),
-            "dtype": self.config.dtype,
-            "weights": cpu(self.potential.state_dict()),
-            "ema": None
-            if self.ema is None
-            else {**self.ema.state_dict(), "shadow": cpu(self.ema.shadow)},
-            "optimizer": self.optimizer.state_dict(),
-            "schedule": self.schedule.state_dict(),
-            "epoch": self.epoch,
-            "best_loss": self.best_loss,
-            "best_epoch": self.best_epoch,
-            "bad_epochs": self.bad_epochs,
-            "config": asdict(self.config),
-            "splits": {
-                name: list(getattr(self.splits, name)) for name in ("train", "valid", "test")
-            },
-            "data": self.data.source,
-            "data_size": len(self.data),
-            "data_fingerprint": self.data_fingerprint,
-            "metrics": dict(self.metrics),
-            "overrides": list(self.overrides),
-        }
 
 
 def _draws_seed(seed: int, epoch: int, rank: int) -> int:
