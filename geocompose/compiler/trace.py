@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import networkx as nx
 
 from geocompose.types import FieldType
+from geocompose.types.claims import Claims
 from geocompose.types.group import Group
 
 
@@ -23,8 +24,10 @@ class TraceRow:
 
 
 @dataclass
-class TypeTrace:
-    """Block-by-block field types of a model, plus what the compiler derived from them.
+class TypeTrace(Claims):
+    """Block-by-block field types of a model, plus the claims the compiler derived from
+    them (:class:`~geocompose.types.claims.Claims`: the group, exactness, smoothness,
+    locality and derivatives).
 
     Everything above the compiler (verifier, expressivity suite, search) reads these
     facts here, never from a built module's params.
@@ -32,43 +35,10 @@ class TypeTrace:
     Args:
         name: the blueprint's name.
         rows: one row per block, in pipeline order.
-        claim: the group the blueprint claims.
-        derived: the group the blocks and the strategy guarantee.
-        exact: whether the claim is exact (False: stochastic frames, augmentation).
-        tolerance: the bound an approximate claim states (None: measured only).
-        strategy: the symmetry strategy's registered name.
-        frames: the strategy builds frames from the geometry (the verifier also samples
-            structures whose frames are degenerate).
-        continuous_frames: the strategy claims outputs continuous (with continuous
-            forces) along paths through geometries where PCA frames are degenerate.
-        smooth: the energy is claimed continuous across the cutoff.
-        cutoff: the graph builder's cutoff (Å); the range of the radial basis.
-        reach: the longest edge the graph can build (Å; the long-range cutoff where
-            there is one): atoms farther than this from every atom see nothing.
-        periodic: the graph handles periodic cells and no block rules them out.
-        extensive: every block keeps energies sums of local contributions (no
-            per-structure normalisation, mean over atoms, all-pairs graph or global
-            frame), so locality and extensivity are claims.
-        conservative: derivative outputs (forces) → the energy they differentiate.
-        outputs: output name → declared type.
     """
 
     name: str
     rows: list[TraceRow] = field(default_factory=list)
-    claim: Group = Group.O3
-    derived: Group = Group.O3
-    exact: bool = True
-    tolerance: float | None = None
-    strategy: str = "built_in"
-    frames: bool = False
-    continuous_frames: bool = False
-    smooth: bool = True
-    cutoff: float = 5.0
-    reach: float = 5.0
-    periodic: bool = True
-    extensive: bool = True
-    conservative: dict[str, str] = field(default_factory=dict)
-    outputs: dict[str, FieldType] = field(default_factory=dict)
 
     @property
     def weights(self) -> int:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import ase
 import numpy as np
@@ -19,32 +19,21 @@ from geocompose.compiler import recompiled
 from geocompose.data.batch import Batch
 from geocompose.errors import GeocomposeError
 from geocompose.types import FieldType
+from geocompose.types.claims import Claims, claims_of
 from geocompose.types.group import Group
 
 Outputs = Mapping[str, torch.Tensor]
 
 
-@dataclass(frozen=True)
-class Facts:
+@dataclass
+class Facts(Claims):
     """What a model claims and can do; each check's ``when`` reads these.
+
+    The claims (:class:`~geocompose.types.claims.Claims`), plus:
 
     Args:
         name: the model's name (report title).
         species: chemical symbols it accepts (samples are drawn from these).
-        outputs: output name → declared type.
-        claim: the group claimed.
-        derived: the group the compiler derived (the claim, for black boxes).
-        exact: whether the claim is exact; approximate claims use ``tolerance``.
-        tolerance: the bound an approximate claim states (None: measured only).
-        strategy: the symmetry strategy (``black box`` for external models).
-        frames: the strategy builds frames from the geometry.
-        continuous_frames: outputs claimed continuous through degenerate frames.
-        smooth: energy claimed continuous across the cutoff.
-        cutoff: the cutoff (Å).
-        reach: the longest edge (Å); atoms farther apart than this never interact.
-        periodic: periodic cells are accepted.
-        extensive: energies are sums of local terms (locality and extensivity claimed).
-        conservative: derivative outputs (forces) → the energy they differentiate.
         stress: the output that is the strain derivative of the energy per volume, if any.
         differentiable: outputs can be differentiated w.r.t. positions by autograd.
         weights: number of weights (0 when unknown).
@@ -52,20 +41,6 @@ class Facts:
 
     name: str
     species: tuple[str, ...]
-    outputs: dict[str, FieldType]
-    claim: Group
-    derived: Group
-    exact: bool = True
-    tolerance: float | None = None
-    strategy: str = "built_in"
-    frames: bool = False
-    continuous_frames: bool = False
-    smooth: bool = True
-    cutoff: float = 5.0
-    reach: float = 5.0
-    periodic: bool = True
-    extensive: bool = True
-    conservative: dict[str, str] = field(default_factory=dict)
     stress: str | None = None
     differentiable: bool = True
     weights: int = 0
@@ -114,25 +89,7 @@ class Subject:
 
 def facts_from_trace(trace, species, weights: int) -> Facts:
     """A compiled model's facts, as its compiler derived them."""
-    return Facts(
-        name=trace.name,
-        species=tuple(species),
-        outputs=dict(trace.outputs),
-        claim=trace.claim,
-        derived=trace.derived,
-        exact=trace.exact,
-        tolerance=trace.tolerance,
-        strategy=trace.strategy,
-        frames=trace.frames,
-        continuous_frames=trace.continuous_frames,
-        smooth=trace.smooth,
-        cutoff=trace.cutoff,
-        reach=trace.reach,
-        periodic=trace.periodic,
-        extensive=trace.extensive,
-        conservative=dict(trace.conservative),
-        weights=weights,
-    )
+    return Facts(name=trace.name, species=tuple(species), weights=weights, **claims_of(trace))
 
 
 def compiled_subject(
