@@ -219,8 +219,13 @@ def _radius_pairs(positions: np.ndarray, cell: np.ndarray, pbc: np.ndarray, cuto
     try:
         # vesin's default (0) takes every core unless OMP_NUM_THREADS is set; the caller's
         # torch.set_num_threads is what a user (or a trainer sharing the machine) sets.
+        # The half list (each unordered pair once: i < j, or i == j with the shift in
+        # one half-space) costs vesin about half the distance tests and writes half the
+        # pairs; _sorted mirrors each into (j, i, -S). vesin computes a pair's vector
+        # as pos[j] - pos[i] + S @ box, which IEEE rounding makes exactly the negative
+        # of the mirrored one, so the mirrored half list is its full list, bit for bit.
         search = vesin.NeighborList(
-            cutoff=cutoff, full_list=True, n_threads=torch.get_num_threads()
+            cutoff=cutoff, full_list=False, n_threads=torch.get_num_threads()
         )
         # copy=False: views into vesin's buffers, read once by the sort below, which
         # writes its own arrays (vesin's copies were ~25% of its time at 4M pairs).
@@ -237,7 +242,7 @@ def _radius_pairs(positions: np.ndarray, cell: np.ndarray, pbc: np.ndarray, cuto
         receivers, senders, shifts = (
             np.delete(x, self_pair, axis=0) for x in (receivers, senders, shifts)
         )
-    return _sorted(receivers, senders, shifts, n)
+    return _sorted(receivers, senders, shifts, n, mirror=True)
 
 
 def _as_int64(index: np.ndarray) -> np.ndarray:
@@ -246,38 +251,59 @@ def _as_int64(index: np.ndarray) -> np.ndarray:
     return index.astype(np.int64)
 
 
-def _sorted(receivers: np.ndarray, senders: np.ndarray, shifts: np.ndarray, n: int) -> Pairs:
+def _sorted(
+    receivers: np.ndarray, senders: np.ndarray, shifts: np.ndarray, n: int, mirror: bool = False
+) -> Pairs:
     """Edges in (receiver, sender, shift) order; keys are unique, so the order is total.
 
-    Returns fresh arrays (never views of the inputs, which may be vesin's buffers);
-    senders and receivers are the rows of one (2, E) array (:func:`edge_index_array`).
+    With ``mirror``, each given pair ``(i, j, S)`` stands for two edges, itself and
+    ``(j, i, -S)`` (a half list in, the full list out); the caller guarantees that no
+    given pair is the mirror of another. Returns fresh arrays (never views of the
+    inputs, which may be vesin's buffers); senders and receivers are the rows of one
+    (2, E) array (:func:`edge_index_array`).
     """
     if len(receivers) == 0:
         return _empty()
-    low = int(shifts.min())  # flat reductions: numpy's axis-0 ones over (E, 3) are slow
-    span = int(shifts.max()) - low + 1  # values per shift component
+    # Shift digits run over a range symmetric about 0, so that negating a shift maps
+    # its code c to span^3 - 1 - c. Flat reductions: numpy's axis-0 ones over (E, 3)
+    # are slow.
+    reach = max(-int(shifts.min()), int(shifts.max()))
+    span = 2 * reach + 1  # values per shift component
     atom_bits = max(n - 1, 1).bit_length()
     code_bits = max(span**3 - 1, 1).bit_length()
     if 2 * atom_bits + code_bits > _PACKED_KEY_BITS:  # too many images to pack: rare, slower
+        if mirror:
+            receivers, senders = np.concatenate([receivers, senders]), np.concatenate([senders, receivers])
+            shifts = np.concatenate([shifts, -np.asarray(shifts, dtype=np.int64)])
         order = np.lexsort((shifts[:, 2], shifts[:, 1], shifts[:, 0], senders, receivers))
-        index = np.stack([senders[order], receivers[order]])
+        index = np.stack([senders[order], receivers[order]]).astype(np.int64, copy=False)
         return index[1], index[0], shifts[order].astype(np.int64)
     # Pack receiver, sender and the shift (one base-`span` code) into one int64, sort
     # the values alone and unpack them: a value sort streams through memory, while
     # argsort-then-gather makes random passes (4.1M edges: 0.9 s against 0.1 s). The
     # shift code is built in int32 and decoded by a lookup in a (span^3, 3) table.
     narrow = code_bits <= 30 and shifts.dtype == np.int32  # else int64 arithmetic
-    code = shifts[:, 0] - (np.int32(low) if narrow else np.int64(low))  # (E,)
+    code = shifts[:, 0] + (np.int32(reach) if narrow else np.int64(reach))  # (P,)
     for axis in (1, 2):
         code *= span
         code += shifts[:, axis]
-    code -= low * (span + 1)  # the lows of components 1 and 2, added above
+    code += reach * (span + 1)  # the offsets of components 1 and 2, left out above
+    pairs = len(receivers)
+    edges = 2 * pairs if mirror else pairs
     # (2, E) output rows (senders, receivers: the layout of an edge index), used as
     # scratch first: each fresh multi-MB array costs page faults as well as its pass.
-    index = np.empty((2, len(receivers)), dtype=np.int64)
-    key = receivers << (atom_bits + code_bits)
-    key |= np.left_shift(senders, code_bits, out=index[0])
-    key |= code
+    index = np.empty((2, edges), dtype=np.int64)
+    scratch = index[0, :pairs]
+    key = np.empty(edges, dtype=np.int64)
+    forward = key[:pairs]
+    np.left_shift(receivers, atom_bits + code_bits, out=forward)
+    forward |= np.left_shift(senders, code_bits, out=scratch)
+    forward |= code
+    if mirror:  # (j, i, -S): the same arrays with the atom fields swapped
+        backward = key[pairs:]
+        np.left_shift(senders, atom_bits + code_bits, out=backward)
+        backward |= np.left_shift(receivers, code_bits, out=scratch)
+        backward |= np.subtract(span**3 - 1, code, out=code)
     # Keys are unique, so "stable" only picks the algorithm: timsort exploits the
     # short ascending runs in vesin's output (4.1M edges, 2 busy cores: 90 ms
     # against 265 ms for quicksort and 270 ms for torch.sort, whose thread pool
@@ -285,7 +311,7 @@ def _sorted(receivers: np.ndarray, senders: np.ndarray, shifts: np.ndarray, n: i
     key.sort(kind="stable")
     code = np.bitwise_and(key, (1 << code_bits) - 1, out=index[0])
     if span**3 <= _SHIFT_TABLE_ROWS:
-        grid = np.arange(span, dtype=np.int64) + low
+        grid = np.arange(-reach, reach + 1, dtype=np.int64)
         table = np.stack(np.meshgrid(grid, grid, grid, indexing="ij"), axis=-1).reshape(-1, 3)
         out_shifts = np.take(table, code, axis=0)  # (E, 3); half the time of table[code]
     else:  # many images per axis: decode digit by digit
@@ -293,7 +319,7 @@ def _sorted(receivers: np.ndarray, senders: np.ndarray, shifts: np.ndarray, n: i
         code = code.copy()
         for axis in (2, 1, 0):
             code, out_shifts[:, axis] = np.divmod(code, span)
-        out_shifts += low
+        out_shifts -= reach
     np.right_shift(key, code_bits, out=index[0])
     index[0] &= (1 << atom_bits) - 1
     np.right_shift(key, atom_bits + code_bits, out=index[1])

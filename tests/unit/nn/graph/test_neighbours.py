@@ -7,6 +7,7 @@ import itertools
 import numpy as np
 import pytest
 import torch
+import vesin
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
@@ -122,6 +123,49 @@ def test_radius_is_permutation_equivariant(structure, relative_cutoff, rnd):
     theirs = radius_pairs(positions[perm], cell, pbc, relative_cutoff * scale)
     mapped = {(int(inverse[r]), int(inverse[s]), *S) for r, s, *S in as_set(ours)}
     assert mapped == as_set(theirs)
+
+
+def full_list_reference(positions, cell, pbc, cutoff, threads):
+    """vesin's full list, ordered by a plain lexsort: what radius_pairs gave before it
+    mirrored vesin's half list, and independent of its packed keys."""
+    box = np.where(pbc[:, None], cell, 0.0)
+    search = vesin.NeighborList(cutoff=cutoff, full_list=True, n_threads=threads)
+    i, j, shifts = search.compute(positions, box, pbc.tolist(), quantities="ijS")
+    i, j, shifts = i.astype(np.int64), j.astype(np.int64), shifts.astype(np.int64)
+    keep = (i != j) | shifts.any(axis=1)
+    i, j, shifts = i[keep], j[keep], shifts[keep]
+    order = np.lexsort((shifts[:, 2], shifts[:, 1], shifts[:, 0], j, i))
+    return i[order], j[order], shifts[order]
+
+
+@settings(max_examples=60, deadline=None)
+@given(structures(max_atoms=40), st.floats(0.3, 3.0), st.sampled_from([1, 2]))
+def test_radius_equals_the_sorted_full_list_element_for_element(structure, relative_cutoff, threads):
+    # Up to 3 cell lengths (self-images, one pair through several shifts), open,
+    # slab and periodic boundaries, triclinic cells, 1 and 2 vesin threads.
+    positions, cell, pbc, scale = structure
+    cutoff = relative_cutoff * scale
+    previous = torch.get_num_threads()
+    try:
+        torch.set_num_threads(threads)
+        ours = radius_pairs(positions, cell, pbc, cutoff)
+    finally:
+        torch.set_num_threads(previous)
+    for got, want in zip(ours, full_list_reference(positions, cell, pbc, cutoff, threads)):
+        assert got.dtype == want.dtype and got.shape == want.shape
+        np.testing.assert_array_equal(got, want)
+
+
+def test_radius_equals_the_sorted_full_list_on_a_supercell():
+    # Enough atoms (2,048) for vesin's cell list to bin them into many cells.
+    rng = np.random.default_rng(7)
+    cell = 3.61 * 8 * (np.eye(3) + 0.1 * rng.uniform(-1, 1, (3, 3)))
+    positions = rng.uniform(0, 1, (2048, 3)) @ cell
+    for pbc in (np.array([True] * 3), np.array([True, False, True]), np.zeros(3, bool)):
+        ours = radius_pairs(positions, cell, pbc, 4.0)
+        assert len(ours[0]) > 10_000
+        for got, want in zip(ours, full_list_reference(positions, cell, pbc, 4.0, 1)):
+            np.testing.assert_array_equal(got, want)
 
 
 def test_shift_sign_convention():
