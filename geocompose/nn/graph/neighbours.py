@@ -24,6 +24,8 @@ Conventions, shared by every builder here:
 from __future__ import annotations
 
 import math
+import sys
+import threading
 
 import numpy as np
 import torch
@@ -50,8 +52,15 @@ KNN_TIE_EPS = 100
 # it counts in, so tied neighbours sitting just outside that radius are still candidates.
 _SEARCH_MARGIN = 1e-6
 _MAX_GROWTHS = 64
-# Bits available to the packed sort key of _sorted (int64, kept non-negative).
-_PACKED_KEY_BITS = 62
+# vesin searches kept per thread for reuse, at most this many (cutoff, threads) kinds.
+_KEPT_SEARCHES = 4
+_searches = threading.local()
+# _sorted packs an edge into one int64 key: the receiver in the high 32-bit word, the
+# sender and the shift code in the low one, which holds this many bits.
+_LOW_WORD_BITS = 32
+_HIGH_WORD_BITS = 31  # the receiver; the key stays non-negative
+# Index of the low 32-bit word of an int64 seen as two uint32s.
+_LOW_WORD = 0 if sys.byteorder == "little" else 1
 # Largest table of shift vectors _sorted decodes through (rows = images per axis cubed).
 _SHIFT_TABLE_ROWS = 1 << 15
 
@@ -224,9 +233,7 @@ def _radius_pairs(positions: np.ndarray, cell: np.ndarray, pbc: np.ndarray, cuto
         # pairs; _sorted mirrors each into (j, i, -S). vesin computes a pair's vector
         # as pos[j] - pos[i] + S @ box, which IEEE rounding makes exactly the negative
         # of the mirrored one, so the mirrored half list is its full list, bit for bit.
-        search = vesin.NeighborList(
-            cutoff=cutoff, full_list=False, n_threads=torch.get_num_threads()
-        )
+        search = _half_list_search(cutoff, torch.get_num_threads())
         # copy=False: views into vesin's buffers, read once by the sort below, which
         # writes its own arrays (vesin's copies were ~25% of its time at 4M pairs).
         i, j, shifts = search.compute(
@@ -243,6 +250,29 @@ def _radius_pairs(positions: np.ndarray, cell: np.ndarray, pbc: np.ndarray, cuto
             np.delete(x, self_pair, axis=0) for x in (receivers, senders, shifts)
         )
     return _sorted(receivers, senders, shifts, n, mirror=True)
+
+
+def _half_list_search(cutoff: float, threads: int) -> vesin.NeighborList:
+    """This thread's vesin half-list search for ``cutoff``, made once and reused.
+
+    A reused search keeps its result buffers (14 bytes per edge), so it neither grows
+    them again (a realloc and fill per doubling) nor faults their pages in: 5-12 % of
+    vesin's time from 1k to 100k atoms. Per thread, since a search's buffers belong to
+    one call at a time; the results are views into them (``copy=False``), which
+    _sorted reads once before returning fresh arrays. The oldest beyond
+    _KEPT_SEARCHES is dropped (kNN's growing radii would pile up otherwise).
+    """
+    kept = getattr(_searches, "by_kind", None)
+    if kept is None:
+        kept = _searches.by_kind = {}
+    kind = (cutoff, threads)
+    search = kept.pop(kind, None)
+    if search is None:
+        search = vesin.NeighborList(cutoff=cutoff, full_list=False, n_threads=threads)
+    kept[kind] = search  # dicts keep insertion order: the most recent last
+    while len(kept) > _KEPT_SEARCHES:
+        del kept[next(iter(kept))]
+    return search
 
 
 def _as_int64(index: np.ndarray) -> np.ndarray:
@@ -271,7 +301,8 @@ def _sorted(
     span = 2 * reach + 1  # values per shift component
     atom_bits = max(n - 1, 1).bit_length()
     code_bits = max(span**3 - 1, 1).bit_length()
-    if 2 * atom_bits + code_bits > _PACKED_KEY_BITS:  # too many images to pack: rare, slower
+    if atom_bits + code_bits > _LOW_WORD_BITS or atom_bits > _HIGH_WORD_BITS:
+        # Too many atoms times images for one low word: rare (~10^8 atoms), slower.
         if mirror:
             receivers, senders = np.concatenate([receivers, senders]), np.concatenate([senders, receivers])
             shifts = np.concatenate([shifts, -np.asarray(shifts, dtype=np.int64)])
@@ -290,18 +321,19 @@ def _sorted(
     code += reach * (span + 1)  # the offsets of components 1 and 2, left out above
     pairs = len(receivers)
     edges = 2 * pairs if mirror else pairs
-    # (2, E) output rows (senders, receivers: the layout of an edge index), used as
-    # scratch first: each fresh multi-MB array costs page faults as well as its pass.
+    # The (2, E) output (rows senders, receivers: an edge index) holds everything: the
+    # keys are built and sorted in the receivers row and decoded out of it, with the
+    # senders row as scratch. Each fresh multi-MB array costs page faults as well as
+    # its pass (4.1M edges: a separate key array cost more than its 3 passes).
     index = np.empty((2, edges), dtype=np.int64)
-    scratch = index[0, :pairs]
-    key = np.empty(edges, dtype=np.int64)
+    key, scratch = index[1], index[0, :pairs]
     forward = key[:pairs]
-    np.left_shift(receivers, atom_bits + code_bits, out=forward)
+    np.left_shift(receivers, _LOW_WORD_BITS, out=forward)
     forward |= np.left_shift(senders, code_bits, out=scratch)
     forward |= code
     if mirror:  # (j, i, -S): the same arrays with the atom fields swapped
         backward = key[pairs:]
-        np.left_shift(senders, atom_bits + code_bits, out=backward)
+        np.left_shift(senders, _LOW_WORD_BITS, out=backward)
         backward |= np.left_shift(receivers, code_bits, out=scratch)
         backward |= np.subtract(span**3 - 1, code, out=code)
     # Keys are unique, so "stable" only picks the algorithm: timsort exploits the
@@ -309,20 +341,21 @@ def _sorted(
     # against 265 ms for quicksort and 270 ms for torch.sort, whose thread pool
     # also suffers most when the cores are shared).
     key.sort(kind="stable")
-    code = np.bitwise_and(key, (1 << code_bits) - 1, out=index[0])
+    # A strided view of the low words: sender and code come out in one pass each.
+    low = key.view(np.uint32)[_LOW_WORD::2]
+    code = np.bitwise_and(low, (1 << code_bits) - 1, out=index[0])
     if span**3 <= _SHIFT_TABLE_ROWS:
         grid = np.arange(-reach, reach + 1, dtype=np.int64)
         table = np.stack(np.meshgrid(grid, grid, grid, indexing="ij"), axis=-1).reshape(-1, 3)
         out_shifts = np.take(table, code, axis=0)  # (E, 3); half the time of table[code]
     else:  # many images per axis: decode digit by digit
-        out_shifts = np.empty((len(key), 3), dtype=np.int64)
+        out_shifts = np.empty((edges, 3), dtype=np.int64)
         code = code.copy()
         for axis in (2, 1, 0):
             code, out_shifts[:, axis] = np.divmod(code, span)
         out_shifts -= reach
-    np.right_shift(key, code_bits, out=index[0])
-    index[0] &= (1 << atom_bits) - 1
-    np.right_shift(key, atom_bits + code_bits, out=index[1])
+    np.right_shift(low, code_bits, out=index[0])
+    np.right_shift(key, _LOW_WORD_BITS, out=key)  # in place: the receivers
     return index[1], index[0], out_shifts
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import itertools
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -208,7 +210,7 @@ def test_unpacked_sort_gives_the_same_order(monkeypatch):
     positions = np.random.default_rng(5).uniform(0, 1, (4, 3)) @ cell
     pbc = np.array([True, False, True])
     packed = radius_pairs(positions, cell, pbc, 2.5)
-    monkeypatch.setattr(neighbours, "_PACKED_KEY_BITS", 0)
+    monkeypatch.setattr(neighbours, "_LOW_WORD_BITS", 0)
     unpacked = radius_pairs(positions, cell, pbc, 2.5)
     assert_canonical(unpacked)
     for a, b in zip(packed, unpacked):
@@ -258,6 +260,7 @@ def test_vesin_uses_torchs_thread_count(monkeypatch):
         return real(**kwargs)
 
     monkeypatch.setattr(neighbours.vesin, "NeighborList", spy)
+    monkeypatch.setattr(neighbours, "_searches", threading.local())  # none kept yet
     positions = np.random.default_rng(0).uniform(0, 4, (20, 3))
     previous = torch.get_num_threads()
     try:
@@ -268,6 +271,28 @@ def test_vesin_uses_torchs_thread_count(monkeypatch):
     finally:
         torch.set_num_threads(previous)
     assert given_threads == [1, 2]
+
+
+def test_reused_searches_leave_earlier_results_intact_and_threads_apart():
+    # Each thread reuses its vesin search (and its buffers) across calls: results of
+    # earlier calls must stay as they were, and threads must not share a search.
+    rng = np.random.default_rng(11)
+    cell = 9.0 * np.eye(3)
+    pbc = np.array([True, True, True])
+    structures = [rng.uniform(0, 9, (n, 3)) for n in (150, 40, 150, 90, 120, 60)]
+    first = radius_pairs(structures[0], cell, pbc, 3.0)
+    kept = [a.copy() for a in first]
+    expected = [full_list_reference(p, cell, pbc, 3.0, 1) for p in structures]
+    for p, want in zip(structures, expected):  # one thread, one search, many sizes
+        for got, w in zip(radius_pairs(p, cell, pbc, 3.0), want):
+            np.testing.assert_array_equal(got, w)
+    for got, was in zip(first, kept):
+        np.testing.assert_array_equal(got, was)
+    with ThreadPoolExecutor(max_workers=3) as pool:  # concurrent calls, own searches
+        results = list(pool.map(lambda p: radius_pairs(p, cell, pbc, 3.0), structures * 4))
+    for got, want in zip(results, expected * 4):
+        for a, b in zip(got, want):
+            np.testing.assert_array_equal(a, b)
 
 
 def test_molecule_with_zero_cell():
