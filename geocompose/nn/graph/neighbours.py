@@ -23,6 +23,7 @@ Conventions, shared by every builder here:
 
 from __future__ import annotations
 
+import functools
 import math
 import sys
 import threading
@@ -345,9 +346,7 @@ def _sorted(
     low = key.view(np.uint32)[_LOW_WORD::2]
     code = np.bitwise_and(low, (1 << code_bits) - 1, out=index[0])
     if span**3 <= _SHIFT_TABLE_ROWS:
-        grid = np.arange(-reach, reach + 1, dtype=np.int64)
-        table = np.stack(np.meshgrid(grid, grid, grid, indexing="ij"), axis=-1).reshape(-1, 3)
-        out_shifts = np.take(table, code, axis=0)  # (E, 3); half the time of table[code]
+        out_shifts = np.take(_shift_table(reach), code, axis=0)  # half the time of table[code]
     else:  # many images per axis: decode digit by digit
         out_shifts = np.empty((edges, 3), dtype=np.int64)
         code = code.copy()
@@ -357,6 +356,16 @@ def _sorted(
     np.right_shift(low, code_bits, out=index[0])
     np.right_shift(key, _LOW_WORD_BITS, out=key)  # in place: the receivers
     return index[1], index[0], out_shifts
+
+
+@functools.lru_cache(maxsize=8)
+def _shift_table(reach: int) -> np.ndarray:
+    """(span^3, 3) read-only table: row c is the shift whose code is c, for components
+    in [-reach, reach] (a table per call cost 0.3 ms, 5 % of a 900-atom graph)."""
+    grid = np.arange(-reach, reach + 1, dtype=np.int64)
+    table = np.stack(np.meshgrid(grid, grid, grid, indexing="ij"), axis=-1).reshape(-1, 3)
+    table.flags.writeable = False
+    return table
 
 
 def edge_index_array(receivers: np.ndarray, senders: np.ndarray) -> np.ndarray:
