@@ -60,6 +60,8 @@ _searches = threading.local()
 # sender and the shift code in the low one, which holds this many bits.
 _LOW_WORD_BITS = 32
 _HIGH_WORD_BITS = 31  # the receiver; the key stays non-negative
+# Keys whose fields both fit this many bits are radix sorted (_sort_keys).
+_RADIX_BITS = 16
 # Index of the low 32-bit word of an int64 seen as two uint32s.
 _LOW_WORD = 0 if sys.byteorder == "little" else 1
 # Largest table of shift vectors _sorted decodes through (rows = images per axis cubed).
@@ -337,11 +339,7 @@ def _sorted(
         np.left_shift(senders, _LOW_WORD_BITS, out=backward)
         backward |= np.left_shift(receivers, code_bits, out=scratch)
         backward |= np.subtract(span**3 - 1, code, out=code)
-    # Keys are unique, so "stable" only picks the algorithm: timsort exploits the
-    # short ascending runs in vesin's output (4.1M edges, 2 busy cores: 90 ms
-    # against 265 ms for quicksort and 270 ms for torch.sort, whose thread pool
-    # also suffers most when the cores are shared).
-    key.sort(kind="stable")
+    _sort_keys(key, atom_bits + code_bits)
     # A strided view of the low words: sender and code come out in one pass each.
     low = key.view(np.uint32)[_LOW_WORD::2]
     code = np.bitwise_and(low, (1 << code_bits) - 1, out=index[0])
@@ -356,6 +354,25 @@ def _sorted(
     np.right_shift(low, code_bits, out=index[0])
     np.right_shift(key, _LOW_WORD_BITS, out=key)  # in place: the receivers
     return index[1], index[0], out_shifts
+
+
+def _sort_keys(key: np.ndarray, low_bits: int) -> None:
+    """Sort packed keys (unique) in place; ``low_bits`` of the low word are in use."""
+    if low_bits <= _RADIX_BITS:
+        # Small structures (<= 2,048 atoms at one image per axis): both fields fit
+        # 16 bits, and numpy's stable argsort of uint16 is a radix sort, so two of
+        # them (low field, then receiver) order the keys in linear time: 0.57 ms
+        # against 1.0 ms for timsort at 36k edges (864 atoms).
+        words = key.view(np.uint16)  # four per key
+        order = np.argsort(words[_LOW_WORD * 3 :: 4], kind="stable")
+        order = order[np.argsort(words[2 - _LOW_WORD :: 4][order], kind="stable")]
+        key[:] = key[order]
+        return
+    # Keys are unique, so "stable" only picks the algorithm: timsort exploits the
+    # short ascending runs in vesin's output (4.1M edges, 2 busy cores: 90 ms
+    # against 265 ms for quicksort and 270 ms for torch.sort, whose thread pool
+    # also suffers most when the cores are shared).
+    key.sort(kind="stable")
 
 
 @functools.lru_cache(maxsize=8)

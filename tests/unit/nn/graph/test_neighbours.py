@@ -158,8 +158,12 @@ def test_radius_equals_the_sorted_full_list_element_for_element(structure, relat
         np.testing.assert_array_equal(got, want)
 
 
-def test_radius_equals_the_sorted_full_list_on_a_supercell():
-    # Enough atoms (2,048) for vesin's cell list to bin them into many cells.
+@pytest.mark.parametrize("sort", ["radix", "timsort"])
+def test_radius_equals_the_sorted_full_list_on_a_supercell(monkeypatch, sort):
+    # Enough atoms (2,048) for vesin's cell list to bin them into many cells; still
+    # few enough for the radix sort of small structures, unless it is switched off.
+    if sort == "timsort":
+        monkeypatch.setattr(neighbours, "_RADIX_BITS", 0)
     rng = np.random.default_rng(7)
     cell = 3.61 * 8 * (np.eye(3) + 0.1 * rng.uniform(-1, 1, (3, 3)))
     positions = rng.uniform(0, 1, (2048, 3)) @ cell
