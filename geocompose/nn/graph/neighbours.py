@@ -23,9 +23,7 @@ Conventions, shared by every builder here:
 
 from __future__ import annotations
 
-import functools
 import math
-import sys
 import threading
 
 import numpy as np
@@ -33,10 +31,9 @@ import torch
 import vesin
 
 from geocompose.errors import StructureError
+from geocompose.nn.graph.edge_order import Pairs, canonical_edges, empty_pairs
 
 __all__ = ["complete_pairs", "edge_index_array", "edge_vectors", "knn_pairs", "radius_pairs"]
-
-Pairs = tuple[np.ndarray, np.ndarray, np.ndarray]  # receivers (E,), senders (E,), shifts (E, 3)
 
 # Distances within this relative tolerance of the k-th one count as ties in kNN, for
 # float64 coordinates (their round-off is ~1e-16; the margin covers the arithmetic).
@@ -56,16 +53,6 @@ _MAX_GROWTHS = 64
 # vesin searches kept per thread for reuse, at most this many (cutoff, threads) kinds.
 _KEPT_SEARCHES = 4
 _searches = threading.local()
-# _sorted packs an edge into one int64 key: the receiver in the high 32-bit word, the
-# sender and the shift code in the low one, which holds this many bits.
-_LOW_WORD_BITS = 32
-_HIGH_WORD_BITS = 31  # the receiver; the key stays non-negative
-# Keys whose fields both fit this many bits are radix sorted (_sort_keys).
-_RADIX_BITS = 16
-# Index of the low 32-bit word of an int64 seen as two uint32s.
-_LOW_WORD = 0 if sys.byteorder == "little" else 1
-# Largest table of shift vectors _sorted decodes through (rows = images per axis cubed).
-_SHIFT_TABLE_ROWS = 1 << 15
 
 
 def radius_pairs(positions: np.ndarray, cell: np.ndarray, pbc: np.ndarray, cutoff: float) -> Pairs:
@@ -136,7 +123,7 @@ def knn_pairs(
     limit = math.inf if cutoff is None else _check_radius(cutoff, "cutoff")
     n = len(positions)
     if n == 0:
-        return _empty()
+        return empty_pairs()
     if not pbc.any():
         # Beyond the point set's diameter every pair is a candidate: growing further
         # cannot help an atom with fewer than k partners (n - 1 < k).
@@ -223,7 +210,7 @@ def edge_vectors(
 def _radius_pairs(positions: np.ndarray, cell: np.ndarray, pbc: np.ndarray, cutoff: float) -> Pairs:
     n = len(positions)
     if n == 0:
-        return _empty()
+        return empty_pairs()
     # Zero the non-periodic rows: vesin accepts them (it bins by the points' bounding
     # box there) and the result then cannot depend on whatever vacuum vector the
     # user's cell carries. All-False gets an all-zero box, which vesin needs.
@@ -232,16 +219,14 @@ def _radius_pairs(positions: np.ndarray, cell: np.ndarray, pbc: np.ndarray, cuto
         # vesin's default (0) takes every core unless OMP_NUM_THREADS is set; the caller's
         # torch.set_num_threads is what a user (or a trainer sharing the machine) sets.
         # The half list (each unordered pair once: i < j, or i == j with the shift in
-        # one half-space) costs vesin about half the distance tests and writes half the
-        # pairs; _sorted mirrors each into (j, i, -S). vesin computes a pair's vector
-        # as pos[j] - pos[i] + S @ box, which IEEE rounding makes exactly the negative
-        # of the mirrored one, so the mirrored half list is its full list, bit for bit.
+        # one half-space) costs vesin about half the distance tests and writes half
+        # the pairs; canonical_edges mirrors each into (j, i, -S). vesin computes a
+        # pair's vector as pos[j] - pos[i] + S @ box, which IEEE rounding makes exactly
+        # the negative of the mirrored one: the mirrored half list is its full list.
         search = _half_list_search(cutoff, torch.get_num_threads())
         # copy=False: views into vesin's buffers, read once by the sort below, which
         # writes its own arrays (vesin's copies were ~25% of its time at 4M pairs).
-        i, j, shifts = search.compute(
-            positions, box, pbc.tolist(), quantities="ijS", copy=False
-        )
+        i, j, shifts = search.compute(positions, box, pbc.tolist(), quantities="ijS", copy=False)
     except RuntimeError as err:  # vesin refuses e.g. a box it cannot invert
         raise StructureError(f"neighbour list: vesin refused the structure: {err}") from err
     # vesin gives uint64 indices < n: the same bits read as int64, no conversion pass.
@@ -252,7 +237,7 @@ def _radius_pairs(positions: np.ndarray, cell: np.ndarray, pbc: np.ndarray, cuto
         receivers, senders, shifts = (
             np.delete(x, self_pair, axis=0) for x in (receivers, senders, shifts)
         )
-    return _sorted(receivers, senders, shifts, n, mirror=True)
+    return canonical_edges(receivers, senders, shifts, n, mirror=True)
 
 
 def _half_list_search(cutoff: float, threads: int) -> vesin.NeighborList:
@@ -262,7 +247,7 @@ def _half_list_search(cutoff: float, threads: int) -> vesin.NeighborList:
     them again (a realloc and fill per doubling) nor faults their pages in: 5-12 % of
     vesin's time from 1k to 100k atoms. Per thread, since a search's buffers belong to
     one call at a time; the results are views into them (``copy=False``), which
-    _sorted reads once before returning fresh arrays. The oldest beyond
+    canonical_edges reads once before returning fresh arrays. The oldest beyond
     _KEPT_SEARCHES is dropped (kNN's growing radii would pile up otherwise).
     """
     kept = getattr(_searches, "by_kind", None)
@@ -282,107 +267,6 @@ def _as_int64(index: np.ndarray) -> np.ndarray:
     if index.dtype == np.uint64:
         return index.view(np.int64)
     return index.astype(np.int64)
-
-
-def _sorted(
-    receivers: np.ndarray, senders: np.ndarray, shifts: np.ndarray, n: int, mirror: bool = False
-) -> Pairs:
-    """Edges in (receiver, sender, shift) order; keys are unique, so the order is total.
-
-    With ``mirror``, each given pair ``(i, j, S)`` stands for two edges, itself and
-    ``(j, i, -S)`` (a half list in, the full list out); the caller guarantees that no
-    given pair is the mirror of another. Returns fresh arrays (never views of the
-    inputs, which may be vesin's buffers); senders and receivers are the rows of one
-    (2, E) array (:func:`edge_index_array`).
-    """
-    if len(receivers) == 0:
-        return _empty()
-    # Shift digits run over a range symmetric about 0, so that negating a shift maps
-    # its code c to span^3 - 1 - c. Flat reductions: numpy's axis-0 ones over (E, 3)
-    # are slow.
-    reach = max(-int(shifts.min()), int(shifts.max()))
-    span = 2 * reach + 1  # values per shift component
-    atom_bits = max(n - 1, 1).bit_length()
-    code_bits = max(span**3 - 1, 1).bit_length()
-    if atom_bits + code_bits > _LOW_WORD_BITS or atom_bits > _HIGH_WORD_BITS:
-        # Too many atoms times images for one low word: rare (~10^8 atoms), slower.
-        if mirror:
-            receivers, senders = np.concatenate([receivers, senders]), np.concatenate([senders, receivers])
-            shifts = np.concatenate([shifts, -np.asarray(shifts, dtype=np.int64)])
-        order = np.lexsort((shifts[:, 2], shifts[:, 1], shifts[:, 0], senders, receivers))
-        index = np.stack([senders[order], receivers[order]]).astype(np.int64, copy=False)
-        return index[1], index[0], shifts[order].astype(np.int64)
-    # Pack receiver, sender and the shift (one base-`span` code) into one int64, sort
-    # the values alone and unpack them: a value sort streams through memory, while
-    # argsort-then-gather makes random passes (4.1M edges: 0.9 s against 0.1 s). The
-    # shift code is built in int32 and decoded by a lookup in a (span^3, 3) table.
-    narrow = code_bits <= 30 and shifts.dtype == np.int32  # else int64 arithmetic
-    code = shifts[:, 0] + (np.int32(reach) if narrow else np.int64(reach))  # (P,)
-    for axis in (1, 2):
-        code *= span
-        code += shifts[:, axis]
-    code += reach * (span + 1)  # the offsets of components 1 and 2, left out above
-    pairs = len(receivers)
-    edges = 2 * pairs if mirror else pairs
-    # The (2, E) output (rows senders, receivers: an edge index) holds everything: the
-    # keys are built and sorted in the receivers row and decoded out of it, with the
-    # senders row as scratch. Each fresh multi-MB array costs page faults as well as
-    # its pass (4.1M edges: a separate key array cost more than its 3 passes).
-    index = np.empty((2, edges), dtype=np.int64)
-    key, scratch = index[1], index[0, :pairs]
-    forward = key[:pairs]
-    np.left_shift(receivers, _LOW_WORD_BITS, out=forward)
-    forward |= np.left_shift(senders, code_bits, out=scratch)
-    forward |= code
-    if mirror:  # (j, i, -S): the same arrays with the atom fields swapped
-        backward = key[pairs:]
-        np.left_shift(senders, _LOW_WORD_BITS, out=backward)
-        backward |= np.left_shift(receivers, code_bits, out=scratch)
-        backward |= np.subtract(span**3 - 1, code, out=code)
-    _sort_keys(key, atom_bits + code_bits)
-    # A strided view of the low words: sender and code come out in one pass each.
-    low = key.view(np.uint32)[_LOW_WORD::2]
-    code = np.bitwise_and(low, (1 << code_bits) - 1, out=index[0])
-    if span**3 <= _SHIFT_TABLE_ROWS:
-        out_shifts = np.take(_shift_table(reach), code, axis=0)  # half the time of table[code]
-    else:  # many images per axis: decode digit by digit
-        out_shifts = np.empty((edges, 3), dtype=np.int64)
-        code = code.copy()
-        for axis in (2, 1, 0):
-            code, out_shifts[:, axis] = np.divmod(code, span)
-        out_shifts -= reach
-    np.right_shift(low, code_bits, out=index[0])
-    np.right_shift(key, _LOW_WORD_BITS, out=key)  # in place: the receivers
-    return index[1], index[0], out_shifts
-
-
-def _sort_keys(key: np.ndarray, low_bits: int) -> None:
-    """Sort packed keys (unique) in place; ``low_bits`` of the low word are in use."""
-    if low_bits <= _RADIX_BITS:
-        # Small structures (<= 2,048 atoms at one image per axis): both fields fit
-        # 16 bits, and numpy's stable argsort of uint16 is a radix sort, so two of
-        # them (low field, then receiver) order the keys in linear time: 0.57 ms
-        # against 1.0 ms for timsort at 36k edges (864 atoms).
-        words = key.view(np.uint16)  # four per key
-        order = np.argsort(words[_LOW_WORD * 3 :: 4], kind="stable")
-        order = order[np.argsort(words[2 - _LOW_WORD :: 4][order], kind="stable")]
-        key[:] = key[order]
-        return
-    # Keys are unique, so "stable" only picks the algorithm: timsort exploits the
-    # short ascending runs in vesin's output (4.1M edges, 2 busy cores: 90 ms
-    # against 265 ms for quicksort and 270 ms for torch.sort, whose thread pool
-    # also suffers most when the cores are shared).
-    key.sort(kind="stable")
-
-
-@functools.lru_cache(maxsize=8)
-def _shift_table(reach: int) -> np.ndarray:
-    """(span^3, 3) read-only table: row c is the shift whose code is c, for components
-    in [-reach, reach] (a table per call cost 0.3 ms, 5 % of a 900-atom graph)."""
-    grid = np.arange(-reach, reach + 1, dtype=np.int64)
-    table = np.stack(np.meshgrid(grid, grid, grid, indexing="ij"), axis=-1).reshape(-1, 3)
-    table.flags.writeable = False
-    return table
 
 
 def edge_index_array(receivers: np.ndarray, senders: np.ndarray) -> np.ndarray:
@@ -477,7 +361,3 @@ def _check_radius(value, name: str) -> float:
 
 def _is_integer(value) -> bool:
     return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
-
-
-def _empty() -> Pairs:
-    return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 3), np.int64)

@@ -14,7 +14,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from geocompose.errors import StructureError
-from geocompose.nn.graph import neighbours
+from geocompose.nn.graph import edge_order, neighbours
 from geocompose.nn.graph.neighbours import (
     KNN_TIE_RTOL,
     complete_pairs,
@@ -142,7 +142,9 @@ def full_list_reference(positions, cell, pbc, cutoff, threads):
 
 @settings(max_examples=60, deadline=None)
 @given(structures(max_atoms=40), st.floats(0.3, 3.0), st.sampled_from([1, 2]))
-def test_radius_equals_the_sorted_full_list_element_for_element(structure, relative_cutoff, threads):
+def test_radius_equals_the_sorted_full_list_element_for_element(
+    structure, relative_cutoff, threads
+):
     # Up to 3 cell lengths (self-images, one pair through several shifts), open,
     # slab and periodic boundaries, triclinic cells, 1 and 2 vesin threads.
     positions, cell, pbc, scale = structure
@@ -163,7 +165,7 @@ def test_radius_equals_the_sorted_full_list_on_a_supercell(monkeypatch, sort):
     # Enough atoms (2,048) for vesin's cell list to bin them into many cells; still
     # few enough for the radix sort of small structures, unless it is switched off.
     if sort == "timsort":
-        monkeypatch.setattr(neighbours, "_RADIX_BITS", 0)
+        monkeypatch.setattr(edge_order, "_RADIX_BITS", 0)
     rng = np.random.default_rng(7)
     cell = 3.61 * 8 * (np.eye(3) + 0.1 * rng.uniform(-1, 1, (3, 3)))
     positions = rng.uniform(0, 1, (2048, 3)) @ cell
@@ -214,7 +216,7 @@ def test_unpacked_sort_gives_the_same_order(monkeypatch):
     positions = np.random.default_rng(5).uniform(0, 1, (4, 3)) @ cell
     pbc = np.array([True, False, True])
     packed = radius_pairs(positions, cell, pbc, 2.5)
-    monkeypatch.setattr(neighbours, "_LOW_WORD_BITS", 0)
+    monkeypatch.setattr(edge_order, "_LOW_WORD_BITS", 0)
     unpacked = radius_pairs(positions, cell, pbc, 2.5)
     assert_canonical(unpacked)
     for a, b in zip(packed, unpacked):
@@ -230,12 +232,12 @@ def test_every_shift_decoding_gives_the_same_edges(monkeypatch, knob):
     pbc = np.array([True, True, True])
     table = radius_pairs(positions, cell, pbc, 3.5)
     if knob == "_SHIFT_TABLE_ROWS":
-        monkeypatch.setattr(neighbours, "_SHIFT_TABLE_ROWS", 0)
+        monkeypatch.setattr(edge_order, "_SHIFT_TABLE_ROWS", 0)
         other = radius_pairs(positions, cell, pbc, 3.5)
     else:
         r, s, sh = table
         shuffle = np.random.default_rng(0).permutation(len(r))
-        other = neighbours._sorted(r[shuffle], s[shuffle], sh[shuffle], len(positions))
+        other = edge_order.canonical_edges(r[shuffle], s[shuffle], sh[shuffle], len(positions))
     assert_canonical(other)
     assert as_set(other) == set(brute_images(positions, cell, pbc, 3.5))
     for a, b in zip(table, other):
