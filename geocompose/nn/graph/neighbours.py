@@ -243,12 +243,13 @@ def _radius_pairs(positions: np.ndarray, cell: np.ndarray, pbc: np.ndarray, cuto
 def _half_list_search(cutoff: float, threads: int) -> vesin.NeighborList:
     """This thread's vesin half-list search for ``cutoff``, made once and reused.
 
-    A reused search keeps its result buffers (14 bytes per edge), so it neither grows
-    them again (a realloc and fill per doubling) nor faults their pages in: 5-12 % of
-    vesin's time from 1k to 100k atoms. Per thread, since a search's buffers belong to
-    one call at a time; the results are views into them (``copy=False``), which
-    canonical_edges reads once before returning fresh arrays. The oldest beyond
-    _KEPT_SEARCHES is dropped (kNN's growing radii would pile up otherwise).
+    A reused search keeps its result buffers (14-28 bytes per edge of the largest
+    graph it made: the capacity doubles), so it neither grows them again (a realloc
+    and fill per doubling) nor faults their pages in: 5-12 % of vesin's CPU time from
+    1k to 100k atoms (measured on a loaded machine). Per thread, since a search's
+    buffers belong to one call at a time; the results are views into them
+    (``copy=False``), which canonical_edges reads once before returning fresh arrays.
+    The oldest beyond _KEPT_SEARCHES is dropped (kNN's growing radii would pile up).
     """
     kept = getattr(_searches, "by_kind", None)
     if kept is None:
