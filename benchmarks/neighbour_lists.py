@@ -23,7 +23,6 @@ from pathlib import Path
 
 import ase.build
 import ase.neighborlist
-import matscipy.neighbours
 import numpy as np
 import torch
 import vesin
@@ -68,6 +67,8 @@ def builders(atoms: ase.Atoms, cutoff: float, threads: int) -> dict[str, Callabl
         return len(ase.neighborlist.neighbor_list("ijS", atoms, cutoff)[0])
 
     def matscipy_nl():
+        import matscipy.neighbours  # only for --others: a bench extra, often not installed
+
         return len(matscipy.neighbours.neighbour_list("ijS", atoms, cutoff)[0])
 
     def vesin_nl():

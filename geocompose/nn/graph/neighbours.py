@@ -24,16 +24,16 @@ Conventions, shared by every builder here:
 from __future__ import annotations
 
 import math
+import threading
 
 import numpy as np
 import torch
 import vesin
 
 from geocompose.errors import StructureError
+from geocompose.nn.graph.edge_order import Pairs, canonical_edges, empty_pairs
 
 __all__ = ["complete_pairs", "edge_index_array", "edge_vectors", "knn_pairs", "radius_pairs"]
-
-Pairs = tuple[np.ndarray, np.ndarray, np.ndarray]  # receivers (E,), senders (E,), shifts (E, 3)
 
 # Distances within this relative tolerance of the k-th one count as ties in kNN, for
 # float64 coordinates (their round-off is ~1e-16; the margin covers the arithmetic).
@@ -50,10 +50,9 @@ KNN_TIE_EPS = 100
 # it counts in, so tied neighbours sitting just outside that radius are still candidates.
 _SEARCH_MARGIN = 1e-6
 _MAX_GROWTHS = 64
-# Bits available to the packed sort key of _sorted (int64, kept non-negative).
-_PACKED_KEY_BITS = 62
-# Largest table of shift vectors _sorted decodes through (rows = images per axis cubed).
-_SHIFT_TABLE_ROWS = 1 << 15
+# vesin searches kept per thread for reuse, at most this many (cutoff, threads) kinds.
+_KEPT_SEARCHES = 4
+_searches = threading.local()
 
 
 def radius_pairs(positions: np.ndarray, cell: np.ndarray, pbc: np.ndarray, cutoff: float) -> Pairs:
@@ -124,7 +123,7 @@ def knn_pairs(
     limit = math.inf if cutoff is None else _check_radius(cutoff, "cutoff")
     n = len(positions)
     if n == 0:
-        return _empty()
+        return empty_pairs()
     if not pbc.any():
         # Beyond the point set's diameter every pair is a candidate: growing further
         # cannot help an atom with fewer than k partners (n - 1 < k).
@@ -211,7 +210,7 @@ def edge_vectors(
 def _radius_pairs(positions: np.ndarray, cell: np.ndarray, pbc: np.ndarray, cutoff: float) -> Pairs:
     n = len(positions)
     if n == 0:
-        return _empty()
+        return empty_pairs()
     # Zero the non-periodic rows: vesin accepts them (it bins by the points' bounding
     # box there) and the result then cannot depend on whatever vacuum vector the
     # user's cell carries. All-False gets an all-zero box, which vesin needs.
@@ -219,14 +218,15 @@ def _radius_pairs(positions: np.ndarray, cell: np.ndarray, pbc: np.ndarray, cuto
     try:
         # vesin's default (0) takes every core unless OMP_NUM_THREADS is set; the caller's
         # torch.set_num_threads is what a user (or a trainer sharing the machine) sets.
-        search = vesin.NeighborList(
-            cutoff=cutoff, full_list=True, n_threads=torch.get_num_threads()
-        )
+        # The half list (each unordered pair once: i < j, or i == j with the shift in
+        # one half-space) costs vesin about half the distance tests and writes half
+        # the pairs; canonical_edges mirrors each into (j, i, -S). vesin computes a
+        # pair's vector as pos[j] - pos[i] + S @ box, which IEEE rounding makes exactly
+        # the negative of the mirrored one: the mirrored half list is its full list.
+        search = _half_list_search(cutoff, torch.get_num_threads())
         # copy=False: views into vesin's buffers, read once by the sort below, which
         # writes its own arrays (vesin's copies were ~25% of its time at 4M pairs).
-        i, j, shifts = search.compute(
-            positions, box, pbc.tolist(), quantities="ijS", copy=False
-        )
+        i, j, shifts = search.compute(positions, box, pbc.tolist(), quantities="ijS", copy=False)
     except RuntimeError as err:  # vesin refuses e.g. a box it cannot invert
         raise StructureError(f"neighbour list: vesin refused the structure: {err}") from err
     # vesin gives uint64 indices < n: the same bits read as int64, no conversion pass.
@@ -237,67 +237,37 @@ def _radius_pairs(positions: np.ndarray, cell: np.ndarray, pbc: np.ndarray, cuto
         receivers, senders, shifts = (
             np.delete(x, self_pair, axis=0) for x in (receivers, senders, shifts)
         )
-    return _sorted(receivers, senders, shifts, n)
+    return canonical_edges(receivers, senders, shifts, n, mirror=True)
+
+
+def _half_list_search(cutoff: float, threads: int) -> vesin.NeighborList:
+    """This thread's vesin half-list search for ``cutoff``, made once and reused.
+
+    A reused search keeps its result buffers (14-28 bytes per edge of the largest
+    graph it made: the capacity doubles), so it neither grows them again (a realloc
+    and fill per doubling) nor faults their pages in: 5-12 % of vesin's CPU time from
+    1k to 100k atoms (measured on a loaded machine). Per thread, since a search's
+    buffers belong to one call at a time; the results are views into them
+    (``copy=False``), which canonical_edges reads once before returning fresh arrays.
+    The oldest beyond _KEPT_SEARCHES is dropped (kNN's growing radii would pile up).
+    """
+    kept = getattr(_searches, "by_kind", None)
+    if kept is None:
+        kept = _searches.by_kind = {}
+    kind = (cutoff, threads)
+    search = kept.pop(kind, None)
+    if search is None:
+        search = vesin.NeighborList(cutoff=cutoff, full_list=False, n_threads=threads)
+    kept[kind] = search  # dicts keep insertion order: the most recent last
+    while len(kept) > _KEPT_SEARCHES:
+        del kept[next(iter(kept))]
+    return search
 
 
 def _as_int64(index: np.ndarray) -> np.ndarray:
     if index.dtype == np.uint64:
         return index.view(np.int64)
     return index.astype(np.int64)
-
-
-def _sorted(receivers: np.ndarray, senders: np.ndarray, shifts: np.ndarray, n: int) -> Pairs:
-    """Edges in (receiver, sender, shift) order; keys are unique, so the order is total.
-
-    Returns fresh arrays (never views of the inputs, which may be vesin's buffers);
-    senders and receivers are the rows of one (2, E) array (:func:`edge_index_array`).
-    """
-    if len(receivers) == 0:
-        return _empty()
-    low = int(shifts.min())  # flat reductions: numpy's axis-0 ones over (E, 3) are slow
-    span = int(shifts.max()) - low + 1  # values per shift component
-    atom_bits = max(n - 1, 1).bit_length()
-    code_bits = max(span**3 - 1, 1).bit_length()
-    if 2 * atom_bits + code_bits > _PACKED_KEY_BITS:  # too many images to pack: rare, slower
-        order = np.lexsort((shifts[:, 2], shifts[:, 1], shifts[:, 0], senders, receivers))
-        index = np.stack([senders[order], receivers[order]])
-        return index[1], index[0], shifts[order].astype(np.int64)
-    # Pack receiver, sender and the shift (one base-`span` code) into one int64, sort
-    # the values alone and unpack them: a value sort streams through memory, while
-    # argsort-then-gather makes random passes (4.1M edges: 0.9 s against 0.1 s). The
-    # shift code is built in int32 and decoded by a lookup in a (span^3, 3) table.
-    narrow = code_bits <= 30 and shifts.dtype == np.int32  # else int64 arithmetic
-    code = shifts[:, 0] - (np.int32(low) if narrow else np.int64(low))  # (E,)
-    for axis in (1, 2):
-        code *= span
-        code += shifts[:, axis]
-    code -= low * (span + 1)  # the lows of components 1 and 2, added above
-    # (2, E) output rows (senders, receivers: the layout of an edge index), used as
-    # scratch first: each fresh multi-MB array costs page faults as well as its pass.
-    index = np.empty((2, len(receivers)), dtype=np.int64)
-    key = receivers << (atom_bits + code_bits)
-    key |= np.left_shift(senders, code_bits, out=index[0])
-    key |= code
-    # Keys are unique, so "stable" only picks the algorithm: timsort exploits the
-    # short ascending runs in vesin's output (4.1M edges, 2 busy cores: 90 ms
-    # against 265 ms for quicksort and 270 ms for torch.sort, whose thread pool
-    # also suffers most when the cores are shared).
-    key.sort(kind="stable")
-    code = np.bitwise_and(key, (1 << code_bits) - 1, out=index[0])
-    if span**3 <= _SHIFT_TABLE_ROWS:
-        grid = np.arange(span, dtype=np.int64) + low
-        table = np.stack(np.meshgrid(grid, grid, grid, indexing="ij"), axis=-1).reshape(-1, 3)
-        out_shifts = np.take(table, code, axis=0)  # (E, 3); half the time of table[code]
-    else:  # many images per axis: decode digit by digit
-        out_shifts = np.empty((len(key), 3), dtype=np.int64)
-        code = code.copy()
-        for axis in (2, 1, 0):
-            code, out_shifts[:, axis] = np.divmod(code, span)
-        out_shifts += low
-    np.right_shift(key, code_bits, out=index[0])
-    index[0] &= (1 << atom_bits) - 1
-    np.right_shift(key, atom_bits + code_bits, out=index[1])
-    return index[1], index[0], out_shifts
 
 
 def edge_index_array(receivers: np.ndarray, senders: np.ndarray) -> np.ndarray:
@@ -392,7 +362,3 @@ def _check_radius(value, name: str) -> float:
 
 def _is_integer(value) -> bool:
     return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
-
-
-def _empty() -> Pairs:
-    return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 3), np.int64)

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import itertools
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
 import torch
+import vesin
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from geocompose.errors import StructureError
-from geocompose.nn.graph import neighbours
+from geocompose.nn.graph import edge_order, neighbours
 from geocompose.nn.graph.neighbours import (
     KNN_TIE_RTOL,
     complete_pairs,
@@ -124,6 +127,55 @@ def test_radius_is_permutation_equivariant(structure, relative_cutoff, rnd):
     assert mapped == as_set(theirs)
 
 
+def full_list_reference(positions, cell, pbc, cutoff, threads):
+    """vesin's full list, ordered by a plain lexsort: what radius_pairs gave before it
+    mirrored vesin's half list, and independent of its packed keys."""
+    box = np.where(pbc[:, None], cell, 0.0)
+    search = vesin.NeighborList(cutoff=cutoff, full_list=True, n_threads=threads)
+    i, j, shifts = search.compute(positions, box, pbc.tolist(), quantities="ijS")
+    i, j, shifts = i.astype(np.int64), j.astype(np.int64), shifts.astype(np.int64)
+    keep = (i != j) | shifts.any(axis=1)
+    i, j, shifts = i[keep], j[keep], shifts[keep]
+    order = np.lexsort((shifts[:, 2], shifts[:, 1], shifts[:, 0], j, i))
+    return i[order], j[order], shifts[order]
+
+
+@settings(max_examples=60, deadline=None)
+@given(structures(max_atoms=40), st.floats(0.3, 3.0), st.sampled_from([1, 2]))
+def test_radius_equals_the_sorted_full_list_element_for_element(
+    structure, relative_cutoff, threads
+):
+    # Up to 3 cell lengths (self-images, one pair through several shifts), open,
+    # slab and periodic boundaries, triclinic cells, 1 and 2 vesin threads.
+    positions, cell, pbc, scale = structure
+    cutoff = relative_cutoff * scale
+    previous = torch.get_num_threads()
+    try:
+        torch.set_num_threads(threads)
+        ours = radius_pairs(positions, cell, pbc, cutoff)
+    finally:
+        torch.set_num_threads(previous)
+    for got, want in zip(ours, full_list_reference(positions, cell, pbc, cutoff, threads)):
+        assert got.dtype == want.dtype and got.shape == want.shape
+        np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("sort", ["radix", "timsort"])
+def test_radius_equals_the_sorted_full_list_on_a_supercell(monkeypatch, sort):
+    # Enough atoms (2,048) for vesin's cell list to bin them into many cells; still
+    # few enough for the radix sort of small structures, unless it is switched off.
+    if sort == "timsort":
+        monkeypatch.setattr(edge_order, "_RADIX_BITS", 0)
+    rng = np.random.default_rng(7)
+    cell = 3.61 * 8 * (np.eye(3) + 0.1 * rng.uniform(-1, 1, (3, 3)))
+    positions = rng.uniform(0, 1, (2048, 3)) @ cell
+    for pbc in (np.array([True] * 3), np.array([True, False, True]), np.zeros(3, bool)):
+        ours = radius_pairs(positions, cell, pbc, 4.0)
+        assert len(ours[0]) > 10_000
+        for got, want in zip(ours, full_list_reference(positions, cell, pbc, 4.0, 1)):
+            np.testing.assert_array_equal(got, want)
+
+
 def test_shift_sign_convention():
     # Atom 0 at x=0.5, atom 1 at x=9.5 in a 10 Å box: nearest image of 1 seen from
     # 0 is one cell back, so the edge (receiver 0, sender 1) has shift -a.
@@ -164,7 +216,7 @@ def test_unpacked_sort_gives_the_same_order(monkeypatch):
     positions = np.random.default_rng(5).uniform(0, 1, (4, 3)) @ cell
     pbc = np.array([True, False, True])
     packed = radius_pairs(positions, cell, pbc, 2.5)
-    monkeypatch.setattr(neighbours, "_PACKED_KEY_BITS", 0)
+    monkeypatch.setattr(edge_order, "_LOW_WORD_BITS", 0)
     unpacked = radius_pairs(positions, cell, pbc, 2.5)
     assert_canonical(unpacked)
     for a, b in zip(packed, unpacked):
@@ -180,12 +232,12 @@ def test_every_shift_decoding_gives_the_same_edges(monkeypatch, knob):
     pbc = np.array([True, True, True])
     table = radius_pairs(positions, cell, pbc, 3.5)
     if knob == "_SHIFT_TABLE_ROWS":
-        monkeypatch.setattr(neighbours, "_SHIFT_TABLE_ROWS", 0)
+        monkeypatch.setattr(edge_order, "_SHIFT_TABLE_ROWS", 0)
         other = radius_pairs(positions, cell, pbc, 3.5)
     else:
         r, s, sh = table
         shuffle = np.random.default_rng(0).permutation(len(r))
-        other = neighbours._sorted(r[shuffle], s[shuffle], sh[shuffle], len(positions))
+        other = edge_order.canonical_edges(r[shuffle], s[shuffle], sh[shuffle], len(positions))
     assert_canonical(other)
     assert as_set(other) == set(brute_images(positions, cell, pbc, 3.5))
     for a, b in zip(table, other):
@@ -214,6 +266,7 @@ def test_vesin_uses_torchs_thread_count(monkeypatch):
         return real(**kwargs)
 
     monkeypatch.setattr(neighbours.vesin, "NeighborList", spy)
+    monkeypatch.setattr(neighbours, "_searches", threading.local())  # none kept yet
     positions = np.random.default_rng(0).uniform(0, 4, (20, 3))
     previous = torch.get_num_threads()
     try:
@@ -224,6 +277,28 @@ def test_vesin_uses_torchs_thread_count(monkeypatch):
     finally:
         torch.set_num_threads(previous)
     assert given_threads == [1, 2]
+
+
+def test_reused_searches_leave_earlier_results_intact_and_threads_apart():
+    # Each thread reuses its vesin search (and its buffers) across calls: results of
+    # earlier calls must stay as they were, and threads must not share a search.
+    rng = np.random.default_rng(11)
+    cell = 9.0 * np.eye(3)
+    pbc = np.array([True, True, True])
+    structures = [rng.uniform(0, 9, (n, 3)) for n in (150, 40, 150, 90, 120, 60)]
+    first = radius_pairs(structures[0], cell, pbc, 3.0)
+    kept = [a.copy() for a in first]
+    expected = [full_list_reference(p, cell, pbc, 3.0, 1) for p in structures]
+    for p, want in zip(structures, expected):  # one thread, one search, many sizes
+        for got, w in zip(radius_pairs(p, cell, pbc, 3.0), want):
+            np.testing.assert_array_equal(got, w)
+    for got, was in zip(first, kept):
+        np.testing.assert_array_equal(got, was)
+    with ThreadPoolExecutor(max_workers=3) as pool:  # concurrent calls, own searches
+        results = list(pool.map(lambda p: radius_pairs(p, cell, pbc, 3.0), structures * 4))
+    for got, want in zip(results, expected * 4):
+        for a, b in zip(got, want):
+            np.testing.assert_array_equal(a, b)
 
 
 def test_molecule_with_zero_cell():
