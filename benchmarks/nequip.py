@@ -28,7 +28,9 @@ that python (``--engine nequip``) on the same structures (``benchmarks/mace.py``
 ethanol, fcc Cu 64 and 512 atoms, rattled), driven call by call by
 ``harness.Worker``. float32, graph built once and reused (both models compute edge
 vectors from positions in every call); forward = energy without gradients,
-forward+forces = energy and its gradient.
+forward+forces = energy and its gradient. nequip's float32 model is run the way nequip
+runs one: positions go in as float64 (its ``from_ase``) and energy and forces come out
+float64, the features in between are float32.
 
 Run: ``python benchmarks/nequip.py [--threads 1] [--repeats 7] [--profile]``
 """
