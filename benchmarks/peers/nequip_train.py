@@ -157,6 +157,8 @@ def nequip_config(
 def run(split: dict, epochs: int, seed: int, out: Path, hyper: dict, errors) -> dict:
     """``nequip-train`` on the split, then ``errors(calculator, test file)`` of the best
     (EMA) checkpoint; throughput from :class:`nequip_timer.TrainStepTimer`."""
+    from importlib.metadata import version
+
     import torch
     import yaml
     from ase.data import atomic_numbers
@@ -185,7 +187,9 @@ def run(split: dict, epochs: int, seed: int, out: Path, hyper: dict, errors) -> 
     from nequip.integrations.ase import NequIPCalculator
 
     # nequip's loader for checkpoints and packages (the EMA weights of a checkpoint)
-    calc = NequIPCalculator._from_saved_model(str(out / "best.ckpt"), device="cpu")
+    calc = NequIPCalculator._from_saved_model(
+        str(out / "best.ckpt"), device="cpu", chemical_species_to_atom_type_map=True
+    )
     timing = json.loads((out / "timing.json").read_text())
     return {
         "engine": "nequip",
@@ -195,4 +199,5 @@ def run(split: dict, epochs: int, seed: int, out: Path, hyper: dict, errors) -> 
         "structures_per_s": timing["structures"] / timing["time_s"],
         **errors(calc, split["test"]),
         "torch_threads": torch.get_num_threads(),
+        "peer_versions": {name: version(name) for name in ("nequip", "lightning")},
     }
