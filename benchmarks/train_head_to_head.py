@@ -5,10 +5,12 @@ both engines of a pair, several seeds; reported: energy and force (and stress) M
 the test stretch and training throughput (structures/s of the training steps alone).
 
 Pairs (``--pairs``): ``mace`` (``blueprints/mace.yaml`` against mace-torch, which pins
-e3nn 0.4.4 and so lives in its own venv). The reference side is this same script run
-under the peer's python (``--engine mace-torch``) on the extxyz files the geocompose
-side wrote; both sides score their model through its ASE calculator with the same
-``errors`` function (``train_cu.py``'s).
+e3nn 0.4.4 and so lives in its own venv); ``nequip`` (``blueprints/nequip.yaml``
+against nequip 0.19.1's ``nequip-train``, in its venv: ``peers/nequip_train.py``).
+The reference side is this same script run under the peer's python (``--engine
+mace-torch`` or ``nequip``) on the extxyz files the geocompose side wrote; both sides
+score their model through its ASE calculator with the same ``errors`` function
+(``train_cu.py``'s).
 
 Data: molecular dynamics trajectories in time order (``scripts/generate_xtb_molecule.py
 --temperatures 500 --snapshots 1200``: GFN2-xTB ethanol, one frame per 5 fs). The
@@ -48,8 +50,11 @@ from train_cu import versions
 # Then off the path again (the script's own folder included): benchmarks/mace.py would
 # shadow the `mace` package in the peer's venv.
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
-REFERENCE_PYTHON = {"mace": "/work/venvs/mace/bin/python"}
-REFERENCE_ENGINE = {"mace": "mace-torch"}
+REFERENCE_PYTHON = {
+    "mace": "/work/venvs/mace/bin/python",
+    "nequip": "/work/venvs/nequip/bin/python",
+}
+REFERENCE_ENGINE = {"mace": "mace-torch", "nequip": "nequip"}
 
 # One set of hyperparameters for both engines of every pair.
 HYPER = {
@@ -103,6 +108,8 @@ def geocompose_blueprint(pair: str, species: list[str]) -> dict:
     blueprint["embedding"]["species"] = species
     if pair == "mace":
         blueprint["embedding"]["node"] = {"type": "learned", "features": 32}
+    if pair == "nequip":  # nequip embeds species into 16 learned scalars (its type embedding)
+        blueprint["embedding"]["node"] = {"type": "learned", "features": 16}
     return blueprint
 
 
@@ -117,7 +124,19 @@ def run_mace_torch(split: dict, epochs: int, seed: int, out: Path) -> dict:
     return train_cu.run_mace(split, epochs, seed, out, HYPER, name="mace", work=out)
 
 
-REFERENCE_RUNNERS = {"mace-torch": run_mace_torch}
+def run_nequip(split: dict, epochs: int, seed: int, out: Path) -> dict:
+    """nequip's own ``nequip-train`` (inside its venv): ``peers/nequip_train.py``."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "nequip_train", HERE / "peers" / "nequip_train.py"
+    )
+    peer = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(peer)
+    return peer.run(split, epochs, seed, out, HYPER, train_cu.errors)
+
+
+REFERENCE_RUNNERS = {"mace-torch": run_mace_torch, "nequip": run_nequip}
 
 
 def run_reference(pair: str, args, split_dir: Path, seed: int, out: Path) -> dict:
