@@ -13,13 +13,11 @@ the head-to-head's learned 16-wide species embedding on the geocompose side (neq
 always embeds species; the blueprint's one-hot has no nequip counterpart). What
 nequip cannot express the same way:
 
-* its last layer writes scalars only (``16x0e``); geocompose's third layer also writes
-  ``8x1o + 4x2e``, which the scalar readout never reads (dead work, same energy form);
 * its self-connection is a tensor product with the type embedding (16 wide) where
   geocompose's is a linear per species; ``learnable_shift`` turns it on in the first
   layer too, as the blueprint has it;
-* the residual: ``convnet_resnet`` adds it where the irreps agree (layer 2); geocompose
-  also adds it on layer 3 (its input and output irreps agree there, not in nequip's);
+* the residual: ``convnet_resnet`` adds it where the irreps agree (layer 2), as
+  geocompose does (both last layers write scalars only, ``16x0e``);
 * no biases in its radial and readout MLPs; fixed Bessel frequencies.
 
 Per-species energy shifts and the scale follow nequip's own recipe (the mean

@@ -41,11 +41,12 @@ def test_peer_widths_are_the_shipped_blueprints(peer):
     from geocompose.nn.interaction.spherical import SphericalParams
 
     blueprint = yaml.safe_load((ROOT / "blueprints" / "nequip.yaml").read_text())
-    (layer,) = blueprint["interactions"]
+    layer, last = blueprint["interactions"]  # `repeat` hidden layers, then scalars only
     embedding = blueprint["embedding"]
     widths = peer.WIDTHS
     assert widths["features"] == layer["features"]
-    assert widths["layers"] == layer["repeat"]
+    assert last["features"] == peer.scalar_part(layer["features"])
+    assert widths["layers"] == layer["repeat"] + 1
     assert widths["l_max"] == layer["tensor_product"]["l_max"] == embedding["angular"]["l_max"]
     assert [widths["radial_hidden"]] == layer["radial_hidden"]
     assert widths["bessel"] == embedding["radial"]["num"]
