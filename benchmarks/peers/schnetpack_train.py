@@ -33,6 +33,7 @@ import importlib.metadata
 import sys
 import time
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -43,8 +44,8 @@ from torch import nn
 
 BENCHMARKS = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(BENCHMARKS))
-from painn import CUTOFF, FEATURES, INTERACTIONS, NUM_RBF, schnetpack_modules  # noqa: E402
-from train_cu import errors  # noqa: E402
+from painn import CUTOFF, FEATURES, INTERACTIONS, NUM_RBF, schnetpack_modules
+from train_cu import errors
 
 
 class SchnetpackPotential(nn.Module):
@@ -115,9 +116,10 @@ def collate(items: list[dict]) -> dict:
 def loss(model: nn.Module, batch: dict, hyper: dict) -> torch.Tensor:
     out = model(batch)
     per_atom = (out["energy"] - batch["energy"]) / batch["_n_atoms"]
-    return hyper["energy_weight"] * (per_atom**2).mean() + hyper["forces_weight"] * (
-        (out["forces"] - batch["forces"]) ** 2
-    ).mean()
+    return (
+        hyper["energy_weight"] * (per_atom**2).mean()
+        + hyper["forces_weight"] * ((out["forces"] - batch["forces"]) ** 2).mean()
+    )
 
 
 def fitted_reference(frames) -> tuple[list[int], np.ndarray, float]:
@@ -133,7 +135,7 @@ def fitted_reference(frames) -> tuple[list[int], np.ndarray, float]:
 class SchnetpackCalculator(Calculator):
     """The trained model as an ASE calculator (energy and forces), for ``errors``."""
 
-    implemented_properties = ["energy", "forces"]
+    implemented_properties: ClassVar[list[str]] = ["energy", "forces"]
 
     def __init__(self, model: nn.Module):
         super().__init__()
