@@ -8,7 +8,20 @@ Pairs (``--pairs``): ``mace`` (``blueprints/mace.yaml`` against mace-torch, whic
 e3nn 0.4.4 and so lives in its own venv). The reference side is this same script run
 under the peer's python (``--engine mace-torch``) on the extxyz files the geocompose
 side wrote; both sides score their model through its ASE calculator with the same
-``errors`` function (``train_cu.py``'s).
+``errors`` function (``train_cu.py``'s). ``painn`` (``blueprints/painn.yaml`` against
+schnetpack 2.1.1's PaiNN, ``Atomwise`` and ``Forces`` modules, driven by
+``peers/schnetpack_train.py`` in a plain loop with the same hyperparameters: schnetpack's
+own trainer does not import on torch 2.13; this venv's python with ``/work/venvs/spk-lib``
+on the path).
+
+Stress: where every structure is a 3D-periodic cell with a stress (EMT Cu), both MACE
+engines add ``stress_weight`` x the per-component stress MSE to the loss (mace-torch's
+``--loss stress``) and the stress MAE is reported; ``--shuffle-split SEED`` draws the
+split at random for such data (several runs at several temperatures and strains)::
+
+    python scripts/generate_emt_cu.py --out cu_emt.extxyz
+    python benchmarks/train_head_to_head.py cu=cu_emt.extxyz --pairs mace --shuffle-split 0 \\
+        --seeds 0 1 2 --epochs 4 --train 64 --valid 16 --test 100 --threads 1
 
 Data: molecular dynamics trajectories in time order (``scripts/generate_xtb_molecule.py
 --temperatures 500 --snapshots 1200``: GFN2-xTB ethanol, one frame per 5 fs). The
@@ -24,6 +37,11 @@ back. Run::
         --out ethanol_md.extxyz
     python benchmarks/train_head_to_head.py ethanol=ethanol_md.extxyz --pairs mace \\
         --seeds 0 1 2 --epochs 8 --train 300 --valid 50 --test 300 --threads 1
+    python scripts/generate_xtb_molecule.py --molecule biphenyl --temperatures 500 \\
+        --snapshots 1200 --out biphenyl_md.extxyz
+    python benchmarks/train_head_to_head.py ethanol=ethanol_md.extxyz \\
+        biphenyl=biphenyl_md.extxyz --pairs painn --seeds 0 1 2 --epochs 4 --train 200 \\
+        --valid 50 --test 200 --threads 1
 """
 
 from __future__ import annotations
