@@ -70,32 +70,52 @@ def write_split(data: Path, work: Path, n_train: int, n_valid: int, n_test: int,
     paths, start = {}, 0
     for name, size in sizes.items():
         chosen = [frames[i] for i in order[start : start + size]]
-        for atoms in chosen:  # mace-torch reads its targets from info/arrays under these keys
-            atoms.info["REF_energy"] = atoms.get_potential_energy()
-            atoms.arrays["REF_forces"] = atoms.get_forces()
+        for atoms in chosen:
+            reference_keys(atoms)
         paths[name] = work / f"{name}.extxyz"
         write(paths[name], chosen, format="extxyz")
         start += size
     return paths
 
 
+def reference_keys(atoms) -> None:
+    """The targets again under the keys mace-torch reads (``REF_energy``, ``REF_forces``,
+    and ``REF_stress``, Voigt eV/Å^3, where a 3D cell carries a stress)."""
+    atoms.info["REF_energy"] = atoms.get_potential_energy()
+    atoms.arrays["REF_forces"] = atoms.get_forces()
+    if atoms.pbc.all() and "stress" in atoms.calc.results:
+        atoms.info["REF_stress"] = atoms.get_stress()
+
+
 def errors(calc, path: Path) -> dict:
     """Energy (meV/atom) and force (meV/Å) MAE and RMSE of ``calc`` on the file's structures."""
     from ase.io import read
 
-    de, df = [], []
+    de, df, ds = [], [], []
     for atoms in read(path, index=":"):
         energy, forces = atoms.get_potential_energy(), atoms.get_forces()
+        # Stress where the reference has one (3D-periodic cells): every 3x3 component,
+        # as both trainers' stress losses and geocompose's metrics count them.
+        stress = None
+        if atoms.pbc.all() and "stress" in atoms.calc.results:
+            stress = atoms.get_stress(voigt=False)
         atoms.calc = calc
         de.append((atoms.get_potential_energy() - energy) / len(atoms))
         df.append((atoms.get_forces() - forces).ravel())
+        if stress is not None:
+            ds.append((atoms.get_stress(voigt=False) - stress).ravel())
     de, df = np.asarray(de), np.concatenate(df)
-    return {
+    result = {
         "energy_mae_mev_atom": 1000 * float(np.abs(de).mean()),
         "energy_rmse_mev_atom": 1000 * float(np.sqrt((de**2).mean())),
         "forces_mae_mev_A": 1000 * float(np.abs(df).mean()),
         "forces_rmse_mev_A": 1000 * float(np.sqrt((df**2).mean())),
     }
+    if ds:  # meV/Å^3 (1 meV/Å^3 = 0.16 GPa)
+        ds = np.concatenate(ds)
+        result["stress_mae_mev_A3"] = 1000 * float(np.abs(ds).mean())
+        result["stress_rmse_mev_A3"] = 1000 * float(np.sqrt((ds**2).mean()))
+    return result
 
 
 def copper_blueprint(model: str) -> dict:
@@ -152,6 +172,7 @@ def run_geocompose(
         clip=hyper["clip"],
         energy_weight=hyper["energy_weight"],
         forces_weight=hyper["forces_weight"],
+        stress_weight=hyper.get("stress_weight"),  # None: on for periodic data with stress
         patience=0,
         seed=seed,
         dtype="float32",
@@ -182,7 +203,13 @@ def run_geocompose(
 
 
 def mace_arguments(
-    split: dict, epochs: int, seed: int, work: Path, hyper: dict = HYPER, name: str = "mace_cu"
+    split: dict,
+    epochs: int,
+    seed: int,
+    work: Path,
+    hyper: dict = HYPER,
+    name: str = "mace_cu",
+    stress: bool = False,
 ) -> list[str]:
     """``blueprints/mace.yaml`` and ``HYPER`` as mace-torch ``run_train`` arguments.
 
@@ -190,7 +217,15 @@ def mace_arguments(
     functions with a p = 5 polynomial envelope, radial MLP [64], avg_neighbours 8, a
     16-unit nonlinear energy readout; per-species reference energies by least squares
     (mace: ``E0s=average``) and a force-RMS scale (mace: ``rms_forces_scaling``).
+    With ``stress`` (the files carry ``REF_stress``) and ``hyper["stress_weight"] > 0``
+    the loss is mace-torch's ``stress`` one (``WeightedEnergyForcesStressLoss``: the
+    weighted per-atom energy and force MSEs plus ``stress_weight`` times the MSE of the
+    3x3 stress components, eV/Å^3), the same terms as geocompose's loss.
     """
+    loss = ["--loss", "weighted"]
+    if stress and hyper.get("stress_weight", 0.0):
+        loss = ["--loss", "stress", "--stress_key", "REF_stress",
+                "--stress_weight", str(hyper["stress_weight"])]  # fmt: skip
     return [
         "--name", name, "--seed", str(seed), "--work_dir", str(work),
         "--train_file", str(split["train"]), "--valid_file", str(split["valid"]),
@@ -200,7 +235,7 @@ def mace_arguments(
         "--num_interactions", "2", "--r_max", "5.0",
         "--num_radial_basis", "8", "--num_cutoff_basis", "5", "--radial_MLP", "[64]",
         "--MLP_irreps", "16x0e", "--avg_num_neighbors", "8", "--compute_avg_num_neighbors", "False",
-        "--loss", "weighted", "--energy_weight", str(hyper["energy_weight"]),
+        *loss, "--energy_weight", str(hyper["energy_weight"]),
         "--forces_weight", str(hyper["forces_weight"]),
         "--batch_size", str(hyper["batch_structures"]),
         "--valid_batch_size", str(hyper["batch_structures"]),
@@ -248,15 +283,18 @@ def run_mace(
         return result
 
     mace_train.train_one_epoch = timed_epoch
+    from ase.io import read
+
     work = work or out / "mace-torch"
     argv = sys.argv
-    sys.argv = ["mace_run_train", *mace_arguments(split, epochs, seed, work, hyper, name)]
+    stress = "REF_stress" in read(split["train"], index="0").info
+    sys.argv = [
+        "mace_run_train", *mace_arguments(split, epochs, seed, work, hyper, name, stress)
+    ]  # fmt: skip
     try:
         run_train.main()
     finally:
         sys.argv = argv
-    from ase.io import read
-
     n_train = len(read(split["train"], index=":"))
     model_path = work / f"{name}.model"
     calc = MACECalculator(model_paths=str(model_path), device="cpu", default_dtype="float32")

@@ -6,11 +6,23 @@ the test stretch and training throughput (structures/s of the training steps alo
 
 Pairs (``--pairs``): ``mace`` (``blueprints/mace.yaml`` against mace-torch, which pins
 e3nn 0.4.4 and so lives in its own venv); ``nequip`` (``blueprints/nequip.yaml``
-against nequip 0.19.1's ``nequip-train``, in its venv: ``peers/nequip_train.py``).
-The reference side is this same script run under the peer's python (``--engine
-mace-torch`` or ``nequip``) on the extxyz files the geocompose side wrote; both sides
-score their model through its ASE calculator with the same ``errors`` function
-(``train_cu.py``'s).
+against nequip 0.19.1's ``nequip-train``, in its venv: ``peers/nequip_train.py``);
+``painn`` (``blueprints/painn.yaml`` against schnetpack 2.1.1's PaiNN, ``Atomwise`` and
+``Forces`` modules, driven by ``peers/schnetpack_train.py`` in a plain loop with the
+same hyperparameters: schnetpack's own trainer does not import on torch 2.13; this
+venv's python with ``/work/venvs/spk-lib`` on the path). The reference side is this
+same script run under the peer's python (``--engine mace-torch``, ``nequip`` or
+``schnetpack``) on the extxyz files the geocompose side wrote; both sides score their
+model through its ASE calculator with the same ``errors`` function (``train_cu.py``'s).
+
+Stress: where every structure is a 3D-periodic cell with a stress (EMT Cu), both MACE
+engines add ``stress_weight`` x the per-component stress MSE to the loss (mace-torch's
+``--loss stress``) and the stress MAE is reported; ``--shuffle-split SEED`` draws the
+split at random for such data (several runs at several temperatures and strains)::
+
+    python scripts/generate_emt_cu.py --out cu_emt.extxyz
+    python benchmarks/train_head_to_head.py cu=cu_emt.extxyz --pairs mace --shuffle-split 0 \\
+        --seeds 0 1 2 --epochs 4 --train 64 --valid 16 --test 100 --threads 1
 
 Data: molecular dynamics trajectories in time order (``scripts/generate_xtb_molecule.py
 --temperatures 500 --snapshots 1200``: GFN2-xTB ethanol, one frame per 5 fs). The
@@ -26,6 +38,11 @@ back. Run::
         --out ethanol_md.extxyz
     python benchmarks/train_head_to_head.py ethanol=ethanol_md.extxyz --pairs mace \\
         --seeds 0 1 2 --epochs 8 --train 300 --valid 50 --test 300 --threads 1
+    python scripts/generate_xtb_molecule.py --molecule biphenyl --temperatures 500 \\
+        --snapshots 1200 --out biphenyl_md.extxyz
+    python benchmarks/train_head_to_head.py ethanol=ethanol_md.extxyz \\
+        biphenyl=biphenyl_md.extxyz --pairs painn --seeds 0 1 2 --epochs 4 --train 200 \\
+        --valid 50 --test 200 --threads 1
 """
 
 from __future__ import annotations
@@ -53,8 +70,12 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
 REFERENCE_PYTHON = {
     "mace": "/work/venvs/mace/bin/python",
     "nequip": "/work/venvs/nequip/bin/python",
+    "painn": sys.executable,
 }
-REFERENCE_ENGINE = {"mace": "mace-torch", "nequip": "nequip"}
+REFERENCE_ENGINE = {"mace": "mace-torch", "nequip": "nequip", "painn": "schnetpack"}
+# Prepended to the peer's PYTHONPATH: schnetpack lives in a folder of its own, beside
+# this venv (see benchmarks/peers/schnetpack_train.py).
+REFERENCE_PATH = {"painn": "/work/venvs/spk-lib"}
 
 # One set of hyperparameters for both engines of every pair.
 HYPER = {
@@ -64,13 +85,27 @@ HYPER = {
     "clip": 10.0,
     "energy_weight": 1.0,  # per-atom energy MSE
     "forces_weight": 10.0,  # per-component force MSE
+    "stress_weight": 1.0,  # per-component stress MSE, (eV/Å^3)^2, where the data has stress
 }
+# Per pair: PaiNN's weights are torch.nn.Linear's (fan-in scaled), for which geocompose's
+# default rate is 1e-3 (train/learning_rate.py); both engines of the pair get it.
+PAIR_HYPER = {"painn": {"lr": 1e-3}}
 
 
-def write_split(data: Path, work: Path, n_train: int, n_valid: int, n_test: int) -> dict:
-    """Time-ordered train / valid / test files: the first frames, the next, the last."""
+def hyper_of(pair: str) -> dict:
+    return {**HYPER, **PAIR_HYPER.get(pair, {})}
+
+
+def write_split(
+    data: Path, work: Path, n_train: int, n_valid: int, n_test: int, shuffle: int | None = None
+) -> dict:
+    """Time-ordered train / valid / test files: the first frames, the next, the last;
+    with ``shuffle`` a seeded draw instead (``train_cu.py``'s, for data that is not one
+    trajectory, e.g. EMT Cu's runs at several temperatures and strains)."""
     from ase.io import read, write
 
+    if shuffle is not None:
+        return train_cu.write_split(data, work, n_train, n_valid, n_test, shuffle)
     frames = read(data, index=":")
     if n_train + n_valid + n_test > len(frames):
         raise SystemExit(
@@ -83,9 +118,8 @@ def write_split(data: Path, work: Path, n_train: int, n_valid: int, n_test: int)
     }
     paths = {}
     for name, stretch in chosen.items():
-        for atoms in stretch:  # mace-torch reads its targets under these keys
-            atoms.info["REF_energy"] = atoms.get_potential_energy()
-            atoms.arrays["REF_forces"] = atoms.get_forces()
+        for atoms in stretch:
+            train_cu.reference_keys(atoms)
         paths[name] = work / f"{name}.extxyz"
         write(paths[name], stretch, format="extxyz")
     return paths
@@ -114,14 +148,19 @@ def geocompose_blueprint(pair: str, species: list[str]) -> dict:
 
 
 def run_geocompose(pair: str, split: dict, epochs: int, seed: int, out: Path) -> dict:
+    from ase.io import read
+
     blueprint = geocompose_blueprint(pair, species_of(split["train"]))
-    return train_cu.run_geocompose(pair, split, epochs, seed, out, HYPER, blueprint)
+    hyper = hyper_of(pair)
+    if "REF_stress" not in read(split["train"], index="0").info:  # as mace-torch decides
+        hyper["stress_weight"] = 0.0
+    return train_cu.run_geocompose(pair, split, epochs, seed, out, hyper, blueprint)
 
 
 def run_mace_torch(split: dict, epochs: int, seed: int, out: Path) -> dict:
     """mace-torch's own ``run_train`` (inside its venv) with ``train_cu.py``'s mapping of
     ``blueprints/mace.yaml`` onto its arguments and this benchmark's ``HYPER``."""
-    return train_cu.run_mace(split, epochs, seed, out, HYPER, name="mace", work=out)
+    return train_cu.run_mace(split, epochs, seed, out, hyper_of("mace"), name="mace", work=out)
 
 
 def run_nequip(split: dict, epochs: int, seed: int, out: Path) -> dict:
@@ -133,10 +172,23 @@ def run_nequip(split: dict, epochs: int, seed: int, out: Path) -> dict:
     )
     peer = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(peer)
-    return peer.run(split, epochs, seed, out, HYPER, train_cu.errors)
+    return peer.run(split, epochs, seed, out, hyper_of("nequip"), train_cu.errors)
 
 
-REFERENCE_RUNNERS = {"mace-torch": run_mace_torch, "nequip": run_nequip}
+def run_schnetpack(split: dict, epochs: int, seed: int, out: Path) -> dict:
+    """schnetpack's PaiNN modules in a plain loop with this benchmark's hyperparameters
+    (its own trainer does not import on this torch: ``peers/schnetpack_train.py``)."""
+    sys.path.insert(0, str(HERE / "peers"))
+    import schnetpack_train
+
+    return schnetpack_train.run(split, epochs, seed, out, hyper_of("painn"))
+
+
+REFERENCE_RUNNERS = {
+    "mace-torch": run_mace_torch,
+    "nequip": run_nequip,
+    "schnetpack": run_schnetpack,
+}
 
 
 def run_reference(pair: str, args, split_dir: Path, seed: int, out: Path) -> dict:
@@ -149,9 +201,14 @@ def run_reference(pair: str, args, split_dir: Path, seed: int, out: Path) -> dic
         "--json", str(reply),
     ]  # fmt: skip
     out.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    if pair in REFERENCE_PATH:
+        env["PYTHONPATH"] = os.pathsep.join(
+            [REFERENCE_PATH[pair], *filter(None, [env.get("PYTHONPATH")])]
+        )
     with open(log, "w") as handle:
         code = subprocess.run(
-            command, check=False, stdout=handle, stderr=subprocess.STDOUT
+            command, check=False, stdout=handle, stderr=subprocess.STDOUT, env=env
         ).returncode
     if code != 0:
         raise SystemExit(f"{REFERENCE_ENGINE[pair]} run failed (exit {code}); see {log}")
@@ -170,6 +227,10 @@ def summary(rows: list[dict], key: str) -> str:
     return f"{values.mean():.1f} ± {values.std():.1f}" if len(values) > 1 else f"{values[0]:.1f}"
 
 
+def _stress(row: dict) -> str:
+    return f"S MAE {row['stress_mae_mev_A3']:.2f} meV/Å^3, " if "stress_mae_mev_A3" in row else ""
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("data", nargs="*", help="NAME=PATH extxyz trajectories, in time order")
@@ -180,6 +241,12 @@ def main(argv=None) -> None:
     parser.add_argument("--valid", type=int, default=50)
     parser.add_argument("--test", type=int, default=300)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument(
+        "--shuffle-split",
+        type=int,
+        metavar="SEED",
+        help="draw the split with this seed instead of in time order (data of several runs)",
+    )
     parser.add_argument("--out", type=Path, help="keep runs here (default: a temporary folder)")
     parser.add_argument("--reference-python", help="the peer's python (default per pair)")
     parser.add_argument(
@@ -201,9 +268,11 @@ def main(argv=None) -> None:
 
     print(
         f"{args.train} train / {args.valid} valid / last {args.test} test frames; {args.epochs} "
-        f"epochs, batch {HYPER['batch_structures']} structures, Adam lr {HYPER['lr']} constant, "
-        f"EMA {HYPER['ema_decay']}, clip {HYPER['clip']}, loss {HYPER['energy_weight']} E/atom + "
-        f"{HYPER['forces_weight']} F, float32, {args.threads} thread(s); {versions()}",
+        f"epochs, batch {HYPER['batch_structures']} structures, Adam lr {HYPER['lr']} constant "
+        f"{PAIR_HYPER or ''}, EMA {HYPER['ema_decay']}, clip {HYPER['clip']}, loss "
+        f"{HYPER['energy_weight']} E/atom + {HYPER['forces_weight']} F (+ "
+        f"{HYPER['stress_weight']} stress where the data has it), float32, {args.threads} "
+        f"thread(s); {versions()}",
         flush=True,
     )
     results = []
@@ -211,7 +280,9 @@ def main(argv=None) -> None:
         name, _, path = entry.partition("=")
         split_dir = out / name
         split_dir.mkdir(parents=True, exist_ok=True)
-        split = write_split(Path(path), split_dir, args.train, args.valid, args.test)
+        split = write_split(
+            Path(path), split_dir, args.train, args.valid, args.test, args.shuffle_split
+        )
         for pair in args.pairs:
             for seed in args.seeds:
                 ours = timed(
@@ -235,15 +306,18 @@ def main(argv=None) -> None:
                     print(
                         f"  {name} {pair} seed {seed} {row['engine']}: F MAE "
                         f"{row['forces_mae_mev_A']:.1f} meV/Å, E MAE {row['energy_mae_mev_atom']:.2f} "
-                        f"meV/atom, {row['structures_per_s']:.1f} structures/s, load "
+                        f"meV/atom, {_stress(row)}{row['structures_per_s']:.1f} structures/s, load "
                         f"{row['load'][0]:.1f}->{row['load'][1]:.1f}",
                         flush=True,
                     )
                 results += [ours, theirs]
                 if args.json:
                     args.json.write_text(json.dumps(results, indent=2))
-    print("\n| data | model | engine | weights | E MAE (meV/atom) | F MAE (meV/Å) | structures/s |")
-    print("| --- | --- | --- | ---: | ---: | ---: | ---: |")
+    print(
+        "\n| data | model | engine | weights | E MAE (meV/atom) | F MAE (meV/Å) | "
+        "S MAE (meV/Å^3) | structures/s |"
+    )
+    print("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |")
     groups = {}
     for row in results:
         groups.setdefault((row["data"], row["pair"], row["engine"]), []).append(row)
@@ -251,6 +325,7 @@ def main(argv=None) -> None:
         print(
             f"| {data} | {pair} | {engine} | {rows[0]['weights']:,} | "
             f"{summary(rows, 'energy_mae_mev_atom')} | {summary(rows, 'forces_mae_mev_A')} | "
+            f"{summary(rows, 'stress_mae_mev_A3') if 'stress_mae_mev_A3' in rows[0] else '–'} | "
             f"{summary(rows, 'structures_per_s')} |"
         )
     for data, pair in {(r["data"], r["pair"]) for r in results}:
