@@ -147,7 +147,11 @@ def convolve_vectors(
     """
     inputs = (node_rows, filters, envelope, directions, vectors)
     index = (edges.senders, edges.receivers, edges.num_nodes)
-    if not torch.is_grad_enabled() or not any(t is not None and t.requires_grad for t in inputs):
+    if torch.compiler.is_compiling():
+        # torch.compile / torch.export: the plain ops. A graph compiler fuses and plans
+        # memory itself, and the Python loop over chunks would fix the edge count.
+        summed = _plain_convolve_vectors(*inputs, *index)
+    elif not torch.is_grad_enabled() or not any(t is not None and t.requires_grad for t in inputs):
         summed = _convolve_vectors(*inputs, *index)
     else:
         summed = _ConvolveVectors.apply(*inputs, *index)
@@ -165,6 +169,17 @@ touch cost more than the arithmetic on a 21,504-edge cell."""
 def _chunks(count: int):
     """``slice``s of at most :data:`EDGE_CHUNK` edges covering ``range(count)``."""
     return [slice(start, min(start + EDGE_CHUNK, count)) for start in range(0, count, EDGE_CHUNK)]
+
+
+def _plain_convolve_vectors(node_rows, filters, envelope, directions, vectors, senders,
+                            receivers, num_nodes):  # fmt: skip
+    """:func:`_convolve_vectors` in out-of-place ops on the whole edge set."""
+    x_s, x_vv, x_vs = (node_rows.index_select(0, senders) * (filters * envelope)).chunk(3, -1)
+    vector_messages = x_vs.unsqueeze(1) * directions.unsqueeze(-1)  # (E, 3, F)
+    if vectors is not None:
+        vector_messages = vector_messages + x_vv.unsqueeze(1) * vectors.index_select(0, senders)
+    messages = torch.cat([x_s, vector_messages.flatten(1)], dim=-1)  # (E, 4F)
+    return scatter_sum(messages, receivers, num_nodes)
 
 
 def _convolve_vectors(node_rows, filters, envelope, directions, vectors, senders, receivers,

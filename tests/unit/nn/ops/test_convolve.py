@@ -101,6 +101,10 @@ def test_convolve_vectors_is_the_plain_message_sum(edge_chunk, with_vectors):
     for a, b in zip(fused, plain):
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
     assert (fused[0][5] == 0).all() and (fused[1][5] == 0).all()  # no incoming edge
+    # The form torch.compile and torch.export trace, on the whole edge set at once.
+    index = (edges.senders, edges.receivers, edges.num_nodes)
+    traced = message._plain_convolve_vectors(*inputs, *index)
+    torch.testing.assert_close(traced, torch.cat([fused[0], fused[1].flatten(1)], -1))
     # The gradients of a forces-like call (no create_graph: the in-place backward).
     cotangents = [torch.randn_like(t) for t in fused]
     wrt = [t for t in inputs if t is not None]
