@@ -26,12 +26,20 @@ Timed: ``forward`` (energy, under ``torch.inference_mode``: our blueprint withou
 forces readout) and ``forward+forces`` (forces = -dE/dx by autograd, eval mode).
 Timed by ``benchmarks/harness.py``: median wall and CPU time of interleaved calls,
 ratio ours / schnetpack, float32.
+
+``--before PATH`` adds another checkout's geocompose (e.g. main before a change) as a
+third contender, run in a child process with ``PATH`` first on its ``PYTHONPATH`` and
+interleaved call by call (:class:`harness.Worker`); a second table gives this tree
+against it (ratio after / before)::
+
+    PYTHONPATH=/work/venvs/spk-lib python benchmarks/painn.py --threads 1 --before /work/main
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
+import os
 import sys
 import types
 from pathlib import Path
@@ -179,7 +187,7 @@ def same_function(atoms_by_name) -> list[str]:
     return lines
 
 
-def run_case(name, atoms, model, energy_model, theirs, warmup, repeats):
+def run_case(name, atoms, model, energy_model, theirs, warmup, repeats, before=None):
     batch = geocompose.Batch.from_ase([atoms], dtype=torch.float32)
     topo = model.graph.topology(batch)
     args = (
@@ -198,20 +206,53 @@ def run_case(name, atoms, model, energy_model, theirs, warmup, repeats):
         (grad,) = torch.autograd.grad(energy.sum(), positions)
         return energy, -grad
 
+    forward = {"schnetpack": lambda: theirs(*args), "ours": lambda: energy_model(batch)["energy"]}
+    forces = {"schnetpack": theirs_forces, "ours": lambda: model(batch)}
+    if before is not None:
+        forward["before"], forces["before"] = (before.call(f"{name}/{kind}") for kind in PASSES)
     with torch.inference_mode():
-        forward = harness.interleaved(
-            {"schnetpack": lambda: theirs(*args), "ours": lambda: energy_model(batch)["energy"]},
-            repeats,
-            warmup,
-        )
-    forces = harness.interleaved(
-        {"schnetpack": theirs_forces, "ours": lambda: model(batch)}, repeats, warmup
-    )
+        forward = harness.interleaved(forward, repeats, warmup)
+    forces = harness.interleaved(forces, repeats, warmup)
     edges = topo[F.EDGE_INDEX].shape[1]
-    return [
-        harness.Row(name, len(atoms), edges, kind, timing["schnetpack"], timing["ours"])
-        for kind, timing in (("forward", forward), ("forward+forces", forces))
-    ]
+    rows = []  # (ours against schnetpack, ours against before or None) per pass
+    for kind, timing in zip(PASSES, (forward, forces)):
+        against = [harness.Row(name, len(atoms), edges, kind, timing[reference], timing["ours"])
+                   for reference in ("schnetpack", "before") if reference in timing]  # fmt: skip
+        rows.append((against[0], against[1] if len(against) > 1 else None))
+    return rows
+
+
+PASSES = ("forward", "forward+forces")
+
+
+def serve_before(seed: int) -> None:
+    """The ``--before`` child: this process imports the other checkout's geocompose;
+    it times our blueprint there, named ``"{structure}/{pass}"``."""
+    model = geocompose.compile(BLUEPRINT, dtype=torch.float32, seed=0).eval()
+    energy_model = harness.energy_only(BLUEPRINT, model)
+    fns = {}
+    for name, atoms in structures(seed).items():
+        batch = geocompose.Batch.from_ase([atoms], dtype=torch.float32)
+        model.graph.topology(batch)
+
+        def forward(batch=batch):
+            with torch.inference_mode():
+                return energy_model(batch)["energy"]
+
+        fns[f"{name}/forward"] = forward
+        fns[f"{name}/forward+forces"] = lambda batch=batch: model(batch)
+    harness.serve(fns, {"geocompose": geocompose.__file__})
+
+
+def before_worker(path: Path, threads: int, seed: int) -> harness.Worker:
+    """The ``--before`` contender: this script in a child with ``path`` first on its path."""
+    env_path = os.pathsep.join([str(path), os.environ.get("PYTHONPATH", "")])
+    command = ["env", f"PYTHONPATH={env_path}", sys.executable, __file__, "--serve-before",
+               "--threads", str(threads), "--seed", str(seed)]  # fmt: skip
+    worker = harness.Worker(command)
+    if Path(worker.info["geocompose"]).resolve().parents[1] != path.resolve():
+        raise SystemExit(f"--before {path}: the child imported {worker.info['geocompose']}")
+    return worker
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -220,8 +261,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--before", type=Path, help="another checkout to time as 'before'")
+    parser.add_argument("--serve-before", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     threads = harness.set_threads(args.threads)
+    if args.serve_before:
+        serve_before(args.seed)
+        return
     cases = structures(args.seed)
     checks = same_function(cases)
 
@@ -232,10 +278,17 @@ def main(argv: list[str] | None = None) -> None:
 
     print(harness.header("PaiNN: geocompose against schnetpack", ["schnetpack"], threads))
     print(f"float32; {harness.timing_note(args.repeats, args.warmup)}\n")
+    before = before_worker(args.before, threads, args.seed) if args.before else None
     rows = []
     for name, atoms in cases.items():
-        rows += run_case(name, atoms, model, energy_model, theirs, args.warmup, args.repeats)
-    print(harness.table(rows, "spk"))
+        rows += run_case(name, atoms, model, energy_model, theirs, args.warmup, args.repeats,
+                         before)  # fmt: skip
+    if before is not None:
+        before.close()
+    print(harness.table([spk for spk, _ in rows], "spk"))
+    if before is not None:
+        print(f"\nthis tree against {args.before} (ratio = after / before), the same calls:\n")
+        print(harness.table([b for _, b in rows], "before"))
     print("\nsame function (our weights in schnetpack, its 1e-8 norm in ours), float64:")
     print("\n".join(f"  {line}" for line in checks))
     print(harness.footer())

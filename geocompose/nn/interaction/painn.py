@@ -20,7 +20,7 @@ from geocompose.nn.ops.cartesian import (
     safe_unit,
     vector_norm,
 )
-from geocompose.nn.ops.message import EdgeView
+from geocompose.nn.ops.message import EdgeView, convolve_vectors
 from geocompose.registry import Family, Group, Kind, register
 from geocompose.types import FieldType, Level, Signature, TypeRefusal
 from geocompose.types import fields as F
@@ -108,7 +108,10 @@ class PaiNNInteraction(MessagePassingInteraction):
         return s, (self.vectors_in(v) if self.vectors_in is not None else v)
 
     def message(self, state: State, edges: EdgeView) -> torch.Tensor:
-        """(E, 4F): the messages of eqs. 7–8 as an ``Fx0e + Fx1o`` field per edge."""
+        """(E, 4F): the messages of eqs. 7–8 as an ``Fx0e + Fx1o`` field per edge.
+
+        The plain form of what :meth:`forward` computes fused; kept as the reference
+        the fused step is tested against."""
         s, v = self.node_state(state)
         filters = self.filter(state[F.EDGE_RADIAL]) * state[F.EDGE_ENVELOPE]  # (E, 3F)
         x = edges.gather_senders(self.phi(s)) * filters  # (E, 3F)
@@ -122,11 +125,34 @@ class PaiNNInteraction(MessagePassingInteraction):
     def update(self, state: State, aggregated: torch.Tensor) -> dict[str, torch.Tensor]:
         s, v = self.node_state(state)
         ds, dv = self.layout.split(aggregated)  # (N, F), (N, F, 3)
-        s = s + ds
         v = dv if v is None else v + dv
-        uv, vv = self.mix_u(v), self.mix_v(v)  # (N, F, 3) each
-        a = self.gate(torch.cat([s, vector_norm(vv, self.norm_scale)], dim=-1))  # (N, 3F)
+        return self.mix(s + ds, v.transpose(-1, -2))
+
+    def forward(self, state: State) -> dict[str, torch.Tensor]:
+        # message + sum as one step whose backward keeps no per-edge products (the same
+        # function as message() aggregated); vectors travel xyz-major inside the block.
+        edges = EdgeView.from_state(state, self.edge_index_field)
+        s, v = self.node_state(state)
+        v = None if v is None else v.transpose(-1, -2).contiguous()  # (N, 3, F)
+        ds, dv = convolve_vectors(
+            self.phi(s),
+            self.filter(state[F.EDGE_RADIAL]),
+            state[F.EDGE_ENVELOPE],
+            safe_unit(state[F.EDGE_VECTORS], state[F.EDGE_LENGTHS]),
+            v,
+            edges,
+        )
+        return self.mix(s + ds, dv if v is None else v + dv)
+
+    def mix(self, s: torch.Tensor, v: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The update of eqs. 9–12 on scalars (N, F) and xyz-major vectors (N, 3, F)."""
+        # U and V in one product; on xyz-major vectors a channel mixing is a plain
+        # matrix product over the last axis (no permute-and-copy, as einsum does).
+        weight = torch.cat([self.mix_u.weight, self.mix_v.weight])  # (2F, F)
+        uv, vv = torch.split(nn.functional.linear(v, weight), self.width, dim=-1)
+        norm = vector_norm(vv.transpose(-1, -2), self.norm_scale)  # (N, F)
+        a = self.gate(torch.cat([s, norm], dim=-1))  # (N, 3F)
         a_vv, a_sv, a_ss = torch.split(a, self.width, dim=-1)
-        s = s + a_ss + a_sv * (uv * vv).sum(dim=-1)
-        v = v + a_vv.unsqueeze(-1) * uv
-        return {F.NODE_FEATURES: self.layout.join(s, v)}
+        s = s + a_ss + a_sv * (uv * vv).sum(dim=1)
+        v = v + a_vv.unsqueeze(1) * uv
+        return {F.NODE_FEATURES: self.layout.join(s, v.transpose(-1, -2))}
