@@ -159,3 +159,52 @@ def test_refuses_without_edge_harmonics_with_the_fix():
 def test_correlation_is_bounded():
     with pytest.raises(ValueError):
         MACEParams(correlation=5)
+
+
+def cascade(sc, a: torch.Tensor, species: torch.Tensor) -> torch.Tensor:
+    """The contraction as e3nn's per-coupling products, order by order (the form the
+    dense coupling matrices replace): ``P^nu = TP(P^{nu-1}, A)`` and, per order and
+    target, ``sum_p W[z, k, p] P^nu[segment p]``."""
+    n, k = a.shape[0], sc.k
+    out = [a.new_zeros(n, k, ir.dim) for _, ir in sc.irreps_out]
+    product, weights = a, iter(sc.weights)
+    for nu, level in enumerate(sc.levels):
+        if nu > 0:
+            if level.plan is None:
+                break
+            with exact_constants():
+                product = level.plan.tensor_product(shared_weights=True).to(a.dtype)(product, a)
+        for t, (_, target) in enumerate(sc.irreps_out):
+            slices = [
+                sl for sl, (_, ir) in zip(level.irreps.slices(), level.irreps) if ir == target
+            ]
+            if slices:
+                segments = torch.stack(
+                    [product[:, sl].reshape(n, k, target.dim) for sl in slices], 1
+                )
+                out[t] = out[t] + torch.einsum("nkp,npkd->nkd", next(weights)[species], segments)
+    return torch.cat([o.reshape(n, -1) for o in out], -1)
+
+
+@pytest.mark.parametrize(
+    ("correlation", "l_max", "out"),
+    [(1, 2, "0e + 1o"), (2, 2, "0e + 1o + 2e"), (3, 2, "0e + 1o"), (3, 3, "0e + 1o"),
+     (3, 2, "0e + 0o + 1o + 1e + 2e + 2o"), (4, 1, "0e + 1o")],
+)  # fmt: skip
+def test_contraction_equals_the_per_coupling_products(correlation, l_max, out):
+    """The dense coupling matrices compute e3nn's uuu products exactly, with their
+    gradients (forces) and second derivatives (training on forces)."""
+    sc, irreps_a, _ = contraction(correlation, l_max=l_max, out=out)
+    a = torch.randn(6, irreps_a.dim, dtype=torch.float64, requires_grad=True)
+    species = torch.tensor([0, 1, 1, 0, 1, 0])
+    got, expected = sc(a, species), cascade(sc, a, species)
+    scale = float(expected.abs().max())
+    assert (got - expected).abs().max() < 1e-12 * scale
+    probe = torch.randn_like(got)
+    (g_got,) = torch.autograd.grad((got * probe).sum(), a, create_graph=True)
+    (g_exp,) = torch.autograd.grad((expected * probe).sum(), a, create_graph=True)
+    assert (g_got - g_exp).abs().max() < 1e-12 * float(g_exp.abs().max())
+    w_got = torch.autograd.grad(g_got.pow(2).sum(), list(sc.weights))
+    w_exp = torch.autograd.grad(g_exp.pow(2).sum(), list(sc.weights))
+    for x, y in zip(w_got, w_exp):
+        assert (x - y).abs().max() < 1e-12 * max(1.0, float(y.abs().max()))
