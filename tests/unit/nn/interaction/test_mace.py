@@ -192,12 +192,15 @@ def cascade(sc, a: torch.Tensor, species: torch.Tensor) -> torch.Tensor:
      (3, 2, "0e + 0o + 1o + 1e + 2e + 2o"), (4, 1, "0e + 1o")],
 )  # fmt: skip
 def test_contraction_equals_the_per_coupling_products(correlation, l_max, out):
-    """The dense coupling matrices compute e3nn's uuu products exactly, with their
-    gradients (forces) and second derivatives (training on forces)."""
+    """The pair form (dense coupling matrices) computes e3nn's uuu products exactly, with
+    their gradients (forces) and second derivatives (training on forces)."""
     sc, irreps_a, _ = contraction(correlation, l_max=l_max, out=out)
     a = torch.randn(6, irreps_a.dim, dtype=torch.float64, requires_grad=True)
     species = torch.tensor([0, 1, 1, 0, 1, 0])
-    got, expected = sc(a, species), cascade(sc, a, species)
+    got, expected = sc.pair_form(a, species), cascade(sc, a, species)
+    assert (sc.per_coupling_form(a, species) - expected).abs().max() < 1e-12 * float(
+        expected.detach().abs().max()
+    )
     scale = float(expected.detach().abs().max())
     assert (got - expected).abs().max() < 1e-12 * scale
     probe = torch.randn_like(got)
@@ -208,3 +211,17 @@ def test_contraction_equals_the_per_coupling_products(correlation, l_max, out):
     w_exp = torch.autograd.grad(g_exp.pow(2).sum(), list(sc.weights))
     for x, y in zip(w_got, w_exp):
         assert (x - y).abs().max() < 1e-12 * max(1.0, float(y.abs().max()))
+
+
+def test_forward_picks_the_pair_form_only_for_small_inputs(monkeypatch):
+    import geocompose.nn.interaction.mace_contraction as module
+
+    sc, irreps_a, _ = contraction(3)
+    a, species = torch.randn(4, irreps_a.dim, dtype=torch.float64), torch.tensor([0, 1, 1, 0])
+    calls = []
+    monkeypatch.setattr(sc, "pair_form", lambda *x: calls.append("pair"))
+    monkeypatch.setattr(sc, "per_coupling_form", lambda *x: calls.append("per coupling"))
+    sc(a, species)
+    monkeypatch.setattr(module, "PAIR_FORM_LIMIT", 4 * sc.k * sc.pair_work - 1)
+    sc(a, species)
+    assert calls == ["pair", "per coupling"]
