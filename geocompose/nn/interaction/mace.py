@@ -12,8 +12,8 @@ One layer::
 many-body basis: every ``nu``-fold channel-wise Clebsch–Gordan product of ``A`` with
 itself coupled to each written irrep, with weights per species ``z``, channel ``k`` and
 coupling path ``eta``. The products are ``uuu`` plans of
-:func:`~geocompose.nn.ops.paths.enumerate_paths` (built as e3nn ``o3.TensorProduct``),
-one order at a time (``P^nu = P^{nu-1} (x) A``), pruning couplings that can no longer
+:func:`~geocompose.nn.ops.paths.enumerate_paths` (run as one dense coupling matrix per
+order: :mod:`~geocompose.nn.interaction.mace_contraction`), one order at a time (``P^nu = P^{nu-1} (x) A``), pruning couplings that can no longer
 reach a written irrep and, at ``nu = 2``, the duplicates and the antisymmetric
 couplings of ``A_k (x) A_k`` that vanish identically. The basis is therefore
 overcomplete for ``nu >= 3`` (MACE's generalised Clebsch–Gordan ``U`` tensors are
@@ -23,7 +23,6 @@ hyperparameters.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Literal
 
 import torch
@@ -33,6 +32,12 @@ from torch import nn
 
 from geocompose.nn.block import BuildContext, State
 from geocompose.nn.interaction.base import MessagePassingInteraction
+from geocompose.nn.interaction.mace_contraction import (
+    MAX_CONTRACTION_COEFFICIENTS,
+    SymmetricContraction,
+    contraction_coefficients,
+    contraction_levels,
+)
 from geocompose.nn.interaction.spherical import (
     EdgeTensorProduct,
     SphericalParams,
@@ -45,152 +50,11 @@ from geocompose.nn.interaction.spherical import (
 )
 from geocompose.nn.interaction.spherical_update import SelfConnection, self_connection
 from geocompose.nn.ops.message import EdgeView
-from geocompose.nn.ops.paths import MixingMode, PathPlan, enumerate_paths
 from geocompose.nn.ops.scatter import scatter_mean
 from geocompose.registry import Family, Group, Kind, register
 from geocompose.types import FieldType, Level, Signature, TypeRefusal, require
 from geocompose.types import fields as F
 from geocompose.types.irreps import IrrepsField
-
-
-@dataclass(frozen=True)
-class ContractionLevel:
-    """The products of order ``nu``: ``irreps`` (each segment ``K x ir``) and, for
-    ``nu >= 2``, the ``uuu`` :class:`PathPlan` that makes them from order ``nu - 1`` and
-    ``A`` (None at ``nu = 1``, and where no coupling of that order is needed)."""
-
-    irreps: o3.Irreps
-    plan: PathPlan | None = None
-
-    @property
-    def couplings(self) -> tuple[tuple[int, int, int], ...]:
-        """``(i_prev, i_a, i_out)`` of each coupling of this order."""
-        paths = self.plan.paths if self.plan is not None else ()
-        return tuple((p.i_in1, p.i_in2, p.i_out) for p in paths)
-
-
-def contraction_levels(
-    irreps_a: o3.Irreps, targets: list[o3.Irrep], correlation: int
-) -> list[ContractionLevel]:
-    """Products of ``A`` with itself up to ``correlation``, pruned to what can reach ``targets``.
-
-    A segment of order ``nu`` is kept if it is a target irrep or can still reach one in
-    the ``correlation - nu`` products left (``|l - l_t| <= l_max(A) * left``).
-    """
-    a_lmax = irreps_a.lmax
-    target_ls = {ir.l for ir in targets}
-
-    def useful(ir: o3.Irrep, left: int) -> bool:
-        return ir in targets or (
-            left > 0 and any(abs(ir.l - lt) <= a_lmax * left for lt in target_ls)
-        )
-
-    levels = [ContractionLevel(irreps_a)]  # order 1 is A itself (also every right factor)
-    for nu in range(2, correlation + 1):
-        prev = levels[-1].irreps
-
-        def keep(i1: int, i2: int, ir3: o3.Irrep, nu: int = nu, prev: o3.Irreps = prev) -> bool:
-            if not useful(ir3, correlation - nu):
-                return False
-            # A_k (x) A_k: (l2 x l1) repeats (l1 x l2); for l1 = l2 the part odd under
-            # exchange, (-1)^(l1 + l2 + l3) = -1, is identically zero.
-            ir1, ir2 = prev[i1].ir, irreps_a[i2].ir
-            return not (nu == 2 and (i2 < i1 or (i2 == i1 and (ir1.l + ir2.l + ir3.l) % 2)))
-
-        plan = enumerate_paths(prev, irreps_a, mode=MixingMode.UUU, keep=keep)
-        if isinstance(plan, TypeRefusal):  # nothing of this order reaches a target
-            levels.append(ContractionLevel(o3.Irreps("")))
-            continue
-        levels.append(ContractionLevel(plan.irreps_out, plan))
-    return levels
-
-
-MAX_CONTRACTION_COEFFICIENTS = 2_000_000
-"""Most Clebsch-Gordan coefficients the symmetric contraction's products may hold.
-
-Counted from irreps before anything is built (:func:`contraction_coefficients`). MACE's
-published settings are far below (l_max 3, correlation 3: 5,184 per channel set);
-l_max 8 at correlation 4 holds 27.9M, and e3nn needed minutes only to compile it."""
-
-
-def contraction_coefficients(irreps_a: o3.Irreps, levels: list[ContractionLevel]) -> int:
-    """Clebsch-Gordan coefficients of every coupling of every order: the build cost."""
-    return sum(
-        prev.irreps[i1].ir.dim * irreps_a[i2].ir.dim * level.irreps[i3].ir.dim
-        for prev, level in zip(levels[:-1], levels[1:])
-        for i1, i2, i3 in level.couplings
-    )
-
-
-class SymmetricContraction(nn.Module):
-    """``A`` (N, K x irreps_a) and species (N,) → ``B`` (N, K x targets), see the module doc.
-
-    Args:
-        irreps_a: the one-particle basis, one segment ``K x ir`` per irrep.
-        irreps_out: the written irreps, all with multiplicity ``K``.
-        correlation: the highest order ``nu`` (body order ``nu + 1``).
-        num_species: rows of the per-species weights.
-    """
-
-    def __init__(
-        self, irreps_a: o3.Irreps, irreps_out: o3.Irreps, correlation: int, num_species: int
-    ):
-        super().__init__()
-        self.k = irreps_a[0].mul
-        self.irreps_out = irreps_out
-        targets = [ir for _, ir in irreps_out]
-        self.levels = contraction_levels(irreps_a, targets, correlation)
-        self.products = nn.ModuleList()
-        for prev, level in zip(self.levels[:-1], self.levels[1:]):
-            if level.plan is not None:
-                self.products.append(level.plan.tensor_product(shared_weights=True))
-            else:  # an empty order (no coupling needed): e3nn builds an all-zero product
-                self.products.append(o3.TensorProduct(prev.irreps, irreps_a, level.irreps, []))
-        # Per order and target: the columns of the matching segments (e3nn layout, so a
-        # segment is K x (2l+1) contiguous) gathered by ONE index_select, and W[z, k, path].
-        self.terms: list[list[tuple[int, int]]] = []  # (target, number of paths)
-        self.weights = nn.ParameterList()
-        counts = [sum(ir == t for lev in self.levels for _, ir in lev.irreps) for t in targets]
-        for nu, level in enumerate(self.levels):
-            terms = []
-            for t, target in enumerate(targets):
-                slices = [
-                    sl for sl, (_, ir) in zip(level.irreps.slices(), level.irreps) if ir == target
-                ]
-                if slices:
-                    columns = torch.cat([torch.arange(sl.start, sl.stop) for sl in slices])
-                    self.register_buffer(f"columns_{nu}_{t}", columns)
-                    self.weights.append(
-                        nn.Parameter(
-                            torch.randn(num_species, self.k, len(slices)) / counts[t] ** 0.5
-                        )
-                    )
-                    terms.append((t, len(slices)))
-            self.terms.append(terms)
-
-    def forward(self, a: torch.Tensor, species: torch.Tensor) -> torch.Tensor:
-        n, k = a.shape[0], self.k
-        out = [a.new_zeros(n, k, ir.dim) for _, ir in self.irreps_out]
-        product = a
-        w = iter(self.weights)
-        for nu, terms in enumerate(self.terms):
-            if nu > 0:
-                product = self.products[nu - 1](product, a)  # (N, level.irreps.dim)
-            for t, paths in terms:
-                d = self.irreps_out[t].ir.dim
-                # (N, paths, K, 2l+1): gathering, not slicing (a slice's backward zero-fills
-                # a full-size gradient per slice).
-                segments = product.index_select(-1, getattr(self, f"columns_{nu}_{t}")).view(
-                    n, paths, k, d
-                )
-                out[t] = out[t] + torch.einsum("nkp,npkd->nkd", next(w)[species], segments)
-        return torch.cat([o.reshape(n, k * o.shape[-1]) for o in out], dim=-1)
-
-    def extra_repr(self) -> str:
-        sizes = ", ".join(
-            f"nu={nu + 1}: {len(lev.irreps)} couplings" for nu, lev in enumerate(self.levels)
-        )
-        return f"K={self.k}, out={self.irreps_out}, {sizes}"
 
 
 class StructureNorm(nn.Module):

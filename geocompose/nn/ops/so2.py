@@ -136,7 +136,7 @@ class SO2Product(nn.Module):
     in each edge's own frame (see the module doc). Same weights, layout and values as
     the Clebsch–Gordan product of that plan (tested to 1e-12 in float64): inputs and
     output are *component-major* (``(2l+1, mul)`` per segment), like
-    :class:`~geocompose.nn.interaction.spherical.ChannelwiseProduct`.
+    :class:`~geocompose.nn.ops.channelwise.ChannelwiseProduct`.
 
     Every segment, block ``m`` and channel is a *slot*; a fixed number of gathers and
     products, and one matmul per order and direction, do all of them at once, whatever

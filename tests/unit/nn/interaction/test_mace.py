@@ -159,3 +159,69 @@ def test_refuses_without_edge_harmonics_with_the_fix():
 def test_correlation_is_bounded():
     with pytest.raises(ValueError):
         MACEParams(correlation=5)
+
+
+def cascade(sc, a: torch.Tensor, species: torch.Tensor) -> torch.Tensor:
+    """The contraction as e3nn's per-coupling products, order by order (the form the
+    dense coupling matrices replace): ``P^nu = TP(P^{nu-1}, A)`` and, per order and
+    target, ``sum_p W[z, k, p] P^nu[segment p]``."""
+    n, k = a.shape[0], sc.k
+    out = [a.new_zeros(n, k, ir.dim) for _, ir in sc.irreps_out]
+    product, weights = a, iter(sc.weights)
+    for nu, level in enumerate(sc.levels):
+        if nu > 0:
+            if level.plan is None:
+                break
+            with exact_constants():
+                product = level.plan.tensor_product(shared_weights=True).to(a.dtype)(product, a)
+        for t, (_, target) in enumerate(sc.irreps_out):
+            slices = [
+                sl for sl, (_, ir) in zip(level.irreps.slices(), level.irreps) if ir == target
+            ]
+            if slices:
+                segments = torch.stack(
+                    [product[:, sl].reshape(n, k, target.dim) for sl in slices], 1
+                )
+                out[t] = out[t] + torch.einsum("nkp,npkd->nkd", next(weights)[species], segments)
+    return torch.cat([o.reshape(n, -1) for o in out], -1)
+
+
+@pytest.mark.parametrize(
+    ("correlation", "l_max", "out"),
+    [(1, 2, "0e + 1o"), (2, 2, "0e + 1o + 2e"), (3, 2, "0e + 1o"), (3, 3, "0e + 1o"),
+     (3, 2, "0e + 0o + 1o + 1e + 2e + 2o"), (4, 1, "0e + 1o")],
+)  # fmt: skip
+def test_contraction_equals_the_per_coupling_products(correlation, l_max, out):
+    """The pair form (dense coupling matrices) computes e3nn's uuu products exactly, with
+    their gradients (forces) and second derivatives (training on forces)."""
+    sc, irreps_a, _ = contraction(correlation, l_max=l_max, out=out)
+    a = torch.randn(6, irreps_a.dim, dtype=torch.float64, requires_grad=True)
+    species = torch.tensor([0, 1, 1, 0, 1, 0])
+    got, expected = sc.pair_form(a, species), cascade(sc, a, species)
+    assert (sc.per_coupling_form(a, species) - expected).abs().max() < 1e-12 * float(
+        expected.detach().abs().max()
+    )
+    scale = float(expected.detach().abs().max())
+    assert (got - expected).abs().max() < 1e-12 * scale
+    probe = torch.randn_like(got)
+    (g_got,) = torch.autograd.grad((got * probe).sum(), a, create_graph=True)
+    (g_exp,) = torch.autograd.grad((expected * probe).sum(), a, create_graph=True)
+    assert (g_got - g_exp).abs().max() < 1e-12 * float(g_exp.detach().abs().max())
+    w_got = torch.autograd.grad(g_got.pow(2).sum(), list(sc.weights))
+    w_exp = torch.autograd.grad(g_exp.pow(2).sum(), list(sc.weights))
+    for x, y in zip(w_got, w_exp):
+        assert (x - y).abs().max() < 1e-12 * max(1.0, float(y.abs().max()))
+
+
+def test_forward_picks_the_pair_form_only_for_small_inputs(monkeypatch):
+    import geocompose.nn.interaction.mace_contraction as module
+
+    sc, irreps_a, _ = contraction(3)
+    a, species = torch.randn(4, irreps_a.dim, dtype=torch.float64), torch.tensor([0, 1, 1, 0])
+    calls = []
+    monkeypatch.setattr(sc, "pair_form", lambda *x: calls.append("pair"))
+    monkeypatch.setattr(sc, "per_coupling_form", lambda *x: calls.append("per coupling"))
+    sc(a, species)
+    monkeypatch.setattr(module, "PAIR_FORM_LIMIT", 4 * sc.k * sc.pair_work - 1)
+    sc(a, species)
+    assert calls == ["pair", "per coupling"]

@@ -193,7 +193,7 @@ def test_channelwise_product_equals_e3nn_tensor_product(node):
 
 def test_small_batched_matmul_is_twice_differentiable():
     """Training on forces differentiates the backward again."""
-    from geocompose.nn.interaction.spherical import _SmallBatchedMatmul
+    from geocompose.nn.ops.channelwise import _SmallBatchedMatmul
 
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(4, 5, 3, generator=gen, dtype=torch.float64, requires_grad=True)

@@ -1,0 +1,229 @@
+"""One MACE training step, geocompose against mace-torch, on the same batch (issues 16, 19).
+
+The head-to-head training benchmark (``train_head_to_head.py``) times whole trainings;
+this script isolates the step they both repeat, so that a change to geocompose's MACE
+can be measured in a minute: forward, forces by ``autograd.grad(create_graph=True)``,
+the loss ``1 x per-atom energy MSE + 10 x force MSE``, its backward, gradient clipping
+at 10 and an optimizer step (lr 1e-2), on one batch of 8 rattled ethanol molecules
+(72 atoms) with fixed random targets. Models: ``blueprints/mace.yaml`` as the
+head-to-head benchmark trains it (species H C O, learned 32-vector species embedding)
+and mace-torch's ``ScaleShiftMACE`` with ``train_cu.py``'s mapping of that blueprint
+(2 layers ``32x0e + 32x1o``, correlation 3, max_ell 2, 8 Bessel, radial MLP [64],
+avg_num_neighbors 8, MLP_irreps 16x0e), float32.
+
+mace-torch runs in its own venv as a :class:`harness.Worker` (this script under its
+python with ``--engine mace-torch``), called one step at a time, interleaved with ours.
+``--profile`` then runs torch.profiler over a few steps of each and prints, for both,
+the op count per step and the ops by self CPU time. ``--scalar-last-layer`` makes
+geocompose's last layer write ``32x0e`` only, as mace-torch's last layer does (a
+different model from mace.yaml: it says how much of a gap that architecture accounts for).
+
+Run: ``python benchmarks/mace_train_step.py --threads 1 --repeats 20 [--profile]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+import harness
+
+DEFAULT_REFERENCE = "/work/venvs/mace/bin/python"
+STRUCTURES = 8
+LR, CLIP, ENERGY_WEIGHT, FORCES_WEIGHT = 1e-2, 10.0, 1.0, 10.0  # train_head_to_head's HYPER
+CUTOFF = 5.0
+
+
+def ethanol_batch():
+    """8 rattled ethanol molecules with seeded random energy and force targets."""
+    import ase.build
+    import numpy as np
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    rng = np.random.default_rng(0)
+    frames = []
+    for k in range(STRUCTURES):
+        atoms = ase.build.molecule("CH3CH2OH")
+        atoms.rattle(0.05, seed=k)
+        atoms.calc = SinglePointCalculator(
+            atoms, energy=float(rng.normal()), forces=rng.normal(size=(len(atoms), 3))
+        )
+        frames.append(atoms)
+    return frames
+
+
+def profile_table(step, steps: int, rows: int) -> str:
+    """torch.profiler over ``steps`` calls of ``step``: op calls per step and the top ops."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(steps):
+            step()
+    events = prof.key_averages()
+    # Top-level aten ops only would need the event tree; every recorded op is counted.
+    calls = sum(e.count for e in events) / steps
+    table = events.table(sort_by="self_cpu_time_total", row_limit=rows)
+    return f"{calls:,.0f} recorded op calls per step\n{table}"
+
+
+def ours_step(frames, scalar_last_layer: bool = False):
+    """geocompose's training step on ``frames``, through the trainer's own Potential and
+    Objective (the loss of geocompose.train.loss). ``scalar_last_layer``: the last layer
+    writes ``32x0e`` only, as mace-torch's last layer does (mace.yaml writes
+    ``32x0e + 32x1o`` in both)."""
+    import torch
+    from train_head_to_head import geocompose_blueprint
+
+    import geocompose
+    from geocompose.train.loss import LossWeights, Objective
+    from geocompose.train.potential import Potential
+
+    blueprint = geocompose_blueprint("mace", ["H", "C", "O"])
+    if scalar_last_layer:
+        (layer,) = blueprint["interactions"]
+        layer = {k: v for k, v in layer.items() if k != "repeat"}
+        blueprint["interactions"] = [layer, layer | {"features": "32x0e"}]
+    model = geocompose.compile(blueprint, dtype=torch.float32, seed=0)
+    objective = Objective(Potential(model), LossWeights(ENERGY_WEIGHT, FORCES_WEIGHT))
+    objective.train()
+    batch = geocompose.Batch.from_ase(frames, dtype=torch.float32)
+    optimizer = torch.optim.AdamW(objective.parameters(), lr=LR, weight_decay=0.0)
+
+    def step():
+        total, _ = objective(batch)
+        optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        torch.nn.utils.clip_grad_norm_(objective.parameters(), CLIP)
+        optimizer.step()
+
+    edges = int(model.graph.topology(batch)["edge_index"].shape[1])
+    weights = sum(p.numel() for p in model.parameters())
+    return step, {"edges": edges, "weights": weights}
+
+
+def serve_reference(frames, profile_steps: int, rows: int) -> None:
+    """mace-torch's training step, inside the mace venv (a :class:`harness.Worker` child)."""
+    channel, sys.stdout = sys.stdout, sys.stderr  # replies only on the real stdout
+    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]  # benchmarks/mace.py
+    import numpy as np
+    import torch
+
+    torch.serialization.add_safe_globals([slice])  # e3nn 0.4.4's constants.pt
+    from e3nn import o3
+    from mace import data, modules, tools
+    from mace.tools import torch_geometric
+
+    torch.manual_seed(0)
+    z = [1, 6, 8]
+    block = modules.interaction_classes["RealAgnosticResidualInteractionBlock"]
+    model = modules.ScaleShiftMACE(
+        r_max=CUTOFF, num_bessel=8, num_polynomial_cutoff=5, max_ell=2,
+        interaction_cls=block, interaction_cls_first=block, num_interactions=2,
+        num_elements=len(z), hidden_irreps=o3.Irreps("32x0e + 32x1o"),
+        MLP_irreps=o3.Irreps("16x0e"), atomic_energies=np.zeros(len(z)), avg_num_neighbors=8.0,
+        atomic_numbers=z, correlation=3, gate=torch.nn.functional.silu, radial_MLP=[64],
+        atomic_inter_scale=1.0, atomic_inter_shift=0.0,
+    ).float()  # fmt: skip
+    model.train()
+    table = tools.AtomicNumberTable(z)
+    graphs = [
+        data.AtomicData.from_config(data.config_from_atoms(a), z_table=table, cutoff=CUTOFF)
+        for a in frames
+    ]
+    loader = torch_geometric.dataloader.DataLoader(graphs, batch_size=len(graphs), shuffle=False)
+    batch = {
+        k: v.float() if torch.is_tensor(v) and v.is_floating_point() else v
+        for k, v in next(iter(loader)).to_dict().items()
+    }
+    energy = torch.tensor([a.get_potential_energy() for a in frames], dtype=torch.float32)
+    forces = torch.tensor(np.concatenate([a.get_forces() for a in frames]), dtype=torch.float32)
+    atoms = torch.tensor([len(a) for a in frames], dtype=torch.float32)
+    optimizer = torch.optim.Adam(model.parameters(), lr=LR, amsgrad=True)  # run_train's
+
+    def step():
+        out = model(batch, training=True, compute_force=True)
+        total = ENERGY_WEIGHT * (((out["energy"] - energy) / atoms) ** 2).mean()
+        total = total + FORCES_WEIGHT * ((out["forces"] - forces) ** 2).mean()
+        optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), CLIP)
+        optimizer.step()
+
+    def profiled():
+        print("## mace-torch training step, torch.profiler", file=sys.stderr)
+        print(profile_table(step, profile_steps, rows), file=sys.stderr, flush=True)
+
+    info = {
+        "edges": int(batch["edge_index"].shape[1]),
+        "weights": sum(p.numel() for p in model.parameters()),
+    }
+    harness.serve({"step": step, "profile": profiled}, info, channel)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--engine", choices=["both", "mace-torch"], default="both")
+    parser.add_argument("--structures-file", help=argparse.SUPPRESS)
+    parser.add_argument("--reference-python", default=DEFAULT_REFERENCE)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--profile", action="store_true", help="torch.profiler both sides")
+    parser.add_argument("--profile-steps", type=int, default=5)
+    parser.add_argument("--rows", type=int, default=25, help="ops listed per profile")
+    parser.add_argument(
+        "--scalar-last-layer",
+        action="store_true",
+        help="geocompose's last layer writes 32x0e only, as mace-torch's does",
+    )
+    args = parser.parse_args()
+    threads = harness.set_threads(args.threads)
+    if args.engine == "mace-torch":
+        import ase.io
+
+        frames = ase.io.read(args.structures_file, index=":")
+        serve_reference(frames, args.profile_steps, args.rows)
+        return
+
+    import ase.io
+
+    frames = ethanol_batch()
+    print(harness.header("MACE training step: geocompose against mace-torch", [], threads))
+    last = "32x0e (--scalar-last-layer)" if args.scalar_last_layer else "as mace.yaml"
+    print(f"geocompose's last layer: {last}")
+    print(f"{STRUCTURES} ethanol molecules ({sum(map(len, frames))} atoms), float32; "
+          f"{harness.timing_note(args.repeats, args.warmup)}")  # fmt: skip
+    step, info = ours_step(frames, args.scalar_last_layer)
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "batch.extxyz"
+        ase.io.write(path, frames, format="extxyz")
+        command = [args.reference_python, os.path.abspath(__file__), "--engine", "mace-torch",
+                   "--structures-file", str(path), "--threads", str(args.threads),
+                   "--profile-steps", str(args.profile_steps), "--rows", str(args.rows)]  # fmt: skip
+        with harness.Worker(command) as worker:
+            if worker.info["edges"] != info["edges"]:
+                raise SystemExit(
+                    f"{info['edges']} edges here, {worker.info['edges']} in mace-torch"
+                )
+            timing = harness.interleaved(
+                {"mace-torch": worker.call("step"), "ours": step}, args.repeats, args.warmup
+            )
+            print(f"edges {info['edges']:,}; weights: geocompose {info['weights']:,}, "
+                  f"mace-torch {worker.info['weights']:,}")  # fmt: skip
+            print(f"step ms [q1-q3]: mace-torch {timing['mace-torch']}, ours {timing['ours']}; "
+                  f"ours/mace-torch {harness.ratio(timing['ours'], timing['mace-torch']):.2f} "
+                  f"(CPU {timing['ours'].cpu_ms / timing['mace-torch'].cpu_ms:.2f})")  # fmt: skip
+            print(harness.footer(), flush=True)
+            if args.profile:
+                worker.call("profile")()
+                print("## geocompose training step, torch.profiler")
+                print(profile_table(step, args.profile_steps, args.rows))
+
+
+if __name__ == "__main__":
+    main()
