@@ -78,6 +78,7 @@ def child(model_name: str, atoms_count: int, repeats: int, mode: str) -> dict:
         row["peak_gib"] = (rss_kib("VmHWM") - before) / 2**20
         timing = harness.measure(lambda: model(batch)["forces"].sum().item(), repeats, warmup=0)
         row["seconds"] = timing.median_ms / 1e3
+        row["cpu_seconds"] = timing.cpu_ms / 1e3  # less disturbed by other processes
     except MemoryRefusal as refusal:
         row["refused"] = str(refusal)
     return row
@@ -102,11 +103,12 @@ def main() -> None:
 
     print(harness.header("Scaling: forward+forces time and peak memory, fcc Cu at 5 Å",
                          [], threads))  # fmt: skip
-    print(f"float32, eval mode; time = median of {args.repeats} calls after the first; "
+    print(f"float32, eval mode; time (wall, and CPU of this process) = median of "
+          f"{args.repeats} calls after the first; "
           "peak = resident memory above the state before the first call")  # fmt: skip
-    print("| model | checkpointed | atoms | edges | time s | ms/atom | peak GiB | KiB/edge "
-          "| estimate GiB |")  # fmt: skip
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+    print("| model | checkpointed | atoms | edges | time s | ms/atom | CPU ms/atom | peak GiB "
+          "| KiB/edge | estimate GiB |")  # fmt: skip
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     rows = []
     for name, count, mode in ((n, c, m) for n in args.models for c in args.atoms
                               for m in args.checkpointing):  # fmt: skip
@@ -116,16 +118,17 @@ def main() -> None:
         label = "yes" if mode == "always" else "no"
         if done.returncode != 0:
             tail = done.stderr.strip().splitlines()[-1:] or ["(no message)"]
-            print(f"| {name} | {label} | {count:,} | - | failed: {tail[0][:150]} | | | | |")
+            print(f"| {name} | {label} | {count:,} | - | failed: {tail[0][:150]} | | | | | |")
             continue
         row = json.loads(done.stdout.strip().splitlines()[-1])
         rows.append(row)
         start = f"| {name} | {label} | {row['atoms']:,} | {row['edges']:,}"
         if "refused" in row:
-            print(f"{start} | refused before running: {row['refused']} | | | | "
+            print(f"{start} | refused before running: {row['refused']} | | | | | "
                   f"{row['estimate_gib']:.1f} |")  # fmt: skip
             continue
-        print(f"{start} | {row['seconds']:.2f} | {1e3 * row['seconds'] / row['atoms']:.2f} "
+        per_atom = [1e3 * row[key] / row["atoms"] for key in ("seconds", "cpu_seconds")]
+        print(f"{start} | {row['seconds']:.2f} | {per_atom[0]:.2f} | {per_atom[1]:.2f} "
               f"| {row['peak_gib']:.2f} | {row['peak_gib'] * 2**20 / row['edges']:.1f} "
               f"| {row['estimate_gib']:.2f} |", flush=True)  # fmt: skip
     print(harness.footer())

@@ -171,7 +171,14 @@ def profile(model: torch.nn.Module, probe: Batch) -> MemoryProfile:
 KEEP_FREED_ABOVE_EDGES = 50_000
 """From this many edges a call's (E, width) tensors exceed glibc's largest mmap
 threshold (32 MiB at 128 float32 channels), so each is a fresh mapping that the
-kernel zeroes page by page; :func:`keep_freed_memory` is then switched on."""
+kernel zeroes page by page; :func:`keep_freed_memory` is then considered."""
+
+KEPT_PEAK_GROWTH = 2.5
+"""Peak with freed memory kept over the peak without: the heap fragments (a freed
+aligned block is a little short for the next aligned request of its size). Measured
+with ``benchmarks/scaling.py`` (SchNet, 2,048 and 8,788 atoms, loaded machine): 1.3x
+plainly, 1.9x and 2.3x checkpointed. Memory is kept only for a call whose estimate
+times this fits."""
 
 
 class _MallInfo2(ctypes.Structure):
@@ -192,31 +199,38 @@ def _glibc():
         return None
 
 
-_M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4  # glibc's malloc.h
-_kept = False
+# glibc's malloc.h options, and their defaults (a trim threshold of -1 is SIZE_MAX).
+_M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4
+_KEEP = {_M_MMAP_MAX: 0, _M_TRIM_THRESHOLD: -1}
+_RETURN = {_M_MMAP_MAX: 65_536, _M_TRIM_THRESHOLD: 128 * 1024}
 
 
-def keep_freed_memory() -> bool:
-    """Make glibc's malloc keep freed memory for reuse instead of returning it to the
-    kernel (no mmap for large blocks, no trimming of the heap); True once it is on.
+def keep_freed_memory(keep: bool = True) -> bool:
+    """Make glibc's malloc keep freed memory for reuse (no mmap for large blocks, no
+    trimming of the heap), or return it to the kernel again (glibc's defaults); True
+    while it is kept.
 
     Why: a forward+forces call on a large batch allocates and frees its (E, width)
-    tensors by the gigabyte. Above 32 MiB each is its own mmap, returned at free, and
-    the kernel zeroes every page of the next one again: at 2,048 Cu atoms SchNet
-    touched 4 GiB of fresh pages per call and spent over half its CPU time there
-    (docs/benchmarks.md). Kept, the memory is reused without faults. The cost: the
-    process keeps its peak resident memory after the call (counted as available by
-    :func:`available_bytes`). Process-wide; ``GEOCOMPOSE_KEEP_FREED_MEMORY=0`` turns
-    it off; a no-op where the C library is not glibc.
+    tensors by the gigabyte. Above 32 MiB each is its own mmap, unmapped at free, and
+    the kernel zeroes every page of the next one: at 2,048 Cu atoms SchNet touched
+    4 GiB of fresh pages per call and spent half its CPU time there
+    (docs/benchmarks.md). Kept, the memory is reused without faults; the cost is a
+    fragmented heap (:data:`KEPT_PEAK_GROWTH`) and a process that keeps its peak
+    resident memory after the call. :func:`check_memory` keeps it only where that
+    fits. Process-wide; ``GEOCOMPOSE_KEEP_FREED_MEMORY=0`` turns it off; a no-op
+    where the C library is not glibc.
     """
     global _kept
-    if _kept or os.environ.get("GEOCOMPOSE_KEEP_FREED_MEMORY", "1") == "0":
-        return _kept
+    keep = keep and os.environ.get("GEOCOMPOSE_KEEP_FREED_MEMORY", "1") != "0"
     libc = _glibc()
-    # -1 is read as SIZE_MAX: never trim the top of the heap.
-    if libc is not None and libc.mallopt(_M_MMAP_MAX, 0) and libc.mallopt(_M_TRIM_THRESHOLD, -1):
-        _kept = True
+    if keep == _kept or libc is None:
+        return _kept
+    if all(libc.mallopt(option, value) for option, value in (_KEEP if keep else _RETURN).items()):
+        _kept = keep
     return _kept
+
+
+_kept = False
 
 
 def available_bytes() -> int | None:
@@ -232,7 +246,7 @@ def available_bytes() -> int | None:
                 return None
     except (OSError, ValueError, IndexError):
         return None
-    libc = _glibc() if _kept else None
+    libc = _glibc()
     return kernel + (libc.mallinfo2().fordblks if libc is not None else 0)
 
 
@@ -253,24 +267,37 @@ def estimate_peak(
 def check_memory(model: torch.nn.Module, batch: Batch, name: str = "the model") -> bool:
     """Whether to checkpoint the interaction blocks of this call, given the model's
     ``checkpointing`` mode; a call whose estimated peak exceeds the available memory
-    either way is refused, in one line.
+    either way is refused, in one line. A large call that leaves room keeps freed
+    memory for reuse (:func:`keep_freed_memory`).
 
     ``"auto"`` checkpoints only a batch that would not fit plainly but fits
     checkpointed: the outputs are the same numbers, at the cost of running each
     interaction block's forward twice, which is better than a refusal. ``"never"``
     refuses that batch, naming the option.
     """
-    mode = model.checkpointing
     can_checkpoint = not model.training and "_compiled_inner" not in model.__dict__
+    checkpointed = model.checkpointing == "always" and can_checkpoint
     if batch.num_atoms == 0 or batch.positions.device.type != "cpu":
-        return mode == "always" and can_checkpoint
+        return checkpointed
     edges = int(model.graph.topology(batch)[F.EDGE_INDEX].shape[1])
-    if edges >= KEEP_FREED_ABOVE_EDGES:
-        keep_freed_memory()
-    available = available_bytes() if edges >= CHECK_ABOVE_EDGES else None
-    if available is None:
-        return mode == "always" and can_checkpoint
+    if edges < KEEP_FREED_ABOVE_EDGES:
+        return checkpointed
+    available = available_bytes()
+    if available is None:  # an unknown machine: nothing checked, nothing kept
+        return checkpointed
+    if edges < CHECK_ABOVE_EDGES:  # fits any machine this runs on, kept memory too
+        keep_freed_memory(True)
+        return checkpointed
     plain, edges = estimate_peak(model, batch)
+    checkpointed = _choose(model, batch, name, plain, can_checkpoint, available, edges)
+    peak = estimate_peak(model, batch, checkpointed=True)[0] if checkpointed else plain
+    keep_freed_memory(KEPT_PEAK_GROWTH * peak <= available)
+    return checkpointed
+
+
+def _choose(model, batch, name, plain, can_checkpoint, available, edges) -> bool:
+    """Checkpoint or not, per the model's mode and the two estimates; or refuse."""
+    mode = model.checkpointing
     checkpointed, _ = estimate_peak(model, batch, checkpointed=True)
     gib = 2**30
     if mode == "always" and can_checkpoint:
@@ -288,10 +315,10 @@ def check_memory(model: torch.nn.Module, batch: Batch, name: str = "the model") 
             f"checkpointed it would need about {checkpointed / gib:.1f} GiB: set "
             "model.checkpointing = 'auto' (or 'always'), or use fewer atoms per batch"
         )
+    elif not can_checkpoint:
+        needs = f"{plain / gib:.1f} GiB (a training or torch-compiled model is not checkpointed)"
     else:
         needs = f"{min(plain, checkpointed) / gib:.1f} GiB"
-        if not can_checkpoint:
-            needs = f"{plain / gib:.1f} GiB (a training or torch-compiled model is not checkpointed)"
     raise MemoryRefusal(
         f"{name} on {batch.num_atoms:,} atoms ({edges:,} edges) needs about {needs}, "
         f"more than the {available / gib:.1f} GiB available: use fewer atoms per batch "
