@@ -173,12 +173,13 @@ KEEP_FREED_ABOVE_EDGES = 50_000
 threshold (32 MiB at 128 float32 channels), so each is a fresh mapping that the
 kernel zeroes page by page; :func:`keep_freed_memory` is then considered."""
 
-KEPT_PEAK_GROWTH = 2.5
-"""Peak with freed memory kept over the peak without: the heap fragments (a freed
-aligned block is a little short for the next aligned request of its size). Measured
-with ``benchmarks/scaling.py`` (SchNet, 2,048 and 8,788 atoms, loaded machine): 1.3x
-plainly, 1.9x and 2.3x checkpointed. Memory is kept only for a call whose estimate
-times this fits."""
+KEPT_PEAK_GROWTH = 1.5
+"""Peak with freed memory kept over the peak without, for a plain call: the heap
+fragments (a freed aligned block is a little short for the next aligned request of its
+size). Measured with ``benchmarks/scaling.py`` (SchNet, 2,048 and 8,788 atoms, loaded
+machine): 1.3x. Checkpointed calls fragment far more (1.9x and 2.3x; a 32,000-atom
+SchNet call estimated at 5.9 GiB reached 15 GiB), and are the ones short of memory:
+they return freed memory. A plain call keeps it only if its estimate times this fits."""
 
 
 class _MallInfo2(ctypes.Structure):
@@ -216,8 +217,8 @@ def keep_freed_memory(keep: bool = True) -> bool:
     4 GiB of fresh pages per call and spent half its CPU time there
     (docs/benchmarks.md). Kept, the memory is reused without faults; the cost is a
     fragmented heap (:data:`KEPT_PEAK_GROWTH`) and a process that keeps its peak
-    resident memory after the call. :func:`check_memory` keeps it only where that
-    fits. Process-wide; ``GEOCOMPOSE_KEEP_FREED_MEMORY=0`` turns it off; a no-op
+    resident memory after the call. :func:`check_memory` keeps it only for plain
+    calls where that fits. Process-wide; ``GEOCOMPOSE_KEEP_FREED_MEMORY=0`` turns it off; a no-op
     where the C library is not glibc.
     """
     global _kept
@@ -286,12 +287,11 @@ def check_memory(model: torch.nn.Module, batch: Batch, name: str = "the model") 
     if available is None:  # an unknown machine: nothing checked, nothing kept
         return checkpointed
     if edges < CHECK_ABOVE_EDGES:  # fits any machine this runs on, kept memory too
-        keep_freed_memory(True)
+        keep_freed_memory(not checkpointed)
         return checkpointed
     plain, edges = estimate_peak(model, batch)
     checkpointed = _choose(model, batch, name, plain, can_checkpoint, available, edges)
-    peak = estimate_peak(model, batch, checkpointed=True)[0] if checkpointed else plain
-    keep_freed_memory(KEPT_PEAK_GROWTH * peak <= available)
+    keep_freed_memory(not checkpointed and KEPT_PEAK_GROWTH * plain <= available)
     return checkpointed
 
 
