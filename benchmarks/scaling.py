@@ -5,7 +5,8 @@ mode) and each size, a fresh child process builds the model and an fcc Cu cell
 (a = 3.61 Å, rattled 0.02 Å), builds the graph, resets the kernel's peak-RSS counter
 (``/proc/self/clear_refs``), runs forward+forces, and reports the time of the calls
 after the first (the harness, ``--repeats``) and the peak resident memory above the
-state before the call. Beside it: geocompose's estimate made *before* the call
+state before the call; the CPU time of the process is printed too (steadier than wall
+time on a shared machine). Beside it: geocompose's estimate made *before* the call
 (:func:`geocompose.nn.memory.estimate_peak`), which the model uses to refuse a batch
 that would not fit. Sizes whose estimate exceeds the available memory are refused
 (and printed as such) without running.
