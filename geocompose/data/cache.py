@@ -15,6 +15,12 @@ derived from, so a model call sees two caches of the same class (:class:`RunCach
   call's graph and give it wrong forces, and they differ from frame to frame.
 
 Memos are never attached to tensors: every value has one of these two homes.
+
+Under activation checkpointing (``GeometricModel.checkpointing``) an interaction block
+runs twice, once forward and once to rebuild what its backward needs. A per-run memo
+first computed inside such a block is kept, not discarded with the block's activations,
+so the second run finds it in the cache instead of computing it again (see
+:meth:`RunCaches.per_run`).
 """
 
 from __future__ import annotations
@@ -60,11 +66,14 @@ class RunCaches:
         scope: names the edge set, e.g. the graph builder's cache key: memos of two
             graphs over one batch never meet.
         run: this run's cache; :meth:`for_run` gives the next run a fresh one.
+        checkpointed: whether the model checkpoints its interaction blocks in this call
+            (the per-run memos then keep what their own backward needs).
     """
 
     batch: Cache
     scope: Hashable
     run: Cache = field(default_factory=Cache)
+    checkpointed: bool = False
 
     @classmethod
     def for_call(cls) -> RunCaches:
@@ -74,7 +83,7 @@ class RunCaches:
 
     def for_run(self) -> RunCaches:
         """The same batch cache, a fresh run cache (one per run, per frame)."""
-        return RunCaches(self.batch, self.scope)
+        return RunCaches(self.batch, self.scope, checkpointed=self.checkpointed)
 
     def topology(
         self, edge_index: torch.Tensor, key: tuple, compute: Callable[[], Any]
@@ -98,5 +107,20 @@ class RunCaches:
         return self.batch.cached(("topology", self.scope, *key), compute)
 
     def per_run(self, key: tuple, compute: Callable[[], Any]) -> Any:
-        """Memoise a value computed from this run's geometry (autograd graph kept)."""
-        return self.run.cached(key, compute)
+        """Memoise a value computed from this run's geometry (autograd graph kept).
+
+        In a checkpointed call the value is computed outside the checkpoint's saved-tensor
+        hooks: a checkpoint discards what its block saved and rebuilds it by running the
+        block again, but that second run reads the memo from the cache, so what the memo's
+        own computation saved would never be rebuilt (torch raises a CheckpointError).
+        """
+        if not self.checkpointed or key in self.run:
+            return self.run.cached(key, compute)
+        # Innermost saved-tensor hooks win: these keep the tensors, as outside any checkpoint.
+        with torch.autograd.graph.saved_tensors_hooks(_keep, _keep):
+            return self.run.cached(key, compute)
+
+
+def _keep(tensor: torch.Tensor) -> torch.Tensor:
+    """Saved-tensor hook that stores the tensor itself (what autograd does by default)."""
+    return tensor

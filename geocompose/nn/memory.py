@@ -14,20 +14,34 @@ side).
 
 A batch whose estimate exceeds the memory the machine has available is refused with
 one line (:class:`~geocompose.errors.MemoryRefusal`) instead of an allocator error
-minutes into the call.
+minutes into the call, unless it fits with the model's interaction blocks checkpointed
+(``GeometricModel.checkpointing``): the same probe call also tells which saved
+tensors would stay saved through a checkpointed call, and :func:`check_memory`
+chooses the mode.
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import os
 from dataclasses import dataclass
 
 import torch
 
 from geocompose.data.batch import Batch
 from geocompose.errors import MemoryRefusal
+from geocompose.registry import Kind
 from geocompose.types import fields as F
 
-__all__ = ["MemoryProfile", "available_bytes", "check_memory", "estimate_peak", "profile"]
+__all__ = [
+    "MemoryProfile",
+    "available_bytes",
+    "check_memory",
+    "estimate_peak",
+    "keep_freed_memory",
+    "profile",
+]
 
 PEAK_OVER_SAVED = 1.25
 """Peak over saved-for-backward bytes. Fitted on the quiet machine
@@ -36,6 +50,14 @@ the measured peak of SchNet, PaiNN and MACE at 2,048 and 8,788 Cu atoms: an esti
 that errs high refuses a batch that would have fit (1.7, the first fit, refused MACE at
 32,000 atoms, which runs in 17.6 GiB); one that errs low lets the allocator fail minutes
 into the call. Only batches above :data:`CHECK_ABOVE_EDGES` are checked."""
+CHECKPOINTED_PEAK_OVER_SAVED = 2.0
+"""The same ratio for a call with its interaction blocks checkpointed, where the
+saved bytes are those kept through the call plus one block's (see :func:`profile`).
+Larger than :data:`PEAK_OVER_SAVED` because the backward pass's gradients and the
+rebuilt block's transients are large next to one block's saved tensors: measured
+(``benchmarks/scaling.py --checkpointing always``, 2,048 Cu atoms, loaded machine)
+peak / saved was 2.0 for SchNet, 1.3 for PaiNN, 1.5 for MACE; the largest is taken, so
+the estimate errs high (refusing too early) rather than low (an allocator error)."""
 PROBE_ATOMS = 48
 """Atoms in the probe: enough edges per atom to be representative, cheap to run."""
 
@@ -45,13 +67,19 @@ CHECK_ABOVE_EDGES = 200_000
 
 @dataclass(frozen=True)
 class MemoryProfile:
-    """Bytes saved for backward per edge and per atom by one model call."""
+    """Bytes saved for backward per edge and per atom by one model call, plainly and
+    with the interaction blocks checkpointed (``checkpointed_per_*``)."""
 
     per_edge: float
     per_atom: float
+    checkpointed_per_edge: float = 0.0
+    checkpointed_per_atom: float = 0.0
 
-    def peak(self, atoms: int, edges: int) -> float:
+    def peak(self, atoms: int, edges: int, checkpointed: bool = False) -> float:
         """Estimated peak bytes of a call on ``atoms`` atoms and ``edges`` edges."""
+        if checkpointed:
+            saved = self.checkpointed_per_edge * edges + self.checkpointed_per_atom * atoms
+            return CHECKPOINTED_PEAK_OVER_SAVED * saved
         return PEAK_OVER_SAVED * (self.per_edge * edges + self.per_atom * atoms)
 
 
@@ -79,64 +107,220 @@ def probe_batch(batch: Batch, atoms: int = PROBE_ATOMS) -> Batch:
 
 
 def profile(model: torch.nn.Module, probe: Batch) -> MemoryProfile:
-    """Saved-for-backward bytes per edge and per atom of one call of ``model`` on ``probe``."""
+    """Saved-for-backward bytes per edge and per atom of one call of ``model`` on
+    ``probe``, plainly and as they would be with the interaction blocks checkpointed.
+
+    The probe call runs plainly; each saved storage is charged to the interaction block
+    that saved it (forward hooks mark which one runs). Checkpointed, what stays saved
+    through the call is what is saved outside the interaction blocks, what several of
+    them save (the edge bases of the state), and every per-atom tensor (the state each
+    checkpoint keeps to run its block again); one block's own activations come back at
+    a time during the backward pass, so the largest block's is added once.
+    """
     edges = int(model.graph.topology(probe)[F.EDGE_INDEX].shape[1])
     atoms = probe.num_atoms
-    seen: dict[int, tuple[int, int]] = {}  # storage address -> (bytes, leading dimension)
+    running: list[int] = []  # index of the interaction block running now, if any
+    seen: dict[int, tuple[int, int, set]] = {}  # storage -> (bytes, leading dim, savers)
 
     def pack(tensor: torch.Tensor) -> torch.Tensor:
         if tensor.layout == torch.strided and tensor.device.type != "meta":
             storage = tensor.untyped_storage()
             leading = tensor.shape[0] if tensor.dim() else 0
-            seen.setdefault(storage.data_ptr(), (storage.nbytes(), leading))
+            entry = seen.setdefault(storage.data_ptr(), (storage.nbytes(), leading, set()))
+            entry[2].add(running[-1] if running else "outside")
         return tensor
 
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
-        model(probe)
+    def leave(*_) -> None:  # a forward hook returning a value would replace the output
+        running.pop()
+
+    handles = []
+    for index, block in enumerate(model.blocks):
+        if block.entry.kind is Kind.INTERACTION:
+            handles.append(block.register_forward_pre_hook(lambda *_, i=index: running.append(i)))
+            handles.append(block.register_forward_hook(leave))
+    mode, model.checkpointing = model.checkpointing, "never"  # the probe runs plainly
+    try:
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+            model(probe)
+    finally:
+        model.checkpointing = mode
+        for handle in handles:
+            handle.remove()
     weights = {p.untyped_storage().data_ptr() for p in model.parameters()}
-    per_atom = sum(n for ptr, (n, lead) in seen.items() if lead == atoms and ptr not in weights)
-    rest = sum(n for ptr, (n, lead) in seen.items() if lead != atoms and ptr not in weights)
-    return MemoryProfile(per_edge=rest / max(edges, 1), per_atom=per_atom / max(atoms, 1))
+    kept = [0.0, 0.0]  # (per-edge, per-atom) bytes saved through a checkpointed call
+    own: dict[int, list[float]] = {}  # per interaction block: bytes only it saves
+    total = [0.0, 0.0]
+    for ptr, (size, leading, savers) in seen.items():
+        if ptr in weights:
+            continue
+        slot = 1 if leading == atoms else 0  # anything else grows with the edges
+        total[slot] += size
+        if slot == 1 or "outside" in savers or len(savers) > 1:
+            kept[slot] += size
+        else:
+            own.setdefault(next(iter(savers)), [0.0, 0.0])[slot] += size
+    largest = max(own.values(), key=sum, default=[0.0, 0.0])
+    return MemoryProfile(
+        per_edge=total[0] / max(edges, 1),
+        per_atom=total[1] / max(atoms, 1),
+        checkpointed_per_edge=(kept[0] + largest[0]) / max(edges, 1),
+        checkpointed_per_atom=(kept[1] + largest[1]) / max(atoms, 1),
+    )
+
+
+KEEP_FREED_ABOVE_EDGES = 50_000
+"""From this many edges a call's (E, width) tensors exceed glibc's largest mmap
+threshold (32 MiB at 128 float32 channels), so each is a fresh mapping that the
+kernel zeroes page by page; :func:`keep_freed_memory` is then considered."""
+
+KEPT_PEAK_GROWTH = 1.5
+"""Peak with freed memory kept over the peak without, for a plain call: the heap
+fragments (a freed aligned block is a little short for the next aligned request of its
+size). Measured with ``benchmarks/scaling.py`` (SchNet, 2,048 and 8,788 atoms, loaded
+machine): 1.3x. Checkpointed calls fragment far more (1.9x and 2.3x; a 32,000-atom
+SchNet call estimated at 5.9 GiB reached 15 GiB), and are the ones short of memory:
+they return freed memory. A plain call keeps it only if its estimate times this fits."""
+
+
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in (
+        "arena", "ordblks", "smblks", "hblks", "hblkhd",
+        "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost",
+    )]  # fmt: skip
+
+
+def _glibc():
+    """The C library if it is glibc with ``mallopt`` and ``mallinfo2`` (2.33+), else None."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.mallinfo2.restype = _MallInfo2
+        libc.mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
+        return libc
+    except (OSError, AttributeError):
+        return None
+
+
+# glibc's malloc.h options, and their defaults (a trim threshold of -1 is SIZE_MAX).
+_M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4
+_KEEP = {_M_MMAP_MAX: 0, _M_TRIM_THRESHOLD: -1}
+_RETURN = {_M_MMAP_MAX: 65_536, _M_TRIM_THRESHOLD: 128 * 1024}
+
+
+def keep_freed_memory(keep: bool = True) -> bool:
+    """Make glibc's malloc keep freed memory for reuse (no mmap for large blocks, no
+    trimming of the heap), or return it to the kernel again (glibc's defaults); True
+    while it is kept.
+
+    Why: a forward+forces call on a large batch allocates and frees its (E, width)
+    tensors by the gigabyte. Above 32 MiB each is its own mmap, unmapped at free, and
+    the kernel zeroes every page of the next one: at 2,048 Cu atoms SchNet touched
+    4 GiB of fresh pages per call and spent half its CPU time there
+    (docs/benchmarks.md). Kept, the memory is reused without faults; the cost is a
+    fragmented heap (:data:`KEPT_PEAK_GROWTH`) and a process that keeps its peak
+    resident memory after the call. :func:`check_memory` keeps it only for plain
+    calls where that fits. Process-wide; ``GEOCOMPOSE_KEEP_FREED_MEMORY=0`` turns it off; a no-op
+    where the C library is not glibc.
+    """
+    global _kept
+    keep = keep and os.environ.get("GEOCOMPOSE_KEEP_FREED_MEMORY", "1") != "0"
+    libc = _glibc()
+    if keep == _kept or libc is None:
+        return _kept
+    if all(libc.mallopt(option, value) for option, value in (_KEEP if keep else _RETURN).items()):
+        _kept = keep
+    return _kept
+
+
+_kept = False
 
 
 def available_bytes() -> int | None:
-    """Memory the machine can still give (``MemAvailable``), or None where unknown."""
+    """Memory the machine can still give (``MemAvailable``) plus what this process's
+    malloc holds free for reuse, or None where unknown."""
     try:
         with open("/proc/meminfo") as handle:
             for line in handle:
                 if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
+                    kernel = int(line.split()[1]) * 1024
+                    break
+            else:
+                return None
     except (OSError, ValueError, IndexError):
-        pass
-    return None
+        return None
+    libc = _glibc()
+    return kernel + (libc.mallinfo2().fordblks if libc is not None else 0)
 
 
-def estimate_peak(model: torch.nn.Module, batch: Batch) -> tuple[float, int]:
-    """``(peak bytes, edges)`` of ``model(batch)``, estimated before it runs; the model's
-    profile is measured on a probe from ``batch`` at the first call and kept."""
+def estimate_peak(
+    model: torch.nn.Module, batch: Batch, checkpointed: bool = False
+) -> tuple[float, int]:
+    """``(peak bytes, edges)`` of ``model(batch)``, estimated before it runs (with the
+    interaction blocks checkpointed if ``checkpointed``); the model's profile is
+    measured on a probe from ``batch`` at the first call and kept."""
     edges = int(model.graph.topology(batch)[F.EDGE_INDEX].shape[1])
     key = (model.dtype, model.training)
     profiles = model.__dict__.setdefault("_memory_profiles", {})
     if key not in profiles:
         profiles[key] = profile(model, probe_batch(batch))
-    return profiles[key].peak(batch.num_atoms, edges), edges
+    return profiles[key].peak(batch.num_atoms, edges, checkpointed), edges
 
 
-def check_memory(model: torch.nn.Module, batch: Batch, name: str = "the model") -> None:
-    """Refuse, in one line, a call whose estimated peak exceeds the available memory."""
+def check_memory(model: torch.nn.Module, batch: Batch, name: str = "the model") -> bool:
+    """Whether to checkpoint the interaction blocks of this call, given the model's
+    ``checkpointing`` mode; a call whose estimated peak exceeds the available memory
+    either way is refused, in one line. A large call that leaves room keeps freed
+    memory for reuse (:func:`keep_freed_memory`).
+
+    ``"auto"`` checkpoints only a batch that would not fit plainly but fits
+    checkpointed: the outputs are the same numbers, at the cost of running each
+    interaction block's forward twice, which is better than a refusal. ``"never"``
+    refuses that batch, naming the option.
+    """
+    can_checkpoint = not model.training and "_compiled_inner" not in model.__dict__
+    checkpointed = model.checkpointing == "always" and can_checkpoint
     if batch.num_atoms == 0 or batch.positions.device.type != "cpu":
-        return
+        return checkpointed
     edges = int(model.graph.topology(batch)[F.EDGE_INDEX].shape[1])
-    if edges < CHECK_ABOVE_EDGES:
-        return
+    if edges < KEEP_FREED_ABOVE_EDGES:
+        return checkpointed
     available = available_bytes()
-    if available is None:
-        return
-    peak, edges = estimate_peak(model, batch)
-    if peak > available:
-        gib = 2**30
+    if available is None:  # an unknown machine: nothing checked, nothing kept
+        return checkpointed
+    if edges < CHECK_ABOVE_EDGES:  # fits any machine this runs on, kept memory too
+        keep_freed_memory(not checkpointed)
+        return checkpointed
+    plain, edges = estimate_peak(model, batch)
+    checkpointed = _choose(model, batch, name, plain, can_checkpoint, available, edges)
+    keep_freed_memory(not checkpointed and KEPT_PEAK_GROWTH * plain <= available)
+    return checkpointed
+
+
+def _choose(model, batch, name, plain, can_checkpoint, available, edges) -> bool:
+    """Checkpoint or not, per the model's mode and the two estimates; or refuse."""
+    mode = model.checkpointing
+    checkpointed, _ = estimate_peak(model, batch, checkpointed=True)
+    gib = 2**30
+    if mode == "always" and can_checkpoint:
+        if checkpointed <= available:
+            return True
+        needs = f"{checkpointed / gib:.1f} GiB with its interactions checkpointed"
+    elif plain <= available:
+        return False
+    elif mode == "auto" and can_checkpoint and checkpointed <= available:
+        return True
+    elif can_checkpoint and checkpointed <= available:  # mode "never"
         raise MemoryRefusal(
             f"{name} on {batch.num_atoms:,} atoms ({edges:,} edges) needs about "
-            f"{peak / gib:.1f} GiB, more than the {available / gib:.1f} GiB available: "
-            "use fewer atoms per batch (or structures per call), or a machine with more memory"
+            f"{plain / gib:.1f} GiB, more than the {available / gib:.1f} GiB available; "
+            f"checkpointed it would need about {checkpointed / gib:.1f} GiB: set "
+            "model.checkpointing = 'auto' (or 'always'), or use fewer atoms per batch"
         )
+    elif not can_checkpoint:
+        needs = f"{plain / gib:.1f} GiB (a training or torch-compiled model is not checkpointed)"
+    else:
+        needs = f"{min(plain, checkpointed) / gib:.1f} GiB"
+    raise MemoryRefusal(
+        f"{name} on {batch.num_atoms:,} atoms ({edges:,} edges) needs about {needs}, "
+        f"more than the {available / gib:.1f} GiB available: use fewer atoms per batch "
+        "(or structures per call), or a machine with more memory"
+    )

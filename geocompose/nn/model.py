@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from contextlib import nullcontext
+from dataclasses import replace
 
 import ase.data
 import torch
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from geocompose.data.batch import Batch
 from geocompose.data.cache import RunCaches
@@ -15,6 +17,7 @@ from geocompose.errors import GeocomposeError, StructureError
 from geocompose.nn.block import Block
 from geocompose.nn.graph.base import GraphBuilder
 from geocompose.nn.memory import check_memory
+from geocompose.registry import Kind
 from geocompose.types import FieldType
 from geocompose.types import fields as F
 from geocompose.types.group import Group
@@ -38,7 +41,21 @@ class GeometricModel(nn.Module):
         smooth: whether the energy is claimed continuous across the cutoff.
         outputs: output name → declared FieldType (irreps and level).
         trace: the type trace (``geocompose info`` prints it).
+        checkpointing: ``"auto"`` (default), ``"always"`` or ``"never"``: whether an
+            inference call checkpoints each interaction block (see below).
+
+    **Checkpointing** (inference, eval mode): each interaction block runs under
+    ``torch.utils.checkpoint``, so its activations are not kept for the forces'
+    backward pass but rebuilt, one block at a time, by running the block again: the
+    peak memory of forward+forces drops to the edge bases plus about one block's
+    activations, for one more forward pass of the interactions. The numbers are the
+    same (the block runs on the same inputs). ``"auto"`` checkpoints only a batch
+    whose plain estimate exceeds the available memory and whose checkpointed one fits
+    (:func:`~geocompose.nn.memory.check_memory`); ``"never"`` refuses it, naming this
+    switch. Training and torch-compiled models never checkpoint.
     """
+
+    CHECKPOINTING_MODES = ("auto", "always", "never")
 
     def __init__(
         self,
@@ -68,6 +85,7 @@ class GeometricModel(nn.Module):
         self.symmetry_exact = symmetry_exact
         self.symmetry_tolerance = symmetry_tolerance
         self.trace = trace
+        self.checkpointing = "auto"
         derivatives = [b for b in blocks if b.entry.derivative]
         derived_outputs = {name for b in derivatives for name in b.irreps_out}
         self.inner_outputs = [name for name in outputs if name not in derived_outputs]
@@ -78,6 +96,19 @@ class GeometricModel(nn.Module):
         for index, symbol in enumerate(self.species):
             table[ase.data.atomic_numbers[symbol]] = index
         self.register_buffer("species_of_z", table, persistent=False)
+
+    @property
+    def checkpointing(self) -> str:
+        # Models pickled before the switch existed behave as the default.
+        return self.__dict__.get("_checkpointing", "auto")
+
+    @checkpointing.setter
+    def checkpointing(self, mode: str) -> None:
+        if mode not in self.CHECKPOINTING_MODES:
+            raise GeocomposeError(
+                f"checkpointing must be one of {', '.join(self.CHECKPOINTING_MODES)}, not {mode!r}"
+            )
+        self.__dict__["_checkpointing"] = mode
 
     @property
     def graph(self) -> GraphBuilder:
@@ -137,9 +168,16 @@ class GeometricModel(nn.Module):
         """
         state = dict(state)
         caches = state.get(F.CACHES)
-        state[F.CACHES] = caches.for_run() if caches is not None else RunCaches.for_call()
+        caches = caches.for_run() if caches is not None else RunCaches.for_call()
+        state[F.CACHES] = caches
         for block in self.blocks:
-            if not block.entry.derivative:
+            if block.entry.derivative:
+                continue
+            if caches.checkpointed and block.entry.kind is Kind.INTERACTION:
+                # A copy of the state: the backward pass runs the block again on its
+                # inputs as they are now, not as the later blocks leave the dict.
+                state.update(checkpoint(block, dict(state), use_reentrant=False))
+            else:
                 state.update(block(state))
         return {name: state[name] for name in self.inner_outputs}
 
@@ -157,8 +195,14 @@ class GeometricModel(nn.Module):
         """
         if batch.positions.dtype != self.dtype:
             batch = batch.to(self.dtype)
-        # A batch too large for this machine is refused now, not by the allocator later.
-        check_memory(self, batch, f"model '{self.name}'")
+        if self.checkpointing == "always" and (self.training or "_compiled_inner" in self.__dict__):
+            raise GeocomposeError(
+                f"model '{self.name}': checkpointing is an inference mode of the eager model; "
+                "call .eval() first (and do not torch_compile it), or set checkpointing = 'auto'"
+            )
+        # A batch too large for this machine is refused now, not by the allocator later;
+        # one that fits only with its interactions checkpointed is checkpointed.
+        checkpointed = check_memory(self, batch, f"model '{self.name}'")
         # The caller will differentiate the outputs: derivative readouts keep the graph.
         keep = (
             self.training
@@ -173,6 +217,8 @@ class GeometricModel(nn.Module):
                 # tensor is untouched.
                 positions = positions.detach().requires_grad_(True)
             state = self.input_state(batch, positions)
+            if checkpointed:
+                state[F.CACHES] = replace(state[F.CACHES], checkpointed=True)
             # The strategy wraps everything but derivative readouts, so forces are the
             # gradient of the symmetrised energy.
             inner = self.__dict__.get("_compiled_inner", self._run_inner)

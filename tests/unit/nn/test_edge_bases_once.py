@@ -3,7 +3,9 @@
 A forward hook counts the calls of every module that computes a per-edge basis (the
 graph builder's edge vectors, radial bases, envelopes, spherical harmonics, DimeNet's
 spherical Bessel basis) during one forward+forces call of each shipped blueprint with
-several interaction layers; a planted defect (no per-run memo) must make it fail.
+several interaction layers, plainly and with the interaction blocks checkpointed
+(whose backward pass runs each block again); a planted defect (no per-run memo) must
+make it fail.
 """
 
 from __future__ import annotations
@@ -25,9 +27,11 @@ BLUEPRINTS = Path(__file__).parents[3] / "blueprints"
 BASES = (GraphBuilder, LengthFunction, SphericalHarmonics, SphericalBesselRadial)
 
 
-def basis_calls(name: str) -> Counter[str]:
+def basis_calls(name: str, checkpointing: str = "never") -> Counter[str]:
     """Calls of each kind of basis module during one forward+forces call of blueprint ``name``."""
     model = geocompose.compile(BLUEPRINTS / f"{name}.yaml", dtype=torch.float64, seed=0)
+    if checkpointing != "never":
+        model.eval().checkpointing = checkpointing  # an inference mode
     calls: Counter[str] = Counter()
     for module in model.modules():
         if isinstance(module, BASES):  # counted per kind: each layer may own a copy
@@ -40,9 +44,10 @@ def basis_calls(name: str) -> Counter[str]:
     return calls
 
 
+@pytest.mark.parametrize("checkpointing", ["never", "always"])
 @pytest.mark.parametrize("name", ["schnet", "painn", "mace", "dimenet_pp"])
-def test_each_edge_basis_is_computed_once_per_call(name):
-    calls = basis_calls(name)
+def test_each_edge_basis_is_computed_once_per_call(name, checkpointing):
+    calls = basis_calls(name, checkpointing)
     assert calls, f"{name}: no basis module found: the test would prove nothing"
     assert set(calls.values()) == {1}, f"{name}: bases computed more than once: {dict(calls)}"
 

@@ -49,6 +49,7 @@ def test_the_estimate_grows_with_the_edges_from_one_profile(model):
 
 def test_a_batch_beyond_the_available_memory_is_refused_in_one_line(model, monkeypatch):
     monkeypatch.setattr(memory, "CHECK_ABOVE_EDGES", 0)
+    monkeypatch.setattr(memory, "KEEP_FREED_ABOVE_EDGES", 0)
     monkeypatch.setattr(memory, "available_bytes", lambda: 10 * 2**20)  # 10 MiB left
     with pytest.raises(MemoryRefusal) as refusal:
         model(copper((3, 3, 3)))
@@ -62,3 +63,90 @@ def test_a_batch_beyond_the_available_memory_is_refused_in_one_line(model, monke
 def test_available_memory_is_read_from_the_kernel():
     available = memory.available_bytes()
     assert available is None or available > 0
+
+
+def test_the_checkpointed_estimate_keeps_about_one_layer_of_six(model):
+    memory.estimate_peak(model, copper((2, 2, 2)))
+    profile = next(iter(model._memory_profiles.values()))
+    assert 0 < profile.checkpointed_per_edge < 0.4 * profile.per_edge
+
+
+def between_the_estimates(model, batch):
+    """Available bytes that fit the checkpointed estimate but not the plain one."""
+    plain, _ = memory.estimate_peak(model, batch)
+    checkpointed, _ = memory.estimate_peak(model, batch, checkpointed=True)
+    assert checkpointed < plain
+    return lambda: int((plain + checkpointed) / 2)
+
+
+def test_auto_checkpoints_a_batch_that_fits_only_checkpointed(model, monkeypatch):
+    batch = copper((3, 3, 3))
+    monkeypatch.setattr(memory, "CHECK_ABOVE_EDGES", 0)
+    monkeypatch.setattr(memory, "KEEP_FREED_ABOVE_EDGES", 0)
+    monkeypatch.setattr(memory, "available_bytes", between_the_estimates(model, batch))
+    model.checkpointing = "auto"
+    assert memory.check_memory(model, batch) is True
+    model.checkpointing = "never"
+    with pytest.raises(MemoryRefusal, match="checkpointing = 'auto'") as refusal:
+        model(batch)
+    assert "\n" not in str(refusal.value)
+    model.checkpointing = "auto"
+    assert torch.isfinite(model(batch)["forces"]).all()
+    # A batch that fits plainly runs plainly (checkpointing costs time).
+    monkeypatch.setattr(memory, "available_bytes", lambda: 64 * 2**30)
+    assert memory.check_memory(model, batch) is False
+
+
+def test_a_batch_too_large_either_way_is_refused_with_the_smaller_estimate(model, monkeypatch):
+    batch = copper((3, 3, 3))
+    monkeypatch.setattr(memory, "CHECK_ABOVE_EDGES", 0)
+    monkeypatch.setattr(memory, "KEEP_FREED_ABOVE_EDGES", 0)
+    monkeypatch.setattr(memory, "available_bytes", lambda: 1024)
+    checkpointed, _ = memory.estimate_peak(model, batch, checkpointed=True)
+    for mode in ("auto", "always"):
+        model.checkpointing = mode
+        with pytest.raises(MemoryRefusal, match=f"{checkpointed / 2**30:.1f} GiB"):
+            model(batch)
+    model.checkpointing = "auto"
+
+
+def test_freed_memory_is_reused_without_new_page_faults():
+    import resource
+
+    if not memory.keep_freed_memory():
+        pytest.skip("not glibc: the C library's malloc cannot be told to keep memory")
+    pages = 256 * 2**20 // 4096  # a 256 MiB tensor, far above glibc's mmap threshold
+    for _ in range(2):
+        # Allocated, touched, freed; twice, because an aligned block freed once is a
+        # little short for the next aligned request of its size, two freed blocks merge.
+        torch.ones(pages * 1024).sum()
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    torch.ones(pages * 1024).sum()
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+    assert faults < pages // 10, f"{faults} page faults for a block malloc should have kept"
+    # What malloc keeps free counts as available to the memory check.
+    assert memory.available_bytes() >= memory._glibc().mallinfo2().fordblks >= 4 * pages * 1024 // 2
+    # Switched back (and the free blocks handed back), a large block is mapped afresh
+    # each time and faults page by page again.
+    assert memory.keep_freed_memory(False) is False
+    memory._glibc().malloc_trim(0)
+    torch.ones(pages * 1024).sum()
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    torch.ones(pages * 1024).sum()
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before > pages // 2
+
+
+def test_memory_is_kept_only_for_a_call_with_room_for_the_fragmented_heap(model, monkeypatch):
+    batch = copper((3, 3, 3))
+    monkeypatch.setattr(memory, "CHECK_ABOVE_EDGES", 0)
+    monkeypatch.setattr(memory, "KEEP_FREED_ABOVE_EDGES", 0)
+    plain, _ = memory.estimate_peak(model, batch)
+    model.checkpointing = "never"
+    monkeypatch.setattr(memory, "available_bytes", lambda: int(1.1 * plain))  # fits, barely
+    assert memory.check_memory(model, batch) is False and not memory._kept
+    monkeypatch.setattr(memory, "available_bytes", lambda: int(3 * plain))
+    assert memory.check_memory(model, batch) is False and memory._kept == bool(memory._glibc())
+    # A checkpointed call (short of memory, and fragmenting most) returns it.
+    model.checkpointing = "always"
+    assert memory.check_memory(model, batch) is True and not memory._kept
+    model.checkpointing = "auto"
