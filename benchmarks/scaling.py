@@ -18,7 +18,7 @@ checkpointed one).
 Usage::
 
     python benchmarks/scaling.py [--models schnet painn mace] [--atoms 500 2000 8000]
-        [--checkpointing never] [--threads 1] [--repeats 2]
+        [--checkpointing never] [--threads 1] [--repeats 2] [--unchecked]
 """
 
 from __future__ import annotations
@@ -55,14 +55,19 @@ def rss_kib(field: str) -> int:
     raise RuntimeError(f"/proc/self/status has no {field}")
 
 
-def child(model_name: str, atoms_count: int, repeats: int, mode: str) -> dict:
+def child(model_name: str, atoms_count: int, repeats: int, mode: str, unchecked: bool) -> dict:
     """One (model, size, checkpointing mode) in this process: estimate, then measured
-    time and peak."""
+    time and peak. ``unchecked`` runs a call the estimate would refuse, to measure how
+    far the estimate errs there (the kernel kills the child if it truly does not fit)."""
     import torch
 
     import geocompose
+    import geocompose.nn.model
     from geocompose.errors import MemoryRefusal
     from geocompose.nn.memory import available_bytes, estimate_peak
+
+    if unchecked:  # the mode alone decides; nothing is refused
+        geocompose.nn.model.check_memory = lambda model, batch, name: model.checkpointing == "always"
 
     model = geocompose.compile(ROOT / "blueprints" / f"{model_name}.yaml", dtype=torch.float32)
     model = model.eval()
@@ -93,13 +98,15 @@ def main() -> None:
                         choices=["never", "always"])  # fmt: skip
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--unchecked", action="store_true",
+                        help="run sizes the estimate refuses (measures its error there)")  # fmt: skip
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     parser.add_argument("--json", type=Path, help="also write the rows here")
     args = parser.parse_args()
     threads = harness.set_threads(args.threads)
     if args.child:
         name, count, mode = args.child
-        print(json.dumps(child(name, int(count), args.repeats, mode)))
+        print(json.dumps(child(name, int(count), args.repeats, mode, args.unchecked)))
         return
 
     print(harness.header("Scaling: forward+forces time and peak memory, fcc Cu at 5 Å",
@@ -114,7 +121,8 @@ def main() -> None:
     for name, count, mode in ((n, c, m) for n in args.models for c in args.atoms
                               for m in args.checkpointing):  # fmt: skip
         command = [sys.executable, __file__, "--child", name, str(count), mode,
-                   "--threads", str(threads), "--repeats", str(args.repeats)]  # fmt: skip
+                   "--threads", str(threads), "--repeats", str(args.repeats),
+                   *(["--unchecked"] if args.unchecked else [])]  # fmt: skip
         done = subprocess.run(command, capture_output=True, text=True, check=False)
         label = "yes" if mode == "always" else "no"
         if done.returncode != 0:
