@@ -255,6 +255,40 @@ def serve(fns: dict[str, Callable[[], object]], info: dict, channel=None) -> Non
         channel.flush()
 
 
+def structures_worker(python: str, script: str, engine: str, atoms_by_name: dict,
+                      folder: str, threads: int) -> Worker:  # fmt: skip
+    """``script --engine ENGINE`` under a peer's venv ``python``, serving one call at a
+    time on the same structures: written to an extxyz file in ``folder``, each named
+    by its ``info["name"]``. (ASE is imported here, not at the top: see above.)"""
+    import ase.io
+
+    frames = []
+    for name, atoms in atoms_by_name.items():
+        atoms = atoms.copy()
+        atoms.info["name"] = name
+        frames.append(atoms)
+    path = os.path.join(folder, "structures.extxyz")
+    ase.io.write(path, frames, format="extxyz")
+    return Worker([python, os.path.abspath(script), "--engine", engine,
+                   "--structures-file", path, "--threads", str(threads)])  # fmt: skip
+
+
+def peer_rows(atoms_by_name: dict, ours: dict, edges: dict, worker: Worker, peer: str,
+              repeats: int, warmup: int) -> list[Row]:  # fmt: skip
+    """Forward and forward+forces of every structure, ours (``ours["NAME/KIND"]``)
+    interleaved with the peer's worker; refuses to compare graphs of different sizes."""
+    rows = []
+    for name, atoms in atoms_by_name.items():
+        if edges[name] != worker.info["edges"][name]:
+            raise SystemExit(f"{name}: {edges[name]} edges here, "
+                             f"{worker.info['edges'][name]} in {peer}")  # fmt: skip
+        for kind in ("forward", "forward+forces"):
+            key = f"{name}/{kind}"
+            timing = interleaved({peer: worker.call(key), "ours": ours[key]}, repeats, warmup)
+            rows.append(Row(name, len(atoms), edges[name], kind, timing[peer], timing["ours"]))
+    return rows
+
+
 # ---------------------------------------------------------------------------------
 # The comparison table every ours-against-a-reference script prints.
 

@@ -22,7 +22,6 @@ Run: ``python benchmarks/mace.py [--threads 1] [--repeats 7] [--profile]``
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 import time
@@ -216,23 +215,6 @@ def profile_ours(atoms, rows: int = 12) -> str:
     return "\n".join(lines)
 
 
-def reference_worker(args, atoms_by_name, folder: Path) -> harness.Worker:
-    """mace-torch in its own venv: this script with ``--engine mace-torch`` on the same
-    structures (an extxyz file), serving one call at a time."""
-    import ase.io
-
-    frames = []
-    for name, atoms in atoms_by_name.items():
-        atoms = atoms.copy()
-        atoms.info["name"] = name
-        frames.append(atoms)
-    path = folder / "structures.extxyz"
-    ase.io.write(path, frames, format="extxyz")
-    command = [args.reference_python, os.path.abspath(__file__), "--engine", "mace-torch",
-               "--structures-file", str(path), "--threads", str(args.threads)]  # fmt: skip
-    return harness.Worker(command)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--engine", choices=["both", "mace-torch"], default="both")
@@ -264,21 +246,12 @@ def main() -> None:
     )
     print(f"float32; {harness.timing_note(args.repeats, args.warmup)}\n")
     ours, info = ours_calls(atoms_by_name)
-    rows = []
-    folder = tempfile.TemporaryDirectory()
-    with folder, reference_worker(args, atoms_by_name, Path(folder.name)) as worker:
-        for name, atoms in atoms_by_name.items():
-            for kind in ("forward", "forward+forces"):
-                key = f"{name}/{kind}"
-                timing = harness.interleaved(
-                    {"mace-torch": worker.call(key), "ours": ours[key]}, args.repeats, args.warmup
-                )
-                edges = info["edges"][name]
-                if edges != worker.info["edges"][name]:
-                    raise SystemExit(f"{name}: {edges} edges here, "
-                                     f"{worker.info['edges'][name]} in mace-torch")
-                rows.append(harness.Row(name, len(atoms), edges, kind, timing["mace-torch"],
-                                        timing["ours"]))  # fmt: skip
+    with tempfile.TemporaryDirectory() as folder:
+        worker = harness.structures_worker(args.reference_python, __file__, "mace-torch",
+                                           atoms_by_name, folder, args.threads)  # fmt: skip
+        with worker:
+            rows = harness.peer_rows(atoms_by_name, ours, info["edges"], worker, "mace-torch",
+                                     args.repeats, args.warmup)  # fmt: skip
     print(f"weights: geocompose {info['weights']:,}, mace-torch {worker.info['weights']:,}")
     print(harness.table(rows, "mace-torch"))
     print(harness.footer())

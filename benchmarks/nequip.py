@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import os
 import sys
 import tempfile
 from pathlib import Path
@@ -226,23 +225,6 @@ def profile_ours(atoms, rows: int = 12) -> str:
     )
 
 
-def reference_worker(args, atoms_by_name, folder: Path) -> harness.Worker:
-    """nequip in its own venv: this script with ``--engine nequip`` on the same
-    structures (an extxyz file), serving one call at a time."""
-    import ase.io
-
-    frames = []
-    for name, atoms in atoms_by_name.items():
-        atoms = atoms.copy()
-        atoms.info["name"] = name
-        frames.append(atoms)
-    path = folder / "structures.extxyz"
-    ase.io.write(path, frames, format="extxyz")
-    command = [args.reference_python, os.path.abspath(__file__), "--engine", "nequip",
-               "--structures-file", str(path), "--threads", str(args.threads)]  # fmt: skip
-    return harness.Worker(command)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--engine", choices=["both", "nequip"], default="both")
@@ -274,21 +256,12 @@ def main() -> None:
     )
     print(f"float32; {harness.timing_note(args.repeats, args.warmup)}\n")
     ours, info = ours_calls(atoms_by_name)
-    rows = []
-    folder = tempfile.TemporaryDirectory()
-    with folder, reference_worker(args, atoms_by_name, Path(folder.name)) as worker:
-        for name, atoms in atoms_by_name.items():
-            for kind in ("forward", "forward+forces"):
-                key = f"{name}/{kind}"
-                timing = harness.interleaved(
-                    {"nequip": worker.call(key), "ours": ours[key]}, args.repeats, args.warmup
-                )
-                edges = info["edges"][name]
-                if edges != worker.info["edges"][name]:
-                    raise SystemExit(f"{name}: {edges} edges here, "
-                                     f"{worker.info['edges'][name]} in nequip")  # fmt: skip
-                rows.append(harness.Row(name, len(atoms), edges, kind, timing["nequip"],
-                                        timing["ours"]))  # fmt: skip
+    with tempfile.TemporaryDirectory() as folder:
+        worker = harness.structures_worker(args.reference_python, __file__, "nequip",
+                                           atoms_by_name, folder, args.threads)  # fmt: skip
+        with worker:
+            rows = harness.peer_rows(atoms_by_name, ours, info["edges"], worker, "nequip",
+                                     args.repeats, args.warmup)  # fmt: skip
     theirs = worker.info["weights_by_part"]
     print(
         f"weights: geocompose {info['weights']:,}, nequip {worker.info['weights']:,} "
