@@ -58,15 +58,20 @@ class BesselRadialParams(KnobModel):
     type: Literal["bessel"] = "bessel"
     num: Size = 8
     trainable: bool = False
+    # DimeNet's sqrt(2/c) (orthonormal on [0, c]); false: PaiNN's sin(n pi r / c) / r.
+    normalised: bool = True
 
 
 @register(Kind.RADIAL)
 class BesselRadial(RadialBasis):
     """Zeroth-order spherical Bessel functions (DimeNet, NequIP, MACE).
 
-    ``e_n(r) = sqrt(2/c) sin(n pi r / c) / r`` — Gasteiger et al., ICLR 2020. Written
-    through ``sinc`` so that r = 0 (coincident atoms) gives the finite limit
-    ``sqrt(2/c) n pi / c`` with finite derivatives of every order, not 0/0.
+    ``e_n(r) = sqrt(2/c) sin(n pi r / c) / r`` — Gasteiger et al., ICLR 2020; with
+    ``normalised: false`` PaiNN's ``sin(n pi r / c) / r`` (Schütt et al., ICML 2021),
+    whose larger filter inputs (1 / 0.63 at 5 Å) trained PaiNN better on ethanol
+    (docs/benchmarks.md). Written through ``sinc`` so that r = 0 (coincident atoms)
+    gives the finite limit ``prefactor n pi / c`` with finite derivatives of every
+    order, not 0/0.
 
     YAML: ``radial: {type: bessel, num: 8}``
     """
@@ -78,7 +83,7 @@ class BesselRadial(RadialBasis):
         cutoff = ctx.cutoff
         freqs = torch.arange(1, params.num + 1, dtype=torch.float64) * math.pi / cutoff
         self.freqs = nn.Parameter(freqs, requires_grad=params.trainable)
-        self.prefactor = math.sqrt(2.0 / cutoff)
+        self.prefactor = math.sqrt(2.0 / cutoff) if params.normalised else 1.0
 
     def of_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
         freqs = self.freqs.to(lengths.dtype)
