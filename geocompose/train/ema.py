@@ -43,8 +43,10 @@ class EMA:
         """Fold the module's current parameters into the average."""
         self.steps += 1
         d = min(self.decay, (1 + self.steps) / (10 + self.steps))
-        for name, p in module.named_parameters():
-            self.shadow[name].lerp_(p.detach(), 1.0 - d)
+        pairs = [(self.shadow[name], p.detach()) for name, p in module.named_parameters()]
+        # One multi-tensor op, not one lerp per parameter (a step's fixed cost on small batches).
+        shadows, current = zip(*pairs)
+        torch._foreach_lerp_(list(shadows), list(current), 1.0 - d)
 
     @contextmanager
     def applied(self, module: nn.Module) -> Iterator[nn.Module]:
