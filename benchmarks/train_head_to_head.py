@@ -136,8 +136,7 @@ def species_of(path: Path) -> list[str]:
 def geocompose_blueprint(pair: str, species: list[str]) -> dict:
     """The shipped blueprint, species cut to the data's (mace-torch takes them from the
     data) and, for MACE, mace-torch's learned node embedding (as in ``train_cu.py``);
-    for NequIP nequip's 16-wide learned embedding; for PaiNN schnetpack's unnormalised
-    Bessel basis (ours carries sqrt(2/c), which trained worse on ethanol)."""
+    for NequIP nequip's 16-wide learned embedding; PaiNN as shipped."""
     import yaml
 
     blueprint = yaml.safe_load((ROOT / "blueprints" / f"{pair}.yaml").read_text())
@@ -146,8 +145,6 @@ def geocompose_blueprint(pair: str, species: list[str]) -> dict:
         blueprint["embedding"]["node"] = {"type": "learned", "features": 32}
     if pair == "nequip":  # nequip embeds species into 16 learned scalars (its type embedding)
         blueprint["embedding"]["node"] = {"type": "learned", "features": 16}
-    if pair == "painn":  # schnetpack's (and the PaiNN paper's) basis: sin(n pi r / c) / r
-        blueprint["embedding"]["radial"]["normalised"] = False
     return blueprint
 
 
