@@ -103,10 +103,11 @@ def probe_batch(batch: Batch, atoms: int = PROBE_ATOMS) -> Batch:
     start, stop = batch.ranges()[0]
     positions = batch.positions[start:stop].detach()
     cell, pbc = batch.cell[0], batch.pbc[0]
-    # Images of the cell's atoms in the 27 neighbouring cells, so that a small periodic
-    # cell still gives a cluster of the crystal's density.
+    # Images of the cell's atoms in the (up to 27) neighbouring cells along the periodic
+    # axes, so that a small periodic cell still gives a cluster of the crystal's density;
+    # once each (along an open axis every image would be the atom itself, coincident).
     reps = torch.tensor([-1, 0, 1], dtype=positions.dtype)
-    grid = torch.cartesian_prod(reps, reps, reps) * pbc.to(positions.dtype)  # (27, 3)
+    grid = torch.unique(torch.cartesian_prod(reps, reps, reps) * pbc.to(positions.dtype), dim=0)
     images = (positions[None] + (grid @ cell)[:, None]).reshape(-1, 3)
     numbers = batch.atomic_numbers[start:stop].repeat(len(grid))
     nearest = torch.argsort((images - positions[0]).norm(dim=1))[:atoms]

@@ -35,6 +35,14 @@ def test_the_probe_is_a_small_cluster_of_the_batchs_atoms():
     assert not probe.pbc.any() and (probe.atomic_numbers == 29).all()
 
 
+def test_the_probe_of_an_open_structure_has_no_coincident_atoms():
+    atoms = ase.build.bulk("Cu", "fcc", a=3.61, cubic=True) * (4, 4, 4)
+    atoms.pbc = False  # a 256-atom cluster: no images
+    probe = memory.probe_batch(geocompose.Batch.from_ase(atoms))
+    assert probe.num_atoms == memory.PROBE_ATOMS
+    assert len(torch.unique(probe.positions, dim=0)) == memory.PROBE_ATOMS
+
+
 def test_the_estimate_grows_with_the_edges_from_one_profile(model):
     small, large = copper((2, 2, 2)), copper((3, 3, 3))
     peak_small, edges_small = memory.estimate_peak(model, small)
