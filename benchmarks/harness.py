@@ -26,12 +26,14 @@ This file imports nothing beyond the standard library at the top, so the worker 
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -287,6 +289,60 @@ def peer_rows(atoms_by_name: dict, ours: dict, edges: dict, worker: Worker, peer
             timing = interleaved({peer: worker.call(key), "ours": ours[key]}, repeats, warmup)
             rows.append(Row(name, len(atoms), edges[name], kind, timing[peer], timing["ours"]))
     return rows
+
+
+def peer_main(doc: str, script: str, peer: str, default_python: str, title: str,
+              venv: str, structures: Callable[[], dict], ours_calls: Callable,
+              serve_reference: Callable[[dict], None],
+              weights_line: Callable[[dict, dict], str],
+              profile: Callable[[dict], str]) -> None:  # fmt: skip
+    """The command line of an ours-against-a-peer script (``mace.py``, ``nequip.py``):
+    run as ``--engine PEER`` under the peer's venv it serves ``serve_reference``;
+    otherwise it times ``ours_calls(atoms_by_name)`` (``"NAME/KIND"`` -> fn, and info
+    with ``weights`` and ``edges``) against that worker, interleaved, and prints the
+    header, ``weights_line(our info, the peer's info)``, the table and, with
+    ``--profile``, ``profile(atoms_by_name)``. ``venv`` says what the peer's venv is."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--engine", choices=["both", peer], default="both")
+    parser.add_argument("--structures-file", help="extxyz written by the parent run (internal)")
+    parser.add_argument("--reference-python", default=default_python)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads for both engines")
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument(
+        "--only", default="ethanol,cu64,cu512", help="comma-separated structure names"
+    )
+    parser.add_argument("--profile", action="store_true", help="profile geocompose on cu64")
+    args = parser.parse_args()
+
+    threads = set_threads(args.threads)
+    if args.engine == peer:
+        import ase.io
+
+        frames = ase.io.read(args.structures_file, index=":")
+        serve_reference({a.info["name"]: a for a in frames})
+        return
+
+    wanted = args.only.split(",")
+    atoms_by_name = {k: v for k, v in structures().items() if k in wanted}
+    print(header(title, [], threads))
+    print(
+        f"{peer}: this script under {args.reference_python} ({venv}), called one call "
+        "at a time, interleaved with ours"
+    )
+    print(f"float32; {timing_note(args.repeats, args.warmup)}\n")
+    ours, info = ours_calls(atoms_by_name)
+    with tempfile.TemporaryDirectory() as folder:
+        worker = structures_worker(args.reference_python, script, peer, atoms_by_name,
+                                   folder, args.threads)  # fmt: skip
+        with worker:
+            rows = peer_rows(atoms_by_name, ours, info["edges"], worker, peer,
+                             args.repeats, args.warmup)  # fmt: skip
+    print(weights_line(info, worker.info))
+    print(table(rows, peer))
+    print(footer())
+    if args.profile:
+        print(profile(atoms_by_name))
 
 
 # ---------------------------------------------------------------------------------

@@ -21,9 +21,7 @@ Run: ``python benchmarks/mace.py [--threads 1] [--repeats 7] [--profile]``
 
 from __future__ import annotations
 
-import argparse
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -216,47 +214,21 @@ def profile_ours(atoms, rows: int = 12) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--engine", choices=["both", "mace-torch"], default="both")
-    parser.add_argument("--structures-file", help="extxyz written by the parent run (internal)")
-    parser.add_argument("--reference-python", default=DEFAULT_REFERENCE)
-    parser.add_argument("--threads", type=int, default=1, help="torch threads for both engines")
-    parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument(
-        "--only", default="ethanol,cu64,cu512", help="comma-separated structure names"
+    harness.peer_main(
+        __doc__,
+        __file__,
+        "mace-torch",
+        DEFAULT_REFERENCE,
+        title="MACE: geocompose against mace-torch",
+        venv="its own venv, e3nn 0.4.4",
+        structures=structures,
+        ours_calls=ours_calls,
+        serve_reference=serve_reference,
+        weights_line=lambda ours, theirs: (
+            f"weights: geocompose {ours['weights']:,}, mace-torch {theirs['weights']:,}"
+        ),
+        profile=lambda _: profile_ours(structures()["cu64"]),
     )
-    parser.add_argument("--profile", action="store_true", help="profile geocompose on cu64")
-    args = parser.parse_args()
-
-    threads = harness.set_threads(args.threads)
-    if args.engine == "mace-torch":
-        import ase.io
-
-        frames = ase.io.read(args.structures_file, index=":")
-        serve_reference({a.info["name"]: a for a in frames})
-        return
-
-    wanted = args.only.split(",")
-    atoms_by_name = {k: v for k, v in structures().items() if k in wanted}
-    print(harness.header("MACE: geocompose against mace-torch", [], threads))
-    print(
-        f"mace-torch: this script under {args.reference_python} (its own venv, e3nn 0.4.4), "
-        "called one call at a time, interleaved with ours"
-    )
-    print(f"float32; {harness.timing_note(args.repeats, args.warmup)}\n")
-    ours, info = ours_calls(atoms_by_name)
-    with tempfile.TemporaryDirectory() as folder:
-        worker = harness.structures_worker(args.reference_python, __file__, "mace-torch",
-                                           atoms_by_name, folder, args.threads)  # fmt: skip
-        with worker:
-            rows = harness.peer_rows(atoms_by_name, ours, info["edges"], worker, "mace-torch",
-                                     args.repeats, args.warmup)  # fmt: skip
-    print(f"weights: geocompose {info['weights']:,}, mace-torch {worker.info['weights']:,}")
-    print(harness.table(rows, "mace-torch"))
-    print(harness.footer())
-    if args.profile:
-        print(profile_ours(structures()["cu64"]))
 
 
 if __name__ == "__main__":

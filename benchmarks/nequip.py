@@ -37,10 +37,8 @@ Run: ``python benchmarks/nequip.py [--threads 1] [--repeats 7] [--profile]``
 
 from __future__ import annotations
 
-import argparse
 import importlib.util
 import sys
-import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -225,54 +223,30 @@ def profile_ours(atoms, rows: int = 12) -> str:
     )
 
 
+def weights_line(ours: dict, theirs: dict) -> str:
+    """Both weight counts, and why they differ (the module docstring)."""
+    return (
+        f"weights: geocompose {ours['weights']:,}, nequip {theirs['weights']:,} "
+        f"(nequip's self-connections {theirs['weights_by_part'].get('self-connection', 0):,}: "
+        "a tensor product with the type embedding, where geocompose's is a linear per "
+        "species; see the module docstring)"
+    )
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--engine", choices=["both", "nequip"], default="both")
-    parser.add_argument("--structures-file", help="extxyz written by the parent run (internal)")
-    parser.add_argument("--reference-python", default=DEFAULT_REFERENCE)
-    parser.add_argument("--threads", type=int, default=1, help="torch threads for both engines")
-    parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument(
-        "--only", default="ethanol,cu64,cu512", help="comma-separated structure names"
+    harness.peer_main(
+        __doc__,
+        __file__,
+        "nequip",
+        DEFAULT_REFERENCE,
+        title="NequIP: geocompose against nequip",
+        venv="its own venv",
+        structures=structures,
+        ours_calls=ours_calls,
+        serve_reference=serve_reference,
+        weights_line=weights_line,
+        profile=lambda atoms: profile_ours(atoms.get("cu64", next(iter(atoms.values())))),
     )
-    parser.add_argument("--profile", action="store_true", help="profile geocompose on cu64")
-    args = parser.parse_args()
-
-    threads = harness.set_threads(args.threads)
-    if args.engine == "nequip":
-        import ase.io
-
-        frames = ase.io.read(args.structures_file, index=":")
-        serve_reference({a.info["name"]: a for a in frames})
-        return
-
-    wanted = args.only.split(",")
-    atoms_by_name = {k: v for k, v in structures().items() if k in wanted}
-    print(harness.header("NequIP: geocompose against nequip", [], threads))
-    print(
-        f"nequip: this script under {args.reference_python} (its own venv), called one call "
-        "at a time, interleaved with ours"
-    )
-    print(f"float32; {harness.timing_note(args.repeats, args.warmup)}\n")
-    ours, info = ours_calls(atoms_by_name)
-    with tempfile.TemporaryDirectory() as folder:
-        worker = harness.structures_worker(args.reference_python, __file__, "nequip",
-                                           atoms_by_name, folder, args.threads)  # fmt: skip
-        with worker:
-            rows = harness.peer_rows(atoms_by_name, ours, info["edges"], worker, "nequip",
-                                     args.repeats, args.warmup)  # fmt: skip
-    theirs = worker.info["weights_by_part"]
-    print(
-        f"weights: geocompose {info['weights']:,}, nequip {worker.info['weights']:,} "
-        f"(nequip's self-connections {theirs.get('self-connection', 0):,}: a tensor product "
-        "with the type embedding, where geocompose's is a linear per species; see the "
-        "module docstring)"
-    )
-    print(harness.table(rows, "nequip"))
-    print(harness.footer())
-    if args.profile:
-        print(profile_ours(atoms_by_name.get("cu64", next(iter(atoms_by_name.values())))))
 
 
 if __name__ == "__main__":

@@ -15,9 +15,14 @@ side).
 A batch whose estimate exceeds the memory the machine has available is refused with
 one line (:class:`~geocompose.errors.MemoryRefusal`) instead of an allocator error
 minutes into the call, unless it fits with the model's interaction blocks checkpointed
-(``GeometricModel.checkpointing``): the same probe call also tells which saved
-tensors would stay saved through a checkpointed call, and :func:`check_memory`
-chooses the mode.
+(``GeometricModel.checkpointing``), and :func:`check_memory` chooses the mode. A
+checkpointed call's peak is not a fixed multiple of what it would keep saved (the
+rebuilt block's activations and the gradients of its backward pass come on top, in
+proportions that depend on the architecture: peak over those saved bytes was 2.0 for
+SchNet, 1.4 for PaiNN, 0.95-1.2 for MACE). So its peak is measured, not derived: one
+checkpointed call on a probe runs with every tensor it allocates counted while it
+lives (:class:`LivePeak`), and the tensors alive at its highest point are split into
+per-atom, per-edge and fixed bytes.
 """
 
 from __future__ import annotations
@@ -25,19 +30,24 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import os
+import weakref
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_leaves
 
 from geocompose.data.batch import Batch
 from geocompose.errors import MemoryRefusal
-from geocompose.registry import Kind
 from geocompose.types import fields as F
 
 __all__ = [
+    "LivePeak",
     "MemoryProfile",
     "available_bytes",
     "check_memory",
+    "checkpointed_profile",
     "estimate_peak",
     "keep_freed_memory",
     "profile",
@@ -50,16 +60,23 @@ the measured peak of SchNet, PaiNN and MACE at 2,048 and 8,788 Cu atoms: an esti
 that errs high refuses a batch that would have fit (1.7, the first fit, refused MACE at
 32,000 atoms, which runs in 17.6 GiB); one that errs low lets the allocator fail minutes
 into the call. Only batches above :data:`CHECK_ABOVE_EDGES` are checked."""
-CHECKPOINTED_PEAK_OVER_SAVED = 2.0
-"""The same ratio for a call with its interaction blocks checkpointed, where the
-saved bytes are those kept through the call plus one block's (see :func:`profile`).
-Larger than :data:`PEAK_OVER_SAVED` because the backward pass's gradients and the
-rebuilt block's transients are large next to one block's saved tensors: measured
-(``benchmarks/scaling.py --checkpointing always``, 2,048 Cu atoms, loaded machine)
-peak / saved was 2.0 for SchNet, 1.3 for PaiNN, 1.5 for MACE; the largest is taken, so
-the estimate errs high (refusing too early) rather than low (an allocator error)."""
+CHECKPOINTED_PEAK_OVER_LIVE = 1.25
+"""Peak resident memory of a checkpointed call over the tensor bytes alive at its
+highest point (:func:`checkpointed_profile`): malloc's overhead and the tensors made
+before the call (the edge index). Measured (``benchmarks/scaling.py --checkpointing
+always``, 1 thread, 2,048 and 8,788 Cu atoms): 1.09 and 1.11 for SchNet, 1.12 and 1.16
+for PaiNN, 1.14 and 1.04 for MACE, so the estimate is 1.08-1.20x the measured peak. It
+replaces one factor over saved bytes (2.0, SchNet's; PaiNN's is 1.4, MACE's 0.95-1.2),
+which put PaiNN 1.4x and MACE 2.1x above their peaks and refused PaiNN at 97,556 atoms
+(24.7 GiB estimated, 15.3 measured)."""
 PROBE_ATOMS = 48
 """Atoms in the probe: enough edges per atom to be representative, cheap to run."""
+CHECKPOINTED_PROBE_ATOMS = 128
+"""Atoms in the probe of a checkpointed call: more edges (~3,300 on Cu at 5 Å) than
+any fixed-size work buffer has rows (``nn.ops.message.EDGE_CHUNK``, 2,048), so such a
+buffer is told from a tensor that grows with the edges. At 48 atoms (958 edges) PaiNN's
+chunk buffers were charged per edge, and its tensor bytes alone, scaled to 2,048 and
+8,788 atoms, came to 2.5x its measured peak."""
 
 CHECK_ABOVE_EDGES = 200_000
 """Batches with fewer edges are not checked (they fit any machine this runs on)."""
@@ -67,20 +84,17 @@ CHECK_ABOVE_EDGES = 200_000
 
 @dataclass(frozen=True)
 class MemoryProfile:
-    """Bytes saved for backward per edge and per atom by one model call, plainly and
-    with the interaction blocks checkpointed (``checkpointed_per_*``)."""
+    """Bytes per edge and per atom of one model call (and fixed bytes), measured on a
+    probe, and the factor from them to the call's peak."""
 
     per_edge: float
     per_atom: float
-    checkpointed_per_edge: float = 0.0
-    checkpointed_per_atom: float = 0.0
+    fixed: float = 0.0
+    factor: float = PEAK_OVER_SAVED
 
-    def peak(self, atoms: int, edges: int, checkpointed: bool = False) -> float:
+    def peak(self, atoms: int, edges: int) -> float:
         """Estimated peak bytes of a call on ``atoms`` atoms and ``edges`` edges."""
-        if checkpointed:
-            saved = self.checkpointed_per_edge * edges + self.checkpointed_per_atom * atoms
-            return CHECKPOINTED_PEAK_OVER_SAVED * saved
-        return PEAK_OVER_SAVED * (self.per_edge * edges + self.per_atom * atoms)
+        return self.factor * (self.per_edge * edges + self.per_atom * atoms + self.fixed)
 
 
 def probe_batch(batch: Batch, atoms: int = PROBE_ATOMS) -> Batch:
@@ -89,10 +103,11 @@ def probe_batch(batch: Batch, atoms: int = PROBE_ATOMS) -> Batch:
     start, stop = batch.ranges()[0]
     positions = batch.positions[start:stop].detach()
     cell, pbc = batch.cell[0], batch.pbc[0]
-    # Images of the cell's atoms in the 27 neighbouring cells, so that a small periodic
-    # cell still gives a cluster of the crystal's density.
+    # Images of the cell's atoms in the (up to 27) neighbouring cells along the periodic
+    # axes, so that a small periodic cell still gives a cluster of the crystal's density;
+    # once each (along an open axis every image would be the atom itself, coincident).
     reps = torch.tensor([-1, 0, 1], dtype=positions.dtype)
-    grid = torch.cartesian_prod(reps, reps, reps) * pbc.to(positions.dtype)  # (27, 3)
+    grid = torch.unique(torch.cartesian_prod(reps, reps, reps) * pbc.to(positions.dtype), dim=0)
     images = (positions[None] + (grid @ cell)[:, None]).reshape(-1, 3)
     numbers = batch.atomic_numbers[start:stop].repeat(len(grid))
     nearest = torch.argsort((images - positions[0]).norm(dim=1))[:atoms]
@@ -106,65 +121,102 @@ def probe_batch(batch: Batch, atoms: int = PROBE_ATOMS) -> Batch:
     )
 
 
-def profile(model: torch.nn.Module, probe: Batch) -> MemoryProfile:
-    """Saved-for-backward bytes per edge and per atom of one call of ``model`` on
-    ``probe``, plainly and as they would be with the interaction blocks checkpointed.
+_probing: set[int] = set()
+"""``id`` of each model whose probe call runs now: :func:`check_memory` does not check
+it (the check would profile the model again, on the probe)."""
 
-    The probe call runs plainly; each saved storage is charged to the interaction block
-    that saved it (forward hooks mark which one runs). Checkpointed, what stays saved
-    through the call is what is saved outside the interaction blocks, what several of
-    them save (the edge bases of the state), and every per-atom tensor (the state each
-    checkpoint keeps to run its block again); one block's own activations come back at
-    a time during the backward pass, so the largest block's is added once.
-    """
+
+@contextmanager
+def _probe_call(model: torch.nn.Module, mode: str):
+    """The model with ``checkpointing = mode`` and unchecked, for one probe call."""
+    saved, model.checkpointing = model.checkpointing, mode
+    _probing.add(id(model))
+    try:
+        yield
+    finally:
+        model.checkpointing = saved
+        _probing.discard(id(model))
+
+
+def profile(model: torch.nn.Module, probe: Batch) -> MemoryProfile:
+    """Saved-for-backward bytes per edge and per atom of one plain call of ``model`` on
+    ``probe`` (every saved storage counted once; weights are not)."""
     edges = int(model.graph.topology(probe)[F.EDGE_INDEX].shape[1])
     atoms = probe.num_atoms
-    running: list[int] = []  # index of the interaction block running now, if any
-    seen: dict[int, tuple[int, int, set]] = {}  # storage -> (bytes, leading dim, savers)
+    seen: dict[int, tuple[int, int]] = {}  # storage -> (bytes, leading dim)
 
     def pack(tensor: torch.Tensor) -> torch.Tensor:
         if tensor.layout == torch.strided and tensor.device.type != "meta":
             storage = tensor.untyped_storage()
             leading = tensor.shape[0] if tensor.dim() else 0
-            entry = seen.setdefault(storage.data_ptr(), (storage.nbytes(), leading, set()))
-            entry[2].add(running[-1] if running else "outside")
+            seen.setdefault(storage.data_ptr(), (storage.nbytes(), leading))
         return tensor
 
-    def leave(*_) -> None:  # a forward hook returning a value would replace the output
-        running.pop()
-
-    handles = []
-    for index, block in enumerate(model.blocks):
-        if block.entry.kind is Kind.INTERACTION:
-            handles.append(block.register_forward_pre_hook(lambda *_, i=index: running.append(i)))
-            handles.append(block.register_forward_hook(leave))
-    mode, model.checkpointing = model.checkpointing, "never"  # the probe runs plainly
-    try:
-        with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
-            model(probe)
-    finally:
-        model.checkpointing = mode
-        for handle in handles:
-            handle.remove()
+    with _probe_call(model, "never"), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        model(probe)
     weights = {p.untyped_storage().data_ptr() for p in model.parameters()}
-    kept = [0.0, 0.0]  # (per-edge, per-atom) bytes saved through a checkpointed call
-    own: dict[int, list[float]] = {}  # per interaction block: bytes only it saves
-    total = [0.0, 0.0]
-    for ptr, (size, leading, savers) in seen.items():
-        if ptr in weights:
-            continue
-        slot = 1 if leading == atoms else 0  # anything else grows with the edges
-        total[slot] += size
-        if slot == 1 or "outside" in savers or len(savers) > 1:
-            kept[slot] += size
-        else:
-            own.setdefault(next(iter(savers)), [0.0, 0.0])[slot] += size
-    largest = max(own.values(), key=sum, default=[0.0, 0.0])
+    total = [0.0, 0.0]  # per-edge, per-atom
+    for ptr, (size, leading) in seen.items():
+        if ptr not in weights:
+            total[1 if leading == atoms else 0] += size  # anything else grows with the edges
+    return MemoryProfile(per_edge=total[0] / max(edges, 1), per_atom=total[1] / max(atoms, 1))
+
+
+class LivePeak(TorchDispatchMode):
+    """While active, the bytes of the tensors that ops make, counted from allocation
+    until their storage is freed, and at the highest total (``peak``) split by leading
+    dimension: ``atoms`` rows per atom, ``edges`` or more rows (triplets) per edge,
+    fewer rows fixed (a chunk's work buffer, one row per structure). Storages in
+    ``exclude`` (the weights, which views share) are not counted. The backward pass
+    is counted too: its ops run through the same dispatcher."""
+
+    def __init__(self, atoms: int, edges: int, exclude: set[int] = frozenset()):
+        super().__init__()
+        self.atoms, self.edges, self.exclude = atoms, edges, exclude
+        self.live: dict[int, tuple[int, int, weakref.ref]] = {}  # storage -> (bytes, slot, ref)
+        self.now = [0, 0, 0]  # bytes alive now: per edge, per atom, fixed
+        self.peak = [0, 0, 0]  # the same at the highest total
+
+    def _freed(self, ptr: int) -> None:
+        size, slot, _ = self.live.pop(ptr)
+        self.now[slot] -= size
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for tensor in tree_leaves(out):
+            if not isinstance(tensor, torch.Tensor) or tensor.layout != torch.strided:
+                continue
+            storage = tensor.untyped_storage()
+            ptr = storage.data_ptr()
+            if ptr in self.live or ptr in self.exclude or storage.nbytes() == 0:
+                continue  # a view, an in-place result, or a weight
+            rows = tensor.shape[0] if tensor.dim() else 0
+            slot = 1 if rows == self.atoms else 0 if rows >= self.edges else 2
+            # The storage's Python object lives as long as the storage, so its weak
+            # reference's callback is the free.
+            ref = weakref.ref(storage, lambda _, ptr=ptr: self._freed(ptr))
+            self.live[ptr] = (storage.nbytes(), slot, ref)
+            self.now[slot] += storage.nbytes()
+        if sum(self.now) > sum(self.peak):
+            self.peak = list(self.now)
+        return out
+
+
+def checkpointed_profile(model: torch.nn.Module, probe: Batch) -> MemoryProfile:
+    """Bytes per edge, per atom and fixed of the tensors alive at the highest point of
+    one call of ``model`` on ``probe`` with its interaction blocks checkpointed, forward
+    and backward (:class:`LivePeak`), and :data:`CHECKPOINTED_PEAK_OVER_LIVE`."""
+    edges = int(model.graph.topology(probe)[F.EDGE_INDEX].shape[1])
+    weights = {t.untyped_storage().data_ptr() for t in (*model.parameters(), *model.buffers())}
+    tracker = LivePeak(probe.num_atoms, edges, weights)
+    with _probe_call(model, "always"), tracker:
+        model(probe)
+    per_edge, per_atom, fixed = tracker.peak
     return MemoryProfile(
-        per_edge=total[0] / max(edges, 1),
-        per_atom=total[1] / max(atoms, 1),
-        checkpointed_per_edge=(kept[0] + largest[0]) / max(edges, 1),
-        checkpointed_per_atom=(kept[1] + largest[1]) / max(atoms, 1),
+        per_edge=per_edge / max(edges, 1),
+        per_atom=per_atom / max(probe.num_atoms, 1),
+        fixed=float(fixed),
+        factor=CHECKPOINTED_PEAK_OVER_LIVE,
     )
 
 
@@ -255,14 +307,19 @@ def estimate_peak(
     model: torch.nn.Module, batch: Batch, checkpointed: bool = False
 ) -> tuple[float, int]:
     """``(peak bytes, edges)`` of ``model(batch)``, estimated before it runs (with the
-    interaction blocks checkpointed if ``checkpointed``); the model's profile is
-    measured on a probe from ``batch`` at the first call and kept."""
+    interaction blocks checkpointed if ``checkpointed``: an eval-mode eager model's);
+    the model's profile is measured on a probe from ``batch`` at the first call and
+    kept."""
     edges = int(model.graph.topology(batch)[F.EDGE_INDEX].shape[1])
-    key = (model.dtype, model.training)
+    key = (model.dtype, model.training, checkpointed)
     profiles = model.__dict__.setdefault("_memory_profiles", {})
     if key not in profiles:
-        profiles[key] = profile(model, probe_batch(batch))
-    return profiles[key].peak(batch.num_atoms, edges, checkpointed), edges
+        if checkpointed:
+            probe = probe_batch(batch, CHECKPOINTED_PROBE_ATOMS)
+            profiles[key] = checkpointed_profile(model, probe)
+        else:
+            profiles[key] = profile(model, probe_batch(batch))
+    return profiles[key].peak(batch.num_atoms, edges), edges
 
 
 def check_memory(model: torch.nn.Module, batch: Batch, name: str = "the model") -> bool:
@@ -278,7 +335,7 @@ def check_memory(model: torch.nn.Module, batch: Batch, name: str = "the model") 
     """
     can_checkpoint = not model.training and "_compiled_inner" not in model.__dict__
     checkpointed = model.checkpointing == "always" and can_checkpoint
-    if batch.num_atoms == 0 or batch.positions.device.type != "cpu":
+    if batch.num_atoms == 0 or batch.positions.device.type != "cpu" or id(model) in _probing:
         return checkpointed
     edges = int(model.graph.topology(batch)[F.EDGE_INDEX].shape[1])
     if edges < KEEP_FREED_ABOVE_EDGES:
@@ -298,7 +355,8 @@ def check_memory(model: torch.nn.Module, batch: Batch, name: str = "the model") 
 def _choose(model, batch, name, plain, can_checkpoint, available, edges) -> bool:
     """Checkpoint or not, per the model's mode and the two estimates; or refuse."""
     mode = model.checkpointing
-    checkpointed, _ = estimate_peak(model, batch, checkpointed=True)
+    # A model that cannot checkpoint (training, compiled) is not probed checkpointed.
+    checkpointed = estimate_peak(model, batch, True)[0] if can_checkpoint else float("inf")
     gib = 2**30
     if mode == "always" and can_checkpoint:
         if checkpointed <= available:
@@ -308,7 +366,7 @@ def _choose(model, batch, name, plain, can_checkpoint, available, edges) -> bool
         return False
     elif mode == "auto" and can_checkpoint and checkpointed <= available:
         return True
-    elif can_checkpoint and checkpointed <= available:  # mode "never"
+    elif checkpointed <= available:  # mode "never"
         raise MemoryRefusal(
             f"{name} on {batch.num_atoms:,} atoms ({edges:,} edges) needs about "
             f"{plain / gib:.1f} GiB, more than the {available / gib:.1f} GiB available; "
