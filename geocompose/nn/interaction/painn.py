@@ -35,8 +35,10 @@ class PaiNNParams(InteractionParams):
         allow_inf_nan=False,
         description=(
             "eps of the gate's vector norm sqrt(|v|^2 + eps) - sqrt(eps): 1 keeps the energy "
-            "smooth where vectors vanish; PaiNN's reference code uses 1e-8 (a plain norm "
-            "for any vector above 1e-4)"
+            "smooth where vectors vanish but is ~|v|^2 / 2 for PaiNN's small vectors; "
+            "PaiNN's reference code uses 1e-8 (a plain norm for any vector above 1e-4); "
+            "blueprints/painn.yaml takes 1e-2, which trained as well as 1e-8 and 9 % better "
+            "than 1 on xTB ethanol"
         ),
     )
 
