@@ -43,10 +43,10 @@ class EMA:
         """Fold the module's current parameters into the average."""
         self.steps += 1
         d = min(self.decay, (1 + self.steps) / (10 + self.steps))
-        pairs = [(self.shadow[name], p.detach()) for name, p in module.named_parameters()]
-        # One multi-tensor op, not one lerp per parameter (a step's fixed cost on small batches).
-        shadows, current = zip(*pairs)
-        torch._foreach_lerp_(list(shadows), list(current), 1.0 - d)
+        params = dict(module.named_parameters())
+        if params:  # one multi-tensor op, not one lerp per parameter (a fixed cost per step)
+            shadows = [self.shadow[name] for name in params]
+            torch._foreach_lerp_(shadows, [p.detach() for p in params.values()], 1.0 - d)
 
     @contextmanager
     def applied(self, module: nn.Module) -> Iterator[nn.Module]:
