@@ -13,9 +13,11 @@ saying which is missing, only where they are not installed.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -83,7 +85,7 @@ def postgres_url():
         yield f"postgresql+psycopg2://geocompose@127.0.0.1:{port}/search"
     finally:
         stop = [*as_user, pg_ctl, "-D", str(data), "-m", "immediate", "stop"]
-        subprocess.run(stop, capture_output=True)
+        subprocess.run(stop, check=False, capture_output=True)
         shutil.rmtree(root, ignore_errors=True)
 
 
@@ -109,19 +111,43 @@ def _wait_for_line(process, log: Path, text: str, timeout: float = 300) -> None:
         time.sleep(0.1)
 
 
+def _running_trials(url: str, out: Path) -> list[int]:
+    runs = sorted((out / "runs").glob("trial_*")) if (out / "runs").is_dir() else []
+    return [int(run.name[-4:]) for run in runs if _state(url, int(run.name[-4:])) == "RUNNING"]
+
+
+def _signal(pids: list[int], signum: int) -> None:
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):  # a worker that just ended
+            os.kill(pid, signum)
+
+
 def _kill_mid_trial(url: str, process, out: Path) -> int:
-    """SIGKILL ``process`` while one of its trials runs; returns that trial's number."""
-    deadline, number = time.monotonic() + 300, None
-    while number is None and process.poll() is None and time.monotonic() < deadline:
-        for run in sorted((out / "runs").glob("trial_*")) if (out / "runs").is_dir() else []:
-            if _state(url, int(run.name[-4:])) == "RUNNING":
-                number = int(run.name[-4:])
+    """SIGKILL ``process`` while one of its trials runs; returns that trial's number.
+
+    A trial seen RUNNING may finish before a kill lands (CI once saw one COMPLETE by
+    then), so the search and its workers are first frozen with SIGSTOP and the trial's
+    state read again: only a trial still RUNNING while nothing can advance it is killed
+    mid-run; otherwise they are thawed and the watch goes on. The kill goes to the search
+    alone: its workers must die with it (their parent-death signal), which is checked."""
+    deadline = time.monotonic() + 300
+    while process.poll() is None and time.monotonic() < deadline:
+        if _running_trials(url, out):
+            frozen = [process.pid] + [pid for pid in serving(out) if pid != process.pid]
+            _signal(frozen, signal.SIGSTOP)
+            time.sleep(0.3)  # a state write already sent reaches the server
+            running = _running_trials(url, out)
+            if running:
+                process.kill()
+                process.wait()
+                assert wait_gone(serving(out), timeout=10) == []
+                assert _state(url, running[0]) == "RUNNING"
+                return running[0]
+            _signal(frozen, signal.SIGCONT)
         time.sleep(0.02)
     process.kill()
     process.wait()
-    assert wait_gone(serving(out), timeout=10) == []
-    assert number is not None and _state(url, number) == "RUNNING", "no trial was running"
-    return number
+    raise AssertionError("no trial of the first machine was seen running")
 
 
 def test_two_machines_share_a_postgres_study_and_survive_a_kill(tmp_path, postgres_url):
