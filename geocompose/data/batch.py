@@ -10,7 +10,9 @@ import numpy as np
 import torch
 
 from geocompose.data.cache import Cache, RunCaches
+from geocompose.data.records import Record, record_from_atoms
 from geocompose.errors import StructureError
+from geocompose.types import fields as F
 
 
 @dataclass
@@ -157,8 +159,8 @@ class Batch:
     def from_ase(cls, structures, dtype: torch.dtype = torch.float64) -> Batch:
         """Batch ASE ``Atoms`` (one or a list); molecules get a zero cell.
 
-        Energies and forces attached through a calculator or ``info``/``arrays``
-        (``energy``, ``forces``) become ``targets``.
+        Energies, forces and stress attached through a calculator or ``info``/``arrays``
+        (``energy``, ``forces``, ``stress``) become ``targets``.
         """
         import ase
 
@@ -196,18 +198,20 @@ class Batch:
 
 
 def _targets(structures, dtype: torch.dtype) -> dict[str, torch.Tensor]:
-    """Energies and forces present on *every* structure (from a calculator or info)."""
-    energies, forces = [], []
-    for atoms in structures:
-        calc = atoms.calc
-        results = getattr(calc, "results", {}) if calc is not None else {}
-        energy = results.get("energy", atoms.info.get("energy"))
-        force = results.get("forces", atoms.arrays.get("forces"))
-        energies.append(energy)
-        forces.append(force)
+    """Targets of ASE structures, read as a data set's records are (a calculator's
+    results, else ``info``/``arrays``)."""
+    return record_targets(
+        [record_from_atoms(atoms, s) for s, atoms in enumerate(structures)], dtype
+    )
+
+
+def record_targets(records: Sequence[Record], dtype: torch.dtype) -> dict[str, torch.Tensor]:
+    """Energy (S,), forces (N, 3) and stress (S, 3, 3): each that *every* record carries."""
     out = {}
-    if all(e is not None for e in energies):
-        out["energy"] = torch.tensor(np.asarray(energies, dtype=np.float64), dtype=dtype)
-    if all(f is not None for f in forces):
-        out["forces"] = torch.tensor(np.concatenate(forces), dtype=dtype)
+    if all(r.energy is not None for r in records):
+        out[F.ENERGY] = torch.tensor([r.energy for r in records], dtype=dtype)
+    if all(r.forces is not None for r in records):
+        out[F.FORCES] = torch.tensor(np.concatenate([r.forces for r in records]), dtype=dtype)
+    if all(r.stress is not None for r in records):
+        out[F.STRESS] = torch.tensor(np.stack([r.stress for r in records]), dtype=dtype)
     return out

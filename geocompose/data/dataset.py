@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from geocompose.data.batch import Batch
+from geocompose.data.batch import Batch, record_targets
 from geocompose.data.reading import COINCIDENT_DISTANCE, coincident_atoms, read_structures
 from geocompose.data.records import Record, record_from_atoms
 from geocompose.errors import StructureError
@@ -321,16 +321,7 @@ class Dataset:
             torch.tensor(np.stack([r.cell for r in records]), dtype=dtype),
             torch.from_numpy(np.stack([r.pbc for r in records])),
         )
-        if all(r.energy is not None for r in records):
-            batch.targets[F.ENERGY] = torch.tensor([r.energy for r in records], dtype=dtype)
-        if all(r.forces is not None for r in records):
-            batch.targets[F.FORCES] = torch.tensor(
-                np.concatenate([r.forces for r in records]), dtype=dtype
-            )
-        if all(r.stress is not None for r in records):
-            batch.targets[F.STRESS] = torch.tensor(
-                np.stack([r.stress for r in records]), dtype=dtype
-            )
+        batch.targets.update(record_targets(records, dtype))
         return batch
 
     def composition(self, species: Sequence[str]) -> np.ndarray:

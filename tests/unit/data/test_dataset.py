@@ -179,3 +179,28 @@ def test_to_atoms_keeps_targets():
     assert atoms.get_potential_energy() == pytest.approx(data[2].energy)
     np.testing.assert_allclose(atoms.get_forces(), data[2].forces)
     assert Dataset.from_atoms([atoms])[0].stress == pytest.approx(data[2].stress)
+
+
+def test_batch_from_ase_reads_the_targets_as_the_data_set_does():
+    """One reader: ``Batch.from_ase`` on a calculator's results gives the collated
+    batch's energy, forces and stress (3x3 from ASE's Voigt), exactly."""
+    from geocompose.data.batch import Batch
+    from geocompose.types import fields as F
+
+    frames = []
+    for k, a in enumerate((3.55, 3.61, 3.67)):
+        atoms = bulk("Cu", "fcc", a=a, cubic=True)
+        atoms.rattle(0.05, seed=k)
+        rng = np.random.default_rng(k)
+        atoms.calc = SinglePointCalculator(
+            atoms, energy=-k - 1.0, forces=rng.normal(size=(4, 3)), stress=rng.normal(size=6)
+        )
+        frames.append(atoms)
+    direct = Batch.from_ase(frames, dtype=torch.float64)
+    collated = Dataset.from_atoms(frames).collate([0, 1, 2], torch.float64)
+    assert set(direct.targets) == {F.ENERGY, F.FORCES, F.STRESS}
+    for name in direct.targets:
+        assert torch.equal(direct.targets[name], collated.targets[name])
+    assert torch.equal(direct.targets[F.STRESS][0], torch.tensor(frames[0].get_stress(voigt=False)))
+    frames[1].calc = None  # a target only some structures carry is left out
+    assert Batch.from_ase(frames).targets == {}
