@@ -181,8 +181,13 @@ class GeometricModel(nn.Module):
                 state.update(block(state))
         return {name: state[name] for name in self.inner_outputs}
 
-    def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
+    def forward(self, batch: Batch, strain: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """Outputs of one batch.
+
+        ``strain``: the (B, 3, 3) zero tensor requiring grad that ``batch`` was deformed
+        by (positions and cell times ``I + sym(strain)``, as ``Potential`` does for
+        stress). The energy's gradient readout then also writes ``strain_derivative``
+        (dE/d(strain)), from the same backward pass as the forces.
 
         With derivative readouts (forces) the outputs stay differentiable when training,
         or when the caller's positions or cell require grad; otherwise the autograd
@@ -223,13 +228,16 @@ class GeometricModel(nn.Module):
             # gradient of the symmetrised energy.
             inner = self.__dict__.get("_compiled_inner", self._run_inner)
             state.update(self.strategy(inner, state, self.outputs, self.graph))
+            if strain is not None:
+                state[F.STRAIN] = strain
             for block in self.blocks:
                 if block.entry.derivative:
                     state.update(block(state, keep_graph=keep))
+        names = [*self.outputs, *([F.STRAIN_DERIVATIVE] if F.STRAIN_DERIVATIVE in state else [])]
         if self.needs_position_grad and not keep:
             # The graph behind them is gone: plain tensors, not a backward() that fails.
-            return {name: state[name].detach() for name in self.outputs}
-        return {name: state[name] for name in self.outputs}
+            return {name: state[name].detach() for name in names}
+        return {name: state[name] for name in names}
 
     def torch_compile(self, backend: str = "inductor", **options) -> GeometricModel:
         """Run the blocks through ``torch.compile`` from the next call on; returns self.

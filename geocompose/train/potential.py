@@ -95,7 +95,7 @@ class Potential(nn.Module):
         with torch.enable_grad() if stress else nullcontext():
             if stress:
                 batch, strain = _strained(batch)
-            out = self.model(batch)
+            out = self.model(batch, strain=strain)
             species = self.model.species_index(batch.atomic_numbers)
             shift = scatter_sum(self.reference[species], batch.batch, batch.num_structures)
             energy = self.scale * out[F.ENERGY].reshape(-1) + shift
@@ -106,15 +106,18 @@ class Potential(nn.Module):
             if self.has_forces:
                 result[F.FORCES] = self.scale * out[F.FORCES]
             if strain is not None:
-                (grad,) = torch.autograd.grad(
-                    energy.sum(),
-                    strain,
-                    create_graph=self.training,
-                    retain_graph=self.training,
-                    allow_unused=True,
-                )
-                if grad is None:
-                    grad = torch.zeros_like(strain)
+                if F.STRAIN_DERIVATIVE in out:  # taken with the forces, in one backward pass
+                    grad = self.scale * out[F.STRAIN_DERIVATIVE]
+                else:  # no gradient forces readout (direct forces, energy only)
+                    (grad,) = torch.autograd.grad(
+                        energy.sum(),
+                        strain,
+                        create_graph=self.training,
+                        retain_graph=self.training,
+                        allow_unused=True,
+                    )
+                    if grad is None:
+                        grad = torch.zeros_like(strain)
                 # In the strain's dtype: under bf16 autocast the strained cell is bf16,
                 # for which torch has no determinant.
                 volume = torch.linalg.det(batch.cell.to(strain.dtype)).abs().view(-1, 1, 1)

@@ -63,6 +63,11 @@ INPUT_TYPES: dict[str, FieldType] = {
 ENERGY = "energy"  # (B,) float target; (B, 1) model output, eV
 FORCES = "forces"  # (N, 3) float, eV/Å
 STRESS = "stress"  # (B, 3, 3) float, eV/Å^3, ASE's sign: (1/V) dE/d(strain)
+# A strained call (GeometricModel.forward(batch, strain=eps), the batch deformed by
+# I + sym(eps)): the energy's gradient readout differentiates the strain in the same
+# backward pass as the positions, and writes the strain derivative.
+STRAIN = "strain"  # (B, 3, 3) float, zero, requires grad; the state's, never an output
+STRAIN_DERIVATIVE = "strain_derivative"  # (B, 3, 3) float, dE/d(strain) in the energy's unit
 # The energy readout's per-atom terms (its `per_atom` output), which sum to the energy.
 ATOMIC_ENERGY = "atomic_energy"  # (N, 1) model output; (N,) eV from a Potential
 

@@ -54,15 +54,26 @@ class GradientForces(Block):
     def forward(self, state: State, keep_graph: bool = True) -> dict[str, torch.Tensor]:
         """Forces; ``keep_graph=False`` lets the backward pass free each activation as it
         goes (the model passes it when nobody will differentiate the outputs: on a
-        512-atom SchNet cell that saves ~10% of the forces time, benchmarks/schnet.py)."""
+        512-atom SchNet cell that saves ~10% of the forces time, benchmarks/schnet.py).
+
+        In a strained call (the state carries ``strain``) the gradient of ``energy`` is
+        taken with respect to the strain too, in the same backward pass, and written as
+        ``strain_derivative``: stress costs no second pass over the graph (nor, in
+        training, a second double-backward graph)."""
         positions = state[F.POSITIONS]
-        (grad,) = torch.autograd.grad(
+        strain = state.get(F.STRAIN) if self.params.of == F.ENERGY else None
+        grads = torch.autograd.grad(
             state[self.params.of].sum(),
-            positions,
+            [positions] if strain is None else [positions, strain],
             create_graph=self.training,  # training on forces needs second derivatives
             # Training, a later derivative readout, or a caller differentiating the
             # outputs needs the graph again.
             retain_graph=self.training or keep_graph,
             allow_unused=True,  # an energy that ignores geometry has zero forces
         )
-        return {self.output: -grad if grad is not None else torch.zeros_like(positions)}
+        out = {self.output: -grads[0] if grads[0] is not None else torch.zeros_like(positions)}
+        if strain is not None:
+            out[F.STRAIN_DERIVATIVE] = (
+                grads[1] if grads[1] is not None else torch.zeros_like(strain)
+            )
+        return out

@@ -56,6 +56,54 @@ def test_stress_is_the_strain_derivative():
     torch.testing.assert_close(stress, stress.transpose(1, 2))
 
 
+def _two_pass_outputs(potential, batch):
+    """Forces and stress as two backward passes would take them: the model's forces,
+    then the energy's strain gradient on its own (the form before issue 16's fix)."""
+    from geocompose.train.potential import _strained
+
+    strained, strain = _strained(batch)
+    with torch.enable_grad():
+        out = potential.model(strained)
+        energy = potential.scale * out["energy"].reshape(-1)
+        (grad,) = torch.autograd.grad(energy.sum(), strain, create_graph=potential.training)
+    volume = torch.linalg.det(strained.cell).abs().view(-1, 1, 1)
+    return potential.scale * out["forces"], grad / volume
+
+
+@pytest.mark.parametrize("forces", ["gradient", "direct_forces"])
+@pytest.mark.parametrize("training", [False, True])
+def test_stress_taken_with_the_forces_equals_its_own_backward_pass(training, forces):
+    """One backward pass for forces and stress (the gradient readout differentiates the
+    strain too) gives what two passes give: outputs and, training, the loss's weight
+    gradients through the second derivatives. A direct-forces head keeps the strain's
+    own pass."""
+    potential = Potential(
+        geocompose.compile(tiny_painn(forces), dtype=torch.float64, seed=2), scale=0.7
+    ).train(training)
+    batch = periodic_batch()
+    out = potential(batch, stress=True)
+    two_pass_forces, stress = _two_pass_outputs(potential, batch)
+    from geocompose.train.potential import _strained
+
+    strained, strain = _strained(batch)
+    taken_with_forces = "strain_derivative" in potential.model(strained, strain=strain)
+    assert taken_with_forces == (forces == "gradient")
+    torch.testing.assert_close(out["forces"], two_pass_forces, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(out["stress"], stress, rtol=1e-12, atol=1e-12)
+    if training:
+        weights = [p for p in potential.parameters() if p.requires_grad]
+        one = (out["forces"] ** 2).sum() + (out["stress"] ** 2).sum()
+        two = (two_pass_forces**2).sum() + (stress**2).sum()
+        for a, b in zip(
+            torch.autograd.grad(one, weights, allow_unused=True),
+            torch.autograd.grad(two, weights, allow_unused=True),
+            strict=True,
+        ):
+            assert (a is None) == (b is None)
+            if a is not None:
+                torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+
+
 def test_stress_refused_for_molecules():
     potential = Potential(geocompose.compile(tiny_schnet(), dtype=torch.float64, seed=0)).eval()
     cluster = molecule("CH4")
