@@ -213,6 +213,25 @@ def test_non_conservative_forces_claimed_as_gradient_are_caught():
     assert v["rotation"] is Verdict.PASS
 
 
+def knn(bp, k=2, cutoff=3.0):
+    """``bp`` on a 2-nearest-neighbour graph: in the molecule of seed 2 one atom's
+    second and third neighbours are 2.9e-3 Å apart, so a five-point stencil of step
+    1e-3 Å crosses a change of its neighbour set (a kink of the energy)."""
+    return {**bp, "graph": {"type": "knn", "k": k, "cutoff": cutoff}}
+
+
+def test_a_knn_kink_inside_the_stencil_is_left_out_not_failed():
+    report = verify(knn(blueprint([])), samples=1, seed=2)
+    check = report.check("conservative forces")
+    assert check.verdict is Verdict.PASS, report.text()
+    assert "molecule 0 left out: the graph changes within the stencil" in check.detail
+
+
+def test_non_conservative_forces_on_a_knn_graph_are_still_caught():
+    v = verdicts(knn(blueprint([], forces="curl_forces"), k=4, cutoff=4.0))
+    assert v["conservative forces"] is Verdict.FAIL
+
+
 def test_assert_symmetry_raises_with_the_report():
     from geocompose.testing import assert_symmetry
 
