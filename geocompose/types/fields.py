@@ -68,6 +68,10 @@ STRESS = "stress"  # (B, 3, 3) float, eV/Å^3, ASE's sign: (1/V) dE/d(strain)
 # backward pass as the positions, and writes the strain derivative.
 STRAIN = "strain"  # (B, 3, 3) float, zero, requires grad; the state's, never an output
 STRAIN_DERIVATIVE = "strain_derivative"  # (B, 3, 3) float, dE/d(strain) in the energy's unit
+# Per-layer energy readouts (MACE's E_i = sum_t R_t(h_i^(t))): a layer with
+# `layer_readout` adds a linear function of its 0e channels; a pooling readout with
+# `layer_energy: true` adds the running sum to its own per-atom terms.
+LAYER_ENERGY = "layer_energy"  # (N, 1) 0e, in the energy's unit
 # The energy readout's per-atom terms (its `per_atom` output), which sum to the energy.
 ATOMIC_ENERGY = "atomic_energy"  # (N, 1) model output; (N,) eV from a Potential
 

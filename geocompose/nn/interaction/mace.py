@@ -52,7 +52,7 @@ from geocompose.nn.interaction.spherical_update import SelfConnection, self_conn
 from geocompose.nn.ops.message import EdgeView
 from geocompose.nn.ops.scatter import scatter_mean
 from geocompose.registry import Family, Group, Kind, register
-from geocompose.types import FieldType, Level, Signature, TypeRefusal, require
+from geocompose.types import FieldType, Level, Signature, TypeRefusal, require, scalars
 from geocompose.types import fields as F
 from geocompose.types.irreps import IrrepsField
 
@@ -107,6 +107,8 @@ class MACEParams(SphericalParams):
         self_connection: ``species`` (MACE's element-dependent skip), ``linear`` or ``none``.
         a_norm: normalise ``A`` per structure (:class:`StructureNorm`), as the paper's
             MACE does with e3nn BatchNorm; default off (mace-torch has none).
+        layer_readout: read an energy term out of this layer, as MACE sums a readout
+            of every layer (``E_i = sum_t R_t(h_i^(t))``).
     """
 
     type: Literal["mace"] = "mace"
@@ -119,6 +121,13 @@ class MACEParams(SphericalParams):
         "statistics over one structure), as Joshi et al.'s MACE; without it A is ~1e-3 and "
         "the products of A's that separate k-chains are ~1e-12 of the features "
         "(docs/expressivity.md)",
+    )
+    layer_readout: bool = Field(
+        False,
+        description="add a linear function of this layer's 0e channels to the energy "
+        "readout's per-atom terms (the paper's and mace-torch's readout of every layer, "
+        "which on EMT Cu with stress lowered the 3-seed force MAE from 32.7 to 29.2 meV/Å: "
+        "docs/benchmarks.md)",
     )
 
 
@@ -204,9 +213,21 @@ class MACEInteraction(MessagePassingInteraction):
         if isinstance(planned, TypeRefusal):
             return planned
         inputs, target, irreps_a, plan = planned
+        writes = {F.NODE_FEATURES: FieldType(target, Level.NODE)}
+        reads = dict(inputs.reads)
+        if params.layer_readout:
+            if not any(ir == o3.Irrep("0e") for _, ir in target):
+                return TypeRefusal(
+                    f"{reader} reads an energy term out of its 0e channels (layer_readout), "
+                    f"but its features {target} have none",
+                    "add 0e channels to features, or set layer_readout: false",
+                )
+            if F.LAYER_ENERGY in upstream:  # an earlier layer's terms: this one adds to them
+                reads[F.LAYER_ENERGY] = upstream[F.LAYER_ENERGY]
+            writes[F.LAYER_ENERGY] = scalars(1, Level.NODE)
         return Signature(
-            reads=inputs.reads,
-            writes={F.NODE_FEATURES: FieldType(target, Level.NODE)},
+            reads=reads,
+            writes=writes,
             guarantee=edge_guarantee(params),
             notes=describe_plan(plan) + (f"A-basis {irreps_a}, correlation {params.correlation}",),
             extensive=not params.a_norm,  # StructureNorm couples every atom of a structure
@@ -233,6 +254,9 @@ class MACEInteraction(MessagePassingInteraction):
             self.linear_out = o3.Linear(target, target)
             self.sc = self_connection(params.self_connection, irreps_in, target, num_species)
             self.a_norm = StructureNorm(irreps_a) if params.a_norm else None
+            # Built last, so the layer's other weights draw the same initial values with
+            # or without it. A Linear to 0e reads only the 0e channels.
+            self.energy_term = o3.Linear(target, "0e") if params.layer_readout else None
         self.norm = 1.0 / params.avg_neighbours
 
     def message(self, state: State, edges: EdgeView) -> torch.Tensor:
@@ -251,4 +275,9 @@ class MACEInteraction(MessagePassingInteraction):
         h = self.linear_out(b)
         if self.sc is not None:
             h = h + self.sc(x, species)
-        return {F.NODE_FEATURES: h}
+        if self.energy_term is None:
+            return {F.NODE_FEATURES: h}
+        term = self.energy_term(h)  # (N, 1)
+        if F.LAYER_ENERGY in self.irreps_in:
+            term = term + state[F.LAYER_ENERGY]
+        return {F.NODE_FEATURES: h, F.LAYER_ENERGY: term}

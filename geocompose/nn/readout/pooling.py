@@ -26,6 +26,11 @@ class PoolingParams(KnobModel):
         pattern=r"^[a-z][a-z0-9_]*$",
         description="also output the per-atom contributions under this name",
     )
+    layer_energy: bool = Field(
+        default=False,
+        description="add the interactions' per-layer energy terms (`layer_energy`, "
+        "written by layers with `layer_readout: true`) to the per-atom terms",
+    )
 
 
 class PoolingReadout(Block):
@@ -33,6 +38,8 @@ class PoolingReadout(Block):
 
     Reads only the ``0e`` channels of ``node_features`` (an invariant projection), so it
     follows any family; writes one ``0e`` per structure, and per atom with ``per_atom``.
+    With ``layer_energy: true`` it adds the per-layer energy terms of the interactions
+    (MACE's ``layer_readout``) to its per-atom terms.
     """
 
     pool = staticmethod(scatter_sum)
@@ -45,6 +52,11 @@ class PoolingReadout(Block):
             if isinstance(found, TypeRefusal):
                 return found
             reads[name] = found
+        if params.layer_energy:
+            found = require(upstream, F.LAYER_ENERGY, f"readout '{ctx.output}' (layer_energy)")
+            if isinstance(found, TypeRefusal):
+                return TypeRefusal(found.message, "set layer_readout: true on the interactions")
+            reads[F.LAYER_ENERGY] = found
         invariant = scalar_part(reads[F.NODE_FEATURES].irreps)
         if invariant.dim == 0:
             return TypeRefusal(
@@ -76,6 +88,8 @@ class PoolingReadout(Block):
     def forward(self, state: State) -> dict[str, torch.Tensor]:
         features = state[F.NODE_FEATURES].index_select(-1, self.scalar_index)
         per_atom = self.head(features)  # (N, 1)
+        if F.LAYER_ENERGY in self.irreps_in:
+            per_atom = per_atom + state[F.LAYER_ENERGY]
         num_structures = state[F.CELL].shape[0]
         out = {self.output: self.pool(per_atom, state[F.BATCH], num_structures)}
         if self.params.per_atom:

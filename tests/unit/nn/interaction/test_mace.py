@@ -5,7 +5,15 @@ from __future__ import annotations
 import pytest
 import torch
 from e3nn import o3
-from spherical_cases import assert_block_equivariant, ctx, positions, rotation, state_for, upstream
+from spherical_cases import (
+    assert_block_equivariant,
+    ctx,
+    positions,
+    rotation,
+    state_for,
+    transform_state,
+    upstream,
+)
 
 from geocompose.nn.interaction.mace import (
     MACEInteraction,
@@ -225,3 +233,38 @@ def test_forward_picks_the_pair_form_only_for_small_inputs(monkeypatch):
     monkeypatch.setattr(module, "PAIR_FORM_LIMIT", 4 * sc.k * sc.pair_work - 1)
     sc(a, species)
     assert calls == ["pair", "per coupling"]
+
+
+def test_layer_readout_writes_a_running_sum_of_invariant_energy_terms():
+    """``layer_readout``: each layer adds a linear function of its 0e channels to
+    ``layer_energy`` (an earlier layer's terms included); the terms are invariant under
+    rotations and reflections; without it nothing is written."""
+    first, types = build("5x0e", features="4x0e + 4x1o", correlation=2, layer_readout=True)
+    assert first.sig.writes[F.LAYER_ENERGY].irreps == o3.Irreps("1x0e")
+    assert F.LAYER_ENERGY not in first.sig.reads  # nothing upstream to add to
+    state = state_for(positions(1, n=6), types)
+    out = first(state)
+    torch.testing.assert_close(out[F.LAYER_ENERGY], first.energy_term(out[F.NODE_FEATURES]))
+    second_types = {**types, **first.sig.writes}
+    torch.manual_seed(1)
+    second = MACEInteraction(
+        MACEParams(features="4x0e + 4x1o", correlation=2, layer_readout=True), second_types, ctx()
+    ).double()
+    assert F.LAYER_ENERGY in second.sig.reads
+    again = second({**state, **out})
+    torch.testing.assert_close(
+        again[F.LAYER_ENERGY],
+        out[F.LAYER_ENERGY] + second.energy_term(again[F.NODE_FEATURES]),
+    )
+    for improper in (False, True):
+        R = rotation(3, improper)
+        moved = first(transform_state(state, types, R))[F.LAYER_ENERGY]
+        torch.testing.assert_close(moved, out[F.LAYER_ENERGY], rtol=1e-10, atol=1e-12)
+    plain, _ = build("5x0e", features="4x0e + 4x1o", correlation=2)
+    assert F.LAYER_ENERGY not in plain.sig.writes and F.LAYER_ENERGY not in plain(state)
+
+
+def test_layer_readout_without_scalars_is_refused():
+    params = MACEParams(features="4x1o", correlation=2, layer_readout=True)
+    refusal = MACEInteraction.signature(params, upstream("8x0e"), ctx())
+    assert isinstance(refusal, TypeRefusal) and "layer_readout" in refusal.message
