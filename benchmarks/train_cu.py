@@ -215,7 +215,9 @@ def mace_arguments(
 
     mace.yaml: 2 layers of ``32x0e + 32x1o``, correlation 3, l_max 2 harmonics, 8 Bessel
     functions with a p = 5 polynomial envelope, radial MLP [64], avg_neighbours 8, a
-    16-unit nonlinear energy readout; per-species reference energies by least squares
+    linear energy readout of each layer (``layer_readout``) plus a 16-unit nonlinear one
+    of the last (mace: linear readouts of the layers before the last, the 16-unit MLP
+    on the last, so ours has one linear readout more); per-species reference energies by least squares
     (mace: ``E0s=average``) and a force-RMS scale (mace: ``rms_forces_scaling``).
     With ``stress`` (the files carry ``REF_stress``) and ``hyper["stress_weight"] > 0``
     the loss is mace-torch's ``stress`` one (``WeightedEnergyForcesStressLoss``: the
