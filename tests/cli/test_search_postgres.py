@@ -92,10 +92,18 @@ def postgres_url():
 TRIALS = 4  # of the space's 6 designs: enough for two machines to share, and quick
 
 
+_STORAGES: dict[str, object] = {}
+
+
 def _study(url: str):
+    """The study, through one storage per URL: a fresh ``load_study(storage=url)`` opens
+    a new engine and connection each time (tens of ms), which made the watch below slower
+    than a short trial."""
     import optuna
 
-    return optuna.load_study(study_name="fault-search", storage=url)
+    if url not in _STORAGES:
+        _STORAGES[url] = optuna.storages.RDBStorage(url)
+    return optuna.load_study(study_name="fault-search", storage=_STORAGES[url])
 
 
 def _state(url: str, number: int) -> str | None:
@@ -112,8 +120,14 @@ def _wait_for_line(process, log: Path, text: str, timeout: float = 300) -> None:
 
 
 def _running_trials(url: str, out: Path) -> list[int]:
-    runs = sorted((out / "runs").glob("trial_*")) if (out / "runs").is_dir() else []
-    return [int(run.name[-4:]) for run in runs if _state(url, int(run.name[-4:])) == "RUNNING"]
+    """Trials RUNNING in the study whose run directory is under ``out`` (one query)."""
+    import optuna
+
+    ours = {int(run.name[-4:]) for run in (out / "runs").glob("trial_*")}
+    if not ours:
+        return []
+    running = _study(url).get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+    return sorted(t.number for t in running if t.number in ours)
 
 
 def _signal(pids: list[int], signum: int) -> None:
@@ -147,7 +161,9 @@ def _kill_mid_trial(url: str, process, out: Path) -> int:
         time.sleep(0.02)
     process.kill()
     process.wait()
-    raise AssertionError("no trial of the first machine was seen running")
+    seen = [(t.number, t.state.name, t.duration) for t in _study(url).trials]
+    runs = sorted(run.name for run in (out / "runs").glob("trial_*"))
+    raise AssertionError(f"no trial of the first machine was seen running: {seen}, {runs}")
 
 
 def test_two_machines_share_a_postgres_study_and_survive_a_kill(tmp_path, postgres_url):

@@ -36,6 +36,7 @@ from geocompose.verification.remote import (
 ROOT = Path(__file__).parents[2]
 MACE_PYTHON = Path("/work/venvs/mace/bin/python")
 SPECIES = ["Cu", "Al", "Ni"]
+ROUNDING = 1e-12  # float64 errors below this are rounding: where they peak is noise
 
 PEERS = """\
 import os, sys
@@ -104,15 +105,16 @@ def test_emt_through_a_worker_gives_the_in_process_results_exactly():
         report = verify(subject, samples=1)
     # Same verdicts, same worst case; the figures agree to rounding only, as two
     # in-process runs do: D(R) is a least-squares solution whose last bit varies
-    # between calls (measured: 1.1e-16 on a 1o block).
+    # between calls (measured: 1.1e-16 on a 1o block). Where the worst error is itself
+    # rounding, which structure holds it is a coin toss (CI saw "forces on cell 0"
+    # against "forces on molecule 0" for a reflection at ~1e-16), so the place is
+    # compared only where the error stands clear of it.
     again = verify(calculator_subject(EMT(), species=SPECIES), samples=1)
     assert report.passed and again.passed, report.text()
     for ours, theirs in zip(report.checks, again.checks, strict=True):
-        assert (ours.name, ours.verdict, ours.detail) == (
-            theirs.name,
-            theirs.verdict,
-            theirs.detail,
-        )
+        assert (ours.name, ours.verdict) == (theirs.name, theirs.verdict)
+        if ours.error is None or ours.error > ROUNDING:
+            assert ours.detail == theirs.detail, ours.name
         if ours.error is not None:
             assert abs(ours.error - theirs.error) < 1e-15 and abs(ours.mean - theirs.mean) < 1e-15
     assert not alive(remote.pid), "close() left the worker running"
