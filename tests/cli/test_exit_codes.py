@@ -82,13 +82,20 @@ BLUEPRINT = textwrap.dedent(
 )
 
 
-def geocompose(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+def geocompose(*args: str, cwd: Path) -> subprocess.Popen:
+    """The console script started on ``args``; its result is :func:`finished`'s."""
     script = shutil.which("geocompose")
     command = [script] if script else [sys.executable, "-m", "geocompose"]
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    return subprocess.run(
-        [*command, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
-    )
+    return subprocess.Popen(
+        [*command, *args], cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+
+
+def finished(process: subprocess.Popen) -> subprocess.CompletedProcess:
+    stdout, stderr = process.communicate(timeout=300)
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
 
 
 @pytest.fixture
@@ -100,21 +107,29 @@ def workdir(tmp_path):
 
 
 def test_console_script_exit_codes(workdir):
-    ok = geocompose("schema", cwd=workdir)
+    # The four commands are independent: started together, they share the import time
+    # (most of each one's cost) across the machine's cores.
+    started = [
+        geocompose("schema", cwd=workdir),
+        geocompose("--import", "leaky_blocks", "verify", "leaky.yaml", "--samples", "1", cwd=workdir),
+        geocompose("verify", "leaky.yaml", cwd=workdir),  # the block is not imported
+        geocompose("--import", "crashing_module", "schema", cwd=workdir),
+    ]  # fmt: skip
+    try:
+        ok, violated, bad, crash = [finished(process) for process in started]
+    finally:  # a command that hung past its timeout is not left behind
+        for process in started:
+            process.kill()
+            process.wait()
     assert ok.returncode == 0, ok.stderr
     assert '"title": "geocompose blueprint"' in ok.stdout
 
-    violated = geocompose(
-        "--import", "leaky_blocks", "verify", "leaky.yaml", "--samples", "1", cwd=workdir
-    )
     assert violated.returncode == 1, violated.stdout + violated.stderr
     assert "claim violated" in violated.stdout and "Traceback" not in violated.stderr
 
-    bad = geocompose("verify", "leaky.yaml", cwd=workdir)  # the block is not imported
     assert bad.returncode == 2
     assert bad.stderr.startswith("leaky.yaml:10:") and "Traceback" not in bad.stderr
 
-    crash = geocompose("--import", "crashing_module", "schema", cwd=workdir)
     assert crash.returncode == 3
     assert crash.stderr.startswith(
         "geocompose: internal error (a bug in geocompose): RuntimeError: planted bug"
