@@ -133,13 +133,14 @@ def species_of(path: Path) -> list[str]:
     return sorted(symbols, key=atomic_numbers.get)
 
 
-def geocompose_blueprint(pair: str, species: list[str]) -> dict:
-    """The shipped blueprint, species cut to the data's (mace-torch takes them from the
-    data) and, for MACE, mace-torch's learned node embedding (as in ``train_cu.py``);
-    for NequIP nequip's 16-wide learned embedding; PaiNN as shipped."""
+def geocompose_blueprint(pair: str, species: list[str], path: Path | None = None) -> dict:
+    """The shipped blueprint (or the one at ``path``), species cut to the data's
+    (mace-torch takes them from the data) and, for MACE, mace-torch's learned node
+    embedding (as in ``train_cu.py``); for NequIP nequip's 16-wide learned embedding;
+    PaiNN as shipped."""
     import yaml
 
-    blueprint = yaml.safe_load((ROOT / "blueprints" / f"{pair}.yaml").read_text())
+    blueprint = yaml.safe_load((path or ROOT / "blueprints" / f"{pair}.yaml").read_text())
     blueprint["embedding"]["species"] = species
     if pair == "mace":
         blueprint["embedding"]["node"] = {"type": "learned", "features": 32}
@@ -148,10 +149,12 @@ def geocompose_blueprint(pair: str, species: list[str]) -> dict:
     return blueprint
 
 
-def run_geocompose(pair: str, split: dict, epochs: int, seed: int, out: Path) -> dict:
+def run_geocompose(
+    pair: str, split: dict, epochs: int, seed: int, out: Path, path: Path | None = None
+) -> dict:
     from ase.io import read
 
-    blueprint = geocompose_blueprint(pair, species_of(split["train"]))
+    blueprint = geocompose_blueprint(pair, species_of(split["train"]), path)
     hyper = hyper_of(pair)
     if "REF_stress" not in read(split["train"], index="0").info:  # as mace-torch decides
         hyper["stress_weight"] = 0.0
@@ -255,7 +258,16 @@ def main(argv=None) -> None:
     )
     parser.add_argument("--split-dir", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--json", type=Path, help="write the results to this file")
+    parser.add_argument(
+        "--blueprint",
+        nargs="+",
+        default=[],
+        metavar="PAIR=PATH",
+        help="train this blueprint on geocompose's side of PAIR instead of the shipped one "
+        "(the same species and embedding changes apply)",
+    )
     args = parser.parse_args(argv)
+    blueprints = {pair: Path(path) for pair, _, path in (b.partition("=") for b in args.blueprint)}
     import torch
 
     torch.set_num_threads(args.threads)
@@ -273,7 +285,8 @@ def main(argv=None) -> None:
         f"{PAIR_HYPER or ''}, EMA {HYPER['ema_decay']}, clip {HYPER['clip']}, loss "
         f"{HYPER['energy_weight']} E/atom + {HYPER['forces_weight']} F (+ "
         f"{HYPER['stress_weight']} stress where the data has it), float32, {args.threads} "
-        f"thread(s); {versions()}",
+        f"thread(s); {versions()}"
+        + "".join(f"; geocompose's {pair}: {path}" for pair, path in blueprints.items()),
         flush=True,
     )
     results = []
@@ -293,6 +306,7 @@ def main(argv=None) -> None:
                     args.epochs,
                     seed,
                     split_dir / f"{pair}-geocompose-{seed}",
+                    blueprints.get(pair),
                 )
                 theirs = timed(
                     run_reference,
