@@ -88,9 +88,9 @@ def profile_table(step, steps: int, rows: int) -> str:
 
 def ours_step(frames, scalar_last_layer: bool = False):
     """geocompose's training step on ``frames``, through the trainer's own Potential and
-    Objective (the loss of geocompose.train.loss). ``scalar_last_layer``: the last layer
-    writes ``32x0e`` only, as mace-torch's last layer does (mace.yaml writes
-    ``32x0e + 32x1o`` in both)."""
+    Objective (the loss of geocompose.train.loss). ``scalar_last_layer``: the model is
+    ``mace-scalar-last-layer.yaml``, whose last layer writes ``32x0e`` only, as
+    mace-torch's last layer does (mace.yaml writes ``32x0e + 32x1o`` in both)."""
     import torch
     from train_head_to_head import geocompose_blueprint
 
@@ -99,11 +99,8 @@ def ours_step(frames, scalar_last_layer: bool = False):
     from geocompose.train.potential import Potential
 
     species = sorted({a for f in frames for a in f.get_chemical_symbols()})
-    blueprint = geocompose_blueprint("mace", species)
-    if scalar_last_layer:
-        (layer,) = blueprint["interactions"]
-        layer = {k: v for k, v in layer.items() if k != "repeat"}
-        blueprint["interactions"] = [layer, layer | {"features": "32x0e"}]
+    variant = Path(__file__).parent / "mace-scalar-last-layer.yaml"
+    blueprint = geocompose_blueprint("mace", species, variant if scalar_last_layer else None)
     model = geocompose.compile(blueprint, dtype=torch.float32, seed=0)
     stress = has_stress(frames)
     weights = LossWeights(ENERGY_WEIGHT, FORCES_WEIGHT, STRESS_WEIGHT if stress else 0.0)
