@@ -267,7 +267,12 @@ def main(argv=None) -> None:
         "(the same species and embedding changes apply)",
     )
     args = parser.parse_args(argv)
-    blueprints = {pair: Path(path) for pair, _, path in (b.partition("=") for b in args.blueprint)}
+    blueprints = {}
+    for given in args.blueprint:
+        pair, _, path = given.partition("=")
+        if pair not in args.pairs or not Path(path).is_file():
+            parser.error(f"--blueprint {given}: want PAIR=PATH, a pair of --pairs and a file")
+        blueprints[pair] = Path(path)
     import torch
 
     torch.set_num_threads(args.threads)
