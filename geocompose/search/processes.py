@@ -36,6 +36,8 @@ from geocompose.search.config import SearchError
 __all__ = ["BOOTSTRAP", "Interrupts", "RunLock", "Workers", "interrupts"]
 
 LOCK_NAME = "search.lock"
+RESEND_S = 0.05
+"""How long after an interrupt was lost in a weakref callback it is sent again."""
 BOOTSTRAP = bootstrap(module="geocompose.search.worker")
 """What ``python -c`` runs in a worker: the parent-death request first
 (:mod:`geocompose.children`), then the worker module."""
@@ -87,18 +89,40 @@ class Interrupts:
     raised by the next :meth:`check` or :meth:`raising`, so a signal never cuts a
     storage write in half (Optuna's own clean-up then fails). A second signal while
     the first is being handled is ignored.
+
+    Python runs a signal handler between any two bytecodes, also inside a weakref
+    callback or a ``__del__`` (the import system's module locks have one), where an
+    exception cannot propagate: Python prints it as "Exception ignored" and goes on.
+    :meth:`swallowed` takes that case: it prints nothing and sends the signal again,
+    so it raises in the interrupted code instead, a moment later.
     """
 
     def __init__(self):
         self.pending: str | None = None
+        self._signum: int | None = None
         self._raising = False
 
     def handle(self, signum, frame) -> None:
         if self.pending is not None:
             return
-        self.pending = signal.Signals(signum).name
+        self.pending, self._signum = signal.Signals(signum).name, signum
         if self._raising:
             raise KeyboardInterrupt(f"signal {self.pending}")
+
+    def swallowed(self, unraisable) -> bool:
+        """Whether ``unraisable`` (what :data:`sys.unraisablehook` gets) is this
+        handler's interrupt, lost where it was raised; if so, deliver it again."""
+        if self.pending is None or unraisable.exc_type is not KeyboardInterrupt:
+            return False
+        if str(unraisable.exc_value) != f"signal {self.pending}":
+            return False
+        # Sent again a moment later, from another thread: raised in this hook, or while
+        # it starts a thread, the interrupt would be lost again.
+        self.pending = None
+        resend = threading.Timer(RESEND_S, os.kill, args=(os.getpid(), self._signum))
+        resend.daemon = True
+        resend.start()
+        return True
 
     def check(self) -> None:
         """Raise the held signal, if any."""
@@ -125,9 +149,17 @@ def interrupts():
         yield handler
         return
     previous = {s: signal.signal(s, handler.handle) for s in (signal.SIGTERM, signal.SIGINT)}
+    previous_hook = sys.unraisablehook
+
+    def unraisable_hook(unraisable) -> None:
+        if not handler.swallowed(unraisable):
+            previous_hook(unraisable)
+
+    sys.unraisablehook = unraisable_hook
     try:
         yield handler
     finally:
+        sys.unraisablehook = previous_hook
         for signum, action in previous.items():
             signal.signal(signum, action)
 

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import weakref
 from pathlib import Path
 
 import pytest
@@ -125,6 +126,29 @@ def test_sigterm_is_held_while_the_study_is_written_and_raised_where_safe():
             os.kill(os.getpid(), signal.SIGINT)
             time.sleep(5)  # the handler runs before this returns
     assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == previous
+
+
+def test_a_signal_that_lands_in_a_weakref_callback_still_interrupts(capfd):
+    """Python cannot raise out of a weakref callback (the import system's module locks
+    have one): the interrupt lost there is delivered again, and nothing is printed."""
+
+    class Referent:
+        pass
+
+    def callback(_):
+        signal.raise_signal(signal.SIGTERM)  # the handler runs inside this callback
+        sum(range(1000))
+
+    previous_hook = sys.unraisablehook
+    with pytest.raises(KeyboardInterrupt, match="SIGTERM"):
+        with interrupts() as signals, signals.raising():
+            referent = Referent()
+            reference = weakref.ref(referent, callback)
+            del referent  # the callback runs here
+            time.sleep(5)  # the signal, delivered again, raises before this returns
+    assert reference() is None
+    assert sys.unraisablehook is previous_hook
+    assert "Exception ignored" not in capfd.readouterr().err
 
 
 def test_the_journal_lock_is_released_when_its_holder_is_killed(tmp_path):
