@@ -16,9 +16,10 @@ avg_num_neighbors 8, MLP_irreps 16x0e), float32.
 mace-torch runs in its own venv as a :class:`harness.Worker` (this script under its
 python with ``--engine mace-torch``), called one step at a time, interleaved with ours.
 ``--profile`` then runs torch.profiler over a few steps of each and prints, for both,
-the op count per step and the ops by self CPU time. ``--scalar-last-layer`` makes
-geocompose's last layer write ``32x0e`` only, as mace-torch's last layer does (a
-different model from mace.yaml: it says how much of a gap that architecture accounts for).
+the op count per step and the ops by self CPU time. Both last layers write ``32x0e`` only
+(mace.yaml's ``last_writes_scalars``); ``--full-last-layer`` makes geocompose's write
+``32x0e + 32x1o`` (``mace-full-last-layer.yaml``, mace.yaml's layout until 2026-12-04:
+the same energy function, with the vectors nothing reads).
 
 Run: ``python benchmarks/mace_train_step.py --threads 1 --repeats 20 [--data cu] [--profile]``
 """
@@ -86,11 +87,11 @@ def profile_table(step, steps: int, rows: int) -> str:
     return f"{calls:,.0f} recorded op calls per step\n{table}"
 
 
-def ours_step(frames, scalar_last_layer: bool = False):
+def ours_step(frames, full_last_layer: bool = False):
     """geocompose's training step on ``frames``, through the trainer's own Potential and
-    Objective (the loss of geocompose.train.loss). ``scalar_last_layer``: the model is
-    ``mace-scalar-last-layer.yaml``, whose last layer writes ``32x0e`` only, as
-    mace-torch's last layer does (mace.yaml writes ``32x0e + 32x1o`` in both)."""
+    Objective (the loss of geocompose.train.loss). ``full_last_layer``: the model is
+    ``mace-full-last-layer.yaml``, whose last layer writes ``32x0e + 32x1o`` (mace.yaml's
+    and mace-torch's write ``32x0e`` only)."""
     import torch
     from train_head_to_head import geocompose_blueprint
 
@@ -99,8 +100,8 @@ def ours_step(frames, scalar_last_layer: bool = False):
     from geocompose.train.potential import Potential
 
     species = sorted({a for f in frames for a in f.get_chemical_symbols()})
-    variant = Path(__file__).parent / "mace-scalar-last-layer.yaml"
-    blueprint = geocompose_blueprint("mace", species, variant if scalar_last_layer else None)
+    variant = Path(__file__).parent / "mace-full-last-layer.yaml"
+    blueprint = geocompose_blueprint("mace", species, variant if full_last_layer else None)
     model = geocompose.compile(blueprint, dtype=torch.float32, seed=0)
     stress = has_stress(frames)
     weights = LossWeights(ENERGY_WEIGHT, FORCES_WEIGHT, STRESS_WEIGHT if stress else 0.0)
@@ -202,9 +203,9 @@ def main() -> None:
     parser.add_argument("--profile-steps", type=int, default=5)
     parser.add_argument("--rows", type=int, default=25, help="ops listed per profile")
     parser.add_argument(
-        "--scalar-last-layer",
+        "--full-last-layer",
         action="store_true",
-        help="geocompose's last layer writes 32x0e only, as mace-torch's does",
+        help="geocompose's last layer writes 32x0e + 32x1o (mace-full-last-layer.yaml)",
     )
     args = parser.parse_args()
     threads = harness.set_threads(args.threads)
@@ -219,12 +220,12 @@ def main() -> None:
 
     frames = copper_batch() if args.data == "cu" else ethanol_batch()
     print(harness.header("MACE training step: geocompose against mace-torch", [], threads))
-    last = "32x0e (--scalar-last-layer)" if args.scalar_last_layer else "as mace.yaml"
+    last = "32x0e + 32x1o (--full-last-layer)" if args.full_last_layer else "32x0e, as mace.yaml"
     print(f"geocompose's last layer: {last}")
     what = "EMT Cu cells, stress in the loss" if args.data == "cu" else "ethanol molecules"
     print(f"{STRUCTURES} {what} ({sum(map(len, frames))} atoms), float32; "
           f"{harness.timing_note(args.repeats, args.warmup)}")  # fmt: skip
-    step, info = ours_step(frames, args.scalar_last_layer)
+    step, info = ours_step(frames, args.full_last_layer)
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "batch.extxyz"
         ase.io.write(path, frames, format="extxyz")

@@ -87,7 +87,7 @@ def resolve(blueprint) -> list[Stage]:
     for i, params in enumerate(blueprint.interactions):
         for copy in range(params.repeat):
             knob = f"interactions[{i}]" + (f"#{copy + 1}" if params.repeat > 1 else "")
-            stages.append(stage(Kind.INTERACTION, params, knob))
+            stages.append(stage(Kind.INTERACTION, params.copy_params(copy), knob))
     # Derivative readouts (forces) run after every other readout, whatever the order in
     # the file: they differentiate outputs of the symmetrised model.
     readouts = list(blueprint.readout.items())

@@ -16,7 +16,9 @@ The readout is chosen among candidates by the compiler's type check, first that 
   at 50 % by construction, and the table says which readout it got.
 
 ``layers`` sets ``repeat`` on the blueprint's *first* interaction entry and keeps the
-others as written. The pair's graphs are given explicitly, as in the paper: their edge
+others as written. ``last_writes_scalars`` is turned off on every entry: it saves the
+l > 0 channels that an energy readout does not read, and the classifier's readouts
+read them (an entry written with scalar features stays as written). The pair's graphs are given explicitly, as in the paper: their edge
 lists are installed as each batch's topology for the model's graph builder (the
 builder's cutoff still sets the range of the radial basis), and the structures are
 scaled by ``cutoff / 10`` so that edges are the same fraction of the cutoff as in the
@@ -97,6 +99,8 @@ def classifier_blueprint(data: dict, layers: int | None, readout: dict) -> dict:
                 f"blueprint '{out.get('name')}' has no interactions, so it has no layers to sweep"
             )
         out["interactions"][0]["repeat"] = int(layers)
+    for entry in out.get("interactions") or []:
+        entry.pop("last_writes_scalars", None)
     out["readout"] = {F.PAIR_FEATURES: readout}
     return out
 

@@ -144,26 +144,25 @@ def test_schnetpack_run_trains_and_reports_the_benchmark_row(tmp_path, h2h):
     assert (tmp_path / "run" / "best.pt").exists()
 
 
-def test_the_scalar_last_layer_variant_is_mace_yaml_but_its_last_layer(h2h):
-    """benchmarks/mace-scalar-last-layer.yaml tracks the shipped mace.yaml: the same
-    blueprint with its repeated entry written out twice, the second writing 32x0e only;
-    ``--blueprint mace=...`` reaches it with the benchmark's species and embedding."""
+def test_the_full_last_layer_variant_is_mace_yaml_but_its_last_layer(h2h):
+    """benchmarks/mace-full-last-layer.yaml tracks the shipped mace.yaml: the same
+    blueprint without ``last_writes_scalars``; ``--blueprint mace=...`` reaches it with the
+    benchmark's species and embedding."""
     import yaml
 
-    variant_path = BENCHMARKS / "mace-scalar-last-layer.yaml"
+    variant_path = BENCHMARKS / "mace-full-last-layer.yaml"
     shipped = h2h.geocompose_blueprint("mace", ["H", "C", "O"])
     variant = h2h.geocompose_blueprint("mace", ["H", "C", "O"], variant_path)
-    (entry,) = shipped.pop("interactions")
-    entry.pop("repeat")
-    assert variant.pop("interactions") == [entry, entry | {"features": "32x0e"}]
+    (entry,) = shipped["interactions"]
+    assert entry.pop("last_writes_scalars") is True
     for data in (shipped, variant):
         del data["name"], data["description"]
     assert variant == shipped
     assert yaml.safe_load(variant_path.read_text())["embedding"]["node"] == {"type": "one_hot"}
 
 
-def test_the_scalar_last_layer_variant_verifies():
+def test_the_full_last_layer_variant_verifies():
     from geocompose.verification import verify
 
-    report = verify(BENCHMARKS / "mace-scalar-last-layer.yaml", samples=1, seed=0)
+    report = verify(BENCHMARKS / "mace-full-last-layer.yaml", samples=1, seed=0)
     assert report.passed and report.claim == "O(3)", report.text()

@@ -17,7 +17,6 @@ from geocompose.nn.block import Block, State
 from geocompose.nn.ops.message import EdgeView, aggregate
 from geocompose.registry import KnobModel
 from geocompose.types import fields as F
-from geocompose.types.bounds import Size
 
 
 class InteractionParams(KnobModel):
@@ -26,6 +25,12 @@ class InteractionParams(KnobModel):
     # That many copies in a row, each with its own weights.
     # Its own bound (the shared Size would override `le` with 4096): 64 copies of a block.
     repeat: int = Field(default=1, gt=0, le=64)
+
+    def copy_params(self, copy: int) -> InteractionParams:
+        """The params of copy ``copy`` (0-based) of this entry: these, unless a block's
+        params say how one copy differs (:class:`~geocompose.nn.interaction.spherical.
+        SphericalParams` ``last_writes_scalars``)."""
+        return self
 
 
 class MessagePassingInteraction(Block):

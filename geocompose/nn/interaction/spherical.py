@@ -19,7 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from e3nn import o3
-from pydantic import Field, PositiveFloat
+from pydantic import Field, PositiveFloat, model_validator
+from pydantic_core import PydanticCustomError
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
@@ -39,11 +40,12 @@ from geocompose.nn.ops.paths import (
     merge_second_orders,
 )
 from geocompose.nn.ops.so2 import SO2Product, edge_rotations, wigner_d_matrices
+from geocompose.registry.core import FIELD_INPUT_ERROR
 from geocompose.types import FieldType, TypeRefusal, require
 from geocompose.types import fields as F
 from geocompose.types.bounds import Size
 from geocompose.types.group import Group
-from geocompose.types.irreps import IrrepsField
+from geocompose.types.irreps import IrrepsField, scalar_part
 
 
 class SphericalParams(InteractionParams):
@@ -55,6 +57,8 @@ class SphericalParams(InteractionParams):
         radial_hidden: hidden widths of the radial MLP that makes per-edge weights.
         radial_activation: its activation.
         avg_neighbours: typical neighbour count, normalising the aggregated sum.
+        last_writes_scalars: the entry's last copy writes only the ``0e`` channels of
+            ``features`` (mace-torch's last layer).
     """
 
     features: IrrepsField = Field(default="16x0e + 8x1o + 4x2e", validate_default=True)
@@ -65,6 +69,35 @@ class SphericalParams(InteractionParams):
     radial_hidden: list[Size] = Field(default_factory=lambda: [32])
     radial_activation: Activation = "silu"
     avg_neighbours: PositiveFloat = 8.0
+    last_writes_scalars: bool = Field(
+        False,
+        description="the last copy of this entry writes only the 0e channels of features, "
+        "as mace-torch's last layer: when every later reader takes 0e channels (energy "
+        "sums, forces as the energy's gradient) the l > 0 channels it would write are read "
+        "by nothing, so they are not computed (same energy function, fewer operations); "
+        "a reader of vectors is refused by the type check",
+    )
+
+    @model_validator(mode="after")
+    def _scalars_to_write(self) -> SphericalParams:
+        if self.last_writes_scalars and scalar_part(self.features).dim == 0:
+            raise PydanticCustomError(
+                FIELD_INPUT_ERROR,
+                "{message}",
+                {
+                    "field": "last_writes_scalars",
+                    "message": f"the last copy would write no channels: features "
+                    f"{self.features} have no 0e; add 0e channels or set it false",
+                },
+            )
+        return self
+
+    def copy_params(self, copy: int) -> SphericalParams:
+        if self.last_writes_scalars and copy == self.repeat - 1:
+            return self.model_copy(
+                update={"features": scalar_part(self.features), "last_writes_scalars": False}
+            )
+        return self
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,17 @@ def test_orientation_head_reads_every_irrep_or_falls_back_to_a_dipole():
     assert invariant.readout_name == "dipole (charges)" and invariant.orientation_sensitive
 
 
+def test_the_classifier_reads_every_channel_of_a_last_layer_that_writes_scalars_only():
+    """``last_writes_scalars`` saves what an energy readout does not read; the classifier's
+    heads read it, so the sweep turns it off: the head sees the vectors."""
+    data = tiny("tfn")
+    data["interactions"][0] |= {"repeat": 2, "last_writes_scalars": True}
+    oriented = build_classifier(data, 2, Head.ORIENTATION)
+    assert oriented.readout["type"] == "tensor" and "1o" in oriented.readout["irreps"]
+    assert "last_writes_scalars" not in oriented.data["interactions"][0]
+    assert "last_writes_scalars" in data["interactions"][0]  # the caller's data is kept
+
+
 def test_the_pair_graph_is_the_topology_and_scaled_to_the_cutoff():
     model = compile_classifier(build_classifier(tiny("schnet"), 1, Head.INVARIANT), seed=0)
     pair = k_chains(4)

@@ -11,8 +11,8 @@ from ase.build import bulk, molecule
 from e3nn import o3
 
 import geocompose
-from geocompose.data.rotations import haar_rotations
 from geocompose.blueprint import read_blueprint
+from geocompose.data.rotations import haar_rotations
 from geocompose.errors import BlueprintError
 from geocompose.types.irreps import wigner_d
 
@@ -139,3 +139,54 @@ def test_cartesian_then_spherical_composes_and_stays_equivariant(batch):
             moved["dipole"], out["dipole"] @ wigner_d(o3.Irreps("1o"), R).T, atol=1e-11
         )
         assert torch.allclose(moved["forces"], out["forces"] @ R.T, atol=1e-11)
+
+
+@pytest.mark.parametrize("name", ["mace", "tfn"])
+def test_last_writes_scalars_is_the_layout_written_out(name, batch):
+    """``last_writes_scalars`` on a repeated entry builds the same modules, with the same
+    weights from the same seed, as the entry written out with a last copy of 0e features;
+    it is a layout, so energy and forces agree exactly."""
+    knob = raw(name)
+    (entry,) = [e for e in knob["interactions"] if e.get("repeat", 1) > 1][:1]
+    entry["last_writes_scalars"] = True
+    index = knob["interactions"].index(entry)
+    scalars = str(o3.Irreps(entry["features"]).filter(keep=["0e"]).simplify())
+    written = copy.deepcopy(knob)
+    first = written["interactions"][index] | {"repeat": entry["repeat"] - 1}
+    del first["last_writes_scalars"]
+    last = first | {"repeat": 1, "features": scalars}
+    written["interactions"][index : index + 1] = [first, last]
+    a = geocompose.compile(knob, dtype=torch.float64, seed=0)
+    b = geocompose.compile(written, dtype=torch.float64, seed=0)
+    assert a.blocks[-1 - len(knob["readout"])].sig.writes["node_features"].irreps == o3.Irreps(
+        scalars
+    )
+    sa, sb = a.state_dict(), b.state_dict()
+    assert list(sa) == list(sb) and all(torch.equal(sa[k], sb[k]) for k in sa)
+    out_a, out_b = a(batch), b(batch)
+    assert torch.equal(out_a["energy"], out_b["energy"])
+    assert torch.equal(out_a["forces"], out_b["forces"])
+
+
+def test_last_writes_scalars_saves_the_weights_nothing_reads():
+    full = raw("mace")
+    del full["interactions"][0]["last_writes_scalars"]
+    count = lambda bp: sum(p.numel() for p in geocompose.compile(bp, seed=0).parameters())
+    assert count(raw("mace")) < count(full)
+
+
+def test_a_reader_of_the_vectors_a_scalar_last_layer_drops_is_refused():
+    bp = raw("mace")
+    bp["readout"]["dipole"] = {"type": "tensor", "irreps": "1x1o"}
+    with pytest.raises(BlueprintError, match="dipole") as err:
+        geocompose.check(bp)
+    assert "1x1o" in str(err.value)
+    bp["interactions"][0]["last_writes_scalars"] = False
+    assert str(geocompose.check(bp).outputs["dipole"].irreps) == "1x1o"
+
+
+def test_last_writes_scalars_is_refused_on_blocks_that_have_no_features():
+    bp = raw("nequip")
+    bp["interactions"] = [{"type": "schnet", "filters": 8, "last_writes_scalars": True}]
+    with pytest.raises(BlueprintError, match="last_writes_scalars"):
+        geocompose.check(bp)
