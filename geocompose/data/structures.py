@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import ase
 import numpy as np
-from ase.build import bulk
 from ase.geometry import cellpar_to_cell
 
 MIN_DISTANCE = 0.9  # Å; closer atoms are legal but not the generic case we sample
@@ -68,6 +67,8 @@ def random_slab(rng: np.random.Generator, species: list[str]) -> ase.Atoms:
 def metal_bulk(symbol: str) -> ase.Atoms:
     """The primitive cell of ``symbol``'s crystal (fcc, bcc, ...): every distance tied
     with 11 or more others, on purpose; one atom, so cheap even for 4-body models."""
+    from ase.build import bulk  # here, not at the top: ase.build costs 0.4 s on every import
+
     return bulk(symbol)
 
 
