@@ -68,7 +68,11 @@ def blueprint(forces: bool) -> dict:
             "envelope": {"type": "polynomial", "p": 5},
             "angular": {"l_max": 3},
         },
-        "interactions": [mace | {"features": "128x0e + 128x1o"}, mace | {"features": "128x0e"}],
+        # The last layer writes 128x0e only, as mace-torch's (the same modules as two
+        # entries, the second with scalar features).
+        "interactions": [
+            mace | {"features": "128x0e + 128x1o", "repeat": 2, "last_writes_scalars": True}
+        ],
         "readout": readout,
     }
 
