@@ -109,6 +109,23 @@ def measure(fn: Callable[[], object], repeats: int, warmup: int = 1) -> Timing:
     return interleaved({"only": fn}, repeats, warmup)["only"]
 
 
+def optimizer_step(
+    loss: Callable[[], object], parameters: list, optimizer, clip: float
+) -> Callable[[], None]:
+    """One training step as the training benchmarks time it: ``loss()`` (a scalar
+    tensor), its backward, gradient-norm clipping at ``clip`` and ``optimizer.step()``."""
+    import torch
+
+    def step() -> None:
+        total = loss()
+        optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        torch.nn.utils.clip_grad_norm_(parameters, clip)
+        optimizer.step()
+
+    return step
+
+
 def ratio(ours: Timing, theirs: Timing) -> float:
     """``ours / theirs`` of the median wall times: below 1, ours is faster."""
     return ours.median_ms / theirs.median_ms

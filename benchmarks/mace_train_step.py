@@ -87,11 +87,13 @@ def profile_table(step, steps: int, rows: int) -> str:
     return f"{calls:,.0f} recorded op calls per step\n{table}"
 
 
-def ours_step(frames, full_last_layer: bool = False):
-    """geocompose's training step on ``frames``, through the trainer's own Potential and
-    Objective (the loss of geocompose.train.loss). ``full_last_layer``: the model is
-    ``mace-full-last-layer.yaml``, whose last layer writes ``32x0e + 32x1o`` (mace.yaml's
-    and mace-torch's write ``32x0e`` only)."""
+def geocompose_step(frames, pair: str, path: Path | None = None, lr: float = LR,
+                    fused: bool = False):  # fmt: skip
+    """geocompose's training step on ``frames`` for ``pair``'s blueprint as the
+    head-to-head benchmark trains it (or the one at ``path``), through the trainer's own
+    Potential and Objective (the loss of geocompose.train.loss), AdamW at ``lr``
+    (``fused``: the trainer's one-kernel step). Returns the step and its edge and weight
+    counts."""
     import torch
     from train_head_to_head import geocompose_blueprint
 
@@ -100,26 +102,27 @@ def ours_step(frames, full_last_layer: bool = False):
     from geocompose.train.potential import Potential
 
     species = sorted({a for f in frames for a in f.get_chemical_symbols()})
-    variant = Path(__file__).parent / "mace-full-last-layer.yaml"
-    blueprint = geocompose_blueprint("mace", species, variant if full_last_layer else None)
-    model = geocompose.compile(blueprint, dtype=torch.float32, seed=0)
+    model = geocompose.compile(geocompose_blueprint(pair, species, path), dtype=torch.float32,
+                               seed=0)  # fmt: skip
     stress = has_stress(frames)
     weights = LossWeights(ENERGY_WEIGHT, FORCES_WEIGHT, STRESS_WEIGHT if stress else 0.0)
     objective = Objective(Potential(model), weights, stress=stress)
     objective.train()
     batch = geocompose.Batch.from_ase(frames, dtype=torch.float32)
-    optimizer = torch.optim.AdamW(objective.parameters(), lr=LR, weight_decay=0.0)
-
-    def step():
-        total, _ = objective(batch)
-        optimizer.zero_grad(set_to_none=True)
-        total.backward()
-        torch.nn.utils.clip_grad_norm_(objective.parameters(), CLIP)
-        optimizer.step()
-
+    parameters = list(objective.parameters())
+    optimizer = torch.optim.AdamW(parameters, lr=lr, weight_decay=0.0, fused=fused)
+    step = harness.optimizer_step(lambda: objective(batch)[0], parameters, optimizer, CLIP)
     edges = int(model.graph.topology(batch)["edge_index"].shape[1])
     weights = sum(p.numel() for p in model.parameters())
     return step, {"edges": edges, "weights": weights}
+
+
+def ours_step(frames, full_last_layer: bool = False):
+    """:func:`geocompose_step` for MACE. ``full_last_layer``: the model is
+    ``mace-full-last-layer.yaml``, whose last layer writes ``32x0e + 32x1o`` (mace.yaml's
+    and mace-torch's write ``32x0e`` only)."""
+    variant = Path(__file__).parent / "mace-full-last-layer.yaml"
+    return geocompose_step(frames, "mace", variant if full_last_layer else None)
 
 
 def serve_reference(frames, profile_steps: int, rows: int) -> None:
@@ -162,9 +165,10 @@ def serve_reference(frames, profile_steps: int, rows: int) -> None:
     stress = None
     if has_stress(frames):
         stress = torch.tensor(np.stack([a.get_stress(voigt=False) for a in frames])).float()
-    optimizer = torch.optim.Adam(model.parameters(), lr=LR, amsgrad=True)  # run_train's
+    parameters = list(model.parameters())
+    optimizer = torch.optim.Adam(parameters, lr=LR, amsgrad=True)  # run_train's
 
-    def step():
+    def loss():
         # A fresh dict per step: mace-torch's stress path writes strained positions and
         # cell into the dict it is given.
         out = model(
@@ -174,10 +178,9 @@ def serve_reference(frames, profile_steps: int, rows: int) -> None:
         total = total + FORCES_WEIGHT * ((out["forces"] - forces) ** 2).mean()
         if stress is not None:
             total = total + STRESS_WEIGHT * ((out["stress"] - stress) ** 2).mean()
-        optimizer.zero_grad(set_to_none=True)
-        total.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), CLIP)
-        optimizer.step()
+        return total
+
+    step = harness.optimizer_step(loss, parameters, optimizer, CLIP)
 
     def profiled():
         print("## mace-torch training step, torch.profiler", file=sys.stderr)

@@ -31,30 +31,12 @@ LR, CLIP, ENERGY_WEIGHT, FORCES_WEIGHT = 1e-3, 10.0, 1.0, 10.0  # the painn pair
 
 
 def ours_step(frames):
-    """geocompose's training step: the trainer's Potential and Objective, AdamW fused."""
-    import torch
-    from train_head_to_head import geocompose_blueprint
+    """geocompose's training step (``mace_train_step.geocompose_step`` for PaiNN, with the
+    trainer's fused AdamW) and the number of edges."""
+    from mace_train_step import geocompose_step
 
-    import geocompose
-    from geocompose.train.loss import LossWeights, Objective
-    from geocompose.train.potential import Potential
-
-    species = sorted({a for f in frames for a in f.get_chemical_symbols()})
-    model = geocompose.compile(geocompose_blueprint("painn", species), dtype=torch.float32, seed=0)
-    objective = Objective(Potential(model), LossWeights(ENERGY_WEIGHT, FORCES_WEIGHT, 0.0))
-    objective.train()
-    batch = geocompose.Batch.from_ase(frames, dtype=torch.float32)
-    optimizer = torch.optim.AdamW(objective.parameters(), lr=LR, weight_decay=0.0, fused=True)
-
-    def step():
-        total, _ = objective(batch)
-        optimizer.zero_grad(set_to_none=True)
-        total.backward()
-        torch.nn.utils.clip_grad_norm_(objective.parameters(), CLIP)
-        optimizer.step()
-
-    edges = int(model.graph.topology(batch)["edge_index"].shape[1])
-    return step, edges
+    step, info = geocompose_step(frames, "painn", lr=LR, fused=True)
+    return step, info["edges"]
 
 
 def schnetpack_step(frames):
@@ -65,16 +47,11 @@ def schnetpack_step(frames):
     species, e0, scale = peer.fitted_reference(frames)
     model = peer.SchnetpackPotential(species, e0, scale)
     batch = peer.collate([peer.structure(atoms) for atoms in frames])
-    optimizer = torch.optim.Adam(model.parameters(), lr=LR, weight_decay=0.0)
+    parameters = list(model.parameters())
+    optimizer = torch.optim.Adam(parameters, lr=LR, weight_decay=0.0)
     hyper = {"energy_weight": ENERGY_WEIGHT, "forces_weight": FORCES_WEIGHT}
-
-    def step():
-        total = peer.loss(model, batch, hyper)
-        optimizer.zero_grad(set_to_none=True)
-        total.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), CLIP)
-        optimizer.step()
-
+    step = harness.optimizer_step(lambda: peer.loss(model, batch, hyper), parameters,
+                                  optimizer, CLIP)  # fmt: skip
     return step, int(batch["_idx_i"].numel())
 
 

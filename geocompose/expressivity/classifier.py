@@ -18,11 +18,11 @@ The readout is chosen among candidates by the compiler's type check, first that 
 ``layers`` sets ``repeat`` on the blueprint's *first* interaction entry and keeps the
 others as written. ``last_writes_scalars`` is turned off on every entry: it saves the
 l > 0 channels that an energy readout does not read, and the classifier's readouts
-read them (an entry written with scalar features stays as written). The pair's graphs are given explicitly, as in the paper: their edge
-lists are installed as each batch's topology for the model's graph builder (the
-builder's cutoff still sets the range of the radial basis), and the structures are
-scaled by ``cutoff / 10`` so that edges are the same fraction of the cutoff as in the
-paper (``r_max = 10``).
+read them (an entry written with scalar features stays as written). The pair's graphs
+are given explicitly, as in the paper: their edge lists are installed as each batch's
+topology for the model's graph builder (the builder's cutoff still sets the range of
+the radial basis), and the structures are scaled by ``cutoff / 10`` so that edges are
+the same fraction of the cutoff as in the paper (``r_max = 10``).
 """
 
 from __future__ import annotations

@@ -99,13 +99,12 @@ class Interrupts:
 
     def __init__(self):
         self.pending: str | None = None
-        self._signum: int | None = None
         self._raising = False
 
     def handle(self, signum, frame) -> None:
         if self.pending is not None:
             return
-        self.pending, self._signum = signal.Signals(signum).name, signum
+        self.pending = signal.Signals(signum).name
         if self._raising:
             raise KeyboardInterrupt(f"signal {self.pending}")
 
@@ -118,8 +117,8 @@ class Interrupts:
             return False
         # Sent again a moment later, from another thread: raised in this hook, or while
         # it starts a thread, the interrupt would be lost again.
-        self.pending = None
-        resend = threading.Timer(RESEND_S, os.kill, args=(os.getpid(), self._signum))
+        signum, self.pending = signal.Signals[self.pending], None
+        resend = threading.Timer(RESEND_S, os.kill, args=(os.getpid(), signum))
         resend.daemon = True
         resend.start()
         return True

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from ase.calculators.emt import EMT
 from ase.io import read
+from benchmark_scripts import loaded
 
 BENCHMARKS = Path(__file__).parents[2] / "benchmarks"
 EXAMPLES = Path(__file__).parents[2] / "geocompose" / "data" / "examples"
@@ -20,16 +21,8 @@ ETHANOL = EXAMPLES / "ethanol_xtb_small.extxyz"
 
 @pytest.fixture(scope="module")
 def h2h():
-    sys.path.insert(0, str(BENCHMARKS))
-    try:
-        spec = importlib.util.spec_from_file_location(
-            "train_head_to_head", BENCHMARKS / "train_head_to_head.py"
-        )
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
+    with loaded("train_head_to_head") as module:
         yield module
-    finally:
-        sys.path[:] = [p for p in sys.path if p != str(BENCHMARKS)]
 
 
 def test_time_ordered_split_tests_on_the_last_frames_and_keeps_stress(h2h, tmp_path):

@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 from ase.calculators.emt import EMT
 from ase.io import read
+from benchmark_scripts import loaded
 
-BENCHMARKS = Path(__file__).parents[2] / "benchmarks"
 CU = Path(__file__).parents[2] / "geocompose" / "data" / "examples" / "cu_emt_small.extxyz"
-
-
-def load():
-    spec = importlib.util.spec_from_file_location("volume_errors", BENCHMARKS / "volume_errors.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 class ShiftedEMT(EMT):
@@ -28,7 +20,8 @@ class ShiftedEMT(EMT):
 
 
 def test_the_reference_itself_has_no_error_and_an_offset_shows_in_every_volume():
-    table = load().volume_table
+    with loaded("volume_errors") as script:
+        table = script.volume_table
     frames = read(CU, index=":6")
     assert all(a.pbc.all() for a in frames)
     exact = table(read(CU, index=":6"), EMT())
