@@ -126,6 +126,20 @@ def optimizer_step(
     return step
 
 
+def profile_table(step, steps: int, rows: int) -> str:
+    """torch.profiler over ``steps`` calls of ``step``: op calls per step and the top ops."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(steps):
+            step()
+    events = prof.key_averages()
+    # Top-level aten ops only would need the event tree; every recorded op is counted.
+    calls = sum(e.count for e in events) / steps
+    table = events.table(sort_by="self_cpu_time_total", row_limit=rows)
+    return f"{calls:,.0f} recorded op calls per step\n{table}"
+
+
 def ratio(ours: Timing, theirs: Timing) -> float:
     """``ours / theirs`` of the median wall times: below 1, ours is faster."""
     return ours.median_ms / theirs.median_ms

@@ -73,20 +73,6 @@ def has_stress(frames) -> bool:
     return all(a.pbc.all() and "stress" in a.calc.results for a in frames)
 
 
-def profile_table(step, steps: int, rows: int) -> str:
-    """torch.profiler over ``steps`` calls of ``step``: op calls per step and the top ops."""
-    from torch.profiler import ProfilerActivity, profile
-
-    with profile(activities=[ProfilerActivity.CPU]) as prof:
-        for _ in range(steps):
-            step()
-    events = prof.key_averages()
-    # Top-level aten ops only would need the event tree; every recorded op is counted.
-    calls = sum(e.count for e in events) / steps
-    table = events.table(sort_by="self_cpu_time_total", row_limit=rows)
-    return f"{calls:,.0f} recorded op calls per step\n{table}"
-
-
 def geocompose_step(frames, pair: str, path: Path | None = None, lr: float = LR,
                     fused: bool = False):  # fmt: skip
     """geocompose's training step on ``frames`` for ``pair``'s blueprint as the
@@ -184,7 +170,7 @@ def serve_reference(frames, profile_steps: int, rows: int) -> None:
 
     def profiled():
         print("## mace-torch training step, torch.profiler", file=sys.stderr)
-        print(profile_table(step, profile_steps, rows), file=sys.stderr, flush=True)
+        print(harness.profile_table(step, profile_steps, rows), file=sys.stderr, flush=True)
 
     info = {
         "edges": int(batch["edge_index"].shape[1]),
@@ -252,7 +238,7 @@ def main() -> None:
             if args.profile:
                 worker.call("profile")()
                 print("## geocompose training step, torch.profiler")
-                print(profile_table(step, args.profile_steps, args.rows))
+                print(harness.profile_table(step, args.profile_steps, args.rows))
 
 
 if __name__ == "__main__":

@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--profile", action="store_true", help="op counts per step, both sides")
     args = parser.parse_args(argv)
     threads = harness.set_threads(args.threads)
-    from mace_train_step import ethanol_batch, profile_table
+    from mace_train_step import ethanol_batch
 
     frames = ethanol_batch()
     print(harness.header("PaiNN training step: geocompose against schnetpack", ["schnetpack"],
@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"  time ratio ours / schnetpack {step_ratio:.3f} (throughput x{1 / step_ratio:.2f})")
     if args.profile:
         for name, step in (("geocompose", ours), ("schnetpack", theirs)):
-            print(f"\n{name}: {profile_table(step, 5, 15)}")
+            print(f"\n{name}: {harness.profile_table(step, 5, 15)}")
     print(harness.footer())
 
 

@@ -189,14 +189,3 @@ def test_channelwise_product_equals_e3nn_tensor_product(node):
     grads_ref = torch.autograd.grad((out_ref * probe).sum(), (x, y, w))
     for a, b in zip(grads_fast, grads_ref):
         assert torch.allclose(a, b, atol=1e-12)
-
-
-def test_small_batched_matmul_is_twice_differentiable():
-    """Training on forces differentiates the backward again."""
-    from geocompose.nn.ops.channelwise import _SmallBatchedMatmul
-
-    gen = torch.Generator().manual_seed(0)
-    x = torch.randn(4, 5, 3, generator=gen, dtype=torch.float64, requires_grad=True)
-    m = torch.randn(4, 3, 2, generator=gen, dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradcheck(_SmallBatchedMatmul.apply, (x, m))
-    assert torch.autograd.gradgradcheck(_SmallBatchedMatmul.apply, (x, m))
