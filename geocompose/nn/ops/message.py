@@ -240,10 +240,12 @@ def _backward_differentiable(node_rows, filters, envelope, directions, vectors, 
     """The gradients of :func:`_convolve_vectors` in out-of-place ops autograd records."""
     need_rows, need_filters, need_envelope, need_directions, need_vectors = needs
     width = node_rows.shape[-1] // 3
-    grad_edges = grad.index_select(0, receivers)  # (E, 4F)
-    grad_v = grad_edges[:, width:].unflatten(-1, (3, width))  # (E, 3, F)
-    # The gradient with respect to x (E, 3F), chunk by chunk.
-    grad_x_s = grad_edges[:, :width]  # (E, F)
+    # One split, not two slices: when training on forces differentiates this again, each
+    # slice's backward zero-fills a whole (E, 4F) tensor (measured 0.6 ms apiece, 7 % of
+    # a PaiNN training step on 8 ethanols); split's backward is one cat.
+    grad_x_s, grad_v = grad.index_select(0, receivers).split([width, 3 * width], dim=-1)
+    grad_v = grad_v.unflatten(-1, (3, width))  # (E, 3, F)
+    # The gradient with respect to x (E, 3F), chunk by chunk; grad_x_s (E, F) is the first.
     grad_x_vs = (grad_v * directions.unsqueeze(-1)).sum(dim=1)  # (E, F)
     if has_vectors:
         grad_x_vv = (grad_v * vectors.index_select(0, senders)).sum(dim=1)
