@@ -48,7 +48,6 @@ from geocompose.errors import StructureError
 from geocompose.nn.symmetry.draws import use_generator
 from geocompose.train import distributed as dist
 from geocompose.train import resume as changes
-from geocompose.train.allocator import keep_freed_memory
 from geocompose.train.atomic import remove_temporaries
 from geocompose.train.checkpoint import DTYPES, load_checkpoint, save_checkpoint
 from geocompose.train.config import STRESS_WEIGHT, TrainConfig, TrainingDiverged, TrainResult
@@ -235,7 +234,6 @@ class Trainer:
     def fit(self) -> TrainResult:
         """Train until ``config.epochs`` or early stopping; returns the summary."""
         cfg = self.config
-        keep_freed_memory()  # steps reuse the last step's memory instead of refaulting it
         self.out.mkdir(parents=True, exist_ok=True)
         log = None
         if self.main:  # the one writer: nobody else is mid-write in `out`
