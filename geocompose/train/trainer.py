@@ -45,6 +45,7 @@ from geocompose.compiler import compile as compile_blueprint
 from geocompose.compiler import load as load_blueprint
 from geocompose.data.dataset import Dataset, Splits
 from geocompose.errors import StructureError
+from geocompose.nn.memory import keep_freed_memory
 from geocompose.nn.symmetry.draws import use_generator
 from geocompose.train import distributed as dist
 from geocompose.train import resume as changes
@@ -234,6 +235,10 @@ class Trainer:
     def fit(self) -> TrainResult:
         """Train until ``config.epochs`` or early stopping; returns the summary."""
         cfg = self.config
+        # Each step frees what the next allocates again: kept, it is reused instead of
+        # trimmed and faulted in anew (docs/benchmarks.md: PaiNN's ethanol training
+        # in the head-to-head benchmark's process). Large batches stay checked.
+        keep_freed_memory()
         self.out.mkdir(parents=True, exist_ok=True)
         log = None
         if self.main:  # the one writer: nobody else is mid-write in `out`

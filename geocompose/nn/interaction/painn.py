@@ -143,6 +143,7 @@ class PaiNNInteraction(MessagePassingInteraction):
             safe_unit(state[F.EDGE_VECTORS], state[F.EDGE_LENGTHS]),
             v,
             edges,
+            training=self.training,
         )
         return self.mix(s + ds, dv if v is None else v + dv)
 

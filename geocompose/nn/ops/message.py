@@ -118,6 +118,7 @@ def convolve_vectors(
     directions: torch.Tensor,
     vectors: torch.Tensor | None,
     edges: EdgeView,
+    training: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """PaiNN's message summed onto receivers (eqs. 7-8) in one step: with
     ``x_ij = node_rows_j * filters_ij * envelope_ij`` cut in three chunks
@@ -140,6 +141,8 @@ def convolve_vectors(
         directions: (E, 3) unit vectors along the edges.
         vectors: (N, 3, F) sender vectors, or None where they are all zero.
         edges: the edge set.
+        training: a training call (forces in the loss): up to
+            :data:`PLAIN_TRAINING_EDGES` edges it runs the plain ops (see there).
 
     Returns:
         Scalars (N, F) and vectors (N, 3, F) per receiver (views of one (N, 4F)
@@ -147,7 +150,9 @@ def convolve_vectors(
     """
     inputs = (node_rows, filters, envelope, directions, vectors)
     index = (edges.senders, edges.receivers, edges.num_nodes)
-    if torch.compiler.is_compiling():
+    if torch.compiler.is_compiling() or (
+        training and edges.senders.shape[0] <= PLAIN_TRAINING_EDGES
+    ):
         # torch.compile / torch.export: the plain ops. A graph compiler fuses and plans
         # memory itself, and the Python loop over chunks would fix the edge count.
         summed = _plain_convolve_vectors(*inputs, *index)
@@ -164,6 +169,17 @@ EDGE_CHUNK = 2048
 not by the edge set: ~7 MiB at F = 128 in float32, below glibc's 32 MiB mmap ceiling,
 so they come from the heap again at every call instead of as fresh pages, whose first
 touch cost more than the arithmetic on a 21,504-edge cell."""
+
+
+PLAIN_TRAINING_EDGES = 4096
+"""Up to this many edges a training call of :func:`convolve_vectors` runs the plain
+ops, which keep their (E, 3F) products for the backward. Training differentiates the
+backward again, and there the fused step's recomputation of those products costs more
+than keeping them: a PaiNN training step (forces with ``create_graph``, loss, backward,
+AdamW; freed memory kept) took 0.94-0.97x the fused step's time at 576-3,122 edges
+(ethanol and Cu batches) and 1.02-1.03x at 10,942-12,450 (Cu cells), 2026-12-04. What
+it keeps is small at this size: a few (E, 3F) tensors per layer, 6 MiB each at 4,096
+edges and F = 128 in float32."""
 
 
 def _chunks(count: int):

@@ -169,3 +169,20 @@ def test_painn_saves_less_per_edge_than_its_message_aggregate_form():
     finally:
         PaiNNInteraction.forward = original
     assert fused < 0.5 * plain, (fused, plain)
+
+
+@pytest.mark.parametrize(("limit", "fused_calls"), [(12, 0), (11, 1)])
+def test_a_small_training_call_runs_the_plain_ops(monkeypatch, limit, fused_calls):
+    """Up to PLAIN_TRAINING_EDGES edges a training call keeps its products (the plain
+    ops); above it, and in any call that is not training, the fused step runs."""
+    monkeypatch.setattr(message, "PLAIN_TRAINING_EDGES", limit)  # the problem has 12 edges
+    calls = []
+    fused = message._ConvolveVectors.apply
+    monkeypatch.setattr(message._ConvolveVectors, "apply", lambda *a: calls.append(1) or fused(*a))
+    inputs, edges = vector_problem(5)
+    training = convolve_vectors(*inputs, edges, training=True)
+    assert len(calls) == fused_calls
+    convolve_vectors(*inputs, edges)
+    assert len(calls) == fused_calls + 1  # not training: fused whatever the size
+    for a, b in zip(training, plain_vectors(*inputs, edges)):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
