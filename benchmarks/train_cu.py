@@ -87,8 +87,10 @@ def reference_keys(atoms) -> None:
         atoms.info["REF_stress"] = atoms.get_stress()
 
 
-def errors(calc, path: Path) -> dict:
-    """Energy (meV/atom) and force (meV/Å) MAE and RMSE of ``calc`` on the file's structures."""
+def errors(calc, path: Path, score_stress: bool = True) -> dict:
+    """Energy (meV/atom) and force (meV/Å) MAE and RMSE of ``calc`` on the file's
+    structures, and with ``score_stress`` the stress MAE where the file has one (a model
+    trained without a stress loss is not scored on it)."""
     from ase.io import read
 
     de, df, ds = [], [], []
@@ -97,7 +99,7 @@ def errors(calc, path: Path) -> dict:
         # Stress where the reference has one (3D-periodic cells): every 3x3 component,
         # as both trainers' stress losses and geocompose's metrics count them.
         stress = None
-        if atoms.pbc.all() and "stress" in atoms.calc.results:
+        if score_stress and atoms.pbc.all() and "stress" in atoms.calc.results:
             stress = atoms.get_stress(voigt=False)
         atoms.calc = calc
         de.append((atoms.get_potential_energy() - energy) / len(atoms))
@@ -197,7 +199,7 @@ def run_geocompose(
         "best_epoch": result.best_epoch,
         "train_time_s": train_time,
         "structures_per_s": seen / train_time,
-        **errors(calc, split["test"]),
+        **errors(calc, split["test"], score_stress=hyper.get("stress_weight") != 0.0),
         "torch_threads": torch.get_num_threads(),
     }
 

@@ -65,6 +65,23 @@ def test_errors_report_stress_only_where_the_reference_has_one(h2h, tmp_path):
 
     assert h2h.train_cu.errors(Shifted(), cells)["stress_mae_mev_A3"] == pytest.approx(2.0)
     assert "stress_mae_mev_A3" not in h2h.train_cu.errors(EMT(), molecules)
+    # a model trained without a stress loss is not scored on stress
+    assert "stress_mae_mev_A3" not in h2h.train_cu.errors(EMT(), cells, score_stress=False)
+
+
+def test_only_the_mace_pair_trains_stress_on_cells(h2h, tmp_path, monkeypatch):
+    """The nequip and schnetpack loops train energy and forces only: on cells with
+    stress our side of those pairs trains and is scored without it too."""
+    split = h2h.write_split(CU, tmp_path, 4, 2, 2)
+    seen = {}
+    monkeypatch.setattr(
+        h2h.train_cu,
+        "run_geocompose",
+        lambda pair, s, e, seed, out, hyper, bp: seen.update({pair: hyper["stress_weight"]}) or {},
+    )
+    for pair in ("mace", "nequip", "painn"):
+        h2h.run_geocompose(pair, split, 1, 0, tmp_path / pair)
+    assert seen == {"mace": 1.0, "nequip": 0.0, "painn": 0.0}
 
 
 def test_mace_torch_gets_its_stress_loss_with_the_same_weight(h2h, tmp_path):
