@@ -306,6 +306,37 @@ def structures_worker(python: str, script: str, engine: str, atoms_by_name: dict
                    "--structures-file", path, "--threads", str(threads)])  # fmt: skip
 
 
+def step_against_peer(step, info: dict, frames, script: str, peer: str, args) -> None:
+    """Our training ``step`` against the peer's: ``script --engine PEER`` under
+    ``args.reference_python``, serving a ``step`` (and ``profile``) on the same ``frames``,
+    interleaved call by call. Refuses graphs of different sizes; prints both weight counts,
+    the step times and their ratio, and with ``args.profile`` both sides' profiles.
+    ``info`` holds our ``edges`` and ``weights``. (ASE is imported here: see above.)"""
+    import ase.io
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "batch.extxyz")
+        ase.io.write(path, frames, format="extxyz")
+        command = [args.reference_python, os.path.abspath(script), "--engine", peer,
+                   "--structures-file", path, "--threads", str(args.threads),
+                   "--profile-steps", str(args.profile_steps), "--rows", str(args.rows)]  # fmt: skip
+        with Worker(command) as worker:
+            if worker.info["edges"] != info["edges"]:
+                raise SystemExit(f"{info['edges']} edges here, {worker.info['edges']} in {peer}")
+            timing = interleaved({peer: worker.call("step"), "ours": step}, args.repeats,
+                                 args.warmup)  # fmt: skip
+            ours, theirs = timing["ours"], timing[peer]
+            print(f"edges {info['edges']:,}; weights: geocompose {info['weights']:,}, "
+                  f"{peer} {worker.info['weights']:,}")  # fmt: skip
+            print(f"step ms [q1-q3]: {peer} {theirs}, ours {ours}; ours/{peer} "
+                  f"{ratio(ours, theirs):.2f} (CPU {ours.cpu_ms / theirs.cpu_ms:.2f})")  # fmt: skip
+            print(footer(), flush=True)
+            if args.profile:
+                worker.call("profile")()
+                print("## geocompose training step, torch.profiler")
+                print(profile_table(step, args.profile_steps, args.rows))
+
+
 def peer_rows(atoms_by_name: dict, ours: dict, edges: dict, worker: Worker, peer: str,
               repeats: int, warmup: int) -> list[Row]:  # fmt: skip
     """Forward and forward+forces of every structure, ours (``ours["NAME/KIND"]``)

@@ -27,9 +27,7 @@ Run: ``python benchmarks/mace_train_step.py --threads 1 --repeats 20 [--data cu]
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -215,30 +213,7 @@ def main() -> None:
     print(f"{STRUCTURES} {what} ({sum(map(len, frames))} atoms), float32; "
           f"{harness.timing_note(args.repeats, args.warmup)}")  # fmt: skip
     step, info = ours_step(frames, args.full_last_layer)
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "batch.extxyz"
-        ase.io.write(path, frames, format="extxyz")
-        command = [args.reference_python, os.path.abspath(__file__), "--engine", "mace-torch",
-                   "--structures-file", str(path), "--threads", str(args.threads),
-                   "--profile-steps", str(args.profile_steps), "--rows", str(args.rows)]  # fmt: skip
-        with harness.Worker(command) as worker:
-            if worker.info["edges"] != info["edges"]:
-                raise SystemExit(
-                    f"{info['edges']} edges here, {worker.info['edges']} in mace-torch"
-                )
-            timing = harness.interleaved(
-                {"mace-torch": worker.call("step"), "ours": step}, args.repeats, args.warmup
-            )
-            print(f"edges {info['edges']:,}; weights: geocompose {info['weights']:,}, "
-                  f"mace-torch {worker.info['weights']:,}")  # fmt: skip
-            print(f"step ms [q1-q3]: mace-torch {timing['mace-torch']}, ours {timing['ours']}; "
-                  f"ours/mace-torch {harness.ratio(timing['ours'], timing['mace-torch']):.2f} "
-                  f"(CPU {timing['ours'].cpu_ms / timing['mace-torch'].cpu_ms:.2f})")  # fmt: skip
-            print(harness.footer(), flush=True)
-            if args.profile:
-                worker.call("profile")()
-                print("## geocompose training step, torch.profiler")
-                print(harness.profile_table(step, args.profile_steps, args.rows))
+    harness.step_against_peer(step, info, frames, __file__, "mace-torch", args)
 
 
 if __name__ == "__main__":

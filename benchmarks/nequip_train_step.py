@@ -23,9 +23,7 @@ Run: ``python benchmarks/nequip_train_step.py --threads 1 --repeats 20 [--profil
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -120,28 +118,7 @@ def main() -> None:
     print(f"8 ethanol molecules ({sum(map(len, frames))} atoms), float32; "
           f"{harness.timing_note(args.repeats, args.warmup)}")  # fmt: skip
     step, info = geocompose_step(frames, "nequip", lr=LR, fused=True)  # the trainer's AdamW
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "batch.extxyz"
-        ase.io.write(path, frames, format="extxyz")
-        command = [args.reference_python, os.path.abspath(__file__), "--engine", "nequip",
-                   "--structures-file", str(path), "--threads", str(args.threads),
-                   "--profile-steps", str(args.profile_steps), "--rows", str(args.rows)]  # fmt: skip
-        with harness.Worker(command) as worker:
-            if worker.info["edges"] != info["edges"]:
-                raise SystemExit(f"{info['edges']} edges here, {worker.info['edges']} in nequip")
-            timing = harness.interleaved(
-                {"nequip": worker.call("step"), "ours": step}, args.repeats, args.warmup
-            )
-            print(f"edges {info['edges']:,}; weights: geocompose {info['weights']:,}, "
-                  f"nequip {worker.info['weights']:,}")  # fmt: skip
-            print(f"step ms [q1-q3]: nequip {timing['nequip']}, ours {timing['ours']}; "
-                  f"ours/nequip {harness.ratio(timing['ours'], timing['nequip']):.2f} "
-                  f"(CPU {timing['ours'].cpu_ms / timing['nequip'].cpu_ms:.2f})")  # fmt: skip
-            print(harness.footer(), flush=True)
-            if args.profile:
-                worker.call("profile")()
-                print("## geocompose training step, torch.profiler")
-                print(harness.profile_table(step, args.profile_steps, args.rows))
+    harness.step_against_peer(step, info, frames, __file__, "nequip", args)
 
 
 if __name__ == "__main__":

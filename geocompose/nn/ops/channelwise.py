@@ -108,9 +108,9 @@ class ChannelwiseProduct(nn.Module):
             m = torch.einsum("zj,ijk->zki", segments2[i2], getattr(self, f"cg{i}"))  # (E, d3, d1)
             x = segments1[i1] * weights[i].unsqueeze(1)  # (E, d1, mul)
             # An outer product for scalar inputs; otherwise (d3, d1) @ (d1, mul) per edge.
-            # Plain bmm: a custom backward on contiguous copies of the operands (kept here
-            # until 2026-12-04) was no faster on torch 2.13: plain took 0.95-1.02x its time across MACE and
-            # NequIP training steps and forces, and it was 1.3-3x slower on its own.
+            # Plain bmm: a custom backward on contiguous copies of the operands was no
+            # faster on torch 2.13 (plain took 0.95-1.02x its time in MACE and NequIP
+            # training steps and forces, and 0.3-0.8x on its own; docs/benchmarks.md).
             y = m * x if d1 == 1 else torch.bmm(m, x)  # (E, d3, mul)
             out.append(y.reshape(n, d3 * mul))
         return cat_last(out)
